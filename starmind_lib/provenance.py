@@ -1,0 +1,152 @@
+"""Provenance, atomic writes and crash-safe result tables.
+
+A result table is an append-only JSON-lines journal (one row per finished unit
+of work, flushed and fsynced) plus CSV/parquet snapshots written atomically
+from it. A run killed at any point (even ``kill -9``) loses no finished row,
+and rerunning skips rows whose key is already present::
+
+    table = ResultTable("data/results/sweep/variants", key="variant_id")
+    if not table.has("w16_d2"):
+        table.append({"variant_id": "w16_d2", "bpc": 2.1, **provenance(profile="quick")})
+    table.snapshot()          # variants.csv and variants.parquet
+    df = table.frame()
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def git_commit(root: Path = REPO_ROOT) -> str:
+    """The current commit (with '-dirty' when the tree has changes), or 'unknown' outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha or "unknown") + ("-dirty" if sha and dirty else "")
+
+
+def machine() -> str:
+    """A short description of the machine: OS, CPU count, accelerator if any."""
+    desc = f"{platform.system()}-{platform.machine()} {os.cpu_count()}cpu"
+    try:
+        import torch
+        if torch.cuda.is_available():
+            desc += " " + torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return desc
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def provenance(profile: str = "", **extra: Any) -> dict:
+    """Columns every result row carries."""
+    return {"git_commit": git_commit(), "profile": profile, "machine": machine(), "timestamp": now(), **extra}
+
+
+class ResultTable:
+    """An append-only, crash-safe table of results keyed by one column."""
+
+    def __init__(self, stem: str | Path, key: str):
+        self.stem = Path(stem)
+        self.key = key
+        self.journal = self.stem.with_suffix(".jsonl")
+
+    def rows(self) -> list[dict]:
+        """All complete rows, first occurrence of each key wins; a torn last line (crash) is ignored."""
+        if not self.journal.exists():
+            return []
+        seen, out = set(), []
+        with open(self.journal, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a write cut short by a crash: that unit of work simply reruns
+                if row.get(self.key) in seen:
+                    continue
+                seen.add(row.get(self.key))
+                out.append(row)
+        return out
+
+    def keys(self) -> set:
+        return {r.get(self.key) for r in self.rows()}
+
+    def has(self, key_value) -> bool:
+        return key_value in self.keys()
+
+    def append(self, row: dict) -> None:
+        if self.key not in row:
+            raise KeyError(f"result row lacks its key column '{self.key}'")
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(row, sort_keys=True, default=str) + "\n"
+        # Repair a torn last line first, so the new row starts on its own line.
+        if self.journal.exists() and self.journal.stat().st_size:
+            with open(self.journal, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    line = "\n" + line
+        with open(self.journal, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def frame(self):
+        import pandas as pd
+        return pd.DataFrame(self.rows())
+
+    def snapshot(self) -> None:
+        """Write ``<stem>.csv`` and ``<stem>.parquet`` atomically from the journal."""
+        df = self.frame()
+        flat = df.copy()
+        for col in flat.columns:  # nested values (configs, token lists) are stored as JSON text
+            if flat[col].map(lambda v: isinstance(v, (dict, list))).any():
+                flat[col] = flat[col].map(lambda v: json.dumps(v, sort_keys=True)
+                                          if isinstance(v, (dict, list)) else v)
+        with atomic_path(self.stem.with_suffix(".csv")) as tmp:
+            flat.to_csv(tmp, index=False)
+        with atomic_path(self.stem.with_suffix(".parquet")) as tmp:
+            flat.to_parquet(tmp, index=False)
