@@ -108,10 +108,10 @@ class Attention(nn.Module):
         q, k, v = (w(x).view(B, T, H, hd).transpose(1, 2) for w in (self.wq, self.wk, self.wv))
         if self.cfg.pos == "rope":
             q, k = apply_rope(q, cos[:T], sin[:T]), apply_rope(k, cos[:T], sin[:T])
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(hd)
-        mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-        att = att.masked_fill(~mask, float("-inf")).softmax(-1)
-        y = (att @ v).transpose(1, 2).reshape(B, T, D)
+        # Causal softmax(q k^T / sqrt(hd)) v as one fused kernel (same maths as an explicit tril mask;
+        # tiny models are launch-bound on a GPU, so fewer kernels matter more than FLOPs).
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = y.transpose(1, 2).reshape(B, T, D)
         return self.wo(y)
 
 
@@ -218,17 +218,36 @@ def state_dict_for_export(model: Transformer) -> dict[str, torch.Tensor]:
     return out
 
 
+_ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
+              torch.int32: "I32", torch.int8: "I8", torch.uint8: "U8"}
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """A safetensors file with a deterministic layout: sorted keys everywhere, tensors in name order.
+
+    (The safetensors library writes its metadata map in hash order, which changes from one
+    process to the next; this keeps "same config + seed -> identical checkpoint bytes".)
+    """
+    header, chunks, offset = {"__metadata__": dict(sorted(metadata.items()))}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        data = t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes()
+        header[name] = {"dtype": _ST_DTYPES[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        chunks.append(data)
+        offset += len(data)
+    head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    head += b" " * (-len(head) % 8)  # the format pads the header to 8-byte alignment with spaces
+    return len(head).to_bytes(8, "little") + head + b"".join(chunks)
+
+
 def save_checkpoint(model: Transformer, path: str | Path, extra: dict | None = None) -> None:
     """Write safetensors with the model config (and any extra JSON metadata) inside it, atomically."""
-    from safetensors.torch import save_file
-
-    from .provenance import atomic_path
+    from .provenance import atomic_write_bytes
 
     meta = {"config": model.cfg.to_json(), "format": "starmind-ckpt-1"}
-    meta.update({k: json.dumps(v) for k, v in (extra or {}).items()})
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    meta.update({k: json.dumps(v, sort_keys=True) for k, v in (extra or {}).items()})
+    atomic_write_bytes(path, safetensors_bytes(model.state_dict(), meta))
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> Transformer:

@@ -55,7 +55,13 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def git_commit(root: Path = REPO_ROOT) -> str:
-    """The current commit (with '-dirty' when the tree has changes), or 'unknown' outside git."""
+    """The current commit (with '-dirty' when the tree has changes), or 'unknown' outside git.
+
+    A copy of the tree without .git (e.g. on a rented GPU machine) reports $STARMIND_GIT_COMMIT,
+    which the launching script sets from the checkout it copied.
+    """
+    if not (root / ".git").exists() and os.environ.get("STARMIND_GIT_COMMIT"):
+        return os.environ["STARMIND_GIT_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10).stdout.strip()

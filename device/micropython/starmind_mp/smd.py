@@ -1,0 +1,171 @@
+"""Streaming loader of `.smd` model files (device/FORMAT.md), for MicroPython and CPython.
+
+    model = load("/models/ref.smd")
+    model.dim, model.tensors["layers.0.wq"]      # one bytearray per tensor, raw little-endian
+
+The file is read front to back once: the preamble, the header (architecture,
+tensor table, vocabulary), then every tensor with ``readinto`` straight into
+its own preallocated bytearray, in chunks, while the CRC-32 of the header and of
+the payload are computed incrementally. Sizes are checked against the file's
+length before anything is allocated; a wrong magic, an unknown version, a bad
+checksum or an inconsistent table raises ValueError naming what is wrong.
+"""
+import struct
+
+try:
+    from binascii import crc32 as _crc32
+except ImportError:  # ports without binascii.crc32: a table-driven CRC-32 (IEEE, as zlib)
+    _crc32 = None
+
+MAGIC = b"STARMIND"
+VERSION = 1
+PREAMBLE_SIZE = 32
+HEADER_WORDS = 16
+ENTRY_SIZE = 48
+NAME_LEN = 24
+CHUNK = 2048
+DTYPE_SIZE = {1: 1, 2: 2, 3: 4, 4: 4, 5: 2}          # int8, int16, int32, float32, uint16
+ACTIVATIONS = ("silu", "gelu", "swiglu")
+POSITIONS = ("none", "learned", "rope")
+SCHEMES = ("float32", "int8")
+
+_TABLE = None
+
+
+def _crc_table():
+    global _TABLE
+    if _TABLE is None:
+        _TABLE = []
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0xEDB88320 if c & 1 else c >> 1
+            _TABLE.append(c)
+    return _TABLE
+
+
+def crc32(data, crc=0):
+    """zlib's CRC-32 of ``data`` continuing from ``crc`` (binascii's where the port has it)."""
+    if _crc32 is not None:
+        return _crc32(data, crc) & 0xFFFFFFFF
+    t = _crc_table()
+    c = crc ^ 0xFFFFFFFF
+    for b in data:
+        c = t[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+class Model:
+    """Architecture fields, tensors (name -> bytearray) and the vocabulary of one model file."""
+
+    def __init__(self, words, head, vocab_at):
+        self.scheme = SCHEMES[words[0]]
+        (self.vocab_size, self.dim, self.n_layers, self.n_heads, self.ffn_hidden) = words[1:6]
+        self.activation = ACTIVATIONS[words[6]]
+        self.pos = POSITIONS[words[7]]
+        self.tied = bool(words[8])
+        self.max_seq_len = words[9]
+        self.n_tensors, self.vocab_bytes = words[10], words[11]
+        self.logit_frac, self.eps_q, self.final_norm_shift = words[12], words[13], words[14]
+        self.head_dim = self.dim // self.n_heads
+        self.tensors = {}
+        self.shapes = {}
+        self.dtypes = {}
+        self._head = head
+        self._vocab_at = vocab_at
+        self._offsets = None
+
+    def _index_vocab(self):
+        offs, i, end = [], self._vocab_at, self._vocab_at + self.vocab_bytes
+        for t in range(self.vocab_size):
+            if i >= end or i + 1 + self._head[i] > end:  # 0 bytes: a special token that prints nothing
+                raise ValueError("vocabulary token %d has a bad length" % t)
+            offs.append(i)
+            i += 1 + self._head[i]
+        if i != end:
+            raise ValueError("vocabulary has %d bytes after its %d tokens" % (end - i, self.vocab_size))
+        self._offsets = offs
+
+    def token_bytes(self, token):
+        """The bytes of one token (the tokenizer's vocabulary stored in the file)."""
+        i = self._offsets[token]
+        return bytes(self._head[i + 1:i + 1 + self._head[i]])
+
+    def decode(self, tokens):
+        return b"".join(self.token_bytes(t) for t in tokens)
+
+
+def _read_exactly(f, buf, crc):
+    """readinto ``buf`` in chunks, updating the running CRC; raises on a short file."""
+    mv = memoryview(buf)
+    n, got = len(buf), 0
+    while got < n:
+        k = f.readinto(mv[got:got + CHUNK] if n - got > CHUNK else mv[got:])
+        if not k:
+            raise ValueError("truncated file: a tensor ends past the end of the file")
+        crc = crc32(mv[got:got + k], crc)
+        got += k
+    return crc
+
+
+def _file_size(path):
+    import os
+    return os.stat(path)[6]
+
+
+def load(path):
+    """Read and check a model file; returns a :class:`Model`."""
+    size = _file_size(path)
+    with open(path, "rb") as f:
+        pre = f.read(PREAMBLE_SIZE)
+        if len(pre) < PREAMBLE_SIZE:
+            raise ValueError("truncated file: %d bytes, the preamble alone is %d" % (len(pre), PREAMBLE_SIZE))
+        magic, header_crc, payload_crc, version, hsize, psize, reserved = struct.unpack("<8sIIIIII", pre)
+        if magic != MAGIC:
+            raise ValueError("wrong magic %r: not a Starmind model file" % (magic,))
+        if version != VERSION:
+            raise ValueError("unknown format version %d (this runtime reads version %d)" % (version, VERSION))
+        if hsize % 4 or psize % 4 or hsize < 4 * HEADER_WORDS:
+            raise ValueError("bad header_size %d / payload_size %d" % (hsize, psize))
+        if PREAMBLE_SIZE + hsize + psize != size:
+            raise ValueError("file is %d bytes, its preamble announces %d (truncated or padded)"
+                             % (size, PREAMBLE_SIZE + hsize + psize))
+        head = bytearray(hsize)
+        crc = _read_exactly(f, head, crc32(pre[16:]))
+        if crc != header_crc:
+            raise ValueError("header checksum mismatch (CRC-32): the file is corrupted")
+        words = struct.unpack_from("<%dI" % HEADER_WORDS, head, 0)
+        if words[0] >= len(SCHEMES) or words[6] >= len(ACTIVATIONS) or words[7] >= len(POSITIONS):
+            raise ValueError("inconsistent header: unknown scheme, activation or position code")
+        n_tensors = words[10]
+        table_at = 4 * HEADER_WORDS
+        vocab_at = table_at + ENTRY_SIZE * n_tensors
+        if vocab_at + words[11] > hsize:
+            raise ValueError("inconsistent header: tensor table and vocabulary overrun the header")
+        model = Model(words, head, vocab_at)
+        model._index_vocab()
+        crc, pos = 0, 0
+        pad = bytearray(4)
+        for k in range(n_tensors):
+            at = table_at + k * ENTRY_SIZE
+            name = bytes(head[at:at + NAME_LEN]).rstrip(b"\0").decode()
+            dtype, ndim, s0, s1, offset, nbytes = struct.unpack_from("<6I", head, at + NAME_LEN)
+            if dtype not in DTYPE_SIZE or nbytes != s0 * s1 * DTYPE_SIZE[dtype]:
+                raise ValueError("tensor %s: dtype %d and shape do not match %d bytes" % (name, dtype, nbytes))
+            if offset < pos or offset - pos > 3 or offset + nbytes > psize:
+                raise ValueError("tensor %s: offset %d out of order or outside the payload" % (name, offset))
+            if offset > pos:
+                crc = _read_exactly(f, memoryview(pad)[:offset - pos], crc)
+            buf = bytearray(nbytes)  # checked against the file's length above
+            crc = _read_exactly(f, buf, crc)
+            model.tensors[name] = buf
+            model.shapes[name] = (s0, s1) if ndim == 2 else (s0,)
+            model.dtypes[name] = dtype
+            pos = offset + nbytes
+        if psize - pos > 3:
+            raise ValueError("payload has %d bytes after its last tensor" % (psize - pos))
+        if psize > pos:
+            crc = _read_exactly(f, memoryview(pad)[:psize - pos], crc)
+        if crc != payload_crc:
+            raise ValueError("payload checksum mismatch (CRC-32): the file is corrupted")
+    return model

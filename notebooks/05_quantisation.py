@@ -1,0 +1,199 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Quantisation and the integer-only engine
+#
+# A Raspberry Pi Pico has 2 MB of flash, 264 KB of RAM and no floating-point unit: a float32
+# multiply is a library call of dozens of cycles. Two questions follow for every model of the
+# architecture study (chapter 04):
+#
+# 1. **How many bits do the weights need?** We quantise each trained model after training
+#    (post-training quantisation, no retraining) with five weight formats and measure what it
+#    costs in validation bits per character (bpc), against the bytes the weights take:
+#    float32 (the trained model), float16, int8 with one scale per tensor, int8 with one scale
+#    per row (output channel), and int4 with one float16 scale per group of 32 weights.
+#    Activations stay float in these five, so they isolate the cost of the weight format.
+# 2. **Can the whole forward pass run on integers?** The sixth scheme, `int8_engine`, is the
+#    one the device runtimes execute: int8 weights (per row) *and* int8 activations with
+#    scales calibrated on training text, int32 accumulators, fixed-point requantisation,
+#    integer RMSNorm, softmax from a lookup table, the FFN activation from a 256-entry table,
+#    and no intermediate wider than 32 bits. Its reference implementation is
+#    `starmind_lib.intengine`; the file format and every rounding rule are specified in
+#    `device/FORMAT.md`, which the C and MicroPython runtimes of chapter 06 follow bit for bit.
+
+# %% tags=["parameters"]
+results_dir = "data/results"
+runs_dir = "data/runs"
+profile = "report"
+recompute = False
+data_source = "tinystories"
+data_dir = ""
+seed = 0
+schemes = ["float32", "float16", "int8_tensor", "int8_row", "int4_group32", "int8_engine"]
+group_size = 32
+eval_tokens = 16384
+calib_windows = 16
+max_variants = 0
+sweep_data_dir = ""
+
+# %%
+import json
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from starmind_lib import intengine as ie
+from starmind_lib.export import REFERENCE_DIR, read_smd
+from starmind_lib.figures import show, table
+from starmind_lib.quant import QuantConfig, read_quant, run_quant
+
+cfg = QuantConfig.from_params({"schemes": schemes, "group_size": group_size, "eval_tokens": eval_tokens,
+                               "calib_windows": calib_windows, "max_variants": max_variants,
+                               "sweep_data_dir": sweep_data_dir})
+if recompute:
+    df = run_quant(cfg, results_dir, runs_dir, profile=profile, data_source=data_source, raw_data_dir=data_dir)
+else:
+    df = read_quant(results_dir)
+df = df[df["error"].fillna("") == ""] if "error" in df else df
+synthetic = bool(df["is_synthetic"].any())
+how = "recomputed in this run" if recompute else f"read from the committed table `{results_dir}/quant/quant.csv`"
+display(Markdown(f"**Source of this build:** {df['variant_id'].nunique()} models, {how}."))
+if synthetic:
+    display(Markdown("> **Warning: synthetic data.** These numbers come from tiny models trained on generated "
+                     "stories (the `smoke` profile): they show the pipeline works, not what quantisation costs "
+                     "the study's models."))
+
+# %% [markdown]
+# ## How quality is measured
+#
+# Every model is evaluated on the same fixed subset of the validation split: the first
+# {glue:text}`eval_tokens:,d` target tokens in windows of the model's context length
+# ({glue:text}`eval_chars:,d` characters for the character-level tokenizers; a BPE token
+# covers several characters, so bpc stays comparable across tokenizers). The delta of a scheme
+# is its bpc minus the float32 bpc of the same model on the same subset, so the evaluation
+# noise of the subset cancels. Activation scales of `int8_engine` are calibrated on
+# {glue:text}`calib_windows` windows of *training* text, never on the validation text.
+
+# %%
+glue("n_models", int(df["variant_id"].nunique()), display=False)
+glue("eval_tokens", int(df["eval_tokens"].median()), display=False)
+glue("eval_chars", int(df["eval_chars"].median()), display=False)
+glue("calib_windows", int(calib_windows), display=False)
+summary = (df.groupby("scheme")
+             .agg(models=("variant_id", "nunique"), median_delta=("bpc_delta", "median"),
+                  p90_delta=("bpc_delta", lambda s: s.quantile(0.9)), max_delta=("bpc_delta", "max"),
+                  median_bytes=("bytes", "median"))
+             .reindex([s for s in cfg.schemes if s in set(df["scheme"])]).reset_index())
+for _, r in summary.iterrows():
+    glue(f"median_delta_{r['scheme']}", float(r["median_delta"]), display=False)
+    glue(f"max_delta_{r['scheme']}", float(r["max_delta"]), display=False)
+table(summary, caption="Cost of each scheme in bits per character over float32 (median, 90th percentile, "
+                       "worst model) and the median size in bytes", precision=4)
+
+# %% [markdown]
+# ## Quality against size
+#
+# The median model loses {glue:text}`median_delta_float16:.4f` bpc in float16,
+# {glue:text}`median_delta_int8_tensor:.4f` with int8 per tensor,
+# {glue:text}`median_delta_int8_row:.4f` with int8 per row and
+# {glue:text}`median_delta_int4_group32:.4f` with int4 in groups of 32. The integer-only
+# engine, which also quantises every activation, costs {glue:text}`median_delta_int8_engine:.4f`
+# bpc for the median model and {glue:text}`max_delta_int8_engine:.4f` for the worst one.
+# Each point below is one model in one scheme; the x axis is the bytes its weights need.
+
+# %%
+plot = df.assign(size_kib=df["bytes"] / 1024)
+chart = alt.Chart(plot).mark_point(filled=True, opacity=0.7).encode(
+    x=alt.X("size_kib:Q", scale=alt.Scale(type="log"), title="model size (KiB, log scale)"),
+    y=alt.Y("bpc_delta:Q", title="bpc − float32 bpc"),
+    color=alt.Color("scheme:N", sort=list(cfg.schemes), title="scheme"),
+    tooltip=["variant_id", "scheme", "n_params", alt.Tooltip("bpc:Q", format=".4f"),
+             alt.Tooltip("bpc_delta:Q", format=".4f"), "bytes"],
+).properties(width=520, height=300, title="Quality cost of quantisation against model size")
+show(chart, alt_text="Scatter plot of the bits-per-character cost of each quantisation scheme against "
+                     "model size in KiB; int4 points lie highest, int8 and float16 near zero.")
+
+# %% [markdown]
+# Small models suffer most: with few parameters each weight carries more of the model, and
+# per-tensor scales are set by the largest weight of the whole matrix. Per-row scales cost
+# four bytes per output row and recover most of that loss, which is why the device format
+# uses them.
+#
+# ## Does the integer engine say the same thing?
+#
+# Bits per character average over every prediction. A sharper question for generation: at
+# each position of the validation windows (teacher forced), does the integer engine put its
+# largest logit on the same token as the float model? For the median model it agrees on
+# {glue:text}`agreement_median:.1%` of the positions (worst model:
+# {glue:text}`agreement_min:.1%`).
+
+# %%
+eng_rows = df[df["scheme"] == "int8_engine"].copy()
+glue("agreement_median", float(eng_rows["greedy_agreement"].median()), display=False)
+glue("agreement_min", float(eng_rows["greedy_agreement"].min()), display=False)
+chart = alt.Chart(eng_rows).mark_point(filled=True).encode(
+    x=alt.X("n_params:Q", scale=alt.Scale(type="log"), title="parameters (log scale)"),
+    y=alt.Y("greedy_agreement:Q", scale=alt.Scale(zero=False), title="argmax agreement with float32"),
+    tooltip=["variant_id", "n_params", alt.Tooltip("greedy_agreement:Q", format=".3f"),
+             alt.Tooltip("bpc_delta:Q", format=".4f")],
+).properties(width=520, height=260, title="Integer engine vs float model: same top token")
+show(chart, alt_text="Scatter plot of the fraction of positions where the integer engine's top token "
+                     "equals the float model's, against parameter count.")
+
+# %% [markdown]
+# ## The reference models and their golden vectors
+#
+# Four tiny models are committed with the repository in `data/reference/` (trained for a few
+# seconds on synthetic sentences; `python -m starmind_lib.export make-reference` rebuilds
+# them): each as an int8 file, a float32 file and a JSON file of golden vectors (prompt, the
+# int32 logits of every prompt position, greedy and sampled continuations for fixed seeds).
+# Every device runtime is tested against them. The reference engine reproduces them here:
+
+# %%
+rows = []
+for g_path in sorted(Path(REFERENCE_DIR).glob("*.golden.json")):
+    g = json.loads(g_path.read_text())
+    eng = ie.IntEngine(read_smd(REFERENCE_DIR / g["model"]))
+    h = eng.h
+    rows.append({"model": g_path.name.replace(".golden.json", ""), "dim": h.dim, "layers": h.n_layers,
+                 "heads": h.n_heads, "activation": h.activation, "pos": h.pos, "tied": h.tied,
+                 "logits match": eng.logits_sequence(g["prompt_ids"]).tolist() == g["prompt_logits"],
+                 "greedy matches": eng.generate(g["prompt_ids"], g["greedy"]["n_new"]) == g["greedy"]["output_ids"],
+                 "float greedy equal": g["float32"]["greedy_output_ids"] == g["greedy"]["output_ids"],
+                 "greedy text": g["prompt_text"] + "|" + g["greedy"]["text"]})
+ref = pd.DataFrame(rows)
+glue("ref_all_match", "all" if bool(ref["logits match"].all() and ref["greedy matches"].all()) else "NOT all",
+     display=False)
+table(ref, caption="Reference models: the engine reproduces the golden vectors; '|' marks the end of the prompt")
+
+# %% [markdown]
+# The reference engine reproduces {glue:text}`ref_all_match` golden vectors. The design
+# choices that keep the engine simple enough for a Cortex-M0+ (5 to 10 cycles per
+# multiply-accumulate in C, and a MicroPython viper version with 32-bit integers only):
+#
+# - **One requantisation rule.** A matrix product's int32 accumulator becomes an int8
+#   activation or a residual update by `(acc * m) >> (15 + s)` with a 16-bit multiplier `m`
+#   per output row; the product is split in two 16-bit halves so that no 64-bit multiply is
+#   needed, and the final shift rounds half up.
+# - **A 15-bit residual stream.** The residual is kept in [−32767, 32767] on one scale per
+#   model, which keeps squares below 2^30 in RMSNorm; the norm needs one integer square root
+#   and one division per vector.
+# - **Softmax by table.** Scores minus their maximum index a 1024-entry table of
+#   `exp(−i/64)` in Q15; one division per head turns the weights into Q15 probabilities.
+# - **Sampling on integers.** Temperature and top-k sampling use the same table, a
+#   cumulative sum and one draw of xorshift32, so a device and the host emit the same tokens
+#   for the same seed.

@@ -1,0 +1,140 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Which model should a Pico run?
+#
+# Every earlier chapter measured one thing: how well a model predicts text (chapter 04, in bits per
+# character on held-out stories), how much quantisation costs (chapter 05), and how fast and how big it
+# is on the device (chapter 06). This chapter puts them in one table, one row per model, runtime and
+# precision, and asks the practical question: *for a given amount of RAM and a speed I can live with,
+# which model writes the best stories?*
+#
+# A model is worth considering only if no other model is at least as good on every axis and better on
+# one: those models form the **Pareto front**. Quality is validation bits per character (lower is
+# better; the quantised models use their own, measured, bits per character). Speed is generated tokens
+# (and characters) per second on the emulated Pico at 133 MHz, cycle-exact, running our C runtime;
+# MicroPython speeds are predictions unless a real board measured them, and are labelled so.
+
+# %% tags=["parameters"]
+results_dir = "data/results"
+runs_dir = "data/runs"
+profile = "report"
+recompute = False
+data_source = "tinystories"
+data_dir = ""
+seed = 0
+# (RAM in KB, minimum tokens/s) budgets for the recommendation table.
+budgets = [[32, 20.0], [64, 10.0], [128, 5.0], [256, 1.0]]
+
+# %%
+import pandas as pd
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from starmind_lib import analysis as an
+from starmind_lib.figures import show, table
+
+synthetic = data_source == "synthetic"
+if synthetic:
+    display(Markdown("**These results come from synthetic stories (profile "
+                     f"`{profile}`): they prove the pipeline, not the study.**"))
+
+try:
+    variants = an.load_variants(results_dir)
+except an.MissingResult as missing:   # the page says what is missing instead of failing the whole book
+    variants = None
+    display(Markdown(f"**No analysis possible yet:** {missing}"))
+quant = an.load_quant(results_dir, required=False)
+run_frames = [r for r in (an.load_runs(results_dir, kind, required=False) for kind in ("c", "micropython", "predicted"))
+              if r is not None]
+points = (an.device_points(variants, pd.concat(run_frames, ignore_index=True), quant)
+          if run_frames and variants is not None else pd.DataFrame())
+if len(points):  # the virtual MicroPython board times the host, not a Pico: its speeds mean nothing here
+    points = points[points["speed_source"] != "host_timing_not_representative"]
+c_points = points[points["runtime_kind"] == "c"] if len(points) else points
+
+for name, value in an.headline_numbers(variants, points).items():
+    glue(name, value, display=False)
+
+# %% [markdown]
+# The sweep trained {glue:text}`n_models` models; the best reaches {glue:text}`best_bpc` bits per
+# character. {glue:text}`n_device_points` runs of the C runtime on the emulated Pico finished with
+# status `ok` (a model that does not fit the Pico's 264 KB of SRAM or 2 MB of flash has no speed and is
+# left out of the front).
+#
+# ## Quality against size
+#
+# Before any device: what does each parameter buy? Every trained model, coloured by the sweep axis it
+# belongs to; the dashed line joins the models that no smaller model beats.
+
+# %%
+if variants is not None:
+    display(show(an.pareto_chart(variants.assign(bpc=variants["val_bpc"]), x="params", higher_x_is_better=False,
+                                 color="axis" if "axis" in variants else "variant_id",
+                                 title="Quality against parameter count (training, validation set)")))
+
+# %% [markdown]
+# ## Quality against speed
+#
+# Each point is one model on one runtime; the dashed line joins the Pareto front of quality against
+# tokens per second. Click a runtime in the legend to show it alone; hover a point for its details.
+
+# %%
+if c_points.empty:
+    display(Markdown("No C-runtime device runs are available yet "
+                     f"({an.TABLES['c_runs'][0][0]} under `{results_dir}`): run chapter 06."))
+else:
+    display(show(an.pareto_chart(points, title="Quality against speed on the Pico")))
+
+# %% [markdown]
+# On the C runtime {glue:text}`n_front` models form the front: from the fastest,
+# {glue:text}`front_fastest_tps` tokens/s at {glue:text}`front_fastest_bpc` bits per character,
+# to the best, {glue:text}`front_best_bpc` bits per character at {glue:text}`front_best_tps`
+# tokens/s. Speed in characters per second (the reader's speed, which a larger vocabulary raises) and
+# memory give two more fronts:
+
+# %%
+if not c_points.empty:
+    if "chars_per_s" in c_points and c_points["chars_per_s"].notna().any():
+        display(show(an.pareto_chart(c_points[c_points["chars_per_s"].notna()], x="chars_per_s",
+                                     title="Quality against characters per second (C runtime)")))
+    display(show(an.pareto_chart(c_points, x="peak_ram_bytes", higher_x_is_better=False,
+                                 title="Quality against peak SRAM (C runtime)")))
+    cols = ["variant_id", "runtime_label", "params", "bpc", "bpc_of", "tokens_per_s", "chars_per_s",
+            "peak_ram_bytes", "flash_bytes"]
+    mem_front = c_points[an.pareto_mask(c_points, minimize=["bpc", "peak_ram_bytes"], maximize=["tokens_per_s"])]
+    display(table(mem_front[[c for c in cols if c in mem_front]].sort_values("bpc"),
+                  caption="The Pareto front of quality, speed and peak SRAM (C runtime, emulated Pico, 133 MHz)"))
+
+# %% [markdown]
+# ## Recommendations
+#
+# For each budget (RAM for the whole program, a minimum speed) the table gives the model with the
+# lowest bits per character that fits it, per runtime, and a story it wrote (on the device when the
+# device run kept its text, else the training run's sample). "No model fits" is an answer too.
+
+# %%
+if points.empty:
+    display(Markdown("No device runs: no recommendations."))
+else:
+    rec = an.recommend(points, [tuple(b) for b in budgets])
+    shown = ["budget", "runtime_kind", "variant_id", "bpc", "tokens_per_s", "ram_kb_used", "runtime", "note"]
+    display(table(rec[[c for c in shown if c in rec]],
+                  caption="The best model per budget; MicroPython speeds are predicted unless the runtime "
+                          "column says measured"))
+    for r in rec[rec["variant_id"].notna()].itertuples():
+        display(Markdown(f"**{r.budget}, {r.runtime_kind}** ({r.variant_id}, {r.bpc:.2f} bits/char): "
+                         f"_{r.sample.strip() or '(no sample stored)'}_"))
+
+# %% [markdown]
+# Chapter 08 uses the same tables to check, one by one, the claims of the earlier write-up.

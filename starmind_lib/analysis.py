@@ -1,0 +1,410 @@
+"""Chapter 07: one table of every model on every runtime, its Pareto front, and recommendations.
+
+Later stages reach earlier ones only through their result tables, so this module
+starts with small loaders that read a table, map the column names its producer
+uses onto the names used here, and fail with a message that says which table or
+column is missing and which notebook makes it::
+
+    variants = load_variants("data/results")          # one row per trained model
+    runs = load_runs("data/results", "c")             # RunRecords of the C runtime
+    points = device_points(variants, runs, load_quant("data/results", required=False))
+    front = points[pareto_mask(points, minimize=["bpc", "peak_ram_bytes"], maximize=["tokens_per_s"])]
+    recommend(points, budgets=[(64, 5.0), (200, 1.0)])
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+# Where each table lives under results_dir (the first stem that exists wins), and which notebook writes it.
+TABLES = {
+    "stats": (("data/stats",), "01 (data)"),
+    "tokenizers": (("tokenizers/tokenizers",), "02 (tokenizers)"),
+    "variants": (("sweep/variants",), "04 (sweep)"),
+    "quant": (("quant/quant",), "05 (quantisation)"),
+    "c_runs": (("device/c_runs",), "06 (device runs)"),
+    "micropython_runs": (("device/micropython_runs",), "06 (device runs)"),
+    "predictions": (("device/predictions", "device/planner", "device/micropython_predictions"),
+                    "06 (device runs)"),
+}
+
+# Canonical column name -> names a producer may use for it (first match wins).
+ALIASES = {
+    "variant_id": ["variant_id", "variant", "model", "model_id", "name"],
+    "val_bpc": ["val_bpc", "bpc", "val_bits_per_char", "bits_per_char"],
+    "params": ["params", "n_params", "param_count", "num_params"],
+    "wall_s": ["wall_s", "train_wall_s", "wall_time_s", "wall_time", "train_seconds", "seconds"],
+    "tokens_trained": ["tokens_trained", "train_tokens", "tokens"],
+    "sample": ["sample", "sample_text", "samples", "generated"],
+    "tokens_per_s": ["tokens_per_s", "tok_per_s", "tokens_s", "predicted_tokens_per_s"],
+    "chars_per_s": ["chars_per_s", "char_per_s", "predicted_chars_per_s"],
+    "peak_ram_bytes": ["peak_ram_bytes", "peak_sram_bytes", "ram_bytes", "predicted_peak_ram_bytes",
+                       "peak_alloc_bytes", "heap_needed_bytes"],
+    "flash_bytes": ["flash_bytes", "size_bytes", "model_bytes", "bytes"],
+    "scheme": ["scheme", "quant", "quant_scheme", "precision", "dtype"],
+    "kv_cache": ["kv_cache", "use_kv_cache", "kv"],
+    "weights_in": ["weights_in", "weights", "weight_memory", "weights_location", "weights_mem"],
+}
+# A device runtime's precision -> the quantisation table's scheme that measured the same model's bpc.
+QUANT_SCHEME_OF_DEVICE = {"int8": "int8_engine", "float32": "float32"}
+MODEL_FIELDS = ("vocab_size", "dim", "n_layers", "n_heads", "ffn_hidden")
+
+
+class MissingResult(FileNotFoundError):
+    """A result table (or a column of it) that this chapter needs does not exist yet."""
+
+
+class TableMismatch(ValueError):
+    """Two tables that should join do not: e.g. device runs whose model names match no sweep variant."""
+
+
+def _table_path(results_dir: str | Path, name: str) -> Path:
+    """The stem of table ``name``: the first candidate with a file, else the first candidate."""
+    if name not in TABLES:
+        raise KeyError(f"unknown result table {name!r}; known: {', '.join(TABLES)}")
+    stems = [Path(results_dir) / s for s in TABLES[name][0]]
+    for stem in stems:
+        if any(stem.with_suffix(x).exists() for x in (".parquet", ".csv", ".jsonl")):
+            return stem
+    return stems[0]
+
+
+def read_table(results_dir: str | Path, name: str, chapter: str = "07") -> pd.DataFrame:
+    """The table ``name`` from its parquet snapshot, CSV snapshot or JSONL journal, in that order."""
+    stem = _table_path(results_dir, name)
+    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", pd.read_csv),
+                           (".jsonl", lambda p: pd.read_json(p, lines=True))):
+        path = stem.with_suffix(suffix)
+        if path.exists() and path.stat().st_size:
+            return reader(path)
+    raise MissingResult(f"chapter {chapter} needs {stem}.parquet: run `make study` or the "
+                        f"{TABLES[name][1]} notebook")
+
+
+def canonical(df: pd.DataFrame, names: Iterable[str] = ALIASES) -> pd.DataFrame:
+    """Rename the first alias present of each canonical column to its canonical name."""
+    df = df.copy()
+    for name in names:
+        if name in df.columns:
+            continue
+        for alias in ALIASES.get(name, []):
+            if alias in df.columns:
+                df[name] = df[alias]
+                break
+    return df
+
+
+def require_columns(df: pd.DataFrame, columns: Sequence[str], table: str, results_dir="",
+                    chapter: str = "07") -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        where = _table_path(results_dir, table) if table in TABLES else table
+        raise MissingResult(f"chapter {chapter} needs column(s) {', '.join(map(repr, missing))} in {where} "
+                            f"(it has: {', '.join(map(str, df.columns))})")
+
+
+def _as_dict(value) -> dict:
+    """A config cell: a dict, JSON text, or nothing."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+    return {}
+
+
+def _find_field(cfg: dict, name: str):
+    """``name`` at the top of a (possibly nested) config, else in a nested section such as ``model``."""
+    if name in cfg:
+        return cfg[name]
+    for sub in cfg.values():
+        if isinstance(sub, dict):
+            found = _find_field(sub, name)
+            if found is not None:
+                return found
+    return None
+
+
+def expand_json_column(df: pd.DataFrame, column: str, fields: Iterable[str]) -> pd.DataFrame:
+    """Copy ``fields`` out of a JSON/dict column into their own columns (existing columns win)."""
+    if column not in df.columns:
+        return df
+    df = df.copy()
+    cfgs = df[column].map(_as_dict)
+    for name in fields:
+        values = cfgs.map(lambda c: _find_field(c, name))
+        if name in df.columns:
+            df[name] = df[name].where(df[name].notna(), values)
+        elif values.notna().any():
+            df[name] = values
+    return df
+
+
+def load_variants(results_dir, chapter: str = "07") -> pd.DataFrame:
+    """The sweep: one row per trained model with its quality, size and architecture."""
+    df = canonical(read_table(results_dir, "variants", chapter))
+    df = expand_json_column(df, "config", MODEL_FIELDS + ("activation", "tokenizer", "family"))
+    require_columns(df, ["variant_id", "val_bpc", "params"], "variants", results_dir, chapter)
+    if "ffn_hidden" in df.columns and "dim" in df.columns:
+        df["ffn_ratio"] = df["ffn_hidden"] / df["dim"]
+    return df
+
+
+def load_quant(results_dir, chapter: str = "07", required: bool = True) -> pd.DataFrame | None:
+    try:
+        df = canonical(read_table(results_dir, "quant", chapter))
+    except MissingResult:
+        if required:
+            raise
+        return None
+    require_columns(df, ["variant_id", "scheme"], "quant", results_dir, chapter)
+    return df
+
+
+RUN_TABLES = {"c": "c_runs", "micropython": "micropython_runs", "predicted": "predictions"}
+
+
+def planner_predictions(variants: pd.DataFrame, runtimes=("micropython-viper", "micropython-python")) -> pd.DataFrame:
+    """MicroPython on a stock Pico, predicted by chapter 06's planner from each model's architecture."""
+    from .devices import planner
+    rows = []
+    for r in variants.to_dict("records"):
+        cfg = {**_as_dict(r.get("config")), **{k: r[k] for k in planner.ARCH_FIELDS if k in r and pd.notna(r[k])}}
+        cfg.setdefault("max_seq_len", cfg.get("seq_len", 128))
+        try:
+            plan = planner.plan_memory(cfg)
+        except (ValueError, KeyError):   # an architecture the MicroPython runtime cannot describe: no prediction
+            continue
+        for rt in runtimes:
+            sp = planner.predict_speed(cfg, rt)
+            rows.append({"variant_id": r["variant_id"], "runtime": rt, "board": "stock Pico (planner)",
+                         "status": "ok" if plan.fits else "does_not_fit", "message": plan.reason,
+                         "tokens_per_s": sp.tokens_per_s, "tokens_per_s_low": sp.tokens_per_s_low,
+                         "tokens_per_s_high": sp.tokens_per_s_high, "peak_ram_bytes": plan.total_bytes,
+                         "largest_alloc_bytes": plan.largest_tensor_bytes})
+    return pd.DataFrame(rows)
+
+
+def load_runs(results_dir, kind: str, chapter: str = "07", required: bool = True) -> pd.DataFrame | None:
+    """RunRecords of one runtime kind ('c', 'micropython' or 'predicted'), ``extra`` spread into columns.
+
+    Predictions come from a stored planner table if there is one, else from the planner applied to the sweep.
+    """
+    try:
+        df = read_table(results_dir, RUN_TABLES[kind], chapter)
+    except MissingResult:
+        df = None
+        if kind == "predicted":
+            try:
+                df = planner_predictions(load_variants(results_dir, chapter))
+            except MissingResult:
+                pass
+        if df is None or df.empty:
+            if required:
+                raise
+            return None
+    if "extra" in df.columns:
+        extra = df["extra"].map(_as_dict)
+        for key in sorted({k for e in extra for k in e}):
+            if key not in df.columns:
+                df[key] = extra.map(lambda e: e.get(key))
+    if kind == "predicted":
+        df = _long_predictions(df)
+        df["speed_source"] = "predicted"
+    df = canonical(df)
+    if "scheme" not in df.columns and "runtime" in df.columns:
+        # The C runtime names its precision in the runtime ("c-int8", "c-float32").
+        df["scheme"] = df["runtime"].astype(str).str.extract(r"^c-(\w+)$", expand=False)
+    if kind == "predicted":
+        if "status" not in df.columns and "fits" in df.columns:
+            df["status"] = df["fits"].map(lambda f: "ok" if bool(f) else "does_not_fit")
+    require_columns(df, ["variant_id", "status", "tokens_per_s"], RUN_TABLES[kind], results_dir, chapter)
+    df["runtime_kind"] = kind if kind != "predicted" else "micropython"
+    return df
+
+
+def _long_predictions(df: pd.DataFrame) -> pd.DataFrame:
+    """The planner's wide rows (``tokens_per_s_<runtime>`` columns) as one row per model and runtime."""
+    speed_cols = [c for c in df.columns if c.startswith("tokens_per_s_")
+                  and not c.startswith(("tokens_per_s_low_", "tokens_per_s_high_"))]
+    if "tokens_per_s" in df.columns or not speed_cols:
+        return df
+    rest = df.drop(columns=[c for c in df.columns if c.startswith("tokens_per_s_")])
+    frames = []
+    for col in speed_cols:
+        runtime = col[len("tokens_per_s_"):]
+        frame = rest.assign(runtime=runtime, tokens_per_s=df[col])
+        for bound in ("low", "high"):
+            if f"tokens_per_s_{bound}_{runtime}" in df.columns:
+                frame[f"tokens_per_s_{bound}"] = df[f"tokens_per_s_{bound}_{runtime}"]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def sample_text(value, max_chars: int = 240) -> str:
+    """One story from a samples cell (text, or [{prompt, mode, text}] as a list or JSON): a sampled one first."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+    if isinstance(value, (list, tuple)):
+        items = [v for v in value if isinstance(v, dict)]
+        sampled = [v for v in items if v.get("mode") != "greedy"] or items
+        value = sampled[0].get("text", "") if sampled else (value[0] if value else "")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)[:max_chars]
+
+
+def run_label(row) -> str:
+    """Which runtime a speed comes from and how it was obtained, for tables and legends."""
+    how = {"measured_hardware": "measured on a Pico", "cycle_exact_emulation": "cycle-exact emulation",
+           "predicted": "predicted", "host_timing_not_representative": "virtual board (host timing)"}
+    src = how.get(row.get("speed_source"), str(row.get("speed_source", "")))
+    return f"{row.get('runtime', row.get('runtime_kind', '?'))}, {src}"
+
+
+def _model_key(name: str, variant_ids: set) -> str:
+    """Map a run's model name (maybe '<variant>-int8' or '<variant>/int8') onto its sweep variant."""
+    if name in variant_ids:
+        return name
+    for sep in ("-", "/", "_", ".", ":"):
+        head = name.rsplit(sep, 1)[0]
+        if head in variant_ids:
+            return head
+    return name
+
+
+def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFrame | None = None,
+                  ok_only: bool = True) -> pd.DataFrame:
+    """Each run joined to its model: quality (bpc of that precision when known), size and speed."""
+    runs = runs.copy()
+    ids = set(variants["variant_id"])
+    runs["variant_id"] = runs["variant_id"].astype(str).map(lambda n: _model_key(n, ids))
+    unmatched = sorted(set(runs["variant_id"]) - ids)
+    if len(runs) and len(unmatched) == runs["variant_id"].nunique():
+        raise TableMismatch(f"none of the device runs' model names ({', '.join(unmatched[:3])}, ...) is a sweep "
+                            "variant_id; the device tables need a 'variant_id' column or models named after "
+                            "their variant (e.g. 'width-d8.smd' or 'width-d8-int8.smd')")
+    if ok_only:
+        runs = runs[runs["status"] == "ok"]
+    model_cols = [c for c in ["variant_id", "val_bpc", "params", "sample", "ffn_ratio", "unigram_bpc", "axis",
+                              "activation", "pos", "tied", *MODEL_FIELDS] if c in variants.columns]
+    drop = [c for c in model_cols if c in runs.columns and c != "variant_id"]
+    points = runs.drop(columns=drop).merge(variants[model_cols], on="variant_id", how="inner")
+    points["bpc"] = points["val_bpc"]
+    points["bpc_of"] = "float model"
+    if quant is not None and "scheme" in points.columns and "val_bpc" in quant.columns:
+        qbpc = quant.set_index(["variant_id", "scheme"])["val_bpc"].to_dict()
+        quantised = points.apply(lambda r: qbpc.get((r["variant_id"], QUANT_SCHEME_OF_DEVICE.get(
+            r["scheme"], r["scheme"]))), axis=1)
+        has_q = quantised.notna()
+        points.loc[has_q, "bpc"] = quantised[has_q].astype(float)
+        points.loc[has_q, "bpc_of"] = points.loc[has_q, "scheme"].astype(str) + " model"
+    points["runtime_label"] = points.apply(run_label, axis=1)
+    return points.reset_index(drop=True)
+
+
+def pareto_mask(df: pd.DataFrame, minimize: Sequence[str] = (), maximize: Sequence[str] = ()) -> pd.Series:
+    """True for rows no other row dominates (as good in every objective, strictly better in one)."""
+    cols = list(minimize) + list(maximize)
+    if not cols:
+        raise ValueError("pareto_mask needs at least one objective in minimize or maximize")
+    require_columns(df, cols, "the points table")
+    # Flip maximised objectives so that smaller is better everywhere.
+    values = pd.concat([df[list(minimize)], -df[list(maximize)]], axis=1).to_numpy(dtype=float)
+    keep = []
+    for i, v in enumerate(values):
+        if any(math.isnan(x) for x in v):
+            keep.append(False)
+            continue
+        dominated = ((values <= v).all(axis=1) & (values < v).any(axis=1)).any()
+        keep.append(not dominated)
+    return pd.Series(keep, index=df.index)
+
+
+@dataclass(frozen=True)
+class Budget:
+    ram_kb: float
+    min_tokens_per_s: float
+
+    @property
+    def label(self) -> str:
+        return f"≤ {self.ram_kb:g} KB RAM, ≥ {self.min_tokens_per_s:g} tok/s"
+
+
+def recommend(points: pd.DataFrame, budgets: Iterable[tuple[float, float]] | Iterable[Budget],
+              memory_col: str = "peak_ram_bytes") -> pd.DataFrame:
+    """For each budget and runtime kind, the lowest-bpc model that fits in RAM and is fast enough."""
+    require_columns(points, ["bpc", "tokens_per_s", memory_col, "runtime_kind"], "the points table")
+    rows = []
+    for b in budgets:
+        b = b if isinstance(b, Budget) else Budget(*b)
+        for kind, group in points.groupby("runtime_kind", sort=True):
+            ok = group[(group[memory_col] <= b.ram_kb * 1024) & (group["tokens_per_s"] >= b.min_tokens_per_s)]
+            row = {"budget": b.label, "ram_kb": b.ram_kb, "min_tokens_per_s": b.min_tokens_per_s,
+                   "runtime_kind": kind}
+            if ok.empty:
+                rows.append({**row, "variant_id": None, "note": "no model fits this budget"})
+                continue
+            best = ok.sort_values(["bpc", "tokens_per_s"], ascending=[True, False]).iloc[0]
+            sample = sample_text(best.get("text")) or sample_text(best.get("sample"))
+            rows.append({**row, "variant_id": best["variant_id"], "bpc": best["bpc"],
+                         "tokens_per_s": best["tokens_per_s"], "chars_per_s": best.get("chars_per_s"),
+                         "ram_kb_used": best[memory_col] / 1024, "params": best.get("params"),
+                         "runtime": best.get("runtime_label"), "speed_source": best.get("speed_source"),
+                         "sample": sample, "note": ""})
+    return pd.DataFrame(rows)
+
+
+def pareto_chart(points: pd.DataFrame, x: str = "tokens_per_s", higher_x_is_better: bool = True,
+                 color: str = "runtime_label", title: str = ""):
+    """Quality against ``x`` (a speed, or a size when higher_x_is_better is False), every row a point,
+    the Pareto front drawn as a dashed line; click the legend to isolate a group, hover for details."""
+    import altair as alt
+    pts = points[points[x].notna() & points["bpc"].notna()].copy() if "bpc" in points else \
+        points.assign(bpc=points["val_bpc"])
+    pts["on_front"] = pareto_mask(pts, minimize=["bpc"] + ([] if higher_x_is_better else [x]),
+                                  maximize=[x] if higher_x_is_better else [])
+    has_ram = "peak_ram_bytes" in pts and pts["peak_ram_bytes"].notna().any()
+    if has_ram:
+        pts["ram_kb"] = pts["peak_ram_bytes"] / 1024
+    tooltip = [c for c in ["variant_id", color, "bpc", "bpc_of", x, "ram_kb", "params"] if c in pts.columns]
+    select = alt.selection_point(fields=[color], bind="legend")
+    base = alt.Chart(pts).encode(
+        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log"), title=x.replace("_", " ")),
+        y=alt.Y("bpc:Q", scale=alt.Scale(zero=False), title="validation bits per character (lower is better)"))
+    dots = base.mark_circle(size=60).encode(
+        color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+        opacity=alt.condition(select, alt.value(0.85), alt.value(0.1)),
+        tooltip=tooltip).add_params(select)
+    if has_ram:
+        dots = dots.encode(size=alt.Size("ram_kb:Q", title="peak RAM (KB)"))
+    front = base.transform_filter("datum.on_front").mark_line(color="black", strokeDash=[4, 3])
+    return (dots + front).properties(width=560, height=340, title=title).interactive()
+
+
+def headline_numbers(variants: pd.DataFrame | None, points: pd.DataFrame) -> dict[str, str]:
+    """The numbers chapter 07 quotes in prose, formatted; 'n/a' where the tables cannot give them."""
+    have = variants is not None and len(variants)
+    out = {"n_models": str(len(variants)) if have else "0",
+           "best_bpc": f"{variants['val_bpc'].min():.3f}" if have else "n/a",
+           "n_device_points": "0", "n_front": "0", "front_fastest_tps": "n/a", "front_fastest_bpc": "n/a",
+           "front_best_bpc": "n/a", "front_best_tps": "n/a"}
+    c_points = points[points["runtime_kind"] == "c"] if len(points) else points
+    if c_points.empty:
+        return out
+    front = c_points[pareto_mask(c_points, minimize=["bpc"], maximize=["tokens_per_s"])]
+    fastest, best = front.loc[front["tokens_per_s"].idxmax()], front.loc[front["bpc"].idxmin()]
+    out.update(n_device_points=str(len(c_points)), n_front=str(len(front)),
+               front_fastest_tps=f"{fastest['tokens_per_s']:.1f}", front_fastest_bpc=f"{fastest['bpc']:.2f}",
+               front_best_bpc=f"{best['bpc']:.2f}", front_best_tps=f"{best['tokens_per_s']:.1f}")
+    return out

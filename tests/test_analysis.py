@@ -1,0 +1,155 @@
+"""Chapter 07: loaders, the Pareto front and the recommendations."""
+import pandas as pd
+import pytest
+
+from starmind_lib import analysis as an
+
+import synthetic_results as syn
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    v = syn.variants(grid=dict(dim=[8, 16], n_layers=[1, 2], n_heads=[1], ffn_ratio=[1, 4], vocab_size=[256]))
+    syn.write_all(root, v, syn.c_runs(v))
+    return root
+
+
+def test_missing_table_names_the_file_and_the_notebook(tmp_path):
+    with pytest.raises(an.MissingResult, match=r"chapter 07 needs .*sweep/variants.parquet: run `make study` "
+                                                r"or the 04 \(sweep\) notebook"):
+        an.load_variants(tmp_path)
+    assert an.load_quant(tmp_path, required=False) is None
+
+
+def test_missing_column_is_named(tmp_path):
+    syn.write(tmp_path, "sweep/variants", pd.DataFrame({"variant_id": ["a"], "params": [10]}), "variant_id")
+    with pytest.raises(an.MissingResult,
+                       match="needs column\\(s\\) 'val_bpc' in .*sweep/variants \\(it has: params, variant_id"):
+        an.load_variants(tmp_path)
+
+
+def test_loaders_map_aliases_and_expand_config_and_extra(results):
+    v = an.load_variants(results)
+    row = v.set_index("variant_id").loc["v256_d16_l2_h1_f64"]
+    assert (row["dim"], row["n_layers"], row["ffn_hidden"], row["ffn_ratio"]) == (16, 2, 64, 4.0)
+    runs = an.load_runs(results, "c")
+    assert {"variant_id", "kv_cache", "weights_in", "runtime_kind"} <= set(runs.columns)
+    assert set(runs["runtime_kind"]) == {"c"}
+
+
+def test_pareto_mask_golden():
+    df = pd.DataFrame({"bpc": [2.0, 1.5, 1.5, 3.0, 1.0], "tokens_per_s": [10, 10, 5, 20, 1]})
+    # row 0 is dominated by row 1 (same speed, better bpc); row 2 by row 1 (faster, same bpc).
+    assert list(an.pareto_mask(df, minimize=["bpc"], maximize=["tokens_per_s"])) == [False, True, False, True, True]
+    with pytest.raises(ValueError, match="at least one objective"):
+        an.pareto_mask(df)
+
+
+def test_device_points_use_quantised_bpc_when_known(results):
+    v, runs = an.load_variants(results), an.load_runs(results, "c")
+    quant = pd.DataFrame({"variant_id": ["v256_d8_l1_h1_f8"], "scheme": ["int8_engine"], "val_bpc": [9.9]})
+    runs["scheme"] = runs["runtime"].str.replace("c-", "")
+    pts = an.device_points(v, runs, quant)
+    row = pts[(pts["variant_id"] == "v256_d8_l1_h1_f8") & (pts["scheme"] == "int8")].iloc[0]
+    assert row["bpc"] == 9.9 and row["bpc_of"] == "int8 model"
+    other = pts[pts["variant_id"] == "v256_d16_l1_h1_f16"].iloc[0]
+    assert other["bpc"] == other["val_bpc"] and other["runtime_label"].startswith("c-int8, cycle-exact")
+
+
+def test_run_names_with_a_scheme_suffix_map_to_their_variant():
+    v = pd.DataFrame({"variant_id": ["w16_d2"], "val_bpc": [2.0], "params": [100]})
+    runs = pd.DataFrame({"variant_id": ["w16_d2-int8"], "status": ["ok"], "tokens_per_s": [3.0],
+                         "speed_source": ["cycle_exact_emulation"], "runtime": ["c-int8"]})
+    assert list(an.device_points(v, runs)["variant_id"]) == ["w16_d2"]
+
+
+def test_recommend_picks_lowest_bpc_within_budget():
+    pts = pd.DataFrame({"variant_id": ["small", "mid", "big", "mp"], "bpc": [3.0, 2.5, 2.0, 2.8],
+                        "tokens_per_s": [30.0, 10.0, 2.0, 5.0], "peak_ram_bytes": [10_240, 40_960, 200_000, 20_000],
+                        "runtime_kind": ["c", "c", "c", "micropython"], "speed_source": "cycle_exact_emulation",
+                        "text": ["a", "b", "c", "d"]})
+    rec = an.recommend(pts, [(64, 5.0), (16, 1.0), (512, 100.0)]).set_index(["budget", "runtime_kind"])
+    assert rec.loc[("≤ 64 KB RAM, ≥ 5 tok/s", "c"), "variant_id"] == "mid"
+    assert rec.loc[("≤ 64 KB RAM, ≥ 5 tok/s", "micropython"), "variant_id"] == "mp"
+    assert rec.loc[("≤ 16 KB RAM, ≥ 1 tok/s", "c"), "sample"] == "a"
+    assert rec.loc[("≤ 512 KB RAM, ≥ 100 tok/s", "c"), "note"] == "no model fits this budget"
+
+
+def test_pareto_chart_builds(results):
+    pts = an.device_points(an.load_variants(results), an.load_runs(results, "c"))
+    spec = an.pareto_chart(pts).to_dict()
+    assert spec["layer"][0]["mark"]["type"] == "circle"
+
+
+def test_predictions_in_the_planner_wide_format_become_one_row_per_runtime(tmp_path):
+    wide = pd.DataFrame({"model": ["w8"], "dim": [8], "fits": [False], "heap_needed_bytes": [300_000],
+                         "label": ["predicted"], "tokens_per_s_micropython-viper": [12.0],
+                         "tokens_per_s_low_micropython-viper": [9.0], "tokens_per_s_high_micropython-viper": [15.0],
+                         "tokens_per_s_micropython-python": [0.5]})
+    syn.write(tmp_path, "device/planner", wide, "model")
+    runs = an.load_runs(tmp_path, "predicted").set_index("runtime")
+    assert runs.loc["micropython-viper", "tokens_per_s"] == 12.0
+    assert runs.loc["micropython-viper", "tokens_per_s_low"] == 9.0
+    assert runs.loc["micropython-python", "tokens_per_s"] == 0.5
+    assert set(runs["status"]) == {"does_not_fit"} and set(runs["speed_source"]) == {"predicted"}
+    assert set(runs["peak_ram_bytes"]) == {300_000}
+
+
+def test_sample_text_prefers_a_sampled_story():
+    samples = '[{"prompt": "a", "mode": "greedy", "text": "aaa"}, {"prompt": "a", "mode": "T=0.8", "text": "a cat"}]'
+    assert an.sample_text(samples) == "a cat"
+    assert an.sample_text("plain story", max_chars=5) == "plain"
+    assert an.sample_text(None) == "" and an.sample_text(float("nan")) == ""
+
+
+def test_headline_numbers_without_device_runs_say_na():
+    v = pd.DataFrame({"variant_id": ["a", "b"], "val_bpc": [2.5, 2.0], "params": [10, 20]})
+    nums = an.headline_numbers(v, pd.DataFrame())
+    assert nums["n_models"] == "2" and nums["best_bpc"] == "2.000" and nums["front_best_tps"] == "n/a"
+    assert an.headline_numbers(None, pd.DataFrame())["best_bpc"] == "n/a"
+
+
+def run_notebook(stem, results_dir, tmp_path):
+    """Execute a chapter with papermill on the given tables (smoke-style parameters); return its outputs' text."""
+    import jupytext
+    import papermill as pm
+    from starmind_lib.provenance import REPO_ROOT
+    nb = jupytext.read(REPO_ROOT / "notebooks" / f"{stem}.py")
+    src, out = tmp_path / f"{stem}.ipynb", tmp_path / f"{stem}.out.ipynb"
+    jupytext.write(nb, src)
+    pm.execute_notebook(str(src), str(out), cwd=str(REPO_ROOT), kernel_name="python3", progress_bar=False,
+                        parameters={"results_dir": str(results_dir), "data_source": "synthetic",
+                                    "profile": "smoke", "recompute": True})
+    import json
+    cells = json.loads(out.read_text())["cells"]
+    return "\n".join(json.dumps(o) for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
+
+
+def test_chapter_07_runs_on_synthetic_tables(results, tmp_path):
+    text = run_notebook("07_analysis", results, tmp_path)
+    assert "synthetic stories" in text and "starmind-chart" in text
+    assert "The best model per budget" in text
+
+
+def test_device_runs_that_match_no_variant_are_an_error():
+    v = pd.DataFrame({"variant_id": ["w16_d2"], "val_bpc": [2.0], "params": [100]})
+    runs = pd.DataFrame({"variant_id": ["model"], "status": ["ok"], "tokens_per_s": [3.0],
+                         "speed_source": ["cycle_exact_emulation"], "runtime": ["c-int8"]})
+    with pytest.raises(an.TableMismatch, match="need a 'variant_id' column"):
+        an.device_points(v, runs)
+
+
+def test_without_a_planner_table_predictions_come_from_the_planner_on_the_sweep(tmp_path):
+    row = {"variant_id": "width-d16", "n_params": 9000, "bpc": 2.5, "dim": 16, "n_layers": 2, "n_heads": 1,
+           "ffn_hidden": 64, "vocab_size": 64, "activation": "silu", "pos": "rope", "tied": True,
+           "config": {"seq_len": 64}}
+    big = {**row, "variant_id": "huge", "dim": 256, "ffn_hidden": 1024, "vocab_size": 4096, "n_params": 2_000_000}
+    syn.write(tmp_path, "sweep/variants", pd.DataFrame([row, big]), "variant_id")
+    pred = an.load_runs(tmp_path, "predicted")
+    assert set(pred["runtime"]) == {"micropython-viper", "micropython-python"}
+    assert set(pred["speed_source"]) == {"predicted"} and set(pred["runtime_kind"]) == {"micropython"}
+    status = pred.groupby("variant_id")["status"].first()
+    assert status["width-d16"] == "ok" and status["huge"] == "does_not_fit"
+    viper = pred[pred["runtime"] == "micropython-viper"].set_index("variant_id")["tokens_per_s"]
+    assert viper["width-d16"] > viper["huge"] > 0

@@ -1,0 +1,142 @@
+"""The emulated Pico: firmware build, kernel cycle counts, the flash-cache model, model runs."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from starmind_lib.devices import flashcache
+from starmind_lib.devices.flashcache import FlashCache
+
+needs_toolchain = pytest.mark.skipif(
+    not (shutil.which("arm-none-eabi-gcc") and shutil.which("node")),
+    reason="needs arm-none-eabi-gcc and node (make sysdeps npm)")
+
+
+def test_miss_penalty_derivation():
+    # 28 SCK at clk_sys/2 plus 4 cycles of bridge overhead (see flashcache.py)
+    assert flashcache.SCK_PER_FILL == 28
+    assert flashcache.MISS_PENALTY_CYCLES == 60
+    assert flashcache.SETS * flashcache.WAYS * flashcache.LINE_BYTES == 16 * 1024
+
+
+def test_cache_model_hits_misses_and_lru():
+    c = FlashCache()
+    assert not c.access(0x1000_0000)          # cold miss
+    assert c.access(0x1000_0004)              # same 8-byte line
+    assert not c.access(0x1000_0008)          # next line
+    way_stride = flashcache.SETS * flashcache.LINE_BYTES  # 8 KB: same set, other tag
+    assert not c.access(0x1000_0000 + way_stride)         # fills the second way
+    assert c.access(0x1000_0000)                          # both ways resident
+    assert not c.access(0x1000_0000 + 2 * way_stride)     # evicts the LRU way (the +8 KB line)
+    assert c.access(0x1000_0000)
+    assert not c.access(0x1000_0000 + way_stride)
+    assert c.access(0x2000_0000)                          # SRAM: not the cache's business
+    assert (c.accesses, c.misses) == (8, 5)
+
+
+def test_streaming_a_large_tensor_misses_once_per_line():
+    c = FlashCache()
+    for a in range(0x1000_0000, 0x1000_0000 + 64 * 1024, 4):
+        c.access(a)
+    assert c.misses == 64 * 1024 // 8
+
+
+@needs_toolchain
+def test_kernel_cycles_per_mac():
+    from starmind_lib.devices.emulated import kernel_bench
+    rows = {(r["kernel"], r["weights"]): r for r in kernel_bench(256)}
+    plain = rows[("plain C", "sram")]["cycles_per_mac_raw"]
+    asm = rows[("Thumb asm 4 rows", "sram")]["cycles_per_mac_raw"]
+    assert 9 <= plain <= 12, plain
+    assert asm <= 5.5, asm
+    # weights streamed from flash: one miss per 8-byte line at 60 cycles = 7.5 cycles/MAC more
+    flash = rows[("Thumb asm 4 rows", "flash")]
+    assert 12 <= flash["cycles_per_mac"] <= 14, flash
+
+
+REFERENCE = sorted((Path(__file__).resolve().parent.parent / "data" / "reference").glob("*.golden.json"))
+
+
+def _export_untrained(tmp_path, name, **cfg):
+    """A valid int8 .smd of an untrained model (sizes are what these tests are about)."""
+    import numpy as np
+    import torch
+
+    from starmind_lib import quant
+    from starmind_lib.export import write_smd
+    from starmind_lib.model import ModelConfig, Transformer
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = Transformer(ModelConfig.from_params({"vocab_size": 32, "max_seq_len": 16, **cfg})).eval()
+    calib = [np.arange(16) % 32, (np.arange(16) * 7) % 32]
+    header, tensors = quant.to_int8_engine(model, quant.calibrate(model, calib))
+    path = tmp_path / f"{name}.smd"
+    write_smd(path, header, tensors, [bytes([97 + i % 26]) for i in range(32)])
+    return path
+
+
+@needs_toolchain
+@pytest.mark.parametrize("golden", REFERENCE[:2], ids=lambda p: p.name.split(".")[0])
+def test_emulated_pico_reproduces_golden_vectors(golden):
+    from starmind_lib.devices.emulated import EmulatedPico
+    g = json.loads(golden.read_text())
+    board = EmulatedPico(dump_logits=True)
+    board.deploy(golden.parent / g["model"])
+    rec = board.run(g["prompt_ids"], g["greedy"]["n_new"])
+    assert rec.status == "ok", rec.message
+    assert rec.output_ids == g["greedy"]["output_ids"]
+    assert board.last_harness_output["first_logits"] == g["first_logits"]
+    s = g["sampled"][1]
+    rec2 = board.run(g["prompt_ids"], s["n_new"], seed=s["seed"], temperature_q8=s["temperature_q8"],
+                     top_k=s["top_k"])
+    assert rec2.output_ids == s["output_ids"]
+    # timings come from the markers: cache-model cycles >= raw cycles, speeds at both clocks
+    assert rec.speed_source == "cycle_exact_emulation" and rec.runtime == "c-int8"
+    assert rec.cycles_per_token >= rec.extra["cycles_per_token_raw"] > 1000
+    assert rec.extra["tokens_per_s_125MHz"] < rec.extra["tokens_per_s_133MHz"] == rec.tokens_per_s
+    assert rec.chars_per_s == pytest.approx(rec.tokens_per_s)   # one character per token
+    assert 0 < rec.peak_ram_bytes < 264 * 1024 and rec.extra["stack_bytes"] > 0
+
+
+@needs_toolchain
+def test_weights_in_sram_kv_off_and_float_agree():
+    from starmind_lib.devices.emulated import EmulatedPico
+    ref = next(p for p in REFERENCE if p.name.startswith("ref_rope_silu"))  # 19.6 KB: more than the XIP cache
+    g = json.loads(ref.read_text())
+    recs = {}
+    for key, kw in {"flash": {}, "sram": {"weights_in_sram": True}, "nokv": {"kv_cache": False}}.items():
+        board = EmulatedPico(**kw)
+        board.deploy(ref.parent / g["model"])
+        recs[key] = board.run(g["prompt_ids"], 6)
+        assert recs[key].output_ids == g["greedy"]["output_ids"][:6], key
+    assert recs["sram"].cycles_per_token < recs["flash"].cycles_per_token      # no flash-cache misses
+    assert recs["nokv"].extra["cycles_per_token_raw"] > 2 * recs["flash"].extra["cycles_per_token_raw"]
+    board = EmulatedPico(dump_logits=True)
+    board.deploy(ref.parent / g["float_model"])
+    rec = board.run(g["prompt_ids"], 6)
+    assert rec.runtime == "c-float32" and rec.output_ids == g["float32"]["greedy_output_ids"][:6]
+    # boot-ROM float arithmetic + newlib libm on the M0+ vs PyTorch on the host
+    worst = max(abs(a - b) for a, b in zip(board.last_harness_output["first_logits"], g["float32"]["first_logits"]))
+    assert worst <= g["float32"]["abs_tolerance"]
+    assert rec.cycles_per_token > 5 * recs["flash"].cycles_per_token   # soft float is slow
+
+
+@needs_toolchain
+def test_too_large_models_do_not_fit(tmp_path):
+    from starmind_lib.devices.emulated import EmulatedPico
+    # ~330K int8 weights: fine from flash, but a copy in SRAM cannot fit 264 KB
+    mid = _export_untrained(tmp_path, "mid", dim=96, n_layers=3, n_heads=2, ffn_hidden=384)
+    board = EmulatedPico(weights_in_sram=True)
+    board.deploy(mid)
+    rec = board.run([1, 2], 2)
+    assert rec.status == "does_not_fit" and "arena" in rec.message
+    # a file larger than the Pico's 2 MB flash
+    big = tmp_path / "big.smd"
+    big.write_bytes(mid.read_bytes() + bytes(2 * 1024 * 1024))
+    board = EmulatedPico()
+    board.deploy(big)
+    rec = board.run([1, 2], 2)
+    assert rec.status == "does_not_fit" and "flash" in rec.message
