@@ -40,7 +40,7 @@ max_chars = 0
 max_val_chars = 0
 n_synthetic_stories = 2000
 
-# %%
+# %% tags=["remove-stderr"]
 import altair as alt
 from IPython.display import Markdown, display
 from myst_nb import glue
@@ -148,8 +148,10 @@ show(hist, alt_text="Histogram of story lengths in characters, training and vali
 chars = frames["chars"]
 glue("chars_999", int((chars["cumulative_share"] < 0.999).sum() + 1), display=False)
 inventory = alt.Chart(chars).mark_bar().encode(
-    x=alt.X("shown:N", sort=alt.EncodingSortField("rank"), title="character (by frequency)"),
-    y=alt.Y("count:Q", scale=alt.Scale(type="log"), title="occurrences (log scale)"),
+    x=alt.X("shown:N", sort=alt.EncodingSortField("rank"), title="character (by frequency; ␣ space, ↵ newline)"),
+    # Bars on a log scale need an explicit base below 1 (a log axis has no zero).
+    y=alt.Y("count:Q", scale=alt.Scale(type="log", domainMin=0.8), title="occurrences (log scale)"),
+    y2=alt.datum(0.8),
     color=alt.Color("class:N", title="class"),
     tooltip=["shown", "count", alt.Tooltip("share:Q", format=".4%"), "class"],
 ).properties(width=720, height=260)

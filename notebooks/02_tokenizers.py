@@ -46,7 +46,7 @@ max_chars = 0
 max_val_chars = 0
 n_synthetic_stories = 2000
 
-# %%
+# %% tags=["remove-stderr"]
 import altair as alt
 from IPython.display import Markdown, display
 from myst_nb import glue
@@ -117,8 +117,8 @@ show(cpt, alt_text="Characters per token against vocabulary size, char and BPE, 
 # is small. The embedding table is not: at int8 it costs one byte per token per model
 # dimension, so at dimension 64 the BPE of {glue:text}`bpe_large:d` tokens needs
 # {glue:text}`bpe_bytes_large_d64:,d` bytes (vocabulary plus embedding) against
-# {glue:text}`char_bytes_d64:,d` for the full cased character set. The RP2040 has 2 MB of flash and 264 KB of RAM: large vocabularies eat the
-# budget the transformer layers need. BPE's merges table, needed only to encode a prompt on
+# {glue:text}`char_bytes_d64:,d` for the full cased character set. The RP2040 has 2 MB of
+# flash and 264 KB of RAM: large vocabularies eat the budget the transformer layers need. BPE's merges table, needed only to encode a prompt on
 # the device, adds {glue:text}`bpe_merges_large:,d` bytes at {glue:text}`bpe_large:d` tokens.
 
 # %%

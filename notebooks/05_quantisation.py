@@ -40,7 +40,6 @@ data_source = "tinystories"
 data_dir = ""
 seed = 0
 schemes = ["float32", "float16", "int8_tensor", "int8_row", "int4_group32", "int8_engine"]
-group_size = 32
 eval_tokens = 16384
 calib_windows = 16
 max_variants = 0
@@ -61,7 +60,7 @@ from starmind_lib.export import REFERENCE_DIR, read_smd
 from starmind_lib.figures import show, table
 from starmind_lib.quant import QuantConfig, read_quant, run_quant
 
-cfg = QuantConfig.from_params({"schemes": schemes, "group_size": group_size, "eval_tokens": eval_tokens,
+cfg = QuantConfig.from_params({"schemes": schemes, "eval_tokens": eval_tokens,
                                "calib_windows": calib_windows, "max_variants": max_variants,
                                "sweep_data_dir": sweep_data_dir})
 if recompute:
@@ -128,10 +127,11 @@ show(chart, alt_text="Scatter plot of the bits-per-character cost of each quanti
                      "model size in KiB; int4 points lie highest, int8 and float16 near zero.")
 
 # %% [markdown]
-# Small models suffer most: with few parameters each weight carries more of the model, and
-# per-tensor scales are set by the largest weight of the whole matrix. Per-row scales cost
-# four bytes per output row and recover most of that loss, which is why the device format
-# uses them.
+# A per-tensor scale is set by the largest weight of the whole matrix, so one row with an
+# outlier coarsens every other row; a per-row scale costs four bytes per output row and
+# cannot be hurt that way, which is why the device format uses per-row scales. int4 has only
+# 15 levels per group, so it is where the smallest models, whose every weight matters, pay
+# most; the table above gives the worst model of each scheme.
 #
 # ## Does the integer engine say the same thing?
 #
@@ -157,11 +157,13 @@ show(chart, alt_text="Scatter plot of the fraction of positions where the intege
 # %% [markdown]
 # ## The reference models and their golden vectors
 #
-# Four tiny models are committed with the repository in `data/reference/` (trained for a few
+# Tiny models are committed with the repository in `data/reference/` (trained for a few
 # seconds on synthetic sentences; `python -m starmind_lib.export make-reference` rebuilds
 # them): each as an int8 file, a float32 file and a JSON file of golden vectors (prompt, the
 # int32 logits of every prompt position, greedy and sampled continuations for fixed seeds).
-# Every device runtime is tested against them. The reference engine reproduces them here:
+# They cover every activation, every kind of position, tied and untied heads, one to four
+# heads, a width of 1, and a vocabulary with empty special tokens. Every device runtime is
+# tested against them. The reference engine reproduces them here:
 
 # %%
 rows = []
@@ -176,12 +178,14 @@ for g_path in sorted(Path(REFERENCE_DIR).glob("*.golden.json")):
                  "float greedy equal": g["float32"]["greedy_output_ids"] == g["greedy"]["output_ids"],
                  "greedy text": g["prompt_text"] + "|" + g["greedy"]["text"]})
 ref = pd.DataFrame(rows)
+glue("n_ref_models", len(ref), display=False)
 glue("ref_all_match", "all" if bool(ref["logits match"].all() and ref["greedy matches"].all()) else "NOT all",
      display=False)
 table(ref, caption="Reference models: the engine reproduces the golden vectors; '|' marks the end of the prompt")
 
 # %% [markdown]
-# The reference engine reproduces {glue:text}`ref_all_match` golden vectors. The design
+# The reference engine reproduces {glue:text}`ref_all_match` golden vectors of the
+# {glue:text}`n_ref_models` reference models. The design
 # choices that keep the engine simple enough for a Cortex-M0+ (5 to 10 cycles per
 # multiply-accumulate in C, and a MicroPython viper version with 32-bit integers only):
 #

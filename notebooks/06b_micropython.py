@@ -74,19 +74,28 @@ if synthetic:
 # figures for older releases: 233 KB total on 1.23, 210 KB free on 1.20). The runtime needs
 # the weights (one int8 buffer per tensor plus its per-row requantisation constants), the int8
 # KV cache for {glue:text}`mp_context` positions, int32 activation buffers, the tables, its own
-# code (about 17 KB of `.mpy` for armv6m) and the interpreter's working set. A fragmented heap
+# code (about 20 KB of `.mpy` for armv6m) and the interpreter's working set. A fragmented heap
 # cannot give its whole free total as one block, so the largest tensor must fit a smaller
-# budget too. Of the {glue:text}`mp_n_models` models, the planner predicts that
-# {glue:text}`mp_n_fit` fit; the largest that fits has {glue:text}`mp_largest_fit:,d` weights.
-# The runner refuses a model the planner rejects (status `does_not_fit`) unless forced.
+# budget too. A model whose weight matrices would take more than 60% of the free heap is run
+# with its matrices left in the file on the Pico's flash: each token streams them through one
+# 4 KB buffer in blocks of rows (slower, but the heap then holds only the KV cache, the
+# per-row constants and the buffers). Of the {glue:text}`mp_n_models` models, the planner
+# predicts that {glue:text}`mp_n_ram` fit with their weights in RAM and
+# {glue:text}`mp_n_flash` more with their weights streamed from flash;
+# {glue:text}`mp_n_nofit` do not fit at all. The largest model that fits in RAM has
+# {glue:text}`mp_largest_ram:,d` weights. The runner refuses a model the planner rejects
+# (status `does_not_fit`) unless forced.
 
 # %%
 glue("mp_context", int(context) if context else "max_seq_len", display=False)
 glue("mp_n_models", len(plan), display=False)
-glue("mp_n_fit", int(plan["fits"].sum()), display=False)
-fitting = plan[plan["fits"]]
-glue("mp_largest_fit", int(fitting["n_params"].max()) if len(fitting) else 0, display=False)
-plot = plan.assign(fit=plan["fits"].map({True: "fits (predicted)", False: "will not fit (predicted)"}))
+in_ram = plan[plan["fits"] & (plan["weights"] == "ram")]
+glue("mp_n_ram", len(in_ram), display=False)
+glue("mp_n_flash", int((plan["fits"] & (plan["weights"] == "flash")).sum()), display=False)
+glue("mp_n_nofit", int((~plan["fits"]).sum()), display=False)
+glue("mp_largest_ram", int(in_ram["n_params"].max()) if len(in_ram) else 0, display=False)
+plot = plan.assign(fit=[("weights in RAM" if w == "ram" else "weights streamed from flash") if f
+                        else "will not fit" for f, w in zip(plan["fits"], plan["weights"])])
 chart = alt.Chart(plot).mark_point(filled=True, size=70).encode(
     x=alt.X("n_params:Q", scale=alt.Scale(type="log"), title="weights (count, log scale)"),
     y=alt.Y("heap_needed_kb:Q", scale=alt.Scale(type="log"), title="heap needed (KB, predicted, log scale)"),
@@ -108,8 +117,9 @@ show((chart + limit).properties(width=520, height=300, title="Predicted heap of 
 # cycle costs measured on MicroPython 1.27 for a 64x64 matrix-vector product: 40 to 70 cycles
 # per multiply-accumulate in viper with int8 `ptr8`/`ptr32`, 1,400 in integer bytecode, 3,600 in
 # float bytecode (published: about 1,000 cycles per simple bytecode loop iteration and 1,700
-# per boxed float operation at 125 MHz). The bars span the low and high cycle costs. Every
-# figure here is **predicted** at 133 MHz. The fastest model that fits is predicted at
+# per boxed float operation at 125 MHz). Streaming weights from flash adds reading every
+# matrix once per token, at an assumed 0.5 to 1.5 MB/s (not measured). The bars span the low and
+# high costs. Every figure here is **predicted** at 133 MHz. The fastest model that fits is predicted at
 # {glue:text}`mp_best_tok_s:.0f` tokens/s with viper kernels; a model near 10K weights at
 # {glue:text}`mp_tok_s_10k:.0f` tokens/s (target: at least 100).
 
@@ -124,14 +134,14 @@ base = alt.Chart(long).encode(x=alt.X("n_params:Q", scale=alt.Scale(type="log"),
                               color=alt.Color("kernels:N", title="kernels"))
 points = base.mark_point(filled=True).encode(
     y=alt.Y("tok_s:Q", scale=alt.Scale(type="log"), title="tokens/s on a stock Pico (predicted, log scale)"),
-    shape=alt.Shape("fits:N", title="fits the heap"),
-    tooltip=["model", "kernels", alt.Tooltip("tok_s:Q", format=".1f"), "fits"])
+    shape=alt.Shape("weights:N", title="weights"),
+    tooltip=["model", "kernels", alt.Tooltip("tok_s:Q", format=".1f"), "fits", "weights"])
 bars = base.mark_rule().encode(y="low:Q", y2="high:Q")
 display(show((bars + points).properties(width=520, height=300, title="Predicted decode speed, viper vs pure Python"),
              alt_text="Predicted tokens per second against weight count for viper and pure-Python kernels, "
                       "log scales; viper is about twenty times faster."))
-table(plan.sort_values("n_params")[["model", "n_params", "fits", "heap_needed_kb", "tok_s_viper", "tok_s_python",
-                                    "reason"]],
+table(plan.sort_values("n_params")[["model", "n_params", "fits", "weights", "heap_needed_kb", "tok_s_viper",
+                                    "tok_s_python", "reason"]],
       caption="Planner and predictor per model (all figures predicted for a stock Pico, MicroPython 1.27)",
       precision=1)
 

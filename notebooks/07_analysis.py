@@ -133,8 +133,9 @@ else:
                   caption="The best model per budget; MicroPython speeds are predicted unless the runtime "
                           "column says measured"))
     for r in rec[rec["variant_id"].notna()].itertuples():
-        display(Markdown(f"**{r.budget}, {r.runtime_kind}** ({r.variant_id}, {r.bpc:.2f} bits/char): "
-                         f"_{r.sample.strip() or '(no sample stored)'}_"))
+        story = (r.sample.strip() or "(no sample stored)").replace("`", "'")   # keeps the code fence closed
+        display(Markdown(f"**{r.budget}, {r.runtime_kind}**: {r.variant_id}, {r.bpc:.2f} bits/char, "
+                         f"{r.runtime}\n\n```text\n{story}\n```"))
 
 # %% [markdown]
 # Chapter 08 uses the same tables to check, one by one, the claims of the earlier write-up.

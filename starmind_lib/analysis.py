@@ -35,14 +35,14 @@ TABLES = {
 
 # Canonical column name -> names a producer may use for it (first match wins).
 ALIASES = {
-    "variant_id": ["variant_id", "variant", "model", "model_id", "name"],
+    "variant_id": ["variant_id", "model_id", "variant", "model", "name"],
     "val_bpc": ["val_bpc", "bpc", "val_bits_per_char", "bits_per_char"],
     "params": ["params", "n_params", "param_count", "num_params"],
     "wall_s": ["wall_s", "train_wall_s", "wall_time_s", "wall_time", "train_seconds", "seconds"],
     "tokens_trained": ["tokens_trained", "train_tokens", "tokens"],
     "sample": ["sample", "sample_text", "samples", "generated"],
-    "tokens_per_s": ["tokens_per_s", "tok_per_s", "tokens_s", "predicted_tokens_per_s"],
-    "chars_per_s": ["chars_per_s", "char_per_s", "predicted_chars_per_s"],
+    "tokens_per_s": ["tokens_per_s", "tokens_per_s_133MHz", "tok_per_s", "predicted_tokens_per_s"],
+    "chars_per_s": ["chars_per_s", "chars_per_s_133MHz", "char_per_s", "predicted_chars_per_s"],
     "peak_ram_bytes": ["peak_ram_bytes", "peak_sram_bytes", "ram_bytes", "predicted_peak_ram_bytes",
                        "peak_alloc_bytes", "heap_needed_bytes"],
     "flash_bytes": ["flash_bytes", "size_bytes", "model_bytes", "bytes"],
@@ -57,10 +57,6 @@ MODEL_FIELDS = ("vocab_size", "dim", "n_layers", "n_heads", "ffn_hidden")
 
 class MissingResult(FileNotFoundError):
     """A result table (or a column of it) that this chapter needs does not exist yet."""
-
-
-class TableMismatch(ValueError):
-    """Two tables that should join do not: e.g. device runs whose model names match no sweep variant."""
 
 
 def _table_path(results_dir: str | Path, name: str) -> Path:
@@ -171,13 +167,32 @@ def load_quant(results_dir, chapter: str = "07", required: bool = True) -> pd.Da
 RUN_TABLES = {"c": "c_runs", "micropython": "micropython_runs", "predicted": "predictions"}
 
 
+def planner_config(row: dict) -> dict:
+    """A sweep row as the planner's architecture dict (the window is the training seq_len if not stored)."""
+    from .devices import planner
+    cfg = {**_as_dict(row.get("config")), **{k: row[k] for k in planner.ARCH_FIELDS if k in row and pd.notna(row[k])}}
+    cfg.setdefault("max_seq_len", cfg.get("seq_len", 128))
+    return cfg
+
+
+def macs_per_token(variants: pd.DataFrame) -> dict:
+    """variant_id -> multiply-accumulates per generated token (the planner's operation count)."""
+    from .devices import planner
+    out = {}
+    for r in variants.to_dict("records"):
+        try:
+            out[r["variant_id"]] = planner.op_counts(planner_config(r))["macs"]
+        except (ValueError, KeyError):
+            continue
+    return out
+
+
 def planner_predictions(variants: pd.DataFrame, runtimes=("micropython-viper", "micropython-python")) -> pd.DataFrame:
     """MicroPython on a stock Pico, predicted by chapter 06's planner from each model's architecture."""
     from .devices import planner
     rows = []
     for r in variants.to_dict("records"):
-        cfg = {**_as_dict(r.get("config")), **{k: r[k] for k in planner.ARCH_FIELDS if k in r and pd.notna(r[k])}}
-        cfg.setdefault("max_seq_len", cfg.get("seq_len", 128))
+        cfg = planner_config(r)
         try:
             plan = planner.plan_memory(cfg)
         except (ValueError, KeyError):   # an architecture the MicroPython runtime cannot describe: no prediction
@@ -189,6 +204,31 @@ def planner_predictions(variants: pd.DataFrame, runtimes=("micropython-viper", "
                          "tokens_per_s": sp.tokens_per_s, "tokens_per_s_low": sp.tokens_per_s_low,
                          "tokens_per_s_high": sp.tokens_per_s_high, "peak_ram_bytes": plan.total_bytes,
                          "largest_alloc_bytes": plan.largest_tensor_bytes})
+    return pd.DataFrame(rows)
+
+
+def loader_predictions(variants: pd.DataFrame) -> pd.DataFrame:
+    """Chunked (one tensor per read) vs whole-file loading on a stock Pico's heap, predicted by the planner.
+
+    The whole-file loader needs the model's bytes as ONE block, which a fragmented heap must provide
+    (the planner's largest-block budget); the chunked loader's largest allocation is the largest tensor.
+    """
+    from .devices import planner
+    rows = []
+    for r in variants.to_dict("records"):
+        cfg = planner_config(r)
+        try:
+            plan = planner.plan_memory(cfg)
+        except (ValueError, KeyError):
+            continue
+        block_budget = int(plan.heap_free_bytes * (1 - planner.FRAGMENTATION_RESERVE)) - plan.runtime_bytes
+        whole_fits = plan.total_bytes <= plan.heap_free_bytes and plan.weights_bytes <= block_budget
+        for loader, fits, largest in (("chunked", plan.fits, plan.largest_tensor_bytes),
+                                      ("whole", whole_fits, plan.weights_bytes)):
+            rows.append({"variant_id": r["variant_id"], "loader": loader, "runtime": "micropython-viper",
+                         "status": "ok" if fits else "out_of_memory", "largest_alloc_bytes": largest,
+                         "largest_block_budget_bytes": block_budget, "speed_source": "predicted",
+                         "tokens_per_s": float("nan"), "runtime_kind": "micropython"})
     return pd.DataFrame(rows)
 
 
@@ -284,24 +324,32 @@ def _model_key(name: str, variant_ids: set) -> str:
 
 
 def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFrame | None = None,
-                  ok_only: bool = True) -> pd.DataFrame:
-    """Each run joined to its model: quality (bpc of that precision when known), size and speed."""
+                  ok_only: bool = True, trained_only: bool = True) -> pd.DataFrame:
+    """Each run joined to its model: quality (bpc of that precision when known), size and speed.
+
+    ``trained_only``: keep only runs of sweep models (they have a quality); otherwise runs of models
+    outside the sweep (reference models, untrained size probes) stay, with their own architecture
+    columns and no bpc: they still say what fits and how fast it runs.
+    """
     runs = runs.copy()
     ids = set(variants["variant_id"])
     runs["variant_id"] = runs["variant_id"].astype(str).map(lambda n: _model_key(n, ids))
-    unmatched = sorted(set(runs["variant_id"]) - ids)
-    if len(runs) and len(unmatched) == runs["variant_id"].nunique():
-        raise TableMismatch(f"none of the device runs' model names ({', '.join(unmatched[:3])}, ...) is a sweep "
-                            "variant_id; the device tables need a 'variant_id' column or models named after "
-                            "their variant (e.g. 'width-d8.smd' or 'width-d8-int8.smd')")
     if ok_only:
         runs = runs[runs["status"] == "ok"]
     model_cols = [c for c in ["variant_id", "val_bpc", "params", "sample", "ffn_ratio", "unigram_bpc", "axis",
                               "activation", "pos", "tied", *MODEL_FIELDS] if c in variants.columns]
-    drop = [c for c in model_cols if c in runs.columns and c != "variant_id"]
-    points = runs.drop(columns=drop).merge(variants[model_cols], on="variant_id", how="inner")
+    points = runs.merge(variants[model_cols], on="variant_id", how="inner" if trained_only else "left",
+                        suffixes=("_run", ""))
+    for col in model_cols:   # the sweep's value wins; a run of a model outside the sweep keeps its own
+        if f"{col}_run" in points.columns:
+            points[col] = points[col].where(points[col].notna(), points.pop(f"{col}_run"))
+    if "val_bpc" not in points.columns:
+        points["val_bpc"] = float("nan")
+    if "ffn_hidden" in points.columns and "dim" in points.columns:
+        points["ffn_ratio"] = points["ffn_hidden"] / points["dim"]
+    points["in_sweep"] = points["variant_id"].isin(ids)
     points["bpc"] = points["val_bpc"]
-    points["bpc_of"] = "float model"
+    points["bpc_of"] = points["in_sweep"].map({True: "float model", False: "not trained in the sweep"})
     if quant is not None and "scheme" in points.columns and "val_bpc" in quant.columns:
         qbpc = quant.set_index(["variant_id", "scheme"])["val_bpc"].to_dict()
         quantised = points.apply(lambda r: qbpc.get((r["variant_id"], QUANT_SCHEME_OF_DEVICE.get(
@@ -309,7 +357,7 @@ def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFram
         has_q = quantised.notna()
         points.loc[has_q, "bpc"] = quantised[has_q].astype(float)
         points.loc[has_q, "bpc_of"] = points.loc[has_q, "scheme"].astype(str) + " model"
-    points["runtime_label"] = points.apply(run_label, axis=1)
+    points["runtime_label"] = points.apply(run_label, axis=1) if len(points) else pd.Series(dtype=str)
     return points.reset_index(drop=True)
 
 

@@ -88,7 +88,8 @@ class AuditData:
         frames = [r for r in (self.c_runs, self.micropython_runs) if r is not None]
         if not frames or self.variants is None:
             return pd.DataFrame()
-        pts = an.device_points(self.variants, pd.concat(frames, ignore_index=True), self.quant, ok_only=False)
+        pts = an.device_points(self.variants, pd.concat(frames, ignore_index=True), self.quant, ok_only=False,
+                               trained_only=False)
         if trusted_only:
             pts = pts[pts["speed_source"].isin(TRUSTED_SPEED)]
         return pts.reset_index(drop=True)
@@ -107,6 +108,11 @@ def _cols(df, cols):
 
 def _fmt(x, digits=3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
+
+
+def _times(x) -> str:
+    """A ratio as '1.14x' (or 'n/a')."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}x"
 
 
 def _runtime_text(df) -> str:
@@ -444,20 +450,22 @@ def claim_08(data: AuditData, slower: float = 0.95) -> Verdict:
         return _inconclusive(8, claim, reason)
     runs = data.runs()
     speed = _paired(runs, "scheme", "float32", "int8", ignore=("runtime",))
-    size = _paired(runs, "scheme", "float32", "int8", value="flash_bytes", ignore=("runtime",))
+    size_col = "model_bytes" if "model_bytes" in runs.columns else "flash_bytes"   # the model, not the firmware
+    size = _paired(runs, "scheme", "float32", "int8", value=size_col, ignore=("runtime",))
     size_ratio = float(size["ratio"].median()) if not size.empty else float("nan")
     q_size, q_cost = _quant_cost(data.quant)
     if math.isnan(size_ratio):
         size_ratio = q_size
-    size_text = (f"int8 takes {_fmt(size_ratio)}x the float32 size" if not math.isnan(size_ratio)
-                 else "sizes not measured")
+    size_text = ("sizes not measured" if math.isnan(size_ratio)
+                 else f"an int8 model file is {_times(size_ratio)} the size of the float32 one")
     if not math.isnan(q_cost):
         size_text += f" and adds {q_cost:+.3f} bits/char (chapter 05)"
     if speed.empty:
         return _inconclusive(8, claim, f"{size_text}; but no model was run both as float32 and as int8 on a "
                              "device, so the speed half is unmeasured")
     speedup = float(speed["ratio"].median())
-    text = f"int8 runs at {speedup:.2f}x the float32 speed (median of {len(speed)} models); {size_text}."
+    text = (f"int8 runs at {speedup:.2f}x the float32 speed (median of {len(speed)} pairs of runs, "
+            f"{speed['variant_id'].nunique()} models); {size_text}.")
     if speedup >= slower:
         verdict = "refuted"                       # no slowdown: the claim's mechanism is absent
     elif math.isnan(size_ratio):
@@ -466,6 +474,9 @@ def claim_08(data: AuditData, slower: float = 0.95) -> Verdict:
         verdict = "supported" if size_ratio < 1 else "refuted"
     fig = _bar(speed, "variant_id", "ratio", "runtime_kind", rule=1.0, title="int8 speed / float32 speed")
     return Verdict(8, claim, text, verdict, speed, _runtime_text(runs), fig)
+
+
+XIP_CACHE_BYTES = 16 * 1024   # the RP2040's flash cache (datasheet 2.6.3)
 
 
 def claim_09(data: AuditData, compute_bound: float = 1.15, memory_bound: float = 1.5) -> Verdict:
@@ -477,21 +488,38 @@ def claim_09(data: AuditData, compute_bound: float = 1.15, memory_bound: float =
     pairs = _paired(runs, "weights_in", "sram", "flash", value=value)
     if pairs.empty:
         return _inconclusive(9, claim, "no model was run with its weights both in SRAM and in flash (XIP)")
-    slowdown = pairs["ratio"] if value == "cycles_per_token" else 1 / pairs["ratio"]
-    med = float(slowdown.median())
-    text = (f"Reading weights through the flash XIP cache instead of SRAM costs {med:.2f}x the cycles per token "
-            f"(median of {len(pairs)} models, range {slowdown.min():.2f}-{slowdown.max():.2f}).")
-    verdict = "supported" if med <= compute_bound else "refuted" if med >= memory_bound else "inconclusive"
-    pairs = pairs.assign(flash_over_sram=slowdown)
+    size_col = "model_bytes" if "model_bytes" in runs.columns else "flash_bytes"
+    sizes = runs.groupby("variant_id")[size_col].max() if size_col in runs.columns else pd.Series(dtype=float)
+    pairs = pairs.assign(flash_over_sram=pairs["ratio"] if value == "cycles_per_token" else 1 / pairs["ratio"],
+                         model_kb=pairs["variant_id"].map(sizes) / 1024)
+    # Weights that fit the 16 KB XIP cache are read from flash once: only larger models test the claim.
+    big = pairs[pairs["model_kb"] * 1024 > XIP_CACHE_BYTES]
+    small = pairs.drop(big.index)
+    text = (f"Reading weights through the flash XIP cache instead of SRAM costs "
+            f"{_times(small['flash_over_sram'].median())} the cycles per token for models that fit the 16 KB "
+            f"cache ({len(small)} pairs of runs) and {_times(big['flash_over_sram'].median())} for larger ones "
+            f"({len(big)} pairs, up to {_times(pairs['flash_over_sram'].max())}).")
+    if big.empty:
+        verdict = "inconclusive"
+        text += " No model larger than the cache was run both ways."
+    else:
+        med = float(big["flash_over_sram"].median())
+        verdict = "supported" if med <= compute_bound else "refuted" if med >= memory_bound else "inconclusive"
     if "cycles_per_token_raw" in runs.columns:
         # The XIP model adds a fixed penalty per cache miss: raw cycles are the same run without it.
         flash = runs[runs["weights_in"].astype(str).str.lower().eq("flash") & runs["cycles_per_token_raw"].notna()]
-        stall = 1 - flash["cycles_per_token_raw"] / flash["cycles_per_token"]
+        stall = (1 - flash["cycles_per_token_raw"] / flash["cycles_per_token"]).groupby(flash["variant_id"]).max()
         if len(stall):
-            text += (f" With weights in flash, cache-miss stalls are {stall.median():.0%} of the cycles per token "
-                     f"(median of {len(stall)} runs); the rest is instructions (MACs, loads, loop overhead).")
-    fig = _bar(pairs, "variant_id", "flash_over_sram", "runtime_kind", rule=1.0, title="cycles (flash) / cycles (SRAM)")
-    return Verdict(9, claim, text, verdict, pairs, _runtime_text(runs), fig)
+            text += (f" With weights in flash, cache-miss stalls take up to {stall.max():.0%} of the cycles per "
+                     f"token (median over {len(stall)} models {stall.median():.0%}).")
+    macs = pd.Series(an.macs_per_token(data.variants))
+    sram = runs[runs["weights_in"].astype(str).str.lower().eq("sram") & runs["variant_id"].isin(macs.index)]
+    if "cycles_per_token" in sram.columns and sram["cycles_per_token"].notna().any():
+        per_mac = (sram["cycles_per_token"] / sram["variant_id"].map(macs)).dropna()
+        text += (f" With weights in SRAM a token costs {per_mac.median():.1f} cycles per multiply-accumulate "
+                 f"(median of {len(per_mac)} runs, MACs counted by the planner, overheads included).")
+    fig = _scatter(pairs, "model_kb", "flash_over_sram", "runtime_kind", log_x=True, rule_x=XIP_CACHE_BYTES / 1024)
+    return Verdict(9, claim, text, verdict, pairs.sort_values("model_kb"), _runtime_text(runs), fig)
 
 
 def claim_10(data: AuditData, low: float = 3.0, high: float = 7.0) -> Verdict:
@@ -502,7 +530,7 @@ def claim_10(data: AuditData, low: float = 3.0, high: float = 7.0) -> Verdict:
     if pairs.empty:
         return _inconclusive(10, claim, data.need("c_runs") or "no model was run both with and without a KV cache")
     med = float(pairs["ratio"].median())
-    text = (f"The KV cache speeds generation {med:.1f}x (median of {len(pairs)} runs, range "
+    text = (f"The KV cache speeds generation {med:.1f}x (median of {len(pairs)} pairs of runs, range "
             f"{pairs['ratio'].min():.1f}-{pairs['ratio'].max():.1f}x).")
     verdict = "supported" if low <= med <= high else "refuted"
     fig = _bar(pairs, "variant_id", "ratio", "runtime_kind", rule=low, title="speed with / without KV cache")
@@ -511,29 +539,38 @@ def claim_10(data: AuditData, low: float = 3.0, high: float = 7.0) -> Verdict:
 
 def claim_11(data: AuditData) -> Verdict:
     claim = CLAIM_TEXT[11]
+    if reason := data.need("variants"):
+        return _inconclusive(11, claim, reason)
     frames = [f for f in (data.micropython_runs, data.predictions) if f is not None and "loader" in f.columns]
-    if not frames or data.variants is None:
-        return _inconclusive(11, claim, data.need("micropython_runs", "predictions") or
-                             "no MicroPython run or prediction records its loader (chunked or whole-file)")
+    if not frames:   # nobody measured the loaders: the planner's allocation model still shows the mechanism
+        frames = [an.loader_predictions(data.variants)]
+    if frames[0].empty:
+        return _inconclusive(11, claim, "no MicroPython run or prediction of the two loaders")
     runs = an.device_points(data.variants, pd.concat(frames, ignore_index=True), ok_only=False)
     runs = runs.assign(ok=runs["status"] == "ok")
     table = runs.pivot_table(index=["variant_id", "speed_source"], columns="loader", values="ok", aggfunc="max")
     if not {"chunked", "whole"} <= set(table.columns):
         return _inconclusive(11, claim, "the loader was not varied (need both 'chunked' and 'whole')")
-    table = table.dropna(subset=["chunked", "whole"]).reset_index()
+    table = (table.dropna(subset=["chunked", "whole"]).astype({"chunked": bool, "whole": bool}).reset_index()
+             .sort_values(["whole", "chunked"]))                    # failures first
     measured = table[table["speed_source"] != "predicted"]
     basis = measured if not measured.empty else table
-    rescued = int((basis["chunked"].astype(bool) & ~basis["whole"].astype(bool)).sum())
-    whole_fail = int((~basis["whole"].astype(bool)).sum())
-    both_fail = int((~basis["chunked"].astype(bool) & ~basis["whole"].astype(bool)).sum())
-    text = (f"Of {len(basis)} models, whole-file loading failed for {whole_fail}; chunked loading rescued "
-            f"{rescued} and {both_fail} failed either way")
+    rescued = int((basis["chunked"] & ~basis["whole"]).sum())
+    whole_fail = int((~basis["whole"]).sum())
+    both_fail = int((~basis["chunked"] & ~basis["whole"]).sum())
+    text = (f"Of {len(basis)} models, whole-file loading fails for {whole_fail}; chunked loading rescues "
+            f"{rescued} and {both_fail} fail either way")
+    fig = None
+    if "largest_alloc_bytes" in runs.columns:
+        fig = _scatter(runs.assign(largest_alloc_kb=runs["largest_alloc_bytes"] / 1024), "params",
+                       "largest_alloc_kb", "loader", log_x=True)
     if measured.empty:
-        return Verdict(11, claim, text + " (planner predictions only, so no verdict).", "inconclusive", table,
-                       "MicroPython, predicted")
+        return Verdict(11, claim, text + " (predicted by the planner's heap model; no board measured the two "
+                       "loaders, so no verdict).", "inconclusive", table, "MicroPython on a stock Pico, predicted", fig)
     verdict = ("inconclusive" if whole_fail == 0 else "supported" if rescued and not both_fail
                else "refuted" if not rescued else "inconclusive")
-    return Verdict(11, claim, text + ".", verdict, table, _runtime_text(runs[runs["speed_source"] != "predicted"]))
+    return Verdict(11, claim, text + ".", verdict, measured,
+                   _runtime_text(runs[runs["speed_source"] != "predicted"]), fig)
 
 
 CLAIM_12_BANDS = [  # (label, params low, params high, claimed tokens/s low, high)

@@ -9,10 +9,11 @@ chapter 06 (recompute = true) call :func:`run_bench`, which
   files (:mod:`starmind_lib.quant`, :mod:`starmind_lib.export`), calibrated on the
   variant's own training data;
 * runs them through :class:`~starmind_lib.devices.emulated.EmulatedPico`: int8 with
-  weights in flash and a KV cache for every model, and, for models up to
-  ``compare_max_params``, the isolated comparisons (weights copied to SRAM, KV cache
-  off, float32), plus the committed reference models and untrained "size probes"
-  (1 to 2M parameters) that map where the Pico's SRAM and flash run out;
+  weights in flash and a KV cache for every model, and the isolated comparisons
+  (weights copied to SRAM, KV cache off, float32) for the models up to
+  ``sram_max_params`` / ``nokv_max_params`` / ``float_max_params`` (the slow ones only for
+  small models), plus the committed reference models and untrained "size probes"
+  (0.3 to 2M parameters) that map where the Pico's SRAM and flash run out;
 * checks the emulated int8 tokens against the reference engine
   (:class:`~starmind_lib.intengine.IntEngine`, column ``matches_reference``);
 * appends one row per (model, runtime, weights, KV cache) to the crash-safe table
@@ -34,6 +35,8 @@ from .provenance import REPO_ROOT, ResultTable, provenance
 
 TABLE = ("device", "c_runs")
 KERNEL_TABLE = ("device", "kernels")
+PROFILE_TABLE = ("device", "cycle_profile")
+PROFILE_TARGETS = (10_000, 100_000)       # profile the trained models nearest these sizes
 COMPARISONS = ("sram", "nokv", "float32")
 REFERENCE_DIR = REPO_ROOT / "data" / "reference"
 
@@ -44,9 +47,11 @@ class DeviceBenchConfig(StageConfig):
     n_tokens: int = field(default=16, metadata=between(2, 1024))       # generated tokens (greedy)
     max_variants: int = field(default=0, metadata=between(0, None))    # 0: every trained variant
     variants: tuple[str, ...] = ()                                     # restrict to these ids
-    comparisons: tuple[str, ...] = COMPARISONS                         # isolated effects, small models only
-    compare_max_params: int = field(default=60_000, metadata=between(0, None))
-    size_probes: tuple[int, ...] = (300_000, 1_000_000, 1_500_000, 2_000_000)  # untrained, parameter counts
+    comparisons: tuple[str, ...] = COMPARISONS                         # isolated effects (one setting changed)
+    sram_max_params: int = field(default=400_000, metadata=between(0, None))   # weights copied to SRAM up to
+    nokv_max_params: int = field(default=30_000, metadata=between(0, None))    # KV cache off up to (slow: O(n^2))
+    float_max_params: int = field(default=10_000, metadata=between(0, None))   # float32 up to (soft float: slow)
+    size_probes: tuple[int, ...] = (300_000, 1_000_000, 1_500_000, 2_500_000)  # untrained, parameter counts
     reference_models: bool = True                                      # also run data/reference/*.smd
     calib_windows: int = field(default=8, metadata=between(1, 10_000))
     workers: int = field(default=2, metadata=between(1, 64))
@@ -117,10 +122,10 @@ def export_variant(model, calib: list, vocab: list[bytes], out_dir: Path, model_
 def probe_config(n_params: int, vocab_size: int = 64) -> dict:
     """A 4-layer, FFN 4x model of about n_params parameters (width solved for the count)."""
     from .sweep_grid import count_params
-    dim = 8
-    while count_params(dim=dim + 8, n_layers=4, ffn_hidden=4 * (dim + 8), vocab_size=vocab_size) <= n_params:
-        dim += 8
-    return {"vocab_size": vocab_size, "dim": dim, "n_layers": 4, "n_heads": max(1, dim // 32),
+    dim = 16  # multiples of 16 with heads of 16 or 32: every head size even (rope)
+    while count_params(dim=dim + 16, n_layers=4, ffn_hidden=4 * (dim + 16), vocab_size=vocab_size) <= n_params:
+        dim += 16
+    return {"vocab_size": vocab_size, "dim": dim, "n_layers": 4, "n_heads": max(1, dim // 32) if dim % 32 == 0 else dim // 16,
             "ffn_hidden": 4 * dim, "activation": "silu", "pos": "rope", "tied": True, "max_seq_len": 64}
 
 
@@ -196,14 +201,14 @@ def study_jobs(cfg: DeviceBenchConfig, results_dir: Path, runs_dir: Path, out_di
 
 
 def _wanted_runs(cfg: DeviceBenchConfig, n_params: int) -> list[tuple[str, str, bool]]:
+    """(scheme, weights, KV cache) runs of one model: the base run and the comparisons its size allows."""
     runs = [("int8", "flash", True)]
-    if n_params <= cfg.compare_max_params:
-        if "sram" in cfg.comparisons:
-            runs.append(("int8", "sram", True))
-        if "nokv" in cfg.comparisons:
-            runs.append(("int8", "flash", False))
-        if "float32" in cfg.comparisons:
-            runs += [("float32", "flash", True), ("float32", "sram", True)]
+    if "sram" in cfg.comparisons and n_params <= cfg.sram_max_params:
+        runs.append(("int8", "sram", True))
+    if "nokv" in cfg.comparisons and n_params <= cfg.nokv_max_params:
+        runs.append(("int8", "flash", False))
+    if "float32" in cfg.comparisons and n_params <= cfg.float_max_params:
+        runs += [("float32", "flash", True), ("float32", "sram", True)]
     return runs
 
 
@@ -250,6 +255,54 @@ def kernel_rows(profile: str) -> list[dict]:
     return [{"key": f"{r['kernel']}/{r['weights']}", **r, **base} for r in kernel_bench(256)]
 
 
+# Firmware functions grouped by what they do (the int8 attention is inlined into sm_step_int8).
+FUNCTION_GROUPS = {
+    "sm_dot4_i8_m0": "int8 dot products", "sm_dot_i8_unroll4": "int8 dot products",
+    "linear_act": "requantisation", "linear_res": "requantisation", "rmsnorm": "RMSNorm",
+    "rope": "rotary embedding", "sm_step_int8": "attention softmax, embedding, FFN table",
+    "__udivsi3": "division", "__aeabi_uidiv": "division", "sm_sample": "sampling", "greedy": "sampling",
+    "logit_at": "sampling", "count_at_least": "sampling",
+}
+LOAD_FUNCTIONS = {"parse_header", "sm_crc32", "mat_ok", "int8_ok", "rq_ok", "range_ok", "int8_values_ok",
+                  "bind_tensors", "check_vocab", "expect", "sm_load", "sm_arena_needed", "reset_handler",
+                  "memcpy", "memset", "open_file", "plan", "take", "expect_mat", "layer_name", "name_cat",
+                  "sm_rom_float_init", "main", "fw_generate", "rom"}
+
+
+def model_file(row: dict, runs_dir: Path) -> Path:
+    """The .smd file a run used (the table stores ids, not machine paths)."""
+    suffix = ".smd" if row["scheme"] == "int8" else ".f32.smd"
+    if row["source"] == "reference":
+        return REFERENCE_DIR / f"{row['model_id']}{suffix}"
+    return Path(runs_dir) / "device" / f"{row['model_id']}{suffix}"
+
+
+def profile_rows(runs, runs_dir: Path, cfg: DeviceBenchConfig, profile: str) -> list[dict]:
+    """Where a token's cycles go, for the trained models nearest PROFILE_TARGETS (int8, flash, KV cache)."""
+    from .devices.emulated import profile_functions
+    base = runs[(runs["scheme"] == "int8") & (runs["weights"] == "flash") & runs["kv_cache"].astype(bool)
+                & (runs["status"] == "ok") & runs["source"].isin(["study", "reference"])]
+    if base.empty:
+        return []
+    out, prov, seen = [], provenance(profile=profile), set()
+    for target in PROFILE_TARGETS:
+        r = base.loc[(np.log(base["n_params"].astype(float) / target)).abs().idxmin()]
+        if r["model_id"] in seen:
+            continue
+        seen.add(r["model_id"])
+        prof = profile_functions(model_file(r, runs_dir), list(r["prompt_ids"]), cfg.n_tokens)
+        work = [p for p in prof if p["function"] not in LOAD_FUNCTIONS]
+        total = sum(p["cycles"] for p in work)
+        groups: dict[str, int] = {}
+        for p in work:
+            g = FUNCTION_GROUPS.get(p["function"], "other")
+            groups[g] = groups.get(g, 0) + p["cycles"]
+        for g, cyc in groups.items():
+            out.append({"key": f"{r['model_id']}/{g}", "model_id": r["model_id"], "n_params": int(r["n_params"]),
+                        "target": target, "part": g, "cycles": cyc, "share": cyc / total, **prov})
+    return out
+
+
 def _finish(row: dict, cfg: DeviceBenchConfig, profile: str) -> dict:
     ref = row.get("reference_ids")
     row["matches_reference"] = (None if ref is None or row["scheme"] != "int8" or row["status"] != "ok"
@@ -292,7 +345,25 @@ def run_bench(cfg: DeviceBenchConfig, results_dir, runs_dir, profile: str = "", 
             bar.update()
     bar.close()
     table.snapshot()
+    ptable = ResultTable(results_dir.joinpath(*PROFILE_TABLE), key="key")
+    if not ptable.rows():
+        for r in profile_rows(table.frame(), runs_dir, cfg, profile):
+            ptable.append(r)
+        if ptable.rows():
+            ptable.snapshot()
     return table.frame()
+
+
+# Columns only study variants have; a table of reference models and probes alone gets them empty.
+STUDY_COLUMNS = ("axis", "group", "budget", "bpc", "tokenizer", "is_synthetic", "trained")
+
+
+def read_profile(results_dir):
+    """The cycle profile table, or an empty frame when the bench had no trained model to profile."""
+    import pandas as pd
+    path = Path(results_dir).joinpath(*PROFILE_TABLE).with_suffix(".parquet")
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame(
+        columns=["model_id", "n_params", "target", "part", "cycles", "share"])
 
 
 def read_runs(results_dir):
@@ -304,7 +375,11 @@ def read_runs(results_dir):
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: run chapter 06 with recompute=true (make bench-device)")
         out.append(pd.read_parquet(path))
-    return tuple(out)
+    runs = out[0]
+    for col in STUDY_COLUMNS:
+        if col not in runs:
+            runs[col] = None
+    return runs, out[1]
 
 
 def summary(df):

@@ -69,9 +69,10 @@ def planner_frame(models: dict[str, dict], context: int | None = None) -> pd.Dat
     for name, m in models.items():
         plan = planner.plan_memory(m, context=context)
         row = {"model": name, "n_params": m.get("n_params"), "bpc": m.get("bpc"), "fits": plan.fits,
-               "heap_needed_kb": plan.total_bytes / 1024, "reason": plan.reason, "label": "predicted"}
+               "weights": plan.weights, "heap_needed_kb": plan.total_bytes / 1024, "reason": plan.reason,
+               "label": "predicted"}
         for rt in ("micropython-viper", "micropython-python"):
-            sp = planner.predict_speed(m, rt, context=context)
+            sp = planner.predict_speed(m, rt, context=context, weights=plan.weights)
             row[f"tok_s_{rt.split('-')[1]}"] = sp.tokens_per_s
             row[f"tok_s_{rt.split('-')[1]}_low"] = sp.tokens_per_s_low
             row[f"tok_s_{rt.split('-')[1]}_high"] = sp.tokens_per_s_high
@@ -140,12 +141,15 @@ def run_hardware(port: str, results_dir: str | Path, runs_dir: str | Path, promp
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m starmind_lib.bench micropython", description=__doc__.split("\n")[0])
-    p.add_argument("--results-dir", default=str(REPO_ROOT / "build" / "bench" / "results"))
+    p.add_argument("--results-dir", default=str(REPO_ROOT / "build" / "bench" / "results"),
+                   help="where this benchmark's tables go")
+    p.add_argument("--study-results", default=str(REPO_ROOT / "data" / "results"),
+                   help="results of the architecture study (sweep/variants) whose models the planner maps")
     p.add_argument("--runs-dir", default=str(REPO_ROOT / "data" / "runs"))
     p.add_argument("--port", default="", help="a real board (mpremote connection string); none: virtual only")
     p.add_argument("--n-tokens", type=int, default=32)
     args = p.parse_args(argv)
-    models, _ = study_models(args.results_dir)
+    models, _ = study_models(args.study_results)
     for row in planner_frame(models).to_dict("records"):
         print(json.dumps({k: (round(v, 1) if isinstance(v, float) else v) for k, v in row.items()}))
     check = run_virtual_check(args.results_dir, profile="bench")

@@ -3,6 +3,7 @@
     python -m starmind_lib.book build --profile smoke        # CI
     python -m starmind_lib.book build                        # profile `report` (committed tables)
     python -m starmind_lib.book build --force                # re-execute every chapter
+    python -m starmind_lib.book check                        # every page in headless Chromium
 
 Steps:
 
@@ -62,9 +63,10 @@ EXECUTED = "_executed"
 ASSETS = "_assets"          # html_static_path in _config.yml
 KERNEL_NAME = "starmind-python"
 NOTEBOOK_GLOB = "[0-9][0-9]*_*.py"
-# Sources whose change can change any chapter's output.
-CODE_GLOBS = ("starmind_lib/**/*.py", "device/**/*.c", "device/**/*.h", "device/**/*.py",
-              "device/**/*.js", "device/**/*.mjs", "device/**/*.ld", "device/**/*.S", "device/**/*.md")
+# Sources whose change can change any chapter's output: the library and the device runtimes.
+CODE_DIRS = ("starmind_lib", "device")
+CODE_SUFFIXES = {".py", ".c", ".h", ".js", ".mjs", ".ld", ".S", ".s", ".md", ".json"}
+SKIPPED_DIRS = {"node_modules", "build", "__pycache__", ".git"}
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -124,11 +126,15 @@ def file_hashes(root: Path) -> dict[str, str]:
 
 
 def code_hash() -> str:
+    """Hash of the library and device sources (build outputs and node_modules pruned, not walked)."""
     h = hashlib.sha256()
-    for pattern in CODE_GLOBS:
-        for p in sorted(REPO_ROOT.glob(pattern)):
-            if p.is_file() and "node_modules" not in p.parts and "build" not in p.parts:
-                h.update(p.relative_to(REPO_ROOT).as_posix().encode() + b"\0" + p.read_bytes())
+    for top in CODE_DIRS:
+        for dirpath, dirnames, filenames in os.walk(REPO_ROOT / top):   # top-down: pruning works
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not d.startswith("."))
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if path.suffix in CODE_SUFFIXES:
+                    h.update(path.relative_to(REPO_ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
 
@@ -164,10 +170,10 @@ def write_kernelspec(jupyter_dir: Path) -> None:
     spec_dir = jupyter_dir / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     (spec_dir / "kernel.json").write_text(json.dumps({
-        # Altair's default renderer emits HTML that loads Vega from a CDN; the mimetype renderer
-        # emits the spec, which convert_vegalite_outputs turns into offline charts.
+        # Altair's default renderer emits HTML that loads Vega from a CDN: a chart left as a cell's
+        # last expression (instead of figures.show) must render offline too.
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                 "--IPKernelApp.exec_lines=['import altair as _alt; _alt.renderers.enable(\"mimetype\")']"],
+                 "--IPKernelApp.exec_lines=['import starmind_lib.figures as _f; _f.enable_offline_renderer()']"],
         "display_name": "Python (Starmind)", "language": "python",
         "env": {"PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"},
     }, indent=1))
@@ -181,25 +187,6 @@ def describe_failure(exc, path: Path, profile: str) -> str:
             f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}\n{tb}")
 
 
-VEGALITE_MIME = re.compile(r"application/vnd\.vegalite\.v\d+\+json")
-
-
-def convert_vegalite_outputs(nb) -> int:
-    """Give raw altair outputs (a chart as a cell's last expression) the offline HTML of ``figures.show``.
-
-    myst-nb cannot render the Vega-Lite mime type; without this such a chart would appear as text."""
-    from .figures import chart_html
-    converted = 0
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            mime = next((m for m in data if VEGALITE_MIME.fullmatch(m)), None)
-            if mime and "text/html" not in data:
-                data["text/html"] = chart_html(dict(data.pop(mime)))
-                converted += 1
-    return converted
-
-
 def tag_parameter_cells(nb) -> None:
     """Collapse the parameters cells in the book (still one click away: they say how it was run)."""
     for cell in nb.cells:
@@ -209,10 +196,10 @@ def tag_parameter_cells(nb) -> None:
 
 
 def execute_chapter(path: Path, params: dict, executed: Path, profile: str, log_output: bool = False) -> None:
-    import jupytext
-    import nbformat
     import logging
 
+    import jupytext
+    import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -242,7 +229,6 @@ def execute_chapter(path: Path, params: dict, executed: Path, profile: str, log_
             else:
                 os.environ["JUPYTER_PATH"] = old
     tag_parameter_cells(out)
-    convert_vegalite_outputs(out)
     nbformat.write(out, str(failed))
     os.replace(failed, executed)
 
@@ -459,7 +445,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="book source/output directory: _executed/ and _build/html go here (default book/)")
     b.add_argument("--force", action="store_true", help="re-execute every chapter even if up to date")
     b.add_argument("--log-output", action="store_true", help="stream the chapters' cell outputs while executing")
+    c = sub.add_parser("check", help="open every page of the built book in headless Chromium (offline)")
+    c.add_argument("--out", type=Path, default=BOOK_DIR, help="the directory given to build --out (default book/)")
+    c.add_argument("--screenshots", type=Path, help="save a full-page PNG of every page here")
     args = parser.parse_args(argv)
+    if args.command == "check":
+        from . import browsercheck
+        extra = ["--screenshots", str(args.screenshots)] if args.screenshots else []
+        return browsercheck.main([str(Path(args.out) / "_build" / "html"), *extra])
     try:
         build(args.profile, args.notebooks_dir, args.out, args.force, args.log_output)
     except (BookError, ValueError) as exc:

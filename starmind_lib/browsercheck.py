@@ -205,8 +205,8 @@ class Chromium:
         self.pump(0.3)
         return self.evaluate(PAGE_STATE_JS)
 
-    def screenshot(self, x: float, y: float, width: float, height: float) -> bytes:
-        res = self.call("Page.captureScreenshot", session=True, format="png", captureBeyondViewport=True,
+    def screenshot(self, x: float, y: float, width: float, height: float, beyond_viewport: bool = True) -> bytes:
+        res = self.call("Page.captureScreenshot", session=True, format="png", captureBeyondViewport=beyond_viewport,
                         clip={"x": x, "y": y, "width": width, "height": height, "scale": 1})
         return base64.b64decode(res["data"])
 
@@ -290,16 +290,37 @@ def link_problems(links: list[str], root: Path) -> list[str]:
     return out
 
 
-def chart_painted(browser: Chromium, c: dict, tries: int = 4) -> bool:
+CHART_RECT_JS = """
+(() => {
+  const c = document.getElementById(%s);
+  const el = c.querySelector('.starmind-chart-live svg') || c;
+  el.scrollIntoView({block: 'center', inline: 'nearest'});
+  const r = el.getBoundingClientRect();
+  return {x: r.left + window.scrollX, y: r.top + window.scrollY,
+          width: Math.min(r.width, window.innerWidth), height: Math.min(r.height, window.innerHeight)};
+})()
+"""
+
+
+def chart_screenshot(browser: "Chromium", chart_id: str) -> bytes:
+    """A screenshot of the chart, scrolled into view (what a reader sees there)."""
+    r = browser.evaluate(CHART_RECT_JS % json.dumps(chart_id))
+    return browser.screenshot(r["x"], r["y"], r["width"], r["height"], beyond_viewport=False)
+
+
+def chart_painted(browser: "Chromium", c: dict, tries: int = 4, save: Path | None = None) -> bool:
     """Whether a screenshot of the chart shows anything; painting can lag the DOM, so retry briefly."""
     for attempt in range(tries):
-        if distinct_colours(browser.screenshot(c["x"], c["y"], c["width"], c["height"])) >= 2:
+        png = chart_screenshot(browser, c["id"])
+        if save:
+            save.write_bytes(png)
+        if distinct_colours(png) >= 2:
             return True
         browser.pump(0.5)
     return False
 
 
-def chart_problems(browser: Chromium, charts: list[dict]) -> list[str]:
+def chart_problems(browser: Chromium, charts: list[dict], shots: Path | None = None) -> list[str]:
     out = []
     for c in charts:
         name = f"chart {c['id']}"
@@ -307,7 +328,7 @@ def chart_problems(browser: Chromium, charts: list[dict]) -> list[str]:
             out.append(f"{name} did not render interactively (state {c['rendered']!r})")
         elif c["marks"] < 3 or c["width"] < 10 or c["height"] < 10:
             out.append(f"{name} rendered an empty SVG ({c['marks']} marks, {c['width']}x{c['height']}px)")
-        elif not chart_painted(browser, c):
+        elif not chart_painted(browser, c, save=shots / f"{c['id']}.png" if shots else None):
             out.append(f"{name}: the screenshot of the chart area is blank")
     return out
 
@@ -321,7 +342,7 @@ def check_book(html_dir: str | Path, binary: str | None = None,
                screenshots: str | Path | None = None) -> list[PageReport]:
     """Open every page; return one report per page (``problems`` empty when the page is fine).
 
-    With ``screenshots``, a full-page PNG of each page is saved there (to look at, not checked)."""
+    With ``screenshots``, PNGs of each page and of each chart are saved there (to look at)."""
     html_dir = Path(html_dir).resolve()
     if not (html_dir / "index.html").exists():
         raise BrowserError(f"{html_dir} has no index.html: build the book first")
@@ -333,14 +354,15 @@ def check_book(html_dir: str | Path, binary: str | None = None,
             rep.problems += console_problems(browser.events)
             rep.problems += [f"remote script/stylesheet (book must work offline): {u}" for u in state["remote"]]
             rep.problems += [f"image did not load: {i['src'][:120]}" for i in state["images"] if not i["ok"]]
-            rep.problems += chart_problems(browser, state["charts"])
+            shots = Path(screenshots) / rep.page.replace("/", "__") if screenshots else None
+            if shots:
+                shots.mkdir(parents=True, exist_ok=True)
+            rep.problems += chart_problems(browser, state["charts"], shots)
             rep.problems += link_problems(state["links"], html_dir)
             if state["mathDone"] < state["math"]:
                 rep.problems.append(f"math not typeset: {state['math'] - state['mathDone']} of {state['math']}")
-            if screenshots:
-                shot = Path(screenshots) / (rep.page.replace("/", "__") + ".png")
-                shot.parent.mkdir(parents=True, exist_ok=True)
-                shot.write_bytes(browser.full_page())
+            if shots:
+                (shots / "page.png").write_bytes(browser.full_page())
             rep.charts = len(state["charts"])
             reports.append(rep)
     return reports

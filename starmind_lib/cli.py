@@ -31,6 +31,8 @@ def _board_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=("auto", "viper", "python"), default="auto", help="kernels on the board")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds a model may run before status timeout")
     p.add_argument("--force", action="store_true", help="run models the planner says will not fit")
+    p.add_argument("--weights", choices=("auto", "ram", "flash"), default="auto",
+                   help="weights in RAM, streamed from the board's flash each token, or auto (flash when large)")
 
 
 def _generation(p: argparse.ArgumentParser, n_tokens: int) -> None:
@@ -75,7 +77,7 @@ def _open_board(args):
         if port == "virtual":
             port, kind = stack.enter_context(start_virtual_board()).url, kind or "virtual"
         board = MpremoteBoard(port, kind=kind or "hardware", runtime_format=args.runtime_format,
-                              timeout_s=args.timeout, force=args.force, engine=args.engine)
+                              timeout_s=args.timeout, force=args.force, engine=args.engine, weights=args.weights)
         stack.callback(board.close)
         yield board
 
@@ -97,8 +99,9 @@ def board_main(args) -> int:
         for path in args.models:
             arch = model_architecture(path)
             plan = planner.plan_memory(arch, context=args.context)
-            speed = {rt: round(planner.predict_speed(arch, rt).tokens_per_s, 1) for rt in planner.RUNTIMES}
-            print(json.dumps({"model": path.name, "fits": plan.fits, "reason": plan.reason,
+            speed = {rt: round(planner.predict_speed(arch, rt, args.context, weights=plan.weights).tokens_per_s, 1)
+                     for rt in planner.RUNTIMES}
+            print(json.dumps({"model": path.name, "fits": plan.fits, "weights": plan.weights, "reason": plan.reason,
                               "heap_needed_bytes": plan.total_bytes, "predicted_tokens_per_s": speed,
                               "label": "predicted (stock Pico, MicroPython 1.27)"}))
         return 0

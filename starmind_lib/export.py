@@ -359,7 +359,13 @@ REFERENCE_MODELS = {
                                tied=False, max_seq_len=48), 300),
     "ref_dim1_gelu": (dict(dim=1, n_layers=1, n_heads=1, ffn_hidden=8, activation="gelu", pos="learned",
                            tied=True, max_seq_len=16), 200),
+    # a 64-token word-piece vocabulary with two empty special tokens (like BOS/EOS of the study's tokenizers)
+    "ref_words_gelu": (dict(dim=32, n_layers=2, n_heads=4, ffn_hidden=64, activation="gelu", pos="rope",
+                            tied=False, max_seq_len=64, vocab="words"), 300),
 }
+REFERENCE_WORD_PIECES = ("the ", "cat", "dog", "bird", "lily", "tom", "sun", "frog", "sat on", "ran to", "saw",
+                         "liked", "jumped over", "looked at", "mat", "tree", "ball", "moon", "river", "box",
+                         "a ", ". ", "! ", "? ", ".\n", "ed", "er", "at", "on", "oo")
 REFERENCE_PROMPT = "the cat "
 REFERENCE_SAMPLING = ({"seed": 1, "temperature_q8": 256, "top_k": 0},
                       {"seed": 12345, "temperature_q8": 180, "top_k": 5},
@@ -381,8 +387,23 @@ def reference_text(n_sentences: int, seed: int) -> str:
     return "".join(parts)
 
 
-def _encode_ref(text: str) -> np.ndarray:
-    return np.array([REFERENCE_ALPHABET.index(c) for c in text], dtype=np.int64)
+def reference_vocab(kind: str = "chars") -> list[bytes]:
+    """'chars': the 32 characters (id = index); 'words': 2 empty specials, the characters, 30 word pieces."""
+    chars = [c.encode() for c in REFERENCE_ALPHABET]
+    return chars if kind == "chars" else [b"", b""] + chars + [w.encode() for w in REFERENCE_WORD_PIECES]
+
+
+def _encode_ref(text: str, vocab: list[bytes] | None = None) -> np.ndarray:
+    """Greedy longest match over the vocabulary's non-empty tokens."""
+    vocab = vocab or reference_vocab()
+    data, out, i = text.encode(), [], 0
+    by_len = sorted((t for t in vocab if t), key=len, reverse=True)
+    index = {t: k for k, t in enumerate(vocab) if t}
+    while i < len(data):
+        tok = next(t for t in by_len if data.startswith(t, i))
+        out.append(index[tok])
+        i += len(tok)
+    return np.array(out, dtype=np.int64)
 
 
 def train_reference_model(cfg_params: dict, steps: int, seed: int = 0):
@@ -391,9 +412,11 @@ def train_reference_model(cfg_params: dict, steps: int, seed: int = 0):
     from .model import ModelConfig, Transformer
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    cfg = ModelConfig.from_params({**cfg_params, "vocab_size": len(REFERENCE_ALPHABET)})
+    vocab = reference_vocab(cfg_params.get("vocab", "chars"))
+    params = {k: v for k, v in cfg_params.items() if k != "vocab"}
+    cfg = ModelConfig.from_params({**params, "vocab_size": len(vocab)})
     model = Transformer(cfg)
-    ids = _encode_ref(reference_text(3000, seed))
+    ids = _encode_ref(reference_text(3000, seed), vocab)
     rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
     T = cfg.max_seq_len
@@ -411,7 +434,9 @@ def golden_vectors(smd_path: Path, f32_path: Path, model, prompt_ids: list[int])
     """What every device runtime must reproduce for one reference model."""
     import hashlib
     import torch
-    eng = ie.IntEngine(read_smd(smd_path))
+    smd = read_smd(smd_path)
+    eng = ie.IntEngine(smd)
+    text = lambda ids: b"".join(smd.vocab[i] for i in ids).decode("utf-8", errors="replace")  # noqa: E731
     n_new = min(24, model.cfg.max_seq_len - len(prompt_ids) + 1)
     prompt_logits = eng.logits_sequence(prompt_ids)
     greedy = eng.generate(prompt_ids, n_new)
@@ -424,12 +449,12 @@ def golden_vectors(smd_path: Path, f32_path: Path, model, prompt_ids: list[int])
         "model": smd_path.name, "model_sha256": sha(smd_path),
         "float_model": f32_path.name, "float_model_sha256": sha(f32_path),
         "config": model.cfg.to_dict(),
-        "prompt_text": "".join(REFERENCE_ALPHABET[i] for i in prompt_ids), "prompt_ids": prompt_ids,
+        "prompt_text": text(prompt_ids), "prompt_ids": prompt_ids,
         "logit_frac": eng.h.logit_frac,
         "first_logits": prompt_logits[-1].tolist(),
         "prompt_logits": prompt_logits.tolist(),
         "greedy": {"n_new": n_new, "output_ids": greedy,
-                   "text": "".join(REFERENCE_ALPHABET[i] for i in greedy)},
+                   "text": text(greedy)},
         "sampled": [{**s, "n_new": n_new, "output_ids": eng.generate(prompt_ids, n_new, **s)}
                     for s in REFERENCE_SAMPLING],
         "float32": {"first_logits": [round(v, 6) for v in flog], "abs_tolerance": 1e-3,
@@ -443,8 +468,8 @@ def make_reference(out_dir: Path = REFERENCE_DIR, names=None, verbose: bool = Tr
     from . import quant
     from .provenance import atomic_write_text
     written = []
-    vocab = [c.encode() for c in REFERENCE_ALPHABET]
     for name, (params, steps) in REFERENCE_MODELS.items():
+        vocab = reference_vocab(params.get("vocab", "chars"))
         if names is not None and name not in names:
             continue
         model, ids = train_reference_model(params, steps)
@@ -454,7 +479,7 @@ def make_reference(out_dir: Path = REFERENCE_DIR, names=None, verbose: bool = Tr
         smd, f32 = out_dir / f"{name}.smd", out_dir / f"{name}.f32.smd"
         write_smd(smd, header, tensors, vocab)
         write_smd(f32, *quant.to_float32(model), vocab)
-        gold = golden_vectors(smd, f32, model, _encode_ref(REFERENCE_PROMPT).tolist())
+        gold = golden_vectors(smd, f32, model, _encode_ref(REFERENCE_PROMPT, vocab).tolist())
         path = out_dir / f"{name}.golden.json"
         atomic_write_text(path, json.dumps(gold, indent=1) + "\n")
         written += [smd, f32, path]

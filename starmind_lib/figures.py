@@ -152,6 +152,18 @@ def show(chart, alt_text: str | None = None) -> Figure:
     return Figure(chart, alt_text)
 
 
+def _offline_renderer(spec: dict, **metadata) -> dict:
+    return {"text/html": chart_html(spec), "text/plain": "<starmind chart>"}
+
+
+def enable_offline_renderer() -> None:
+    """Make altair render every displayed chart like ``show`` (the book build's kernels call this).
+
+    Altair's default renderer loads Vega from a CDN, which an offline book cannot."""
+    alt.renderers.register("starmind", _offline_renderer)
+    alt.renderers.enable("starmind")
+
+
 def table(df, caption: str | None = None, precision: int = 3, index: bool = False) -> "TableHTML":
     """A compact HTML table of a DataFrame: numbers right-aligned, floats to ``precision`` digits."""
     import pandas as pd

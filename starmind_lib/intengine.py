@@ -133,6 +133,22 @@ def exp_lut() -> np.ndarray:
 
 
 # ---- RMSNorm, attention, FFN -----------------------------------------------------------------
+def isqrt_rows(n: np.ndarray) -> np.ndarray:
+    """Vectorised bitwise integer square root (FORMAT.md 6.2) of non-negative values < 2**31."""
+    n = _ints(n, "isqrt").copy()
+    res = np.zeros_like(n)
+    bit = np.full_like(n, 1 << 30)
+    for _ in range(16):
+        bit = np.where(bit > n, bit >> 2, bit)
+    for _ in range(16):
+        active = bit != 0
+        take = active & (n >= res + bit)
+        n = np.where(take, n - res - bit, n)
+        res = np.where(take, (res >> 1) + bit, np.where(active, res >> 1, res))
+        bit = bit >> 2
+    return res
+
+
 def rmsnorm(x, gain, gain_shift: int, eps_q: int) -> np.ndarray:
     """Integer RMSNorm of residual rows x [n, dim] (values in +-RES_MAX) -> int8 [n, dim]."""
     x = _ints(x, "rmsnorm x")
@@ -140,19 +156,15 @@ def rmsnorm(x, gain, gain_shift: int, eps_q: int) -> np.ndarray:
     dim = x.shape[-1]
     L, NF = norm_shift_bits(dim), norm_frac_bits(dim)
     S = _fits32(((x * x) >> L).sum(-1) + eps_q, "rmsnorm S")
-    out = np.empty_like(x)
-    for r in range(x.shape[0]):  # the per-vector scalar part: integer sqrt and one division
-        s, e = int(S[r]), 0
-        while s < (1 << 28):
-            s <<= 2
-            e += 1
-        if s >= (1 << 30):
-            s >>= 2
-            e -= 1
-        inv = NORM_RECIP_NUM // isqrt(s)
-        n = rshr(_fits32(x[r] * inv, "rmsnorm x*inv"), 29 - e - NF)
-        out[r] = clamp(rshr(_fits32(n * gain, "rmsnorm n*G"), gain_shift), -ACT_MAX, ACT_MAX)
-    return out
+    e = np.zeros_like(S)
+    for _ in range(15):  # normalise S into [2**28, 2**30) by steps of 4 (S >= 1, so at most 14 steps up)
+        up = S < (1 << 28)
+        S, e = np.where(up, S << 2, S), e + up
+    down = S >= (1 << 30)
+    S, e = np.where(down, S >> 2, S), e - down
+    inv = NORM_RECIP_NUM // isqrt_rows(S)                       # one division per vector
+    n = rshr(_fits32(x * inv[:, None], "rmsnorm x*inv"), (29 - e - NF)[:, None])
+    return clamp(rshr(_fits32(n * gain, "rmsnorm n*G"), gain_shift), -ACT_MAX, ACT_MAX)
 
 
 def matvec(w8: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -316,6 +328,16 @@ class IntEngine:
             if j + 1 < n_new:
                 logits = self.forward_token(state, tok, state.pos)
         return out
+
+
+def cross_entropy_nats(logits, targets, logit_frac: int) -> float:
+    """Host side: total cross-entropy in nats of int32 logits [n, V] (units of 2**-logit_frac nats)
+    against target ids [n]; bits per character = nats / ln 2 / characters."""
+    z = np.asarray(logits, dtype=np.float64) / float(1 << logit_frac)
+    z = z - z.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    targets = np.asarray(targets)
+    return float(-logp[np.arange(len(targets)), targets].sum())
 
 
 # ---- sampling --------------------------------------------------------------------------------

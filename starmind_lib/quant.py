@@ -22,14 +22,18 @@ Two things live here:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from . import intengine as ie
+from .config import ConfigError, StageConfig, between
 from .export import SmdHeader
 from .model import NORM_EPS, Transformer, rope_tables, state_dict_for_export
 
 SCHEMES = ("float32", "float16", "int8_tensor", "int8_row", "int4_group32", "int8_engine")
+# Any group size works: "int4_group<N>" (e.g. int4_group16, int4_group64).
 F_MAX = 1.99  # requant factors stay below 2 so the multiplier fits 16 bits with shift >= 0
 # The residual stream has 15 bits: spending one on headroom costs nothing measurable, while a
 # residual clamped on text hotter than the calibration windows costs a lot.
@@ -186,11 +190,11 @@ def act_lut(name: str, s_in: float, s_out: float) -> np.ndarray:
 
 
 def rope_q14(head_dim: int, max_seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    cos, sin = rope_tables(head_dim, max_seq_len)
+    """Q14 cos/sin tables [max_seq_len, head_dim/2] of the angles p * 10000^(-2j/head_dim), in float64."""
     inv = 10000.0 ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
     ang = np.arange(max_seq_len, dtype=np.float64)[:, None] * inv[None, :]
-    del cos, sin
-    return (np.round(np.cos(ang) * ie.ROPE_ONE).astype(np.int16), np.round(np.sin(ang) * ie.ROPE_ONE).astype(np.int16))
+    q14 = lambda a: np.round(a * ie.ROPE_ONE).astype(np.int16)  # noqa: E731
+    return q14(np.cos(ang)), q14(np.sin(ang))
 
 
 def _check_int8_limits(cfg) -> None:
@@ -281,7 +285,24 @@ def to_float32(model: Transformer) -> tuple[SmdHeader, dict[str, np.ndarray]]:
 
 
 # ---- weight-only post-training quantisation (quality study) -----------------------------------
-def _fake_quant(w, scheme: str, group: int):
+def int4_group_size(scheme: str) -> int | None:
+    """N of 'int4_group<N>', None for any other scheme."""
+    if not scheme.startswith("int4_group"):
+        return None
+    n = scheme[len("int4_group"):]
+    if not n.isdigit() or not 2 <= int(n) <= 4096:
+        raise ValueError(f"scheme {scheme!r}: the group size must be an integer in [2, 4096], e.g. 'int4_group32'")
+    return int(n)
+
+
+def known_scheme(scheme: str) -> bool:
+    try:
+        return scheme in SCHEMES or int4_group_size(scheme) is not None
+    except ValueError:
+        return False
+
+
+def _fake_quant(w, scheme: str):
     """w (torch, [out, in]) quantised and dequantised by `scheme`."""
     import torch
     if scheme == "float32":
@@ -294,7 +315,8 @@ def _fake_quant(w, scheme: str, group: int):
     if scheme == "int8_row":
         s = w.abs().amax(1, keepdim=True).clamp_min(1e-12) / 127
         return (w / s).round().clamp(-127, 127) * s
-    if scheme.startswith("int4_group"):
+    group = int4_group_size(scheme)
+    if group:
         out_f, in_f = w.shape
         pad = (-in_f) % group
         wp = torch.nn.functional.pad(w, (0, pad)).reshape(out_f, -1, group)
@@ -304,7 +326,7 @@ def _fake_quant(w, scheme: str, group: int):
     raise ValueError(f"unknown quantisation scheme {scheme!r}; known: {', '.join(SCHEMES)}")
 
 
-def quantized_copy(model: Transformer, scheme: str, group: int = 32) -> Transformer:
+def quantized_copy(model: Transformer, scheme: str) -> Transformer:
     """A copy of `model` whose weight matrices went through `scheme` (norm gains stay float32)."""
     import copy
 
@@ -313,11 +335,11 @@ def quantized_copy(model: Transformer, scheme: str, group: int = 32) -> Transfor
     with torch.no_grad():
         for name, p in q.named_parameters():
             if p.ndim == 2:
-                p.copy_(_fake_quant(p.detach().float(), scheme, group))
+                p.copy_(_fake_quant(p.detach().float(), scheme))
     return q
 
 
-def scheme_bytes(model: Transformer, scheme: str, group: int = 32) -> int:
+def scheme_bytes(model: Transformer, scheme: str) -> int:
     """Bytes of the weights on a device: values plus their scales (vectors stay float32)."""
     mats = [p for p in model.parameters() if p.ndim == 2]
     vec = sum(p.numel() for p in model.parameters() if p.ndim != 2) * 4
@@ -330,7 +352,8 @@ def scheme_bytes(model: Transformer, scheme: str, group: int = 32) -> int:
         return n + 4 * len(mats) + vec
     if scheme == "int8_row":
         return n + 4 * sum(p.shape[0] for p in mats) + vec
-    if scheme.startswith("int4_group"):
+    group = int4_group_size(scheme)
+    if group:
         groups = sum(p.shape[0] * -(-p.shape[1] // group) for p in mats)
         return (n + 1) // 2 + 2 * groups + vec
     raise ValueError(f"scheme_bytes: {scheme!r} has no formula (int8_engine is measured from its file)")
@@ -343,10 +366,7 @@ def engine_eval(eng: ie.IntEngine, model: Transformer, windows: np.ndarray) -> t
     total, same, n = 0.0, 0, 0
     for w in windows:
         logits = eng.logits_sequence(w[:-1])
-        z = eng.logits_real(logits)
-        z = z - z.max(-1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
-        total -= float(logp[np.arange(len(w) - 1), w[1:]].sum())
+        total += ie.cross_entropy_nats(logits, w[1:], eng.h.logit_frac)
         with torch.no_grad():
             f = model(torch.from_numpy(w[None, :-1]))[0][0].argmax(-1).numpy()
         same += int((f == logits.argmax(-1)).sum())
@@ -354,7 +374,7 @@ def engine_eval(eng: ie.IntEngine, model: Transformer, windows: np.ndarray) -> t
     return total, same / max(n, 1)
 
 
-def evaluate_schemes(model: Transformer, eval_set, calib_seqs, schemes=SCHEMES, group: int = 32,
+def evaluate_schemes(model: Transformer, eval_set, calib_seqs, schemes=SCHEMES,
                      vocab: list[bytes] | None = None, smd_path=None) -> list[dict]:
     """One row per scheme: bpc, delta vs float32, bytes; the int8 engine also gets greedy agreement."""
     import torch
@@ -365,7 +385,7 @@ def evaluate_schemes(model: Transformer, eval_set, calib_seqs, schemes=SCHEMES, 
     for scheme in schemes:
         row = {"scheme": scheme, "error": ""}
         try:
-            _evaluate_one(row, model, eval_set, calib_seqs, scheme, group, vocab, smd_path)
+            _evaluate_one(row, model, eval_set, calib_seqs, scheme, vocab, smd_path)
         except (ValueError, OverflowError) as e:  # a model outside the scheme's limits: recorded, not fatal
             row.update(bpc=float("nan"), bytes=0, error=f"{type(e).__name__}: {e}")
         if scheme == "float32":
@@ -379,12 +399,12 @@ def evaluate_schemes(model: Transformer, eval_set, calib_seqs, schemes=SCHEMES, 
     return rows
 
 
-def _evaluate_one(row, model, eval_set, calib_seqs, scheme, group, vocab, smd_path) -> None:
+def _evaluate_one(row, model, eval_set, calib_seqs, scheme, vocab, smd_path) -> None:
     from .export import pack_smd, parse_smd
     from .train import evaluate
     if scheme != "int8_engine":
-        row.update(bpc=evaluate(quantized_copy(model, scheme, group), eval_set)["val_bpc"],
-                   bytes=scheme_bytes(model, scheme, group))
+        row.update(bpc=evaluate(quantized_copy(model, scheme), eval_set)["val_bpc"],
+                   bytes=scheme_bytes(model, scheme))
         return
     header, tensors = to_int8_engine(model, calibrate(model, calib_seqs))
     data = pack_smd(header, tensors, vocab or [bytes([65 + i % 26]) for i in range(model.cfg.vocab_size)])
@@ -398,18 +418,12 @@ def _evaluate_one(row, model, eval_set, calib_seqs, scheme, group, vocab, smd_pa
 
 
 # ---- the chapter-05 stage: every model of the architecture study, every scheme -------------------
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from .config import ConfigError, StageConfig, between  # noqa: E402
-
 TABLE_STEM = ("quant", "quant")
 
 
 @dataclass(frozen=True)
 class QuantConfig(StageConfig):
     schemes: tuple[str, ...] = SCHEMES
-    group_size: int = field(default=32, metadata=between(2, 4096))
     eval_tokens: int = field(default=16384, metadata=between(64, 10**8))    # fixed validation subset
     calib_windows: int = field(default=16, metadata=between(1, 10_000))     # training windows for calibration
     max_variants: int = field(default=0, metadata=between(0, None))         # 0: every variant of the sweep
@@ -418,10 +432,10 @@ class QuantConfig(StageConfig):
     export_models: bool = True                                              # keep <runs_dir>/smd/<id>.smd
 
     def validate(self) -> None:
-        unknown = [s for s in self.schemes if s not in SCHEMES]
+        unknown = [s for s in self.schemes if not known_scheme(s)]
         if unknown or not self.schemes:
             raise ConfigError(f"parameter 'schemes': unknown or empty {unknown or list(self.schemes)}; "
-                              f"known: {', '.join(SCHEMES)}")
+                              f"known: {', '.join(SCHEMES)} (int4_group<N> for any group size N)")
 
 
 def results_table(results_dir):
@@ -440,11 +454,11 @@ def ensure_prepared(data_dir, specs: list[str], data_source: str, raw_data_dir: 
     missing = [s for s in specs if not (Path(data_dir) / s / "meta.json").exists()]
     if not missing:
         return
-    from .data import DataConfig, load_corpus, resolve_data_source
-    from .sweep import prepare_data
+    from .data import load_corpus, resolve_data_source
+    from .sweep import prepare_data, study_data_config
     source, ddir = resolve_data_source(data_source, raw_data_dir)
-    params = {"source": source, **({"data_dir": ddir} if ddir else {})}
-    prepare_data(load_corpus(DataConfig.from_params(params)), missing, data_dir)
+    # The same corpus the sweep trained on (lowercased), so fingerprints and tokenizers agree.
+    prepare_data(load_corpus(study_data_config(source, ddir)), missing, data_dir)
 
 
 def run_quant(cfg: QuantConfig, results_dir, runs_dir, profile: str = "", data_source: str = "tinystories",
@@ -490,7 +504,7 @@ def run_quant(cfg: QuantConfig, results_dir, runs_dir, profile: str = "", data_s
         calib = _calib_windows(data["train"], T, cfg.calib_windows)
         smd = Path(runs_dir) / "smd" / f"{v['variant_id']}.smd" if cfg.export_models else None
         schemes = todo if "float32" in todo else ["float32"] + todo  # the delta needs the float32 bpc
-        rows = evaluate_schemes(model, eval_set, calib, schemes, cfg.group_size, decode.pieces, smd)
+        rows = evaluate_schemes(model, eval_set, calib, schemes, decode.pieces, smd)
         for r in rows:
             if r["scheme"] not in todo:
                 continue

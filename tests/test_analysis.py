@@ -132,12 +132,17 @@ def test_chapter_07_runs_on_synthetic_tables(results, tmp_path):
     assert "The best model per budget" in text
 
 
-def test_device_runs_that_match_no_variant_are_an_error():
-    v = pd.DataFrame({"variant_id": ["w16_d2"], "val_bpc": [2.0], "params": [100]})
-    runs = pd.DataFrame({"variant_id": ["model"], "status": ["ok"], "tokens_per_s": [3.0],
-                         "speed_source": ["cycle_exact_emulation"], "runtime": ["c-int8"]})
-    with pytest.raises(an.TableMismatch, match="need a 'variant_id' column"):
-        an.device_points(v, runs)
+def test_runs_of_models_outside_the_sweep_keep_their_own_architecture():
+    v = pd.DataFrame({"variant_id": ["w16_d2"], "val_bpc": [2.0], "params": [100], "dim": [16]})
+    runs = pd.DataFrame({"model_id": ["w16_d2", "probe_60k"], "status": ["ok", "ok"], "n_params": [100, 51488],
+                         "dim": [16, 32], "tokens_per_s_133MHz": [3.0, 150.0],
+                         "speed_source": "cycle_exact_emulation", "runtime": "c-int8"})
+    runs = an.canonical(runs)
+    assert list(an.device_points(v, runs)["variant_id"]) == ["w16_d2"]
+    both = an.device_points(v, runs, trained_only=False).set_index("variant_id")
+    assert both.loc["probe_60k", "params"] == 51488 and both.loc["probe_60k", "dim"] == 32
+    assert both.loc["probe_60k", "tokens_per_s"] == 150.0 and pd.isna(both.loc["probe_60k", "bpc"])
+    assert list(both["in_sweep"]) == [True, False]
 
 
 def test_without_a_planner_table_predictions_come_from_the_planner_on_the_sweep(tmp_path):
@@ -153,3 +158,8 @@ def test_without_a_planner_table_predictions_come_from_the_planner_on_the_sweep(
     assert status["width-d16"] == "ok" and status["huge"] == "does_not_fit"
     viper = pred[pred["runtime"] == "micropython-viper"].set_index("variant_id")["tokens_per_s"]
     assert viper["width-d16"] > viper["huge"] > 0
+    loaders = an.loader_predictions(an.load_variants(tmp_path)).set_index(["variant_id", "loader"])
+    assert loaders.loc[("width-d16", "chunked"), "status"] == "ok"
+    assert loaders.loc[("huge", "whole"), "status"] == "out_of_memory"
+    assert loaders.loc[("width-d16", "whole"), "largest_alloc_bytes"] > loaders.loc[("width-d16", "chunked"),
+                                                                                    "largest_alloc_bytes"]

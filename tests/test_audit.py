@@ -152,7 +152,7 @@ def test_claim_11_chunked_loading():
     assert audit.claim_11(AuditData(variants=v, micropython_runs=runs)).verdict == "supported"
     predicted = runs.assign(speed_source="predicted")
     verdict = audit.claim_11(AuditData(variants=v, predictions=predicted))
-    assert verdict.verdict == "inconclusive" and "predictions only" in verdict.measurement_text
+    assert verdict.verdict == "inconclusive" and "no board measured" in verdict.measurement_text
 
 
 def test_claim_12_needs_micropython_measured_on_a_pico(world):
@@ -185,10 +185,10 @@ def test_speed_effects_use_the_median_of_repeated_runs():
 
 
 def test_save_summary_writes_every_claim_with_provenance(world, tmp_path):
-    path = audit.save_summary(audit.run_audit(world), tmp_path, profile="smoke")
-    saved = pd.read_csv(path)
+    verdicts = audit.run_audit(world)
+    saved = pd.read_csv(audit.save_summary(verdicts, tmp_path, profile="smoke"))
     assert list(saved["claim"]) == list(range(1, 14)) and set(saved["profile"]) == {"smoke"}
-    assert audit.counts(audit.run_audit(world)) == saved["verdict"].value_counts().reindex(
+    assert audit.counts(verdicts) == saved["verdict"].value_counts().reindex(
         ["supported", "refuted", "inconclusive"], fill_value=0).to_dict()
 
 
@@ -208,4 +208,4 @@ def test_claim_08_sizes_from_the_quant_table_when_devices_lack_them(world):
     no_runs = AuditData(variants=world.variants, quant=quant)
     verdict = audit.claim_08(no_runs)
     assert verdict.verdict == "inconclusive"
-    assert "0.275x the float32 size" in verdict.measurement_text and "+0.020 bits/char" in verdict.measurement_text
+    assert "0.28x the size of the float32 one" in verdict.measurement_text and "+0.020 bits/char" in verdict.measurement_text

@@ -84,6 +84,15 @@ def test_virtual_board_reproduces_goldens(virtual_board, name):
 
 
 @needs_virtual_board
+def test_virtual_board_streams_weights_from_flash(virtual_board):
+    g = golden("ref_swiglu_untied")
+    with MpremoteBoard(virtual_board.url, kind="virtual", weights="flash") as board:
+        rec = board.run(g["prompt_ids"], g["greedy"]["n_new"], model_path=REFERENCE / g["model"])
+    assert rec.status == "ok" and rec.extra["weights"] == "flash"
+    assert rec.output_ids == g["greedy"]["output_ids"]
+
+
+@needs_virtual_board
 def test_deploy_skips_unchanged_files_and_rejects_corruption(virtual_board, tmp_path):
     model = REFERENCE / "ref_tiny_learned.smd"
     with MpremoteBoard(virtual_board.url, kind="virtual") as board:
@@ -114,7 +123,7 @@ def test_fault_statuses_and_the_batch_goes_on(tmp_path):
     models = [copy_model(tmp_path, n) for n in names]
     faults = {"/models/hangs.smd', [": "hang", "/models/drops.smd', [": "disconnect"}
     with start_fake_board(tmp_path / "board", faults) as fake:
-        board = MpremoteBoard(fake.url, kind="fake", timeout_s=4)
+        board = MpremoteBoard(fake.url, kind="fake", timeout_s=6)
         recs = board.bench(models, g["prompt_ids"], 8)
         board.close()
     status = {r.model: r.status for r in recs}

@@ -177,7 +177,8 @@ def test_chapter_tables_write_then_read_back(tmp_path):
     assert hist.groupby(["view", "split"])["stories"].sum().loc[("cased", "val")] == len(load_corpus(cfg).val)
     chars = read["chars"]
     assert chars["count"].sum() == stat(read, "cased", "train", "characters")
-    assert chars.loc[chars["char"] == " ", "shown"].item() == "␣ (space)"
+    assert chars.loc[chars["char"] == " ", "shown"].item() == "␣"
+    assert chars.loc[chars["char"] == "L", "class"].item() == "upper-case letter"
 
 
 def test_tinystories_source_reads_both_splits_and_streams_when_capped(monkeypatch):
@@ -199,3 +200,12 @@ def test_tinystories_source_reads_both_splits_and_streams_when_capped(monkeypatc
     assert calls == [("roneneldan/TinyStories", True)]
     assert c.train == ["Story 0: Lily’s kite flew.", "Story 1: Lily’s kite flew.", "Story 3: Lily’s kite flew."]
     assert c.val == ["Tom ran home."] and c.source_label == "TinyStories (Hugging Face)"
+
+
+def test_fingerprint_does_not_depend_on_where_the_files_are(tmp_path):
+    a, b = _write_dir(tmp_path / "a"), _write_dir(tmp_path / "b")
+    fa = load_corpus(DataConfig.from_params({"source": "local", "data_dir": str(a)})).fingerprint
+    fb = load_corpus(DataConfig.from_params({"source": "local", "data_dir": str(b)})).fingerprint
+    assert fa == fb
+    (b / "b.jsonl").write_text(json.dumps({"text": "A different story."}) + "\n")
+    assert load_corpus(DataConfig.from_params({"source": "local", "data_dir": str(b)})).fingerprint != fa

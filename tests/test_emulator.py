@@ -140,3 +140,25 @@ def test_too_large_models_do_not_fit(tmp_path):
     board.deploy(big)
     rec = board.run([1, 2], 2)
     assert rec.status == "does_not_fit" and "flash" in rec.message
+
+
+@needs_toolchain
+def test_bench_runs_reference_models_and_resumes(tmp_path):
+    from starmind_lib.bench_device import DeviceBenchConfig, read_runs, run_bench
+    cfg = DeviceBenchConfig.from_params({"n_prompt": 4, "n_tokens": 4, "comparisons": ["nokv"],
+                                         "nokv_max_params": 1500, "size_probes": [], "workers": 2})
+    df = run_bench(cfg, tmp_path / "results", tmp_path / "runs", profile="test", progress=False)
+    refs = {p.name.split(".")[0] for p in REFERENCE}
+    assert set(df["model_id"]) == refs
+    assert (df["status"] == "ok").all() and df["matches_reference"].astype(bool).all()
+    small = df[df["n_params"] <= 1500]["model_id"].nunique()
+    assert small >= 1 and len(df) == len(refs) + small     # + a KV-cache-off run of each model <= 1500 params
+    assert not df[df["n_params"] <= 1500]["kv_cache"].astype(bool).all()
+    journal = tmp_path / "results" / "device" / "c_runs.jsonl"
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])   # a torn last row, as after kill -9
+    df2 = run_bench(cfg, tmp_path / "results", tmp_path / "runs", profile="test", progress=False)
+    assert sorted(df2["key"]) == sorted(df["key"])         # only the lost run was redone
+    runs, kernels = read_runs(tmp_path / "results")
+    assert len(runs) == len(df) and set(kernels["weights"]) == {"flash", "sram"}
+    assert (tmp_path / "results" / "device" / "c_runs.csv").exists()

@@ -158,3 +158,11 @@ def test_format_md_test_vectors_hold():
     for n, want in [(0, 0), (1, 1), (2, 1), (3, 1), (4, 2), (1 << 28, 16384), ((1 << 30) - 1, 32767),
                     ((1 << 31) - 1, 46340)]:
         assert ie.isqrt(n) == want
+
+
+def test_vectorised_isqrt_is_exact():
+    import math
+    rng = np.random.default_rng(3)
+    v = np.concatenate([np.arange(0, 5000), rng.integers(0, 1 << 31, 20000),
+                        [(1 << 31) - 1, 1 << 30, (1 << 30) - 1, 1 << 28, (1 << 28) - 1]])
+    assert ie.isqrt_rows(v).tolist() == [math.isqrt(int(t)) for t in v]

@@ -150,6 +150,35 @@ def test_viper_kernels_reproduce_goldens(golden, viper_kernels, monkeypatch):
     check_engine_against_golden(eng, golden)
 
 
+@pytest.mark.parametrize("kernels", ["python", "viper"])
+def test_flash_mode_streams_weights_in_blocks(golden, kernels, viper_kernels, monkeypatch):
+    """Matrices left in the file, read in blocks of rows through a tiny scratch buffer: same tokens."""
+    if kernels == "viper":
+        monkeypatch.setattr(mp.engine, "load_kernels", lambda kind="auto": viper_kernels)
+    monkeypatch.setattr(mp.engine, "SCRATCH_BYTES", 40)  # a few rows per block: many blocks per matrix
+    model = mp.smd.load(str(REFERENCE / golden["model"]), weights="flash")
+    assert model.weights == "flash" and "tok_emb" in model.offsets and "tok_emb" not in model.tensors
+    eng = mp.engine.IntEngine(model, kernels)
+    mats = [eng.head] + [m for layer in eng.layers for m in layer[4:] if m is not None]
+    if any(rows * cols > 40 for _, _, rows, cols, _ in mats):
+        assert any(blocking[0] < rows for _, _, rows, _, blocking in mats)  # several blocks per matrix
+    assert eng.generate(golden["prompt_ids"], golden["greedy"]["n_new"]) == golden["greedy"]["output_ids"]
+    s = golden["sampled"][0]
+    assert eng.generate(golden["prompt_ids"], s["n_new"], s["temperature_q8"], s["top_k"], s["seed"]) == \
+        s["output_ids"]
+    eng.close()
+
+
+def test_flash_mode_still_checks_the_payload_crc(tmp_path):
+    data = bytearray((REFERENCE / "ref_rope_silu.smd").read_bytes())
+    data[-100] ^= 0x10  # inside a matrix the flash mode does not keep
+    (tmp_path / "bad.smd").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="payload checksum"):
+        mp.smd.load(str(tmp_path / "bad.smd"), weights="flash")
+    with pytest.raises(ValueError, match="weights must be"):
+        mp.smd.load(str(REFERENCE / "ref_rope_silu.smd"), weights="rom")
+
+
 def test_auto_kernels_fall_back_to_python_on_cpython():
     assert mp.engine.load_kernels("auto").NAME == "python"
     with pytest.raises(ImportError, match="viper kernels unavailable"):

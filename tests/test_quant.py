@@ -91,6 +91,7 @@ def test_scheme_bytes_formulas():
     assert quant.scheme_bytes(m, "float32") == 4 * (n_mat + n_vec)
     assert quant.scheme_bytes(m, "int8_row") == n_mat + 4 * (32 + 4 * 8 + 16 + 8) + 4 * n_vec
     assert quant.scheme_bytes(m, "int4_group32") == n_mat // 2 + 2 * (32 + 32 + 16 + 8) + 4 * n_vec
+    assert quant.scheme_bytes(m, "int4_group4") == n_mat // 2 + 2 * (64 + 64 + 32 + 32) + 4 * n_vec
 
 
 def test_quantized_copy_changes_only_matrices():
@@ -109,6 +110,9 @@ def test_quant_config_rejects_unknown_scheme():
         quant.QuantConfig.from_params({"schemes": ["int8_row", "int2"]})
     with pytest.raises(ConfigError, match="eval_tokens"):
         quant.QuantConfig.from_params({"eval_tokens": 3})
+    with pytest.raises(ConfigError, match="int4_group1"):
+        quant.QuantConfig.from_params({"schemes": ["int4_group1"]})
+    assert quant.QuantConfig.from_params({"schemes": ["int4_group16"]}).schemes == ("int4_group16",)
 
 
 def test_engine_limits_are_enforced():

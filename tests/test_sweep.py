@@ -166,3 +166,34 @@ def test_pack_and_unpack_round_trip_within_the_file_limits(prepared, tmp_path):
     assert (tmp_path / "res2/sweep/variants.jsonl").read_bytes() == (tmp_path / "res/sweep/variants.jsonl").read_bytes()
     assert (checkpoint_path(tmp_path / "runs2", "width-d8").read_bytes()
             == checkpoint_path(tmp_path / "runs", "width-d8").read_bytes())
+
+
+def test_trend_fit_and_budget_summary_of_a_known_table():
+    import pandas as pd
+
+    from starmind_lib.sweep_chapter import best_per_budget, budget_comparisons, fit_trend, nearest_best
+    params = [1_000, 10_000, 100_000, 1_000_000]
+    df = pd.DataFrame({"variant_id": [f"budget{p // 1000}k-depth-l{i}" for i, p in enumerate(params)],
+                       "axis": "budget_depth", "budget": params, "n_params": params, "tokenizer_spec": "char64",
+                       "bpc": [4.0 - 0.5 * i for i in range(4)], "dim": 8, "n_layers": 2, "n_heads": 1,
+                       "ffn_hidden": 32})
+    trend = fit_trend(df)
+    assert trend["b"] == pytest.approx(-0.5) and trend["a"] == pytest.approx(5.5) and trend["r2"] == pytest.approx(1)
+    summary = best_per_budget(budget_comparisons(df))
+    assert list(summary.best) == ["l0", "l1", "l2", "l3"] and (summary.spread_bpc == 0).all()
+    assert nearest_best(df, 12_000).variant_id == "budget10k-depth-l1"
+    assert nearest_best(df, 400) is None
+
+
+def test_gpu_study_script_runs_end_to_end_on_cpu(prepared, tmp_path):
+    """scripts/run_study_gpu.sh with a tiny grid on the CPU: trains, packs, and unpacks into a table."""
+    params = json.dumps({**FAST, "grid": "smoke", "variants": ["width-d2"], "device": "cpu", "workers": 1})
+    env = {**os.environ, "PYTHON": sys.executable, "STUDY_PARAMS": params, "STUDY_WORK_DIR": str(tmp_path / "work")}
+    done = subprocess.run(["bash", str(REPO / "scripts/run_study_gpu.sh"), str(prepared), str(tmp_path / "out"), "1", "120"],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["models-00.tar", "study-table.tar", "study.log"]
+    unpack_outputs(tmp_path / "out", tmp_path / "results", tmp_path / "runs")
+    assert results_table(tmp_path / "results").keys() == {"width-d2"}
+    assert load_variant(tmp_path / "runs", "width-d2").cfg.dim == 2

@@ -244,8 +244,8 @@ static int check_vocab(const sm_model *m)
     uint32_t at = 0;
     for (uint32_t t = 0; t < m->vocab_size; t++) {
         if (at >= m->vocab_bytes) return SM_ERR_FORMAT;
-        uint32_t len = m->vocab[at];
-        if (len < 1 || len > m->vocab_bytes - at - 1) return SM_ERR_FORMAT;
+        uint32_t len = m->vocab[at]; /* 0 is allowed: special tokens that print nothing */
+        if (len > m->vocab_bytes - at - 1) return SM_ERR_FORMAT;
         at += 1 + len;
     }
     return at == m->vocab_bytes ? SM_OK : SM_ERR_FORMAT;

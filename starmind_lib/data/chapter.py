@@ -22,7 +22,7 @@ from .corpus import char_class, char_counts, corpus_stats, load_corpus, story_le
 
 VIEWS = {"cased": False, "lowercased": True}
 STATS_VERSION = 1  # part of the stats row key: bump when the columns change
-_SHOWN = {" ": "␣ (space)", "\n": "↵ (newline)", "\t": "⇥ (tab)"}
+_SHOWN = {" ": "␣", "\n": "↵", "\t": "⇥"}  # space, newline, tab: visible on an axis
 
 
 class MissingTable(FileNotFoundError):

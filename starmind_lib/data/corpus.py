@@ -33,7 +33,7 @@ from .normalise import is_lowercase_only, normalise_story
 from .sources import RawShard, local_signature, read_local, read_tinystories_hf
 from .synthetic import synthetic_stories
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # bump when the corpus or its fingerprint is computed differently
 _memo: dict[str, "Corpus"] = {}
 
 
@@ -41,7 +41,7 @@ _memo: dict[str, "Corpus"] = {}
 class Corpus:
     train: list[str]
     val: list[str]
-    fingerprint: str  # sha256 of the config and the normalised stories
+    fingerprint: str  # sha256 of the config (less data_dir) and the normalised stories
     source_label: str  # e.g. "TinyStories (local sample)", "synthetic"
     is_synthetic: bool
     config: dict = field(default_factory=dict)
@@ -112,7 +112,10 @@ def _build(cfg: DataConfig) -> Corpus:
     if not train or not val:
         raise ValueError(f"the corpus has {len(train)} training and {len(val)} validation stories; "
                          "both must be non-empty (raise 'val_fraction', 'max_chars' or 'n_synthetic_stories')")
-    h = hashlib.sha256(cfg.to_json().encode())
+    # The directory's path is left out: the same stories found elsewhere (another machine,
+    # a GPU box) give the same fingerprint, so prepared data and result rows stay valid.
+    settings = {k: v for k, v in cfg.to_dict().items() if k != "data_dir"}
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for part in (train, val):
         h.update(b"\x1d")
         for s in part:
@@ -204,7 +207,7 @@ def char_counts(texts: list[str]) -> Counter:
 def char_class(ch: str) -> str:
     """A coarse class for the character inventory figure."""
     if ch.isalpha():
-        return "upper-case letter" if ch.isupper() else "letter"
+        return "upper-case letter" if ch.isupper() else "lower-case letter"
     if ch.isdigit():
         return "digit"
     if ch.isspace():

@@ -190,7 +190,7 @@ class MpremoteBoard:
 
     def __init__(self, port: str, kind: str = "hardware", runtime_format: str | None = None,
                  timeout_s: float = 120.0, heap_free: int | None = None, force: bool = False,
-                 engine: str = "auto", name: str | None = None):
+                 engine: str = "auto", name: str | None = None, weights: str = "auto"):
         if kind not in BOARD_KINDS:
             raise ValueError(f"kind must be one of {', '.join(BOARD_KINDS)}, got {kind!r}")
         self.port, self.kind = port, kind
@@ -199,7 +199,9 @@ class MpremoteBoard:
         # The planner's verdict applies to a stock Pico; the virtual board's heap grows on demand.
         self.heap_free = heap_free if heap_free is not None else (
             planner.PICO_HEAP_FREE_AFTER_BOOT if kind == "hardware" else None)
-        self.force, self.engine = force, engine
+        if weights not in ("auto", "ram", "flash"):
+            raise ValueError(f"weights must be 'auto', 'ram' or 'flash', got {weights!r}")
+        self.force, self.engine, self.weights = force, engine, weights
         self.name = name or {"hardware": f"mpremote:{port}", "virtual": "virtual-micropython",
                              "fake": "fake-micropython"}[kind]
         self.transport = None
@@ -221,6 +223,15 @@ class MpremoteBoard:
         except Exception as e:  # noqa: BLE001 - serial, socket and transport errors alike
             self.close()
             raise BoardDisconnected(f"cannot reach the board at {self.port}: {e}") from None
+
+    def soft_reset(self) -> None:
+        """A fresh interpreter and heap (files stay): each model is measured from the same start."""
+        self.connect()
+        try:
+            self.transport.enter_raw_repl(soft_reset=True)
+        except Exception as e:  # noqa: BLE001 - serial, socket and transport errors alike
+            self.close()
+            raise BoardDisconnected(f"the board at {self.port} did not come back from a soft reset: {e}") from None
 
     def close(self) -> None:
         t, self.transport = self.transport, None
@@ -354,12 +365,16 @@ class MpremoteBoard:
         """The planner's verdict for this board (None where the board has no fixed heap)."""
         if self.heap_free is None:
             return None
-        return planner.plan_memory(model_architecture(model_path), heap_free=self.heap_free, context=context)
+        return planner.plan_memory(model_architecture(model_path), heap_free=self.heap_free, context=context,
+                                   weights=self.weights)
 
     def run(self, prompt_ids: list[int], n_tokens: int, seed: int = 0, temperature_q8: int = 0,
             top_k: int = 0, model_path: Path | None = None,
             on_token: Callable[[int, str], None] | None = None) -> RunRecord:
-        """Deploy (if needed) and run one model; every failure becomes the record's status."""
+        """Deploy (if needed), soft-reset, run one model; every failure becomes the record's status.
+
+        ``on_token(token_id, text)`` is called as each token arrives (text: its decoded bytes).
+        """
         model_path = Path(model_path or self.model_path or "")
         name = model_path.stem
         base = dict(prompt_ids=list(prompt_ids), seed=seed, flash_bytes=model_path.stat().st_size
@@ -369,6 +384,7 @@ class MpremoteBoard:
             if verdict is not None and not verdict.fits and not self.force:
                 return self._record(name, "does_not_fit", verdict.reason, **base)
             self.deploy(model_path)
+            self.soft_reset()
             return self._run_on_board(model_path, prompt_ids, n_tokens, seed, temperature_q8, top_k, on_token, base)
         except BoardTimeout as e:
             return self._record(name, "timeout", str(e), **base)
@@ -401,7 +417,7 @@ class MpremoteBoard:
         code = ("import sys\nif '/lib' not in sys.path:\n sys.path.append('/lib')\n"
                 f"from {PACKAGE} import bench\n"
                 f"bench.run_model({BOARD_MODELS + '/' + model_path.name!r}, {list(prompt_ids)!r}, {n_tokens}, "
-                f"{seed}, {temperature_q8}, {top_k}, {self.engine!r}, {on_token is not None})\n")
+                f"{seed}, {temperature_q8}, {top_k}, {self.engine!r}, {on_token is not None}, {self.weights!r})\n")
         self.exec(code, on_line=on_line)
         if not result:
             raise BoardExecError("the board printed no result line")
@@ -418,7 +434,8 @@ class MpremoteBoard:
             n_chars = len(fields["text"])
             fields["chars_per_s"] = fields["tokens_per_s"] * n_chars / max(len(fields["output_ids"]), 1)
         rec = self._record(name, r.get("status", "error"), r.get("message", ""), **fields)
-        rec.extra.update({k: r[k] for k in ("platform", "engine_detail", "heap_alloc_after") if k in r})
+        rec.extra.update({k: r[k] for k in ("platform", "weights", "heap_alloc_after", "heap_free_after_load")
+                          if k in r})
         return rec
 
     # ---- batches

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text progress: no widget needed in papermill or the book
 
 from ..data import DataConfig, load_corpus
 from ..provenance import ResultTable, provenance

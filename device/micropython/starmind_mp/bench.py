@@ -6,7 +6,7 @@
     bench.run_all([1, 2, 3], 32)                                  # every model in /models
 
 A result line holds: model, status (ok | out_of_memory | error), message,
-runtime (micropython-viper | micropython-python | micropython-float), load_ms,
+weights (ram | flash), runtime (micropython-viper | micropython-python | micropython-float), load_ms,
 heap free/allocated before and after loading (gc.mem_free/gc.mem_alloc), the
 model's heap bytes, ms per prefill token and per generated token, the output ids
 and their text as hex (token bytes may split a UTF-8 character).
@@ -15,6 +15,8 @@ A MemoryError anywhere becomes status out_of_memory; the board stays usable.
 import gc
 import json
 import sys
+
+from . import engine, smd  # imported before the heap is measured: model_heap_bytes is the model's alone
 
 try:
     from time import ticks_diff, ticks_us
@@ -50,17 +52,22 @@ def _platform():
     return "%s %s %s" % (impl.name, ".".join(str(v) for v in impl.version[:3]), sys.platform)
 
 
-def run_model(path, prompt, n_tokens, seed=0, temperature_q8=0, top_k=0, kernels="auto", stream=False):
-    """Load, prefill, generate; print the result line (and token lines if stream). Returns the result dict."""
+def run_model(path, prompt, n_tokens, seed=0, temperature_q8=0, top_k=0, kernels="auto", stream=False,
+              weights="auto"):
+    """Load, prefill, generate; print the result line (and token lines if stream). Returns the result dict.
+
+    weights: "ram", "flash" (matrices streamed from the file each token) or "auto" (flash when
+    the matrices would take more than 60% of the free heap).
+    """
     name = path.rsplit("/", 1)[-1]
     res = {"event": "result", "model": name, "status": "ok", "message": "", "platform": _platform()}
     free0, alloc0 = _heap()
     res["heap_free_before"], res["heap_alloc_before"] = free0, alloc0
     eng = model = None
     try:
-        from . import engine, smd
         t0 = ticks_us()
-        model = smd.load(path)
+        model = smd.load(path, weights)
+        res["weights"] = model.weights
         # the KV cache holds only the positions this run needs: the prompt and the new tokens
         eng = engine.make_engine(model, kernels, len(prompt) + max(n_tokens, 1) - 1)
         res["load_ms"] = ticks_diff(ticks_us(), t0) / 1000
@@ -75,6 +82,8 @@ def run_model(path, prompt, n_tokens, seed=0, temperature_q8=0, top_k=0, kernels
         res["status"], res["message"] = "out_of_memory", "MemoryError: %s" % (e,)
     except Exception as e:  # noqa: BLE001 - every failure is reported as a status, never a crash
         res["status"], res["message"] = "error", "%s: %s" % (type(e).__name__, e)
+    if eng is not None and hasattr(eng, "close"):
+        eng.close()
     eng = model = None
     res["heap_free_after"], res["heap_alloc_after"] = _heap()
     _emit(res)

@@ -7,6 +7,11 @@
 All buffers (activations, int8 KV cache, logits, sampler scratch) are allocated
 in the constructor; a decode step only calls kernels on them, so on the viper
 path generating a token allocates nothing on the heap.
+
+Weights live in RAM (one bytearray per tensor), or, for models larger than the
+heap, in the file ("flash" mode, ``smd.load(path, weights="flash")``): every
+token then streams each matrix through one small scratch buffer in blocks of
+rows (seek + readinto into preallocated views), trading speed for RAM.
 """
 import struct
 
@@ -16,7 +21,6 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-RES_LEARNED = const(1)
 TEMP_Q8_MIN = const(16)
 TEMP_Q8_MAX = const(4096)
 XORSHIFT_DEFAULT_STATE = 0x9E3779B9
@@ -44,6 +48,9 @@ def _bits(dim):
     return L, 15 - (L + 1) // 2
 
 
+SCRATCH_BYTES = const(4096)   # flash mode: matrix rows read per block
+
+
 class IntEngine:
     def __init__(self, model, kernels="auto", context=None):
         """``context``: positions to hold in the KV cache (default and maximum: the model's max_seq_len)."""
@@ -54,26 +61,19 @@ class IntEngine:
         d, f, V = model.dim, model.ffn_hidden, model.vocab_size
         T = self.context = min(context or model.max_seq_len, model.max_seq_len)
         self.L, self.NF = _bits(d)
-        consts = [struct.unpack("<8i", model.tensors["layers.%d.consts" % i]) for i in range(model.n_layers)]
+        consts = [struct.unpack("<8i", bytes(model.tensors["layers.%d.consts" % i])) for i in range(model.n_layers)]
         t = {}
         for name in list(model.tensors):
             t[name] = k.tensor(model.dtypes[name], model.tensors.pop(name))  # one tensor copied at a time
-        model.tensors = t  # the backend's buffers replace the raw ones (same memory on the viper path)
+        model.tensors = t
         self.t = t
-        self.layers = []
-        for i in range(model.n_layers):
-            p = "layers.%d." % i
-            names = ("attn_norm", "wq", "wq.rq", "wk", "wk.rq", "wv", "wv.rq", "wo", "wo.rq", "ffn_norm",
-                     "w1", "w1.rq", "act_lut", "w2", "w2.rq")
-            layer = [t[p + n] for n in names]
-            layer.append(t.get(p + "w3"))
-            layer.append(t.get(p + "w3.rq"))
-            layer.append(consts[i])
-            self.layers.append(layer)
-        self.head_w = t["tok_emb"] if model.tied else t["head"]
-        for name in t:  # int8 matrices, in the layout the kernels want (viper: offset binary, in place)
-            if model.dtypes[name] == 1 and name != "exp_lut" and not name.endswith("act_lut"):
-                k.prepare(t[name], len(model.tensors[name]))
+        if getattr(model, "prepared_for", None) not in (None, k.NAME):
+            raise ValueError("this model was prepared for %s kernels; load it again" % model.prepared_for)
+        if getattr(model, "prepared_for", None) is None:
+            for name in t:  # int8 matrices, in the layout the kernels want (viper: offset binary, in place)
+                if model.dtypes[name] == 1 and not name.endswith("act_lut"):
+                    k.prepare(t[name], len(t[name]))
+            model.prepared_for = k.NAME
         buf = k.buffer
         self.x = buf("i", d)
         self.a, self.q, self.kk, self.v, self.o = buf("a", d), buf("a", d), buf("a", d), buf("a", d), buf("a", d)
@@ -86,6 +86,78 @@ class IntEngine:
         self.kc = [buf("b", T * d) for _ in range(model.n_layers)]
         self.vc = [buf("b", T * d) for _ in range(model.n_layers)]
         self.pos = 0
+        self.flash = getattr(model, "weights", "ram") == "flash"
+        if self.flash:
+            self._open_flash()
+        self.layers = []
+        for i in range(model.n_layers):
+            p = "layers.%d." % i
+            layer = [t[p + "attn_norm"], t[p + "ffn_norm"], t[p + "act_lut"], consts[i]]
+            for w in ("wq", "wk", "wv", "wo", "w1", "w3", "w2"):
+                layer.append(self._matrix(p + w) if (p + w + ".rq") in t else None)
+            self.layers.append(layer)
+        self.head = self._matrix("tok_emb" if model.tied else "head", t["head.rq"])
+        self.emb = [self._row_source("tok_emb")]
+        if model.pos == "learned":
+            self.emb.append(self._row_source("pos_emb"))
+
+    # -- weights in RAM, or streamed from the file in blocks of rows (flash mode) --
+    def _open_flash(self):
+        m = self.m
+        widest = max(m.shapes[n][1] for n in m.offsets)
+        self.scratch = self.k.buffer("b", max(SCRATCH_BYTES, widest))
+        self.row = self.k.buffer("b", m.dim)
+        self.row_view = memoryview(self.row)[:m.dim]
+        self.file = open(m.path, "rb")
+
+    def close(self):
+        if self.flash:
+            self.file.close()
+
+    def _matrix(self, name, rq=None):
+        """(weights, rq, rows, cols, None) in RAM; in flash (file offset, rq, rows, cols, blocking), where
+        blocking = (rows per block, read view of a full block, read view of the last block)."""
+        m = self.m
+        rq = rq if rq is not None else self.t[name + ".rq"]
+        rows, cols = m.shapes[name]
+        if name not in m.offsets:
+            return (self.t[name], rq, rows, cols, None)
+        per = max(1, len(self.scratch) // cols)
+        last = rows - (rows - 1) // per * per
+        mv = memoryview(self.scratch)
+        return (m.offsets[name], rq, rows, cols, (per, mv[:per * cols], mv[:last * cols]))
+
+    def _row_source(self, name):
+        if name in self.m.offsets:
+            return (None, self.m.offsets[name], self.t[name + ".rq"])
+        return (self.t[name], 0, self.t[name + ".rq"])
+
+    def _linear(self, kern, out, mat, a):
+        w, rq, rows, cols, blocking = mat
+        if blocking is None:
+            kern(out, w, a, rq, rows, cols, 0)
+            return
+        f, s, prep = self.file, self.scratch, self.k.prepare
+        per, full, last = blocking
+        r0 = 0
+        while r0 < rows:  # seek, read a block of rows, flip it (viper), multiply: no allocation
+            r = rows - r0 if rows - r0 < per else per
+            f.seek(w + r0 * cols)
+            f.readinto(full if r == per else last)
+            prep(s, r * cols)
+            kern(out, s, a, rq, r, cols, r0)
+            r0 += per
+
+    def _embed(self, src, row, accumulate, clamp):
+        emb, off, rq = src
+        d = self.m.dim
+        if emb is None:  # flash: read the one row
+            self.file.seek(off + row * d)
+            self.file.readinto(self.row_view)
+            self.k.prepare(self.row, d)
+            self.k.embed(self.x, self.row, 0, rq, row, d, accumulate, clamp)
+        else:
+            self.k.embed(self.x, emb, row, rq, row, d, accumulate, clamp)
 
     def reset(self):
         self.pos = 0
@@ -99,34 +171,34 @@ class IntEngine:
                              % (token, pos, self.pos, self.context))
         x, a, q, kk, v, o = self.x, self.a, self.q, self.kk, self.v, self.o
         learned = m.pos == "learned"
-        k.embed(x, t["tok_emb"], t["tok_emb.rq"], token, d, 0, 0 if learned else 1)
+        self._embed(self.emb[0], token, 0, 0 if learned else 1)
         if learned:
-            k.embed(x, t["pos_emb"], t["pos_emb.rq"], pos, d, 1, 1)
+            self._embed(self.emb[1], pos, 1, 1)
         rope = m.pos == "rope"
+        lin = self._linear
         f, eps, L, NF = m.ffn_hidden, m.eps_q, self.L, self.NF
         for i in range(m.n_layers):
-            (attn_norm, wq, wq_rq, wk, wk_rq, wv, wv_rq, wo, wo_rq, ffn_norm, w1, w1_rq, lut, w2, w2_rq,
-             w3, w3_rq, c) = self.layers[i]
+            attn_norm, ffn_norm, lut, c, wq, wk, wv, wo, w1, w3, w2 = self.layers[i]
             k.rmsnorm(a, x, attn_norm, c[0], eps, d, L, NF)
-            k.linear_act(q, wq, a, wq_rq, d, d)
-            k.linear_act(kk, wk, a, wk_rq, d, d)
-            k.linear_act(v, wv, a, wv_rq, d, d)
+            lin(k.linear_act, q, wq, a)
+            lin(k.linear_act, kk, wk, a)
+            lin(k.linear_act, v, wv, a)
             if rope:
                 k.rope(q, t["rope.cos"], t["rope.sin"], pos, hd // 2, d)
                 k.rope(kk, t["rope.cos"], t["rope.sin"], pos, hd // 2, d)
             k.store_kv(self.kc[i], kk, pos, d)
             k.store_kv(self.vc[i], v, pos, d)
             k.attend(o, q, self.kc[i], self.vc[i], self.scores, t["exp_lut"], pos + 1, d, hd, c[2], c[3])
-            k.linear_res(x, wo, o, wo_rq, d, d)
+            lin(k.linear_res, x, wo, o)
             k.rmsnorm(a, x, ffn_norm, c[1], eps, d, L, NF)
-            k.linear_act(self.h, w1, a, w1_rq, f, d)
+            lin(k.linear_act, self.h, w1, a)
             k.act_lut(self.g, self.h, lut, f)
             if w3 is not None:
-                k.linear_act(self.u, w3, a, w3_rq, f, d)
+                lin(k.linear_act, self.u, w3, a)
                 k.mul_requant(self.g, self.u, c[4], c[5], f)
-            k.linear_res(x, w2, self.g, w2_rq, d, f)
+            lin(k.linear_res, x, w2, self.g)
         k.rmsnorm(a, x, t["final_norm"], m.final_norm_shift, eps, d, L, NF)
-        k.linear_logits(self.logits, self.head_w, a, t["head.rq"], m.vocab_size, d)
+        lin(k.linear_logits, self.logits, self.head, a)
         self.pos = pos + 1
         return self.logits
 

@@ -46,6 +46,9 @@ class FloatEngine:
         self._weights, self._mask, self.rng = array("i", bytes(4 * V)), array("b", bytes(V)), array("i", [0])
         self._lut = array("H", [int(round(32768 * math.exp(-i / 64))) for i in range(1024)])
 
+    def close(self):
+        pass
+
     def _norm(self, out, x, w, n):
         ss = 0.0
         for i in range(n):

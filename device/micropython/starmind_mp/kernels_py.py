@@ -36,10 +36,10 @@ def requant(acc, m, s):
     return (t + (1 << (s - 1))) >> s if s > 0 else t
 
 
-def embed(x, emb, rq, row, dim, accumulate, clamp):
-    """x (+)= rshr(emb[row] * m, s), with (m, s) = rq[row]; then clamp to the residual range if asked."""
-    m, s = rq[2 * row], rq[2 * row + 1]
-    base = row * dim
+def embed(x, emb, erow, rq, rrow, dim, accumulate, clamp):
+    """x (+)= rshr(emb[erow] * m, s), with (m, s) = rq[rrow]; then clamp to the residual range if asked."""
+    m, s = rq[2 * rrow], rq[2 * rrow + 1]
+    base = erow * dim
     for i in range(dim):
         v = rshr(emb[base + i] * m, s)
         if accumulate:
@@ -85,7 +85,7 @@ def isqrt(n):
     return r
 
 
-def linear_act(out, w, a, rq, rows, cols):
+def linear_act(out, w, a, rq, rows, cols, r0=0):
     """out[r] = clamp(requant(sum_c w[r, c] a[c], rq[r]), -127, 127)."""
     base = 0
     for r in range(rows):
@@ -93,11 +93,11 @@ def linear_act(out, w, a, rq, rows, cols):
         for c in range(cols):
             acc += w[base + c] * a[c]
         base += cols
-        v = requant(acc, rq[2 * r], rq[2 * r + 1])
-        out[r] = -127 if v < -127 else (127 if v > 127 else v)
+        v = requant(acc, rq[2 * (r0 + r)], rq[2 * (r0 + r) + 1])
+        out[r0 + r] = -127 if v < -127 else (127 if v > 127 else v)
 
 
-def linear_res(x, w, a, rq, rows, cols):
+def linear_res(x, w, a, rq, rows, cols, r0=0):
     """x[r] = clamp(x[r] + requant(sum_c w[r, c] a[c], rq[r]), -32767, 32767)."""
     base = 0
     for r in range(rows):
@@ -105,11 +105,11 @@ def linear_res(x, w, a, rq, rows, cols):
         for c in range(cols):
             acc += w[base + c] * a[c]
         base += cols
-        v = x[r] + requant(acc, rq[2 * r], rq[2 * r + 1])
-        x[r] = -32767 if v < -32767 else (32767 if v > 32767 else v)
+        v = x[r0 + r] + requant(acc, rq[2 * (r0 + r)], rq[2 * (r0 + r) + 1])
+        x[r0 + r] = -32767 if v < -32767 else (32767 if v > 32767 else v)
 
 
-def linear_logits(out, w, a, rq, rows, cols):
+def linear_logits(out, w, a, rq, rows, cols, r0=0):
     """int32 logits: clamp(requant(acc, rq[r]), -2**29, 2**29)."""
     base = 0
     lim = 1 << 29
@@ -118,8 +118,8 @@ def linear_logits(out, w, a, rq, rows, cols):
         for c in range(cols):
             acc += w[base + c] * a[c]
         base += cols
-        v = requant(acc, rq[2 * r], rq[2 * r + 1])
-        out[r] = -lim if v < -lim else (lim if v > lim else v)
+        v = requant(acc, rq[2 * (r0 + r)], rq[2 * (r0 + r) + 1])
+        out[r0 + r] = -lim if v < -lim else (lim if v > lim else v)
 
 
 def rope(q, cos, sin, pos, half, dim):

@@ -40,13 +40,13 @@ def prepare(w: ptr8, n: int):
 
 
 @micropython.viper
-def embed(x: ptr32, emb: ptr8, rq: ptr32, row: int, dim: int, accumulate: int, clamp: int):
-    m = rq[2 * row]
-    s = rq[2 * row + 1]
+def embed(x: ptr32, emb: ptr8, erow: int, rq: ptr32, rrow: int, dim: int, accumulate: int, clamp: int):
+    m = rq[2 * rrow]
+    s = rq[2 * rrow + 1]
     half = 0
     if s > 0:
         half = 1 << (s - 1)
-    base = row * dim
+    base = erow * dim
     for i in range(dim):
         e = int(emb[base + i]) - 128
         v = (e * m + half) >> s
@@ -110,7 +110,7 @@ def rmsnorm(out: ptr32, x: ptr32, gain: ptr16, gain_shift: int, eps_q: int, dim:
 
 
 @micropython.viper
-def linear_act(out: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int):
+def linear_act(out: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int, r0: int):
     corr = 0
     for c in range(cols):
         corr += a[c]
@@ -122,8 +122,8 @@ def linear_act(out: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int):
             acc += int(w[base + c]) * a[c]
         base += cols
         acc -= corr
-        m = rq[2 * r]
-        s = rq[2 * r + 1]
+        m = rq[2 * (r0 + r)]
+        s = rq[2 * (r0 + r) + 1]
         v = (acc >> 15) * m + (((acc & 32767) * m) >> 15)
         if s > 0:
             v = (v + (1 << (s - 1))) >> s
@@ -131,11 +131,11 @@ def linear_act(out: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int):
             v = -127
         elif v > 127:
             v = 127
-        out[r] = v
+        out[r0 + r] = v
 
 
 @micropython.viper
-def linear_res(x: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int):
+def linear_res(x: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int, r0: int):
     corr = 0
     for c in range(cols):
         corr += a[c]
@@ -147,21 +147,21 @@ def linear_res(x: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int):
             acc += int(w[base + c]) * a[c]
         base += cols
         acc -= corr
-        m = rq[2 * r]
-        s = rq[2 * r + 1]
+        m = rq[2 * (r0 + r)]
+        s = rq[2 * (r0 + r) + 1]
         v = (acc >> 15) * m + (((acc & 32767) * m) >> 15)
         if s > 0:
             v = (v + (1 << (s - 1))) >> s
-        v += x[r]
+        v += x[r0 + r]
         if v < -32767:
             v = -32767
         elif v > 32767:
             v = 32767
-        x[r] = v
+        x[r0 + r] = v
 
 
 @micropython.viper
-def linear_logits(out: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int):
+def linear_logits(out: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int, r0: int):
     lim = 1 << 29
     corr = 0
     for c in range(cols):
@@ -174,8 +174,8 @@ def linear_logits(out: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int
             acc += int(w[base + c]) * a[c]
         base += cols
         acc -= corr
-        m = rq[2 * r]
-        s = rq[2 * r + 1]
+        m = rq[2 * (r0 + r)]
+        s = rq[2 * (r0 + r) + 1]
         v = (acc >> 15) * m + (((acc & 32767) * m) >> 15)
         if s > 0:
             v = (v + (1 << (s - 1))) >> s
@@ -183,7 +183,7 @@ def linear_logits(out: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int
             v = 0 - lim
         elif v > lim:
             v = lim
-        out[r] = v
+        out[r0 + r] = v
 
 
 @micropython.viper

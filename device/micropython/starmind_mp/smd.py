@@ -113,8 +113,42 @@ def _file_size(path):
     return os.stat(path)[6]
 
 
-def load(path):
-    """Read and check a model file; returns a :class:`Model`."""
+def _skip(f, n, crc, scratch):
+    """Read n bytes through a small scratch buffer (CRC only): a tensor left in flash."""
+    mv = memoryview(scratch)
+    while n > 0:
+        k = f.readinto(mv[:min(n, len(scratch))])
+        if not k:
+            raise ValueError("truncated file: a tensor ends past the end of the file")
+        crc = crc32(mv[:k], crc)
+        n -= k
+    return crc
+
+
+def is_matrix(name, dtype, ndim):
+    """The int8 weight matrices, which the flash mode leaves in the file."""
+    return dtype == 1 and ndim == 2
+
+
+def _heap_free():
+    try:
+        import gc
+        gc.collect()
+        return gc.mem_free()
+    except (ImportError, AttributeError):  # CPython
+        return None
+
+
+def load(path, weights="ram"):
+    """Read and check a model file; returns a :class:`Model`.
+
+    weights: "ram" (every tensor in its own bytearray), "flash" (the int8 matrices stay
+    in the file; the engine streams them in blocks each token; everything is still read
+    once for the CRC), or "auto" (flash when the matrices would take more than 60% of the
+    free heap; ram where the port cannot tell, e.g. CPython).
+    """
+    if weights not in ("ram", "flash", "auto"):
+        raise ValueError("weights must be 'ram', 'flash' or 'auto', got %r" % (weights,))
     size = _file_size(path)
     with open(path, "rb") as f:
         pre = f.read(PREAMBLE_SIZE)
@@ -144,6 +178,20 @@ def load(path):
             raise ValueError("inconsistent header: tensor table and vocabulary overrun the header")
         model = Model(words, head, vocab_at)
         model._index_vocab()
+        model.path = path
+        model.offsets = {}
+        base = PREAMBLE_SIZE + hsize
+        if weights == "auto":
+            matrices = 0
+            for k in range(n_tensors):
+                dtype, ndim, s0, s1 = struct.unpack_from("<4I", head, table_at + k * ENTRY_SIZE + NAME_LEN)
+                if is_matrix("", dtype, ndim):
+                    matrices += s0 * s1
+            free = _heap_free()  # flash when the matrices would take more than 60% of the free heap
+            weights = "flash" if free is not None and matrices * 5 > free * 3 else "ram"
+        stream = weights == "flash" and words[0] == 1
+        model.weights = "flash" if stream else "ram"
+        scratch = bytearray(CHUNK) if stream else None
         crc, pos = 0, 0
         pad = bytearray(4)
         for k in range(n_tensors):
@@ -156,10 +204,14 @@ def load(path):
                 raise ValueError("tensor %s: offset %d out of order or outside the payload" % (name, offset))
             if offset > pos:
                 crc = _read_exactly(f, memoryview(pad)[:offset - pos], crc)
-            buf = bytearray(nbytes)  # checked against the file's length above
-            crc = _read_exactly(f, buf, crc)
-            model.tensors[name] = buf
             model.shapes[name] = (s0, s1) if ndim == 2 else (s0,)
+            if stream and is_matrix(name, dtype, ndim):
+                model.offsets[name] = base + offset
+                crc = _skip(f, nbytes, crc, scratch)
+            else:
+                buf = bytearray(nbytes)  # checked against the file's length above
+                crc = _read_exactly(f, buf, crc)
+                model.tensors[name] = buf
             model.dtypes[name] = dtype
             pos = offset + nbytes
         if psize - pos > 3:

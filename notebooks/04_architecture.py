@@ -1,0 +1,170 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The architecture study
+#
+# The earlier write-up reported "176 architectures tested", from width-1 models to golden-ratio
+# layouts, but never trained them, so it could not tell which spends a parameter best. This
+# chapter trains every variant of a declarative grid (`starmind_lib.sweep_grid`) on the same
+# stories for the same number of tokens, and measures each in bits per character (chapter 3).
+#
+# The grid varies one thing at a time around a small default (16 wide, 2 layers, FFN 4x, 64
+# characters): width (1 to 64), depth (1 to 12), heads (1 to 16), FFN ratio (1x to 256x),
+# vocabulary (32 to 96 characters, byte-level BPE 384 to 4096), activation, positions, tying,
+# and the write-up's Fibonacci / golden-ratio allocations. Then, at fixed budgets of 1K to 300K
+# parameters, it varies depth, heads, FFN ratio or vocabulary while solving for the width that
+# keeps the budget: *given N parameters, how should they be spent?*
+
+# %% tags=["parameters"]
+results_dir = "data/results"
+runs_dir = "data/runs"
+profile = "report"
+recompute = False
+data_source = "tinystories"
+data_dir = ""
+seed = 0
+grid = "full"
+tokens = 2_000_000
+seq_len = 64
+batch_size = 32
+lr = 3e-3
+eval_every = 250
+eval_tokens = 32768
+backend = "process"
+workers = 2
+device = "auto"
+
+# %% tags=["remove-stderr"]
+import math
+
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from starmind_lib.figures import show, table
+from starmind_lib.sweep_chapter import (axis_chart, best_per_budget, bpc_vs_params_chart, budget_chart,
+                                        budget_comparisons, fit_trend, nearest_best, samples_of, study_table)
+
+sweep_params = {"grid": grid, "tokens": tokens, "seq_len": seq_len, "batch_size": batch_size, "lr": lr,
+                "eval_every": eval_every, "eval_tokens": eval_tokens, "seed": seed, "backend": backend,
+                "workers": workers, "device": device}
+df = study_table(results_dir, runs_dir, recompute, sweep_params, data_source, data_dir, profile=profile)
+synthetic = bool(df.is_synthetic.any())
+unigram = float(df.unigram_bpc.iloc[0])
+trend = fit_trend(df, "char")
+best = df.sort_values("bpc").iloc[0]
+glue("arch_n_variants", f"{len(df)}", display=False)
+glue("arch_tokens", f"{int(df.tokens_trained.median()):,}", display=False)
+glue("arch_total_wall_min", f"{df.wall_s.sum() / 60:.0f}", display=False)
+glue("arch_machine", str(df.machine.iloc[0]), display=False)
+glue("arch_unigram_bpc", f"{unigram:.2f}", display=False)
+glue("arch_trend_slope", f"{trend['b']:.2f}", display=False)
+glue("arch_trend_r2", f"{trend['r2']:.2f}", display=False)
+glue("arch_best_id", str(best.variant_id), display=False)
+glue("arch_best_bpc", f"{best.bpc:.2f}", display=False)
+glue("arch_best_params", f"{int(best.n_params):,}", display=False)
+worse_than_unigram = df[df.bpc >= unigram]
+glue("arch_n_worse_than_unigram", f"{len(worse_than_unigram)}", display=False)
+how = "trained in this run" if recompute else f"read from the committed tables in `{results_dir}`"
+display(Markdown(f"Results {how}, computed from **{df.data_source.iloc[0]}** stories."
+                 + (" **Synthetic data: these numbers test the code, not the study.**" if synthetic else "")))
+
+# %% [markdown]
+# ## Quality against size
+#
+# {glue:text}`arch_n_variants` variants, each trained on {glue:text}`arch_tokens` tokens
+# ({glue:text}`arch_total_wall_min` minutes of training in all, on {glue:text}`arch_machine`).
+# The dashed line is the least-squares trend of the character models, bpc = a + b log10(params),
+# with slope {glue:text}`arch_trend_slope` bits per character per tenfold increase in parameters
+# (R² = {glue:text}`arch_trend_r2`); the grey line is the unigram baseline
+# ({glue:text}`arch_unigram_bpc` bpc). {glue:text}`arch_n_worse_than_unigram` variants do not even
+# beat the unigram baseline.
+#
+# The best model overall is {glue:text}`arch_best_id`, {glue:text}`arch_best_params` parameters,
+# {glue:text}`arch_best_bpc` bpc. Note that a BPE model trained on a fixed number of *tokens* has
+# seen several times more *text* than a character model, one reason the BPE points sit lower.
+
+# %%
+show(bpc_vs_params_chart(df, trend, unigram), alt_text="bits per character against parameters, log scale")
+
+# %% [markdown]
+# ## One hyperparameter at a time
+#
+# Around the default model, each panel changes one thing. Here the parameter count moves with the
+# hyperparameter, so these curves mix "a better shape" with "more parameters"; the fixed-budget
+# comparisons below separate the two.
+
+# %%
+import altair as alt
+
+df_plot = df.assign(ffn_ratio=df.ffn_hidden / df.dim)
+panels = [axis_chart(df_plot, "width", "dim", "width (dim)"), axis_chart(df_plot, "depth", "n_layers", "layers"),
+          axis_chart(df_plot, "heads", "n_heads", "heads"), axis_chart(df_plot, "ffn_ratio", "ffn_ratio", "FFN ratio"),
+          axis_chart(df_plot, "vocab", "vocab_size", "vocabulary size")]
+panels = [p for p, a in zip(panels, ["width", "depth", "heads", "ffn_ratio", "vocab"]) if (df.axis == a).any()]
+if panels:
+    rows = [alt.hconcat(*panels[i:i + 2]) for i in range(0, len(panels), 2)]
+    show(alt.vconcat(*rows), alt_text="bits per character against each hyperparameter")
+
+# %% [markdown]
+# ## At a fixed parameter budget
+#
+# Each panel is one comparison; each line one option, across budgets from 1K to 300K
+# parameters (the width is solved so every variant stays within 35% of its budget; options that
+# cannot meet a budget, such as a 1024-token vocabulary at 1K parameters, are absent).
+
+# %%
+cmp = budget_comparisons(df)
+if cmp.empty:
+    display(Markdown("*This grid has no fixed-budget variants.*"))
+else:
+    show(budget_chart(cmp), alt_text="bits per character at fixed parameter budgets, per comparison")
+    summary = best_per_budget(cmp)
+    display(table(summary, caption="The best option at each budget, and how much worse the worst one is (bpc)"))
+
+# %% [markdown]
+# ## Golden ratio and Fibonacci layouts
+#
+# The write-up proposed Fibonacci widths and golden-ratio FFN sizes. Trained, they are ordinary
+# points on the trend: the table shows each one's distance from the trend line at its size
+# (negative: better than the trend).
+
+# %%
+golden = df[df.axis == "golden"].copy()
+if not golden.empty and not math.isnan(trend["b"]):
+    golden["trend_bpc"] = trend["a"] + trend["b"] * golden.n_params.map(math.log10)
+    golden["vs_trend"] = golden.bpc - golden.trend_bpc
+    glue("arch_golden_mean_vs_trend", f"{golden.vs_trend.mean():+.3f}", display=False)
+    display(table(golden[["variant_id", "dim", "n_layers", "ffn_hidden", "n_params", "bpc", "vs_trend"]],
+                  caption="Golden-ratio / Fibonacci variants against the trend"))
+
+# %% [markdown]
+# ## What the best small models write
+#
+# The best variant near ten thousand and near one hundred thousand parameters, from the prompt
+# "once upon a time" (greedy decoding, then temperature 0.8).
+
+# %%
+for target in (10_000, 100_000):
+    row = nearest_best(df, target)
+    if row is None:
+        continue
+    lines = [f"**{row.variant_id}** ({int(row.n_params):,} parameters, {row.bpc:.2f} bpc)", ""]
+    for s in samples_of(row):
+        if s["prompt"].lower().startswith("once upon"):
+            lines.append(f"- *{s['mode']}*: `{s['text'].replace(chr(10), ' ⏎ ')}`")
+    display(Markdown("\n".join(lines)))
+
+# %%
+cols = ["variant_id", "axis", "dim", "n_layers", "n_heads", "ffn_hidden", "tokenizer_spec", "n_params", "bpc",
+        "tokens_per_s"]
+table(df.sort_values("bpc")[cols], caption="Every variant, best first", precision=3)
