@@ -60,7 +60,7 @@ run_frames = [r for r in (an.load_runs(results_dir, kind, required=False) for ki
 points = (an.device_points(variants, pd.concat(run_frames, ignore_index=True), quant)
           if run_frames and variants is not None else pd.DataFrame())
 if len(points):  # the virtual MicroPython board times the host, not a Pico: its speeds mean nothing here
-    points = points[points["speed_source"] != "host_timing_not_representative"]
+    points = an.attach_device_text(points[points["speed_source"] != "host_timing_not_representative"], runs_dir)
 c_points = points[points["runtime_kind"] == "c"] if len(points) else points
 
 for name, value in an.headline_numbers(variants, points).items():
@@ -120,8 +120,9 @@ if not c_points.empty:
 # ## Recommendations
 #
 # For each budget (RAM for the whole program, a minimum speed) the table gives the model with the
-# lowest bits per character that fits it, per runtime, and a story it wrote (on the device when the
-# device run kept its text, else the training run's sample). "No model fits" is an answer too.
+# lowest bits per character that fits it, per runtime, and the stories it wrote: on the device (the
+# run's token ids decoded with the exported model's vocabulary, when that file is at hand) and right
+# after training. "No model fits" is an answer too.
 
 # %%
 if points.empty:
@@ -133,9 +134,11 @@ else:
                   caption="The best model per budget; MicroPython speeds are predicted unless the runtime "
                           "column says measured"))
     for r in rec[rec["variant_id"].notna()].itertuples():
-        story = (r.sample.strip() or "(no sample stored)").replace("`", "'")   # keeps the code fence closed
-        display(Markdown(f"**{r.budget}, {r.runtime_kind}**: {r.variant_id}, {r.bpc:.2f} bits/char, "
-                         f"{r.runtime}\n\n```text\n{story}\n```"))
+        stories = [(f"generated on the device ({r.runtime})", r.device_story),
+                   ("sampled after training (PyTorch, T=0.8)", r.training_story)]
+        text = "".join(f"\n\n{where}:\n\n```text\n{story.strip().replace('`', chr(39))}\n```"
+                       for where, story in stories if story and story.strip())   # no backticks: fence stays closed
+        display(Markdown(f"**{r.budget}, {r.runtime_kind}**: {r.variant_id}, {r.bpc:.2f} bits/char{text}"))
 
 # %% [markdown]
 # Chapter 08 uses the same tables to check, one by one, the claims of the earlier write-up.

@@ -304,6 +304,42 @@ def sample_text(value, max_chars: int = 240) -> str:
     return str(value)[:max_chars]
 
 
+def _token_ids(value) -> list[int]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return []
+    return [int(i) for i in value] if value is not None and hasattr(value, "__iter__") else []
+
+
+def attach_device_text(points: pd.DataFrame, runs_dir) -> pd.DataFrame:
+    """Decode each run's prompt + generated ids with its model file's vocabulary into ``text``, where the
+    exported model (``<runs_dir>/device/<id>.smd``) is still there; other rows keep what they had."""
+    from .export import read_smd
+    from .provenance import REPO_ROOT
+    vocabs: dict[str, list[bytes] | None] = {}
+
+    def vocab_of(model_id: str):
+        if model_id not in vocabs:
+            paths = [Path(runs_dir) / "device" / f"{model_id}.smd",
+                     REPO_ROOT / "data" / "reference" / f"{model_id}.smd"]
+            path = next((p for p in paths if p.is_file()), None)
+            vocabs[model_id] = read_smd(path).vocab if path else None
+        return vocabs[model_id]
+
+    def decode(row) -> str | None:
+        vocab = vocab_of(str(row["variant_id"]))
+        ids = _token_ids(row.get("prompt_ids")) + _token_ids(row.get("output_ids"))
+        if vocab is None or not ids or max(ids) >= len(vocab):
+            return row.get("text") if isinstance(row.get("text"), str) and row.get("text") else None
+        return b"".join(vocab[i] for i in ids).decode("utf-8", "replace")
+
+    if points.empty or "output_ids" not in points.columns:
+        return points
+    return points.assign(text=points.apply(decode, axis=1))
+
+
 def run_label(row) -> str:
     """Which runtime a speed comes from and how it was obtained, for tables and legends."""
     how = {"measured_hardware": "measured on a Pico", "cycle_exact_emulation": "cycle-exact emulation",
@@ -404,12 +440,12 @@ def recommend(points: pd.DataFrame, budgets: Iterable[tuple[float, float]] | Ite
                 rows.append({**row, "variant_id": None, "note": "no model fits this budget"})
                 continue
             best = ok.sort_values(["bpc", "tokens_per_s"], ascending=[True, False]).iloc[0]
-            sample = sample_text(best.get("text")) or sample_text(best.get("sample"))
+            device_story, training_story = sample_text(best.get("text")), sample_text(best.get("sample"))
             rows.append({**row, "variant_id": best["variant_id"], "bpc": best["bpc"],
                          "tokens_per_s": best["tokens_per_s"], "chars_per_s": best.get("chars_per_s"),
                          "ram_kb_used": best[memory_col] / 1024, "params": best.get("params"),
                          "runtime": best.get("runtime_label"), "speed_source": best.get("speed_source"),
-                         "sample": sample, "note": ""})
+                         "device_story": device_story, "training_story": training_story, "note": ""})
     return pd.DataFrame(rows)
 
 
@@ -437,7 +473,7 @@ def pareto_chart(points: pd.DataFrame, x: str = "tokens_per_s", higher_x_is_bett
     if has_ram:
         dots = dots.encode(size=alt.Size("ram_kb:Q", title="peak RAM (KB)"))
     front = base.transform_filter("datum.on_front").mark_line(color="black", strokeDash=[4, 3])
-    return (dots + front).properties(width=560, height=340, title=title).interactive()
+    return (dots + front).properties(width=420, height=300, title=title).interactive()
 
 
 def headline_numbers(variants: pd.DataFrame | None, points: pd.DataFrame) -> dict[str, str]:

@@ -341,7 +341,7 @@ def _front_share(v: pd.DataFrame, flag: pd.Series) -> tuple[pd.DataFrame, int, i
     return table, int((front & flag).sum()), int((front & ~flag).sum())
 
 
-def claim_06(data: AuditData, fat_ratio: float = 16, thin_ratio: float = 4) -> Verdict:
+def claim_06(data: AuditData, fat_ratio: float = 64, thin_ratio: float = 4) -> Verdict:
     claim = CLAIM_TEXT[6]
     if reason := data.need("variants"):
         return _inconclusive(6, claim, reason)
@@ -364,17 +364,17 @@ def claim_06(data: AuditData, fat_ratio: float = 16, thin_ratio: float = 4) -> V
 
 
 def is_golden(v: pd.DataFrame, tol: float = 0.05) -> pd.Series:
-    """Variants whose FFN/width ratio is φ or φ², or whose width and FFN are consecutive Fibonacci numbers."""
+    """The write-up's allocations: the sweep's own 'golden' axis when it has one, else variants whose
+    FFN/width ratio is a power of φ (1 to 3) or whose width and FFN are Fibonacci numbers one or two apart."""
+    if "axis" in v.columns:
+        return v["axis"].astype(str).eq("golden")
     fib = [1, 2]
     while fib[-1] < 1 << 20:
         fib.append(fib[-1] + fib[-2])
     fib_pairs = set(zip(fib, fib[1:])) | set(zip(fib, fib[2:]))
     ratio = v["ffn_hidden"] / v["dim"]
-    near = lambda r, t: (r / t - 1).abs() <= tol
-    by_ratio = near(ratio, GOLDEN) | near(ratio, GOLDEN ** 2) | near(ratio, GOLDEN ** 3)
-    by_fib = pd.Series([(int(d), int(h)) in fib_pairs for d, h in zip(v["dim"], v["ffn_hidden"])], index=v.index)
-    if "axis" in v.columns:  # the sweep labels the write-up's allocations itself
-        return v["axis"].astype(str).eq("golden")
+    by_ratio = pd.concat([(ratio / GOLDEN ** k - 1).abs() <= tol for k in (1, 2, 3)], axis=1).any(axis=1)
+    by_fib = pd.Series([(d, h) in fib_pairs for d, h in zip(v["dim"], v["ffn_hidden"])], index=v.index)
     return by_ratio | by_fib
 
 
@@ -531,7 +531,13 @@ def claim_10(data: AuditData, low: float = 3.0, high: float = 7.0) -> Verdict:
         return _inconclusive(10, claim, data.need("c_runs") or "no model was run both with and without a KV cache")
     med = float(pairs["ratio"].median())
     text = (f"The KV cache speeds generation {med:.1f}x (median of {len(pairs)} pairs of runs, range "
-            f"{pairs['ratio'].min():.1f}-{pairs['ratio'].max():.1f}x).")
+            f"{pairs['ratio'].min():.1f}-{pairs['ratio'].max():.1f}x)")
+    if "n_tokens" in pairs.columns:   # the gain grows with the context: say how long the runs were
+        lengths = sorted(set(pairs["n_tokens"].dropna().astype(int)))
+        text += f" generating {', '.join(map(str, lengths))} tokens"
+        if "n_prompt" in data.runs().columns:
+            text += f" after a {int(data.runs()['n_prompt'].median())}-token prompt"
+    text += "."
     verdict = "supported" if low <= med <= high else "refuted"
     fig = _bar(pairs, "variant_id", "ratio", "runtime_kind", rule=low, title="speed with / without KV cache")
     return Verdict(10, claim, text, verdict, pairs, _runtime_text(data.runs()), fig)
@@ -624,7 +630,10 @@ def claim_13(data: AuditData, claimed_s: float = 120.0) -> Verdict:
                                      max_wall_s=("wall_s", "max")).reset_index()
     if "tokens_trained" in v.columns:
         table["median_tokens_trained"] = v.groupby("machine")["tokens_trained"].median().values
-    gpu = table[table["machine"].str.contains("H100|H200|A100|NVIDIA|GPU", case=False, regex=True)]
+    on_gpu = v["machine"].astype(str).str.contains("H100|H200|A100|NVIDIA|GPU", case=False, regex=True)
+    if "device" in v.columns:   # the sweep records where each model trained ("cuda" or "cpu")
+        on_gpu |= v["device"].astype(str).str.startswith("cuda")
+    gpu = table[table["machine"].isin(v.loc[on_gpu, "machine"])]
     fig = _bar(v, "variant_id", "wall_s", "machine", rule=claimed_s, title="training wall time (s)")
     if gpu.empty:
         return _inconclusive(13, claim, f"every model was trained on {', '.join(table['machine'])}, not a GPU",
@@ -688,7 +697,7 @@ def _scatter(df, x, y, color, log_x=False, rule_x=None, rule_y=None):
         layers.append(alt.Chart(pd.DataFrame({x: [rule_x]})).mark_rule(strokeDash=[4, 3]).encode(x=f"{x}:Q"))
     if rule_y is not None:
         layers.append(alt.Chart(pd.DataFrame({y: [rule_y]})).mark_rule(strokeDash=[4, 3]).encode(y=f"{y}:Q"))
-    return alt.layer(*layers).properties(width=480, height=260).interactive()
+    return alt.layer(*layers).properties(width=420, height=240).interactive()
 
 
 def _bar(df, x, y, color, rule=None, title=""):
@@ -699,9 +708,9 @@ def _bar(df, x, y, color, rule=None, title=""):
         x=alt.X(f"{x}:N", sort="-y"), y=alt.Y(f"{y}:Q", title=title or y), color=f"{color}:N",
         tooltip=[c for c in (x, y, color) if c in df.columns])
     if rule is None:
-        return bars.properties(width=480, height=240)
+        return bars.properties(width=420, height=240)
     line = alt.Chart(pd.DataFrame({y: [rule]})).mark_rule(strokeDash=[4, 3], color="black").encode(y=f"{y}:Q")
-    return (bars + line).properties(width=480, height=240)
+    return (bars + line).properties(width=420, height=240)
 
 
 def _effect_chart(table):
@@ -712,4 +721,4 @@ def _effect_chart(table):
     measured = base.mark_point(filled=True, size=80).encode(
         x=alt.X("slowdown_per_step:Q", title="slowdown per step (grey: claimed range)", axis=alt.Axis(format="%")),
         color="runtime:N", tooltip=["runtime", "factor", "slowdown_per_step", "pairs"])
-    return (claimed + measured).properties(width=480, height=200)
+    return (claimed + measured).properties(width=420, height=200)

@@ -173,7 +173,8 @@ def write_kernelspec(jupyter_dir: Path) -> None:
         # Altair's default renderer emits HTML that loads Vega from a CDN: a chart left as a cell's
         # last expression (instead of figures.show) must render offline too.
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                 "--IPKernelApp.exec_lines=['import starmind_lib.figures as _f; _f.enable_offline_renderer()']"],
+                 "--IPKernelApp.exec_lines=['import starmind_lib.figures as _f; _f.enable_offline_renderer()']",
+                 "--IPKernelApp.log_level=ERROR"],   # not the plain-TCP notice (a local, short-lived kernel)
         "display_name": "Python (Starmind)", "language": "python",
         "env": {"PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"},
     }, indent=1))

@@ -35,7 +35,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--no-first-run", "--disable-sync",
                   "--disable-default-apps", "--mute-audio", "--hide-scrollbars",
                   "--window-size=1280,1000", "--remote-debugging-port=0"]
-SKIP_DIRS = {"_static", "_sources", "_images_unused"}
+SKIP_DIRS = {"_static", "_sources"}   # theme fragments and downloadable sources, not pages
 
 PAGE_STATE_JS = r"""
 (() => {
@@ -330,6 +330,24 @@ def chart_problems(browser: Chromium, charts: list[dict], shots: Path | None = N
             out.append(f"{name} rendered an empty SVG ({c['marks']} marks, {c['width']}x{c['height']}px)")
         elif not chart_painted(browser, c, save=shots / f"{c['id']}.png" if shots else None):
             out.append(f"{name}: the screenshot of the chart area is blank")
+    return out
+
+
+STATIC_IMAGES_JS = """Array.from(document.querySelectorAll('.starmind-chart')).map(c => {
+  const img = c.querySelector('.starmind-chart-static img');
+  return {id: c.id, ok: !!img && img.complete && img.naturalWidth > 0};
+})"""
+
+
+def static_fallback_problems(html_dir: str | Path, page_names: list[str], binary: str | None = None) -> list[str]:
+    """With JavaScript off, every chart must still show its static SVG."""
+    out = []
+    with Chromium(binary) as browser:
+        browser.call("Emulation.setScriptExecutionDisabled", session=True, value=True)
+        for name in page_names:
+            browser.open((Path(html_dir).resolve() / name).as_uri(), settle=0.5)
+            out += [f"{name}: chart {c['id']} has no static image without JavaScript"
+                    for c in browser.evaluate(STATIC_IMAGES_JS) if not c["ok"]]
     return out
 
 

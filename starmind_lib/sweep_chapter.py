@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .sweep import TABLE_STEM, SweepConfig, prepare_data, results_table, run_sweep, study_data_config
+from .sweep import SweepConfig, prepare_data, results_table, run_sweep, study_data_config
 from .sweep_grid import tokenizers_needed
 
 AXIS_LABELS = {"width": "width", "depth": "depth", "heads": "heads", "ffn_ratio": "FFN ratio", "vocab": "vocabulary",

@@ -16,7 +16,6 @@ import pandas as pd
 from .provenance import ResultTable, provenance
 from .sweep import PieceDecoder, load_prepared
 from .sweep_chapter import prepare_study_data
-from .sweep_grid import count_params
 from .train import EvalSet, TrainConfig, train_model
 
 
@@ -76,10 +75,6 @@ def reference_runs(runs: dict[str, dict], common: dict, results_dir, runs_dir, r
         df = df[df.run_id.isin(wanted)]
     latest = df.groupby("name").tail(1)  # the newest run of each name
     return latest.reset_index(drop=True), curves[curves.run_id.isin(latest.run_id)].reset_index(drop=True)
-
-
-def expected_params(fields: dict, vocab_size: int) -> int:
-    return count_params(**{**fields, "vocab_size": vocab_size})
 
 
 def curve_chart(curves: pd.DataFrame, unigram: float):

@@ -20,7 +20,7 @@ def params_of(vocab, dim, layers, ffn):
 
 
 def variants(grid=None, narrow_noise=True, gpu_seconds=None) -> pd.DataFrame:
-    grid = grid or dict(dim=[1, 2, 8, 16], n_layers=[1, 2], n_heads=[1, 2], ffn_ratio=[1, 4, 16],
+    grid = grid or dict(dim=[1, 2, 8, 16], n_layers=[1, 2], n_heads=[1, 2], ffn_ratio=[1, 4, 64],
                         vocab_size=[256, 512])
     rows = []
     for dim, layers, heads, ratio, vocab in itertools.product(*grid.values()):

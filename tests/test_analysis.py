@@ -72,7 +72,7 @@ def test_recommend_picks_lowest_bpc_within_budget():
     rec = an.recommend(pts, [(64, 5.0), (16, 1.0), (512, 100.0)]).set_index(["budget", "runtime_kind"])
     assert rec.loc[("≤ 64 KB RAM, ≥ 5 tok/s", "c"), "variant_id"] == "mid"
     assert rec.loc[("≤ 64 KB RAM, ≥ 5 tok/s", "micropython"), "variant_id"] == "mp"
-    assert rec.loc[("≤ 16 KB RAM, ≥ 1 tok/s", "c"), "sample"] == "a"
+    assert rec.loc[("≤ 16 KB RAM, ≥ 1 tok/s", "c"), "device_story"] == "a"
     assert rec.loc[("≤ 512 KB RAM, ≥ 100 tok/s", "c"), "note"] == "no model fits this budget"
 
 
@@ -163,3 +163,15 @@ def test_without_a_planner_table_predictions_come_from_the_planner_on_the_sweep(
     assert loaders.loc[("huge", "whole"), "status"] == "out_of_memory"
     assert loaders.loc[("width-d16", "whole"), "largest_alloc_bytes"] > loaders.loc[("width-d16", "chunked"),
                                                                                     "largest_alloc_bytes"]
+
+
+def test_device_text_is_decoded_with_the_model_files_vocabulary(tmp_path):
+    from starmind_lib.export import read_smd
+    from starmind_lib.provenance import REPO_ROOT
+    ref = sorted((REPO_ROOT / "data" / "reference").glob("ref_*.smd"))[0]
+    vocab = read_smd(ref).vocab
+    pts = pd.DataFrame({"variant_id": [ref.stem, "unknown"], "prompt_ids": ["[1, 2]", "[1]"],
+                        "output_ids": [[3, 4], [2]], "text": ["", "kept"]})
+    out = an.attach_device_text(pts, tmp_path)
+    assert out["text"].iloc[0] == b"".join(vocab[i] for i in (1, 2, 3, 4)).decode("utf-8", "replace")
+    assert out["text"].iloc[1] == "kept"

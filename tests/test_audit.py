@@ -117,6 +117,7 @@ def test_claim_07_golden_allocations():
     v = pd.DataFrame({"variant_id": ["gold", "plain", "plain_big"], "dim": [8, 8, 16],
                       "ffn_hidden": [13, 16, 32], "params": [1000, 1000, 4000], "val_bpc": [2.5, 2.0, 1.8]})
     assert list(audit.is_golden(v)) == [True, False, False]
+    assert list(audit.is_golden(v.assign(axis=["width", "golden", "width"]))) == [False, True, False]
     verdict = audit.claim_07(AuditData(variants=v))
     assert verdict.verdict == "refuted" and "beaten" in verdict.measurement_text
     v.loc[0, "val_bpc"] = 1.5

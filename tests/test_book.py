@@ -289,6 +289,9 @@ def test_smoke_book_builds_and_every_page_works_offline_in_chromium():
     assert {"index.html", "intro.html", "appendix_reproducibility.html"} <= pages
     problems = [f"{r.page}: {p}" for r in reports for p in r.problems]
     assert not problems, "\n".join(problems)
+    with_charts = [r.page for r in reports if r.charts]
+    assert with_charts, "the smoke book has no charts at all"
+    assert not browsercheck.static_fallback_problems(html, with_charts)
 
 
 @pytest.mark.slow
@@ -307,3 +310,5 @@ def test_browser_check_catches_broken_pages(tmp_path):
                      "console error: boom", "chart c1 did not render"]:
         assert expected in text, text
     assert "#here" not in text
+    assert browsercheck.static_fallback_problems(tmp_path, ["index.html"]) == \
+        ["index.html: chart c1 has no static image without JavaScript"]

@@ -9,7 +9,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import torch
 
 from starmind_lib.config import ConfigError
 from starmind_lib.model import Transformer, count_params as torch_count
