@@ -135,6 +135,11 @@ show(chart, alt_text="Scatter plot of the bits-per-character cost of each quanti
 #
 # ## Does the integer engine say the same thing?
 #
+# The model the integer engine hurts most is {glue:text}`worst_engine_variant` (head size
+# {glue:text}`worst_engine_head_dim`, +{glue:text}`max_delta_int8_engine:.4f` bpc). A likely
+# cause: q and k are quantised with one int8 scale per tensor, shared by all heads, so a head
+# whose queries and keys are small gets few levels; per-head scales would be the next step.
+#
 # Bits per character average over every prediction. A sharper question for generation: at
 # each position of the validation windows (teacher forced), does the integer engine put its
 # largest logit on the same token as the float model? For the median model it agrees on
@@ -143,6 +148,9 @@ show(chart, alt_text="Scatter plot of the bits-per-character cost of each quanti
 
 # %%
 eng_rows = df[df["scheme"] == "int8_engine"].copy()
+worst = eng_rows.sort_values("bpc_delta").iloc[-1]
+glue("worst_engine_variant", str(worst["variant_id"]), display=False)
+glue("worst_engine_head_dim", int(worst["dim"]) // int(worst["n_heads"]), display=False)
 glue("agreement_median", float(eng_rows["greedy_agreement"].median()), display=False)
 glue("agreement_min", float(eng_rows["greedy_agreement"].min()), display=False)
 chart = alt.Chart(eng_rows).mark_point(filled=True).encode(

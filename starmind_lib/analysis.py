@@ -476,13 +476,17 @@ def pareto_chart(points: pd.DataFrame, x: str = "tokens_per_s", higher_x_is_bett
     return (dots + front).properties(width=420, height=300, title=title).interactive()
 
 
+def _or_na(value, fmt) -> str:
+    return fmt(value) if value is not None and pd.notna(value) else "n/a"
+
+
 def headline_numbers(variants: pd.DataFrame | None, points: pd.DataFrame) -> dict[str, str]:
     """The numbers chapter 07 quotes in prose, formatted; 'n/a' where the tables cannot give them."""
     have = variants is not None and len(variants)
     out = {"n_models": str(len(variants)) if have else "0",
            "best_bpc": f"{variants['val_bpc'].min():.3f}" if have else "n/a",
            "n_device_points": "0", "n_front": "0", "front_fastest_tps": "n/a", "front_fastest_bpc": "n/a",
-           "front_best_bpc": "n/a", "front_best_tps": "n/a"}
+           "front_best_bpc": "n/a", "front_best_tps": "n/a", "front_best_ram_kb": "n/a", "front_best_params": "n/a"}
     c_points = points[points["runtime_kind"] == "c"] if len(points) else points
     if c_points.empty:
         return out
@@ -490,5 +494,7 @@ def headline_numbers(variants: pd.DataFrame | None, points: pd.DataFrame) -> dic
     fastest, best = front.loc[front["tokens_per_s"].idxmax()], front.loc[front["bpc"].idxmin()]
     out.update(n_device_points=str(len(c_points)), n_front=str(len(front)),
                front_fastest_tps=f"{fastest['tokens_per_s']:.1f}", front_fastest_bpc=f"{fastest['bpc']:.2f}",
-               front_best_bpc=f"{best['bpc']:.2f}", front_best_tps=f"{best['tokens_per_s']:.1f}")
+               front_best_bpc=f"{best['bpc']:.2f}", front_best_tps=f"{best['tokens_per_s']:.1f}",
+               front_best_ram_kb=_or_na(best.get("peak_ram_bytes"), lambda b: f"{b / 1024:.0f}"),
+               front_best_params=_or_na(best.get("params"), lambda p: f"{p:,.0f}"))
     return out

@@ -229,11 +229,19 @@ def claim_02(data: AuditData, limit: int = 10_000, min_tokens_per_s: float = 1.0
     table = runs.groupby("runtime_label").agg(
         largest_practical_params=("params", lambda p: p[runs.loc[p.index, "practical"]].max()),
         largest_tried_params=("params", "max")).reset_index()
+    practical = runs[runs["practical"]].sort_values("params").groupby("runtime_label").tail(1)
+    show = [c for c in ("runtime_label", "variant_id", "tokens_per_s", "peak_ram_bytes", "bpc") if c in practical]
+    table = table.merge(practical[show].rename(columns={"variant_id": "largest_practical_model"}),
+                        on="runtime_label", how="left")
     best = table["largest_practical_params"].max()
     fig = _scatter(runs, "params", "tokens_per_s", "status", log_x=True, rule_x=limit)
     if pd.notna(best) and best >= 2 * limit:
-        return Verdict(2, claim, f"A {int(best):,}-parameter model runs at ≥ {min_tokens_per_s:g} token/s "
-                       f"({_runtime_text(runs)}).", "refuted", table, _runtime_text(runs), fig)
+        top = table.loc[table["largest_practical_params"].idxmax()]
+        trained = top["largest_practical_model"] in set(data.variants["variant_id"])
+        return Verdict(2, claim, f"{top['largest_practical_model']} ({int(best):,} parameters"
+                       f"{'' if trained else ', untrained: speed and memory do not depend on the weights'}) "
+                       f"runs at {top['tokens_per_s']:.1f} tokens/s on {top['runtime_label']}.", "refuted", table,
+                       _runtime_text(runs), fig)
     if table["largest_tried_params"].max() <= limit:
         return _inconclusive(2, claim, f"no model above {limit:,} parameters was run", table)
     if pd.isna(best):
@@ -269,6 +277,21 @@ def claim_03(data: AuditData, tolerance: float = 0.05) -> Verdict:
                    table, "; ".join(per_runtime), fig)
 
 
+def _one_setting(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the most common (runtime, weight placement, KV cache) setting: speeds comparable as they are."""
+    setting = [c for c in ("runtime", "weights_in", "kv_cache") if c in runs.columns]
+    if runs.empty or not setting:
+        return runs
+    counts = runs.groupby(setting).size()
+    deployable = ("c-int8", "flash", True)[:len(setting)]    # what a Pico would run, when it was measured
+    common = deployable if deployable in counts.index else counts.idxmax()
+    common = common if isinstance(common, tuple) else (common,)
+    mask = pd.Series(True, index=runs.index)
+    for col, value in zip(setting, common):
+        mask &= runs[col].eq(value)
+    return runs[mask]
+
+
 def _unigram_bpc(data: AuditData) -> float | None:
     """Bits per character of letter frequencies alone (the sweep records it beside every model)."""
     for table in (data.variants, data.stats):
@@ -287,7 +310,10 @@ def claim_04(data: AuditData, margin_bpc: float = 0.1) -> Verdict:
     v = data.variants
     if "dim" not in v.columns or not (v["dim"] <= 2).any():
         return _inconclusive(4, claim, "the sweep trained no 1- or 2-wide model")
-    narrow = _cols(v[v["dim"] <= 2], ["variant_id", "dim", "n_layers", "params", "val_bpc", "sample"])
+    is_narrow = v["dim"] <= 2
+    if "axis" in v.columns and (is_narrow & v["axis"].eq("width")).any():
+        is_narrow &= v["axis"].eq("width")      # the write-up's configuration: only the width changed
+    narrow = _cols(v[is_narrow], ["variant_id", "dim", "n_layers", "params", "val_bpc", "sample"])
     if "sample" in narrow.columns:
         narrow = narrow.assign(sample=narrow["sample"].map(lambda s: an.sample_text(s, 120)))
     unigram = _unigram_bpc(data)
@@ -296,7 +322,12 @@ def claim_04(data: AuditData, margin_bpc: float = 0.1) -> Verdict:
     else:
         narrow_unigram = pd.Series(unigram, index=narrow.index, dtype=float)
     runs = data.runs()
-    speed = (runs.groupby("dim")["tokens_per_s"].max() if not runs.empty and "dim" in runs else pd.Series(dtype=float))
+    if not runs.empty and "axis" in runs.columns:
+        # Like with like: the width axis varies only the width (same depth, FFN ratio and vocabulary).
+        runs = runs[runs["axis"].eq("width") & runs["status"].eq("ok")]
+    runs = _one_setting(runs)
+    speed = (runs.groupby("dim")["tokens_per_s"].median() if not runs.empty and "dim" in runs
+             else pd.Series(dtype=float))
     narrow = narrow.assign(unigram_bpc=narrow_unigram,
                            best_tokens_per_s=narrow["dim"].map(speed) if len(speed) else float("nan"))
     best_bpc = float(v["val_bpc"].min())
@@ -515,9 +546,10 @@ def claim_09(data: AuditData, compute_bound: float = 1.15, memory_bound: float =
     macs = pd.Series(an.macs_per_token(data.variants))
     sram = runs[runs["weights_in"].astype(str).str.lower().eq("sram") & runs["variant_id"].isin(macs.index)]
     if "cycles_per_token" in sram.columns and sram["cycles_per_token"].notna().any():
-        per_mac = (sram["cycles_per_token"] / sram["variant_id"].map(macs)).dropna()
-        text += (f" With weights in SRAM a token costs {per_mac.median():.1f} cycles per multiply-accumulate "
-                 f"(median of {len(per_mac)} runs, MACs counted by the planner, overheads included).")
+        per_mac = (sram["cycles_per_token"] / sram["variant_id"].map(macs)).groupby(sram["runtime"]).median()
+        text += (" With weights in SRAM a token costs " +
+                 ", ".join(f"{c:.1f} cycles per multiply-accumulate on {rt}" for rt, c in per_mac.dropna().items())
+                 + " (median; MACs counted by the planner, all other work included).")
     fig = _scatter(pairs, "model_kb", "flash_over_sram", "runtime_kind", log_x=True, rule_x=XIP_CACHE_BYTES / 1024)
     return Verdict(9, claim, text, verdict, pairs.sort_values("model_kb"), _runtime_text(runs), fig)
 
@@ -640,8 +672,11 @@ def claim_13(data: AuditData, claimed_s: float = 120.0) -> Verdict:
                              table)
     med = float(gpu["median_wall_s"].median())
     verdict = "supported" if claimed_s / 2 <= med <= claimed_s * 2 else "refuted"
-    return Verdict(13, claim, f"Median training time {med:.0f} s per model on {', '.join(gpu['machine'])}.",
-                   verdict, table, "training", fig)
+    text = f"Median training time {med:.0f} s per model on {', '.join(gpu['machine'])}"
+    if "median_tokens_trained" in gpu.columns:   # the time scales with the token budget: say what it was
+        text += f", each trained on {gpu['median_tokens_trained'].median():,.0f} tokens"
+    text += "."
+    return Verdict(13, claim, text, verdict, table, "training", fig)
 
 
 CLAIMS: dict[int, Callable[[AuditData], Verdict]] = {

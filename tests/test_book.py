@@ -276,6 +276,7 @@ SMOKE_OUT = REPO_ROOT / "build" / "smoke" / "book"
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)   # every chapter from scratch on a fresh clone: minutes, more than the default
 def test_smoke_book_builds_and_every_page_works_offline_in_chromium():
     proc = subprocess.run([sys.executable, "-m", "starmind_lib.book", "build", "--profile", "smoke",
                            "--out", str(SMOKE_OUT)], cwd=REPO_ROOT, capture_output=True, text=True)
