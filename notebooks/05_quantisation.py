@@ -50,7 +50,6 @@ import json
 from pathlib import Path
 
 import altair as alt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue

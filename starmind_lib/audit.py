@@ -569,7 +569,8 @@ def claim_10(data: AuditData, low: float = 3.0, high: float = 7.0) -> Verdict:
         text += f" generating {', '.join(map(str, lengths))} tokens"
         if "n_prompt" in data.runs().columns:
             text += f" after a {int(data.runs()['n_prompt'].median())}-token prompt"
-    text += "."
+    text += "." if low <= med <= high else (" — more than the claim says." if med > high else
+                                            " — less than the claim says.")
     verdict = "supported" if low <= med <= high else "refuted"
     fig = _bar(pairs, "variant_id", "ratio", "runtime_kind", rule=low, title="speed with / without KV cache")
     return Verdict(10, claim, text, verdict, pairs, _runtime_text(data.runs()), fig)

@@ -3,7 +3,7 @@
 Two things live here:
 
 * **Weight-only post-training quantisation** (`SCHEMES`): float16, int8 per
-  tensor, int8 per row (output channel), int4 per group of 32, applied to every
+  tensor, int8 per row (output channel), int4 per group of N (default 32), applied to every
   weight matrix of a trained :class:`~starmind_lib.model.Transformer` (norm
   gains stay float), evaluated in bits per character, with the bytes each
   scheme needs on a device.
@@ -18,6 +18,12 @@ Two things live here:
     calib = calibrate(model, calib_seqs)                 # activation ranges on training text
     header, tensors = to_int8_engine(model, calib)
     write_smd("m.smd", header, tensors, vocab)
+    rows = evaluate_schemes(model, eval_set, calib_seqs)  # bpc, delta, bytes per scheme
+
+The chapter-05 stage, :func:`run_quant`, does this for every model of the
+architecture study and appends one row per (variant, scheme) to the resumable
+table ``<results_dir>/quant/quant.{csv,parquet}``; the int8 files go to
+``<runs_dir>/smd/<variant_id>.smd`` for the device chapters.
 """
 from __future__ import annotations
 
