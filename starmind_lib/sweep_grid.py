@@ -127,6 +127,16 @@ def _component_axis() -> list[dict]:
     return out
 
 
+def _size_axis() -> list[dict]:
+    """Models of about a million parameters: how large a model still runs (weights in flash)."""
+    return [
+        _variant("size-d128-l6", "size", "size-1m", dim=128, n_layers=6, n_heads=4, ffn_hidden=512),
+        _variant("size-d160-l4", "size", "size-1m", dim=160, n_layers=4, n_heads=4, ffn_hidden=640),
+        _variant("size-d128-l6-bpe1024", "size", "size-1m", dim=128, n_layers=6, n_heads=4, ffn_hidden=512,
+                 tokenizer="bpe", vocab_size=1024),
+    ]
+
+
 def solve_width(budget: int, n_layers: int = 2, n_heads: int = 1, ffn_ratio: float = 4.0,
                 vocab_size: int = 64, max_dim: int = 1024, **fields) -> int | None:
     """The width (a multiple of 2 * n_heads, for RoPE) whose parameter count is closest to ``budget``.
@@ -174,7 +184,7 @@ def _budget_axes() -> list[dict]:
 
 def full_grid() -> list[dict]:
     variants = (_width_axis() + _depth_axis() + _heads_axis() + _ffn_axis() + _vocab_axis()
-                + _golden_axis() + _component_axis() + _budget_axes())
+                + _golden_axis() + _component_axis() + _budget_axes() + _size_axis())
     for v in variants:
         v.setdefault("budget", None)
     ids = [v["variant_id"] for v in variants]
