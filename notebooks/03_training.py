@@ -55,6 +55,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from starmind_lib.figures import show, table
+from starmind_lib.sweep_chapter import best_samples_markdown, read_study_table
 from starmind_lib.train_chapter import curve_chart, reference_runs
 
 torch.set_num_threads(1)
@@ -110,3 +111,17 @@ for _, r in runs.iterrows():
         text = s["text"].replace("\n", " ⏎ ")
         lines.append(f"- *{s['mode']}*: `{text}`")
     display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# ## The best models of the study
+#
+# Chapter 04 trains every variant of the architecture study the same way. Here are the best of
+# them near ten thousand and near a hundred thousand parameters, and what they write from
+# "once upon a time" (greedy, then sampled at temperature 0.8).
+
+# %%
+study = read_study_table(results_dir)
+if study is None:
+    display(Markdown("*The study's table is not there yet: chapter 04 (the architecture study) trains it.*"))
+else:
+    display(Markdown(best_samples_markdown(study)))

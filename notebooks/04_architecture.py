@@ -52,7 +52,7 @@ from myst_nb import glue
 
 from starmind_lib.figures import show, table
 from starmind_lib.sweep_chapter import (axis_chart, best_per_budget, bpc_vs_params_chart, budget_chart,
-                                        budget_comparisons, fit_trend, nearest_best, samples_of, study_table)
+                                        best_samples_markdown, budget_comparisons, fit_trend, study_table)
 
 sweep_params = {"grid": grid, "tokens": tokens, "seq_len": seq_len, "batch_size": batch_size, "lr": lr,
                 "eval_every": eval_every, "eval_tokens": eval_tokens, "seed": seed, "backend": backend,
@@ -154,15 +154,7 @@ if not golden.empty and not math.isnan(trend["b"]):
 # "once upon a time" (greedy decoding, then temperature 0.8).
 
 # %%
-for target in (10_000, 100_000):
-    row = nearest_best(df, target)
-    if row is None:
-        continue
-    lines = [f"**{row.variant_id}** ({int(row.n_params):,} parameters, {row.bpc:.2f} bpc)", ""]
-    for s in samples_of(row):
-        if s["prompt"].lower().startswith("once upon"):
-            lines.append(f"- *{s['mode']}*: `{s['text'].replace(chr(10), ' ⏎ ')}`")
-    display(Markdown("\n".join(lines)))
+display(Markdown(best_samples_markdown(df)))
 
 # %%
 cols = ["variant_id", "axis", "dim", "n_layers", "n_heads", "ffn_hidden", "tokenizer_spec", "n_params", "bpc",

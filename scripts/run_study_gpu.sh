@@ -20,6 +20,8 @@ WORKERS=${3:-12}
 DEADLINE_S=${4:-420}
 WORK=${STUDY_WORK_DIR:-/tmp/starmind_study}
 PY=${PYTHON:-python3}
+# The machine that trains may hold a copy of the tree without its git history: say which commit it is.
+export STARMIND_GIT_COMMIT=${STARMIND_GIT_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
 # STUDY_PARAMS overrides the sweep parameters (a CPU check: '{"grid": "smoke", "device": "cpu", ...}')
 PARAMS=${STUDY_PARAMS:-"{\"grid\": \"full\", \"device\": \"cuda\", \"workers\": $WORKERS, \"backend\": \"process\"}"}
 cd "$(dirname "$0")/.."

@@ -125,7 +125,8 @@ def probe_config(n_params: int, vocab_size: int = 64) -> dict:
     dim = 16  # multiples of 16 with heads of 16 or 32: every head size even (rope)
     while count_params(dim=dim + 16, n_layers=4, ffn_hidden=4 * (dim + 16), vocab_size=vocab_size) <= n_params:
         dim += 16
-    return {"vocab_size": vocab_size, "dim": dim, "n_layers": 4, "n_heads": max(1, dim // 32) if dim % 32 == 0 else dim // 16,
+    heads = dim // 32 if dim % 32 == 0 else dim // 16
+    return {"vocab_size": vocab_size, "dim": dim, "n_layers": 4, "n_heads": heads,
             "ffn_hidden": 4 * dim, "activation": "silu", "pos": "rope", "tied": True, "max_seq_len": 64}
 
 

@@ -63,7 +63,7 @@ def git_commit(root: Path = REPO_ROOT) -> str:
     A copy of the tree without .git (e.g. on a rented GPU machine) reports $STARMIND_GIT_COMMIT,
     which the launching script sets from the checkout it copied.
     """
-    if not (root / ".git").exists() and os.environ.get("STARMIND_GIT_COMMIT"):
+    if os.environ.get("STARMIND_GIT_COMMIT"):
         return os.environ["STARMIND_GIT_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,

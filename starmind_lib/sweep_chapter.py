@@ -101,6 +101,27 @@ def samples_of(row) -> list[dict]:
     return json.loads(s) if isinstance(s, str) else list(s)
 
 
+def best_samples_markdown(df: pd.DataFrame, targets=(10_000, 100_000), prompt: str = "once upon") -> str:
+    """Markdown: the best model near each parameter target and what it writes from ``prompt``."""
+    blocks = []
+    for target in targets:
+        row = nearest_best(df, target)
+        if row is None:
+            continue
+        lines = [f"**{row.variant_id}** ({int(row.n_params):,} parameters, {row.bpc:.2f} bpc)", ""]
+        for s in samples_of(row):
+            if s["prompt"].lower().startswith(prompt):
+                lines.append(f"- *{s['mode']}*: `{s['text'].replace(chr(10), ' ⏎ ')}`")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def read_study_table(results_dir) -> pd.DataFrame | None:
+    """The committed/computed sweep table, or None when the study has not run yet."""
+    table = results_table(results_dir)
+    return table.frame() if table.journal.exists() else None
+
+
 # ---------------------------------------------------------------- figures
 def bpc_vs_params_chart(df: pd.DataFrame, trend: dict, unigram: float | None = None):
     import altair as alt

@@ -6,8 +6,8 @@ speed: it has no XIP cache and no QSPI flash behind it.  The emulator harness
 address of every read in the cached XIP window 0x10000000..0x11000000
 (instruction fetches and data loads) through a model of the cache and adds a
 fixed penalty per miss.  This module holds the model's parameters, the
-derivation of the penalty, and a Python twin of the JS model (tests check
-that both count the same misses).
+derivation of the penalty, and a Python twin of the JS model (a test checks
+that the JS model counts what the twin counts on a streaming read pattern).
 
 Cache geometry (RP2040 datasheet, section 2.6.3 "XIP cache"): 16 KB,
 two-way set associative, 8-byte lines, i.e. 2048 lines in 1024 sets.  The
