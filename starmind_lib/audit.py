@@ -218,6 +218,10 @@ def claim_01(data: AuditData) -> Verdict:
                    f"{len(small_ok)} runtime/vocabulary pairs at 256 or less ran.", verdict, table, _runtime_text(runs))
 
 
+def _is_trained(data: AuditData, model_id) -> bool:
+    return model_id in set(data.variants["variant_id"])
+
+
 def claim_02(data: AuditData, limit: int = 10_000, min_tokens_per_s: float = 1.0) -> Verdict:
     claim = CLAIM_TEXT[2]
     if reason := data.need("variants"):
@@ -237,11 +241,16 @@ def claim_02(data: AuditData, limit: int = 10_000, min_tokens_per_s: float = 1.0
     fig = _scatter(runs, "params", "tokens_per_s", "status", log_x=True, rule_x=limit)
     if pd.notna(best) and best >= 2 * limit:
         top = table.loc[table["largest_practical_params"].idxmax()]
-        trained = top["largest_practical_model"] in set(data.variants["variant_id"])
-        return Verdict(2, claim, f"{top['largest_practical_model']} ({int(best):,} parameters"
-                       f"{'' if trained else ', untrained: speed and memory do not depend on the weights'}) "
-                       f"runs at {top['tokens_per_s']:.1f} tokens/s on {top['runtime_label']}.", "refuted", table,
-                       _runtime_text(runs), fig)
+        text = (f"{top['largest_practical_model']} ({int(best):,} parameters"
+                f"{'' if _is_trained(data, top['largest_practical_model']) else ', untrained: speed and memory do not depend on the weights'}"
+                f") runs at {top['tokens_per_s']:.1f} tokens/s on {top['runtime_label']}.")
+        # A trained model says more than a size probe: name the largest trained one that runs, with its quality.
+        trained = runs[runs["practical"] & runs["variant_id"].isin(set(data.variants["variant_id"]))]
+        if not trained.empty:
+            t = trained.sort_values(["params", "tokens_per_s"]).iloc[-1]
+            text += (f" The largest trained model that runs, {t['variant_id']} ({int(t['params']):,} parameters, "
+                     f"{t['bpc']:.2f} bits/char), makes {t['tokens_per_s']:.1f} tokens/s on {t['runtime_label']}.")
+        return Verdict(2, claim, text, "refuted", table, _runtime_text(runs), fig)
     if table["largest_tried_params"].max() <= limit:
         return _inconclusive(2, claim, f"no model above {limit:,} parameters was run", table)
     if pd.isna(best):

@@ -188,11 +188,12 @@ def describe_failure(exc, path: Path, profile: str) -> str:
             f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', exc)}\n{tb}")
 
 
-def tag_parameter_cells(nb) -> None:
-    """Collapse the parameters cells in the book (still one click away: they say how it was run)."""
+def collapse_code_cells(nb) -> None:
+    """Collapse every code cell's source in the book: readers see prose, figures and tables first;
+    the code (and the parameters it ran with) stays one click away."""
     for cell in nb.cells:
         tags = cell.get("metadata", {}).get("tags", [])
-        if ("parameters" in tags or "injected-parameters" in tags) and "hide-input" not in tags:
+        if cell.cell_type == "code" and not {"hide-input", "remove-input", "remove-cell"} & set(tags):
             cell.metadata["tags"] = tags + ["hide-input"]
 
 
@@ -229,7 +230,7 @@ def execute_chapter(path: Path, params: dict, executed: Path, profile: str, log_
                 os.environ.pop("JUPYTER_PATH", None)
             else:
                 os.environ["JUPYTER_PATH"] = old
-    tag_parameter_cells(out)
+    collapse_code_cells(out)
     nbformat.write(out, str(failed))
     os.replace(failed, executed)
 
