@@ -26,6 +26,7 @@ TABLES = {
     "stats": (("data/stats",), "01 (data)"),
     "tokenizers": (("tokenizers/tokenizers",), "02 (tokenizers)"),
     "variants": (("sweep/variants",), "04 (sweep)"),
+    "gpu_single": (("sweep/gpu_single",), "04 (sweep; scripts/run_study_gpu.sh with one worker)"),
     "quant": (("quant/quant",), "05 (quantisation)"),
     "c_runs": (("device/c_runs",), "06 (device runs)"),
     "micropython_runs": (("device/micropython_runs",), "06 (device runs)"),

@@ -59,6 +59,7 @@ class AuditData:
     micropython_runs: pd.DataFrame | None = None
     predictions: pd.DataFrame | None = None
     stats: pd.DataFrame | None = None
+    gpu_single: pd.DataFrame | None = None      # a few study configs trained one at a time on one GPU
     missing: dict = field(default_factory=dict)
     synthetic: bool = False
 
@@ -70,7 +71,8 @@ class AuditData:
             "c_runs": lambda: an.load_runs(results_dir, "c", "08"),
             "micropython_runs": lambda: an.load_runs(results_dir, "micropython", "08"),
             "predictions": lambda: an.load_runs(results_dir, "predicted", "08"),
-            "stats": lambda: an.read_table(results_dir, "stats", "08")}
+            "stats": lambda: an.read_table(results_dir, "stats", "08"),
+            "gpu_single": lambda: an.canonical(an.read_table(results_dir, "gpu_single", "08"))}
         for name, load in loaders.items():
             try:
                 setattr(data, name, load())
@@ -682,11 +684,23 @@ def claim_13(data: AuditData, claimed_s: float = 120.0) -> Verdict:
         return _inconclusive(13, claim, f"every model was trained on {', '.join(table['machine'])}, not a GPU",
                              table)
     med = float(gpu["median_wall_s"].median())
-    verdict = "supported" if claimed_s / 2 <= med <= claimed_s * 2 else "refuted"
     text = f"Median training time {med:.0f} s per model on {', '.join(gpu['machine'])}"
     if "median_tokens_trained" in gpu.columns:   # the time scales with the token budget: say what it was
         text += f", each trained on {gpu['median_tokens_trained'].median():,.0f} tokens"
-    text += "."
+    text += " (the study's sweep: several models share the GPU)."
+    single = data.gpu_single
+    if single is not None and not single.empty and {"wall_s", "machine"} <= set(single.columns):
+        # The claim's own setting: one model at a time on one H100.
+        one = single.groupby("machine").agg(models=("variant_id", "size"), median_wall_s=("wall_s", "median"),
+                                            max_wall_s=("wall_s", "max")).reset_index()
+        one["setting"] = "one model at a time"
+        table["setting"] = "sweep, models share the GPU"
+        table = pd.concat([table, one], ignore_index=True)
+        med = float(single["wall_s"].median())
+        text += (f" Trained alone on {', '.join(one['machine'])}, {len(single)} study models of "
+                 f"{int(single['params'].min()):,} to {int(single['params'].max()):,} parameters take "
+                 f"{med:.0f} s each (median; at most {single['wall_s'].max():.0f} s).")
+    verdict = "supported" if claimed_s / 2 <= med <= claimed_s * 2 else "refuted"
     return Verdict(13, claim, text, verdict, table, "training", fig)
 
 
