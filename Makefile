@@ -41,7 +41,7 @@ setup: venv sysdeps npm
 
 # ---- the book ---------------------------------------------------------------
 book: setup
-	$(PY) -m starmind_lib.book build --profile $(PROFILE)
+	$(PY) -m starmind_lib.book.build build --profile $(PROFILE)
 
 study:
 	$(MAKE) book PROFILE=full

@@ -52,8 +52,8 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from starmind_lib.data import DataConfig, data_source_note, resolve_data_source
-from starmind_lib.figures import show, table
-from starmind_lib.tokenizers.study import tokenizer_grid, tokenizer_table
+from starmind_lib.book.figures import show, table
+from starmind_lib.chapters.ch02_tokenizers import tokenizer_grid, tokenizer_table
 
 source, resolved_dir = resolve_data_source(data_source, data_dir)
 cfg = DataConfig.from_params({"source": source, "data_dir": resolved_dir, "lowercase_shards": lowercase_shards,

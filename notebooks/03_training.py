@@ -14,7 +14,7 @@
 # # Training and bits per character
 #
 # The earlier write-up counted architectures but never trained its study models, so it could not
-# say how *good* any of them was. Here every model is trained for real (`starmind_lib.train`):
+# say how *good* any of them was. Here every model is trained for real (`starmind_lib.training.train`):
 # AdamW with a linear warm-up and a cosine decay, gradient clipping, a fixed seed (on a CPU the
 # same configuration gives a byte-identical checkpoint), and an evaluation on held-out stories every
 # few hundred steps.
@@ -54,9 +54,9 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from starmind_lib.figures import show, table
-from starmind_lib.sweep_chapter import best_samples_markdown, read_study_table
-from starmind_lib.train_chapter import curve_chart, reference_runs
+from starmind_lib.book.figures import show, table
+from starmind_lib.chapters.ch04_architecture import best_samples_markdown, read_study_table
+from starmind_lib.chapters.ch03_training import curve_chart, reference_runs
 
 torch.set_num_threads(1)
 common = {"tokens": tokens, "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "eval_every": eval_every,

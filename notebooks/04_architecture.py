@@ -15,7 +15,7 @@
 #
 # The earlier write-up reported "176 architectures tested", from width-1 models to golden-ratio
 # layouts, but never trained them, so it could not tell which spends a parameter best. This
-# chapter trains every variant of a declarative grid (`starmind_lib.sweep_grid`) on the same
+# chapter trains every variant of a declarative grid (`starmind_lib.training.grid`) on the same
 # stories for the same number of tokens, and measures each in bits per character (chapter 3).
 #
 # The grid varies one thing at a time around a small default (16 wide, 2 layers, FFN 4x, 64
@@ -50,9 +50,10 @@ import math
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from starmind_lib.figures import show, table
-from starmind_lib.sweep_chapter import (axis_chart, best_per_budget, bpc_vs_params_chart, budget_chart,
-                                        best_samples_markdown, budget_comparisons, fit_trend, study_table)
+from starmind_lib.book.figures import show, table
+from starmind_lib.chapters.ch04_architecture import (axis_chart, best_per_budget, bpc_vs_params_chart,
+                                                     budget_chart, best_samples_markdown, budget_comparisons,
+                                                     fit_trend, study_table)
 
 sweep_params = {"grid": grid, "tokens": tokens, "seq_len": seq_len, "batch_size": batch_size, "lr": lr,
                 "eval_every": eval_every, "eval_tokens": eval_tokens, "seed": seed, "backend": backend,

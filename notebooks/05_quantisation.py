@@ -28,7 +28,7 @@
 #    scales calibrated on training text, int32 accumulators, fixed-point requantisation,
 #    integer RMSNorm, softmax from a lookup table, the FFN activation from a 256-entry table,
 #    and no intermediate wider than 32 bits. Its reference implementation is
-#    `starmind_lib.intengine`; the file format and every rounding rule are specified in
+#    `starmind_lib.quant.intengine`; the file format and every rounding rule are specified in
 #    `device/FORMAT.md`, which the C and MicroPython runtimes of chapter 06 follow bit for bit.
 
 # %% tags=["parameters"]
@@ -54,10 +54,11 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from starmind_lib import intengine as ie
-from starmind_lib.export import REFERENCE_DIR, read_smd
-from starmind_lib.figures import show, table
-from starmind_lib.quant import QuantConfig, read_quant, run_quant
+from starmind_lib.quant import intengine as ie
+from starmind_lib.quant.reference import REFERENCE_DIR
+from starmind_lib.quant.smd import read_smd
+from starmind_lib.book.figures import show, table
+from starmind_lib.quant.stage import QuantConfig, read_quant, run_quant
 
 cfg = QuantConfig.from_params({"schemes": schemes, "eval_tokens": eval_tokens,
                                "calib_windows": calib_windows, "max_variants": max_variants,
@@ -68,7 +69,7 @@ else:
     df = read_quant(results_dir)
 df = df[df["error"].fillna("") == ""] if "error" in df else df
 synthetic = bool(df["is_synthetic"].any())
-how = "recomputed in this run" if recompute else f"read from the committed table `{results_dir}/quant/quant.csv`"
+how = "recomputed in this run" if recompute else f"read from the committed table `{results_dir}/quant/quant.jsonl`"
 display(Markdown(f"**Source of this build:** {df['variant_id'].nunique()} models, {how}."))
 if synthetic:
     display(Markdown("> **Warning: synthetic data.** These numbers come from tiny models trained on generated "
@@ -165,7 +166,7 @@ show(chart, alt_text="Scatter plot of the fraction of positions where the intege
 # ## The reference models and their golden vectors
 #
 # Tiny models are committed with the repository in `data/reference/` (trained for a few
-# seconds on synthetic sentences; `python -m starmind_lib.export make-reference` rebuilds
+# seconds on synthetic sentences; `python -m starmind_lib.quant.reference make-reference` rebuilds
 # them): each as an int8 file, a float32 file and a JSON file of golden vectors (prompt, the
 # int32 logits of every prompt position, greedy and sampled continuations for fixed seeds).
 # They cover every activation, every kind of position, tied and untied heads, one to four

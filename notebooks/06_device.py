@@ -74,9 +74,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from starmind_lib.bench_device import DeviceBenchConfig, read_profile, read_runs, run_bench, summary
+from starmind_lib.bench.device import DeviceBenchConfig, read_profile, read_runs, run_bench, summary
 from starmind_lib.devices.flashcache import MISS_PENALTY_CYCLES
-from starmind_lib.figures import show, table
+from starmind_lib.book.figures import show, table
 
 cfg = DeviceBenchConfig.from_params({
     "n_prompt": n_prompt, "n_tokens": n_tokens, "max_variants": max_variants, "comparisons": comparisons,
@@ -91,7 +91,7 @@ runs, kernels = read_runs(results_dir)
 runs["kv_cache"] = runs["kv_cache"].astype(bool)
 study = runs[runs["source"] == "study"]
 synthetic = bool(study["is_synthetic"].fillna(False).astype(bool).any()) or study.empty
-how = "recomputed in this run" if recompute else f"read from the committed table `{results_dir}/device/c_runs.csv`"
+how = "recomputed in this run" if recompute else f"read from the committed table `{results_dir}/device/c_runs.jsonl`"
 display(Markdown(f"**Source of this build:** {runs['model_id'].nunique()} models, {len(runs)} emulated runs, {how}."))
 if synthetic:
     display(Markdown("> **Warning: synthetic data.** The study models here were trained on generated stories "
@@ -353,7 +353,7 @@ glue("smallest_nofit", f"{int(nofit['n_params'].min()):,} parameters" if len(nof
 per_model = summary(runs)
 table(per_model, caption="Per model (int8, KV cache): tokens/s at 133 MHz with weights in flash and in SRAM, "
                          "status and peak SRAM with weights in flash. Every run, with raw and cache-model "
-                         "cycles, prefill and load times: results_dir/device/c_runs.csv", precision=1)
+                         "cycles, prefill and load times: results_dir/device/c_runs.jsonl", precision=1)
 
 # %% [markdown]
 # With weights in flash the largest model that ran has {glue:text}`largest_fit_params:,d`
@@ -362,6 +362,6 @@ table(per_model, caption="Per model (int8, KV cache): tokens/s at 133 MHz with w
 # layers × width × context and is sized here for the run's context only.
 #
 # **Reproduce:** `make bench-device` (or this chapter with `recompute = true`) rebuilds the
-# firmware, runs every model and appends to `results_dir/device/c_runs.{csv,parquet}`; a
+# firmware, runs every model and appends to `results_dir/device/c_runs.{jsonl,parquet}`; a
 # killed run resumes where it stopped. The C runtime's own tests: `pytest tests/test_c_runtime.py
 # tests/test_emulator.py`.

@@ -52,10 +52,10 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from starmind_lib import bench_micropython as bmp
+from starmind_lib.bench import micropython as bmp
 from starmind_lib.devices import planner
 from starmind_lib.devices.mpremote_board import runs_table
-from starmind_lib.figures import show, table
+from starmind_lib.book.figures import show, table
 
 models, synthetic = bmp.study_models(results_dir)
 plan = bmp.planner_frame(models, context=context or None)

@@ -41,8 +41,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from starmind_lib import analysis as an
-from starmind_lib.figures import show, table
+from starmind_lib.analysis import pareto, tables as an
+from starmind_lib.book.figures import show, table
 
 synthetic = data_source == "synthetic"
 if synthetic:
@@ -63,7 +63,7 @@ if len(points):  # the virtual MicroPython board times the host, not a Pico: its
     points = an.attach_device_text(points[points["speed_source"] != "host_timing_not_representative"], runs_dir)
 c_points = points[points["runtime_kind"] == "c"] if len(points) else points
 
-for name, value in an.headline_numbers(variants, points).items():
+for name, value in pareto.headline_numbers(variants, points).items():
     glue(name, value, display=False)
 
 # %% [markdown]
@@ -79,7 +79,7 @@ for name, value in an.headline_numbers(variants, points).items():
 
 # %%
 if variants is not None:
-    display(show(an.pareto_chart(variants.assign(bpc=variants["val_bpc"]), x="params", higher_x_is_better=False,
+    display(show(pareto.pareto_chart(variants.assign(bpc=variants["val_bpc"]), x="params", higher_x_is_better=False,
                                  color="axis" if "axis" in variants else "variant_id",
                                  title="Quality against parameter count (training, validation set)")))
 
@@ -94,7 +94,7 @@ if c_points.empty:
     display(Markdown("No C-runtime device runs are available yet "
                      f"({an.TABLES['c_runs'][0][0]} under `{results_dir}`): run chapter 06."))
 else:
-    display(show(an.pareto_chart(points, title="Quality against speed on the Pico")))
+    display(show(pareto.pareto_chart(points, title="Quality against speed on the Pico")))
 
 # %% [markdown]
 # On the C runtime {glue:text}`n_front` models form the front: from the fastest,
@@ -108,13 +108,13 @@ else:
 # %%
 if not c_points.empty:
     if "chars_per_s" in c_points and c_points["chars_per_s"].notna().any():
-        display(show(an.pareto_chart(c_points[c_points["chars_per_s"].notna()], x="chars_per_s",
+        display(show(pareto.pareto_chart(c_points[c_points["chars_per_s"].notna()], x="chars_per_s",
                                      title="Quality against characters per second (C runtime)")))
-    display(show(an.pareto_chart(c_points, x="peak_ram_bytes", higher_x_is_better=False,
+    display(show(pareto.pareto_chart(c_points, x="peak_ram_bytes", higher_x_is_better=False,
                                  title="Quality against peak SRAM (C runtime)")))
     cols = ["variant_id", "runtime_label", "params", "bpc", "bpc_of", "tokens_per_s", "chars_per_s",
             "peak_ram_bytes", "flash_bytes"]
-    mem_front = c_points[an.pareto_mask(c_points, minimize=["bpc", "peak_ram_bytes"], maximize=["tokens_per_s"])]
+    mem_front = c_points[pareto.pareto_mask(c_points, minimize=["bpc", "peak_ram_bytes"], maximize=["tokens_per_s"])]
     display(table(mem_front[[c for c in cols if c in mem_front]].sort_values("bpc"),
                   caption="The Pareto front of quality, speed and peak SRAM (C runtime, emulated Pico, 133 MHz)"))
 
@@ -130,7 +130,7 @@ if not c_points.empty:
 if points.empty:
     display(Markdown("No device runs: no recommendations."))
 else:
-    rec = an.recommend(points, [tuple(b) for b in budgets])
+    rec = pareto.recommend(points, [tuple(b) for b in budgets])
     shown = ["budget", "runtime_kind", "variant_id", "bpc", "tokens_per_s", "ram_kb_used", "runtime", "note"]
     display(table(rec[[c for c in shown if c in rec]],
                   caption="The best model per budget; MicroPython speeds are predicted unless the runtime "

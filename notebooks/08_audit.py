@@ -19,7 +19,7 @@
 # only. This chapter restates each conclusion neutrally and checks it against this study's tables.
 #
 # Every verdict below (*supported*, *refuted* or *inconclusive*) is computed by code
-# (`starmind_lib/audit.py`, one small function per claim) from the result tables of chapters 01 to 06,
+# (`starmind_lib/analysis/audit.py`, one small function per claim) from the result tables of chapters 01 to 06,
 # never typed in. The rules:
 #
 # * **Like with like.** The write-up measured an interpreter on a real board. Its absolute speeds are
@@ -49,8 +49,8 @@ max_rows = 15
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from starmind_lib import audit
-from starmind_lib.figures import show, table
+from starmind_lib.analysis import audit
+from starmind_lib.book.figures import show, table
 
 synthetic = data_source == "synthetic"
 data = audit.AuditData.load(results_dir, synthetic=synthetic)

@@ -32,8 +32,8 @@ from pathlib import Path
 from IPython.display import Markdown
 from myst_nb import glue
 
-from starmind_lib.book import NOTEBOOKS_DIR, find_notebooks, papermill_command, table_inventory
-from starmind_lib.figures import table
+from starmind_lib.book.build import NOTEBOOKS_DIR, find_notebooks, papermill_command, table_inventory
+from starmind_lib.book.figures import table
 
 inventory = table_inventory(results_dir)
 glue("appendix_profile", profile, display=False)

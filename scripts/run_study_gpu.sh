@@ -3,13 +3,13 @@
 #
 #   scripts/run_study_gpu.sh DATA_DIR OUT_DIR [WORKERS] [DEADLINE_S]
 #
-# DATA_DIR: prepared token data (`python -m starmind_lib.sweep prepare --grid full --source local
+# DATA_DIR: prepared token data (`python -m starmind_lib.training.sweep prepare --grid full --source local
 #           --data-dir ../shared/data/tinystories --out build/study_data`): token arrays + decoding tables,
 #           so this machine needs only python3 with torch, numpy, pandas, pyarrow, safetensors, tqdm.
-# OUT_DIR:  receives study-table.tar (results/sweep/variants.{jsonl,csv,parquet}) and models-NN.tar
+# OUT_DIR:  receives study-table.tar (results/sweep/variants.{jsonl,parquet}) and models-NN.tar
 #           (runs/models/<variant_id>/{model.safetensors,config.json,metrics.csv}), each < 16 MiB,
 #           plus study.log. Unpack here with
-#           `python -m starmind_lib.sweep unpack --files OUT_DIR --results-dir data/results --runs-dir data/runs`.
+#           `python -m starmind_lib.training.sweep unpack --files OUT_DIR --results-dir data/results --runs-dir data/runs`.
 # DEADLINE_S: stop training after this many seconds and pack whatever finished (default 420);
 #           to continue a cut-off run on a fresh machine, put its tar files in an ignored folder of the
 #           repo, carry it, and set STUDY_PREV=that/folder: they are unpacked first, only the rest trains.
@@ -31,9 +31,9 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_T
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
   "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
   if [ -n "${STUDY_PREV:-}" ]; then
-    "$PY" -m starmind_lib.sweep unpack --files "$STUDY_PREV" --results-dir "$WORK/results" --runs-dir "$WORK/runs"
+    "$PY" -m starmind_lib.training.sweep unpack --files "$STUDY_PREV" --results-dir "$WORK/results" --runs-dir "$WORK/runs"
   fi
-  "$PY" -m starmind_lib.sweep run --data "$DATA_DIR" --out "$WORK" --profile full \
+  "$PY" -m starmind_lib.training.sweep run --data "$DATA_DIR" --out "$WORK" --profile full \
       --params "$PARAMS" \
       --deadline-s "$DEADLINE_S" --pack "$OUT_DIR"
   du -sh "$OUT_DIR"/* || true

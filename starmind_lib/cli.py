@@ -146,12 +146,12 @@ def _summary(rec) -> None:
 
 # ---------------------------------------------------------------- book (delegated)
 def add_book_parser(sub) -> None:
-    p = sub.add_parser("book", help="build the Jupyter Book (same arguments as python -m starmind_lib.book)")
+    p = sub.add_parser("book", help="build the Jupyter Book (same arguments as python -m starmind_lib.book.build)")
     p.add_argument("book_args", nargs=argparse.REMAINDER)
 
 
 def book_main(args) -> int:
-    from . import book
+    from .book import build as book
     return book.main(args.book_args) or 0
 
 

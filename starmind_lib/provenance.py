@@ -1,14 +1,14 @@
 """Provenance, atomic writes and crash-safe result tables.
 
 A result table is an append-only JSON-lines journal (one row per finished unit
-of work, flushed and fsynced) plus CSV/parquet snapshots written atomically
+of work, flushed and fsynced) plus a parquet snapshot written atomically
 from it. A run killed at any point (even ``kill -9``) loses no finished row,
 and rerunning skips rows whose key is already present::
 
     table = ResultTable("data/results/sweep/variants", key="variant_id")
     if not table.has("w16_d2"):
         table.append({"variant_id": "w16_d2", "bpc": 2.1, **provenance(profile="quick")})
-    table.snapshot()          # variants.csv and variants.parquet
+    table.snapshot()          # variants.parquet
     df = table.frame()
 """
 from __future__ import annotations
@@ -148,14 +148,12 @@ class ResultTable:
         return pd.DataFrame(self.rows())
 
     def snapshot(self) -> None:
-        """Write ``<stem>.csv`` and ``<stem>.parquet`` atomically from the journal."""
+        """Write ``<stem>.parquet`` atomically from the journal (the JSONL journal stays the source)."""
         df = self.frame()
         flat = df.copy()
         for col in flat.columns:  # nested values (configs, token lists) are stored as JSON text
             if flat[col].map(lambda v: isinstance(v, (dict, list))).any():
                 flat[col] = flat[col].map(lambda v: json.dumps(v, sort_keys=True)
                                           if isinstance(v, (dict, list)) else v)
-        with atomic_path(self.stem.with_suffix(".csv")) as tmp:
-            flat.to_csv(tmp, index=False)
         with atomic_path(self.stem.with_suffix(".parquet")) as tmp:
             flat.to_parquet(tmp, index=False)

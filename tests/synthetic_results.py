@@ -31,7 +31,7 @@ def variants(grid=None, narrow_noise=True, gpu_seconds=None) -> pd.DataFrame:
         bpc = 4.6 - 0.35 * math.log10(p) - 0.05 * math.log2(ratio)   # fat FFNs win in this world
         if dim <= 2:
             bpc = UNIGRAM_BPC + 0.05 if narrow_noise else 3.0
-        # As starmind_lib.sweep writes them: architecture in columns and in the (flat) config.
+        # As starmind_lib.training.sweep writes them: architecture in columns and in the (flat) config.
         cfg = {"vocab_size": vocab, "dim": dim, "n_layers": layers, "n_heads": heads, "ffn_hidden": ffn,
                "device": "auto"}
         vid = f"v{vocab}_d{dim}_l{layers}_h{heads}_f{ffn}"

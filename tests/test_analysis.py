@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from starmind_lib import analysis as an
+from starmind_lib.analysis import pareto, tables as an
 
 import synthetic_results as syn
 
@@ -41,9 +41,9 @@ def test_loaders_map_aliases_and_expand_config_and_extra(results):
 def test_pareto_mask_golden():
     df = pd.DataFrame({"bpc": [2.0, 1.5, 1.5, 3.0, 1.0], "tokens_per_s": [10, 10, 5, 20, 1]})
     # row 0 is dominated by row 1 (same speed, better bpc); row 2 by row 1 (faster, same bpc).
-    assert list(an.pareto_mask(df, minimize=["bpc"], maximize=["tokens_per_s"])) == [False, True, False, True, True]
+    assert list(pareto.pareto_mask(df, minimize=["bpc"], maximize=["tokens_per_s"])) == [False, True, False, True, True]
     with pytest.raises(ValueError, match="at least one objective"):
-        an.pareto_mask(df)
+        pareto.pareto_mask(df)
 
 
 def test_device_points_use_quantised_bpc_when_known(results):
@@ -69,7 +69,7 @@ def test_recommend_picks_lowest_bpc_within_budget():
                         "tokens_per_s": [30.0, 10.0, 2.0, 5.0], "peak_ram_bytes": [10_240, 40_960, 200_000, 20_000],
                         "runtime_kind": ["c", "c", "c", "micropython"], "speed_source": "cycle_exact_emulation",
                         "text": ["a", "b", "c", "d"]})
-    rec = an.recommend(pts, [(64, 5.0), (16, 1.0), (512, 100.0)]).set_index(["budget", "runtime_kind"])
+    rec = pareto.recommend(pts, [(64, 5.0), (16, 1.0), (512, 100.0)]).set_index(["budget", "runtime_kind"])
     assert rec.loc[("≤ 64 KB RAM, ≥ 5 tok/s", "c"), "variant_id"] == "mid"
     assert rec.loc[("≤ 64 KB RAM, ≥ 5 tok/s", "micropython"), "variant_id"] == "mp"
     assert rec.loc[("≤ 16 KB RAM, ≥ 1 tok/s", "c"), "device_story"] == "a"
@@ -78,7 +78,7 @@ def test_recommend_picks_lowest_bpc_within_budget():
 
 def test_pareto_chart_builds(results):
     pts = an.device_points(an.load_variants(results), an.load_runs(results, "c"))
-    spec = an.pareto_chart(pts).to_dict()
+    spec = pareto.pareto_chart(pts).to_dict()
     assert spec["layer"][0]["mark"]["type"] == "circle"
 
 
@@ -105,9 +105,9 @@ def test_sample_text_prefers_a_sampled_story():
 
 def test_headline_numbers_without_device_runs_say_na():
     v = pd.DataFrame({"variant_id": ["a", "b"], "val_bpc": [2.5, 2.0], "params": [10, 20]})
-    nums = an.headline_numbers(v, pd.DataFrame())
+    nums = pareto.headline_numbers(v, pd.DataFrame())
     assert nums["n_models"] == "2" and nums["best_bpc"] == "2.000" and nums["front_best_tps"] == "n/a"
-    assert an.headline_numbers(None, pd.DataFrame())["best_bpc"] == "n/a"
+    assert pareto.headline_numbers(None, pd.DataFrame())["best_bpc"] == "n/a"
 
 
 def run_notebook(stem, results_dir, tmp_path):
@@ -166,7 +166,7 @@ def test_without_a_planner_table_predictions_come_from_the_planner_on_the_sweep(
 
 
 def test_device_text_is_decoded_with_the_model_files_vocabulary(tmp_path):
-    from starmind_lib.export import read_smd
+    from starmind_lib.quant.smd import read_smd
     from starmind_lib.provenance import REPO_ROOT
     ref = sorted((REPO_ROOT / "data" / "reference").glob("ref_*.smd"))[0]
     vocab = read_smd(ref).vocab

@@ -2,8 +2,8 @@
 import pandas as pd
 import pytest
 
-from starmind_lib import audit
-from starmind_lib.audit import AuditData, Verdict
+from starmind_lib.analysis import audit, audit_base, claims_design
+from starmind_lib.analysis.audit import AuditData, Verdict
 
 import synthetic_results as syn
 
@@ -116,8 +116,8 @@ def test_claim_06_fat_ffn_front(world, tmp_path):
 def test_claim_07_golden_allocations():
     v = pd.DataFrame({"variant_id": ["gold", "plain", "plain_big"], "dim": [8, 8, 16],
                       "ffn_hidden": [13, 16, 32], "params": [1000, 1000, 4000], "val_bpc": [2.5, 2.0, 1.8]})
-    assert list(audit.is_golden(v)) == [True, False, False]
-    assert list(audit.is_golden(v.assign(axis=["width", "golden", "width"]))) == [False, True, False]
+    assert list(claims_design.is_golden(v)) == [True, False, False]
+    assert list(claims_design.is_golden(v.assign(axis=["width", "golden", "width"]))) == [False, True, False]
     verdict = audit.claim_07(AuditData(variants=v))
     assert verdict.verdict == "refuted" and "beaten" in verdict.measurement_text
     v.loc[0, "val_bpc"] = 1.5
@@ -181,13 +181,13 @@ def test_speed_effects_use_the_median_of_repeated_runs():
     pts = pd.DataFrame({"variant_id": ["a", "a", "a", "b"], "dim": [8, 8, 8, 16], "status": "ok",
                         "tokens_per_s": [10.0, 12.0, 100.0, 6.0], "runtime": "c-int8",
                         "runtime_label": "c-int8, cycle-exact emulation"})
-    effects = audit.speed_effects(pts, "dim")
+    effects = audit_base.speed_effects(pts, "dim")
     assert len(effects) == 1 and effects["slowdown_per_step"].iloc[0] == pytest.approx(0.5)
 
 
 def test_save_summary_writes_every_claim_with_provenance(world, tmp_path):
     verdicts = audit.run_audit(world)
-    saved = pd.read_csv(audit.save_summary(verdicts, tmp_path, profile="smoke"))
+    saved = pd.read_parquet(audit.save_summary(verdicts, tmp_path, profile="smoke"))
     assert list(saved["claim"]) == list(range(1, 14)) and set(saved["profile"]) == {"smoke"}
     assert audit.counts(verdicts) == saved["verdict"].value_counts().reindex(
         ["supported", "refuted", "inconclusive"], fill_value=0).to_dict()
@@ -200,7 +200,7 @@ def test_chapter_08_shows_all_13_claims_with_verdicts(tmp_path):
     text = run_notebook("08_audit", tmp_path / "results", tmp_path)
     for cid in range(1, 14):
         assert f"Evidence for claim {cid}" in text
-    assert (tmp_path / "results" / "audit" / "verdicts.csv").exists()
+    assert (tmp_path / "results" / "audit" / "verdicts.parquet").exists()
 
 
 def test_claim_08_sizes_from_the_quant_table_when_devices_lack_them(world):

@@ -20,7 +20,7 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from starmind_lib import book, browsercheck, figures
+from starmind_lib.book import build as book, browsercheck, figures
 from starmind_lib.provenance import REPO_ROOT
 
 CHAPTER = '''# %% [markdown]
@@ -37,7 +37,7 @@ profile = "report"
 import altair as alt
 import pandas as pd
 from myst_nb import glue
-from starmind_lib.figures import show, label
+from starmind_lib.book.figures import show, label
 
 glue("answer", 42, display=False)
 {body}
@@ -177,7 +177,7 @@ def test_table_inventory_reports_rows_and_provenance(tmp_path):
     (tmp_path / "data" / "stats.jsonl").write_text('{"n": 1}\n{"n": 2}\n{"n": 3')   # torn last line
     inv = book.table_inventory(tmp_path).set_index("table")
     assert inv.loc["sweep/variants", "rows"] == 3 and inv.loc["sweep/variants", "git commit"] == "abc, def"
-    assert inv.loc["sweep/variants", "files"] == "parquet jsonl csv"
+    assert inv.loc["sweep/variants", "files"] == "parquet jsonl"
     assert inv.loc["sweep/variants", "written"] == "2026-01-01T00:00 – 2026-01-03T00:00"
     assert inv.loc["data/stats", "rows"] == 2 and inv.loc["data/stats", "profile"] == "–"
     assert book.table_inventory(tmp_path / "missing").empty
@@ -265,7 +265,7 @@ def test_sphinx_warning_fails_the_build(tmp_path):
 
 
 def test_cli_reports_unknown_profile():
-    proc = subprocess.run([sys.executable, "-m", "starmind_lib.book", "build", "--profile", "nope"],
+    proc = subprocess.run([sys.executable, "-m", "starmind_lib.book.build", "build", "--profile", "nope"],
                           cwd=REPO_ROOT, capture_output=True, text=True)
     assert proc.returncode == 1 and "unknown profile 'nope'" in proc.stderr
 
@@ -278,7 +278,7 @@ SMOKE_OUT = REPO_ROOT / "build" / "smoke" / "book"
 @pytest.mark.slow
 @pytest.mark.timeout(1500)   # every chapter from scratch on a fresh clone: minutes, more than the default
 def test_smoke_book_builds_and_every_page_works_offline_in_chromium():
-    proc = subprocess.run([sys.executable, "-m", "starmind_lib.book", "build", "--profile", "smoke",
+    proc = subprocess.run([sys.executable, "-m", "starmind_lib.book.build", "build", "--profile", "smoke",
                            "--out", str(SMOKE_OUT)], cwd=REPO_ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     html = SMOKE_OUT / "_build" / "html"

@@ -161,7 +161,7 @@ def test_tinystories_offline_fails_fast_with_advice(tmp_path):
 
 
 def test_chapter_tables_write_then_read_back(tmp_path):
-    from starmind_lib.data.chapter import compute_data_tables, read_data_tables, stat
+    from starmind_lib.chapters.ch01_data import compute_data_tables, read_data_tables, stat
     results = tmp_path / "results"
     with pytest.raises(FileNotFoundError, match="recompute=True"):
         read_data_tables(results)

@@ -75,8 +75,8 @@ def _export_untrained(tmp_path, name, **cfg):
     import numpy as np
     import torch
 
-    from starmind_lib import quant
-    from starmind_lib.export import write_smd
+    from starmind_lib.quant import schemes as quant
+    from starmind_lib.quant.smd import write_smd
     from starmind_lib.model import ModelConfig, Transformer
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -154,7 +154,7 @@ def test_too_large_models_do_not_fit(tmp_path):
 
 @needs_toolchain
 def test_bench_runs_reference_models_and_resumes(tmp_path):
-    from starmind_lib.bench_device import DeviceBenchConfig, read_runs, run_bench
+    from starmind_lib.bench.device import DeviceBenchConfig, read_runs, run_bench
     cfg = DeviceBenchConfig.from_params({"n_prompt": 4, "n_tokens": 4, "comparisons": ["nokv"],
                                          "nokv_max_params": 1500, "size_probes": [], "workers": 2})
     df = run_bench(cfg, tmp_path / "results", tmp_path / "runs", profile="test", progress=False)
@@ -171,4 +171,4 @@ def test_bench_runs_reference_models_and_resumes(tmp_path):
     assert sorted(df2["key"]) == sorted(df["key"])         # only the lost run was redone
     runs, kernels = read_runs(tmp_path / "results")
     assert len(runs) == len(df) and set(kernels["weights"]) == {"flash", "sram"}
-    assert (tmp_path / "results" / "device" / "c_runs.csv").exists()
+    assert (tmp_path / "results" / "device" / "c_runs.parquet").exists()

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from starmind_lib import export
-from starmind_lib.export import FormatError, pack_smd, parse_smd, read_smd
+from starmind_lib.quant import reference, smd as export
+from starmind_lib.quant.smd import FormatError, pack_smd, parse_smd, read_smd
 
 REF = Path(__file__).resolve().parent.parent / "data" / "reference"
 
@@ -181,8 +181,8 @@ def test_fuzz_mutated_and_truncated_files_only_raise_format_error():
 
 def test_make_reference_is_deterministic_and_matches_the_committed_files(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    export.make_reference(a, names=["ref_dim1_gelu"], verbose=False)
-    export.make_reference(b, names=["ref_dim1_gelu"], verbose=False)
+    reference.make_reference(a, names=["ref_dim1_gelu"], verbose=False)
+    reference.make_reference(b, names=["ref_dim1_gelu"], verbose=False)
     for name in ("ref_dim1_gelu.smd", "ref_dim1_gelu.f32.smd", "ref_dim1_gelu.golden.json"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     # the committed golden vectors always describe the committed model file

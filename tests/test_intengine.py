@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from starmind_lib import intengine as ie
-from starmind_lib.export import read_smd
+from starmind_lib.quant import intengine as ie
+from starmind_lib.quant.smd import read_smd
 from scalar_spec_engine import XS, SpecModel
 
 REF = Path(__file__).resolve().parent.parent / "data" / "reference"

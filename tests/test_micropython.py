@@ -39,7 +39,7 @@ def golden(request):
 
 
 def test_reference_goldens_exist():
-    assert len(GOLDENS) >= 2, "data/reference must hold golden vectors (python -m starmind_lib.export make-reference)"
+    assert len(GOLDENS) >= 2, "data/reference must hold golden vectors (python -m starmind_lib.quant.reference make-reference)"
 
 
 def check_engine_against_golden(eng, g):

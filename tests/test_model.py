@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from starmind_lib.config import ConfigError
 from starmind_lib.model import (ModelConfig, Transformer, apply_rope, count_params, load_checkpoint,
                                 save_checkpoint, state_dict_for_export)
-from starmind_lib.sweep_grid import count_params as grid_count_params
+from starmind_lib.training.grid import count_params as grid_count_params
 
 torch.set_num_threads(1)
 

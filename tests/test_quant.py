@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from starmind_lib import export, intengine as ie, quant
+from starmind_lib.quant import intengine as ie, reference, schemes as quant, smd as export, stage
 from starmind_lib.config import ConfigError
 from starmind_lib.model import ModelConfig, Transformer, save_checkpoint
-from starmind_lib.train import EvalSet
+from starmind_lib.training.train import EvalSet
 
-ALPHA = export.REFERENCE_ALPHABET
+ALPHA = reference.REFERENCE_ALPHABET
 
 
 def decode(ids):
@@ -21,9 +21,9 @@ def decode(ids):
 def trained():
     """A ~10K-parameter rope/silu char model trained for a few seconds on synthetic sentences."""
     torch.set_num_threads(1)
-    params, steps = export.REFERENCE_MODELS["ref_rope_silu"]
-    model, ids = export.train_reference_model(params, steps)
-    val = export._encode_ref(export.reference_text(300, seed=99))
+    params, steps = reference.REFERENCE_MODELS["ref_rope_silu"]
+    model, ids = reference.train_reference_model(params, steps)
+    val = reference._encode_ref(reference.reference_text(300, seed=99))
     T = model.cfg.max_seq_len
     eval_set = EvalSet.build(val, T, 2048, decode=decode)
     calib = [ids[i * T:(i + 1) * T] for i in range(16)]
@@ -107,12 +107,12 @@ def test_quantized_copy_changes_only_matrices():
 
 def test_quant_config_rejects_unknown_scheme():
     with pytest.raises(ConfigError, match="schemes"):
-        quant.QuantConfig.from_params({"schemes": ["int8_row", "int2"]})
+        stage.QuantConfig.from_params({"schemes": ["int8_row", "int2"]})
     with pytest.raises(ConfigError, match="eval_tokens"):
-        quant.QuantConfig.from_params({"eval_tokens": 3})
+        stage.QuantConfig.from_params({"eval_tokens": 3})
     with pytest.raises(ConfigError, match="int4_group1"):
-        quant.QuantConfig.from_params({"schemes": ["int4_group1"]})
-    assert quant.QuantConfig.from_params({"schemes": ["int4_group16"]}).schemes == ("int4_group16",)
+        stage.QuantConfig.from_params({"schemes": ["int4_group1"]})
+    assert stage.QuantConfig.from_params({"schemes": ["int4_group16"]}).schemes == ("int4_group16",)
 
 
 def test_engine_limits_are_enforced():
@@ -123,10 +123,10 @@ def test_engine_limits_are_enforced():
 
 def _fake_sweep(tmp_path, model):
     """A sweep's outputs for one variant: prepared data, a checkpoint, a variants row."""
-    from starmind_lib import sweep
+    from starmind_lib.training import sweep
     data_dir = tmp_path / "runs" / "sweep_data"
-    train = export._encode_ref(export.reference_text(500, 0))
-    val = export._encode_ref(export.reference_text(100, 5))
+    train = reference._encode_ref(reference.reference_text(500, 0))
+    val = reference._encode_ref(reference.reference_text(100, 5))
     sweep.write_prepared(data_dir / "char32", train, val, [c.encode().hex() for c in ALPHA], prompts={},
                          spec="char32", name="char-32", unigram_bpc=4.0, fingerprint="x", is_synthetic=True,
                          source_label="synthetic", lowercase=True)
@@ -139,9 +139,9 @@ def _fake_sweep(tmp_path, model):
 def test_stage_writes_resumable_table(tmp_path, trained):
     model = trained[0]
     _fake_sweep(tmp_path, model)
-    cfg = quant.QuantConfig.from_params({"schemes": ["int8_row", "int8_engine"], "eval_tokens": 256,
+    cfg = stage.QuantConfig.from_params({"schemes": ["int8_row", "int8_engine"], "eval_tokens": 256,
                                          "calib_windows": 4})
-    df = quant.run_quant(cfg, tmp_path / "results", tmp_path / "runs", profile="test", progress=False)
+    df = stage.run_quant(cfg, tmp_path / "results", tmp_path / "runs", profile="test", progress=False)
     assert sorted(df["key"]) == ["v1/int8_engine", "v1/int8_row"]
     assert (tmp_path / "results" / "quant" / "quant.parquet").exists()
     assert (tmp_path / "runs" / "smd" / "v1.smd").exists()
@@ -150,7 +150,7 @@ def test_stage_writes_resumable_table(tmp_path, trained):
     assert len(eng.generate([1, 2], 5)) == 5
     before = (tmp_path / "results" / "quant" / "quant.jsonl").read_text()
     cfg2 = cfg.replace(schemes=("int8_row", "int8_engine", "float16"))
-    df2 = quant.run_quant(cfg2, tmp_path / "results", tmp_path / "runs", progress=False)
+    df2 = stage.run_quant(cfg2, tmp_path / "results", tmp_path / "runs", progress=False)
     after = (tmp_path / "results" / "quant" / "quant.jsonl").read_text()
     assert after.startswith(before) and len(df2) == 3  # finished rows kept, only the new scheme ran
-    assert math.isclose(quant.read_quant(tmp_path / "results")["bpc"].min(), df2["bpc"].min())
+    assert math.isclose(stage.read_quant(tmp_path / "results")["bpc"].min(), df2["bpc"].min())

@@ -12,10 +12,10 @@ import pytest
 
 from starmind_lib.config import ConfigError
 from starmind_lib.model import Transformer, count_params as torch_count
-from starmind_lib.sweep import (SweepConfig, checkpoint_path, load_prepared, load_variant, pack_outputs,
-                                pending_variants, prepare_data, results_table, run_sweep, study_data_config,
-                                unpack_outputs)
-from starmind_lib.sweep_grid import BUDGET_TOLERANCE, count_params, full_grid, grid, solve_width
+from starmind_lib.training.sweep import (SweepConfig, checkpoint_path, load_prepared, load_variant, pack_outputs,
+                                         pending_variants, prepare_data, results_table, run_sweep,
+                                         study_data_config, unpack_outputs)
+from starmind_lib.training.grid import BUDGET_TOLERANCE, count_params, full_grid, grid, solve_width
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"tokens": 3072, "seq_len": 32, "batch_size": 16, "eval_every": 3, "eval_tokens": 512}
@@ -78,7 +78,7 @@ def test_grid_selection_and_bad_names():
 
 
 def test_prepared_data_decodes_like_the_tokenizer_and_carries_the_baseline(prepared):
-    from starmind_lib.sweep import PieceDecoder
+    from starmind_lib.training.sweep import PieceDecoder
     from starmind_lib.tokenizers import load_tokenizer
     for spec in ("char64", "bpe384"):
         d = load_prepared(prepared, spec)
@@ -97,7 +97,7 @@ def test_serial_sweep_writes_table_and_loadable_checkpoints_then_skips_them(prep
     row = df.set_index("variant_id").loc["width-d2"]
     assert row.tokens_trained == 3072 and row.n_params == count_params(dim=2, n_layers=2, ffn_hidden=8, vocab_size=row.vocab_size)
     assert row.bpc > 0 and row.is_synthetic and len(row.samples) == 6
-    assert (tmp_path / "res/sweep/variants.parquet").exists() and (tmp_path / "res/sweep/variants.csv").exists()
+    assert (tmp_path / "res/sweep/variants.parquet").exists() and (tmp_path / "res/sweep/variants.jsonl").exists()
     model = load_variant(tmp_path / "runs", "width-d2")
     assert model.cfg.dim == 2 and torch_count(model) == row.n_params
     mtime = checkpoint_path(tmp_path / "runs", "width-d2").stat().st_mtime_ns
@@ -111,7 +111,7 @@ def test_serial_sweep_writes_table_and_loadable_checkpoints_then_skips_them(prep
 
 def test_kill_9_mid_sweep_loses_and_duplicates_nothing(prepared, tmp_path):
     params = json.dumps({**FAST, "tokens": 12288, "grid": "smoke", "backend": "serial"})
-    cmd = [sys.executable, "-m", "starmind_lib.sweep", "run", "--data", str(prepared), "--out", str(tmp_path),
+    cmd = [sys.executable, "-m", "starmind_lib.training.sweep", "run", "--data", str(prepared), "--out", str(tmp_path),
            "--params", params, "--profile", "smoke"]
     journal = tmp_path / "results/sweep/variants.jsonl"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -170,7 +170,8 @@ def test_pack_and_unpack_round_trip_within_the_file_limits(prepared, tmp_path):
 def test_trend_fit_and_budget_summary_of_a_known_table():
     import pandas as pd
 
-    from starmind_lib.sweep_chapter import best_per_budget, budget_comparisons, fit_trend, nearest_best
+    from starmind_lib.chapters.ch04_architecture import (best_per_budget, budget_comparisons, fit_trend,
+                                                         nearest_best)
     params = [1_000, 10_000, 100_000, 1_000_000]
     df = pd.DataFrame({"variant_id": [f"budget{p // 1000}k-depth-l{i}" for i, p in enumerate(params)],
                        "axis": "budget_depth", "budget": params, "n_params": params, "tokenizer_spec": "char64",

@@ -7,9 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from starmind_lib.data import synthetic_stories
-from starmind_lib.tokenizers import (MAGIC, CharTokenizer, TokenizerError, build_tokenizer,
-                                     encode_corpus, load_tokenizer, parse_binary, tokenizer_from_binary,
-                                     tokenizer_metrics)
+from starmind_lib.tokenizers import (MAGIC, CharTokenizer, TokenizerError, build_tokenizer, encode_corpus,
+                                     load_tokenizer, parse_binary, tokenizer_from_binary, tokenizer_metrics)
 
 STORIES = synthetic_stories(300, seed=1)
 EXTRA = ["Zoë’s café — naïve “quotes” 😀 <bos> <eos>\n\nnew paragraph\ttab"]
@@ -171,7 +170,7 @@ def test_metrics_device_bytes(char):
 
 def test_tokenizer_study_grid_rows_and_rerun(tmp_path):
     from starmind_lib.data import DataConfig
-    from starmind_lib.tokenizers.study import read_tokenizer_table, run_tokenizer_study, tokenizer_grid
+    from starmind_lib.chapters.ch02_tokenizers import read_tokenizer_table, run_tokenizer_study, tokenizer_grid
     grid = tokenizer_grid([32, 128], kinds=("char", "bpe"), lowercase=(False, True))
     assert grid == [("char", 32, False), ("char", 128, False), ("char", 32, True), ("char", 128, True),
                     ("bpe", 258, False), ("bpe", 258, True)]  # BPE below 258 is measured at 258

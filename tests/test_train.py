@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from starmind_lib import train as train_mod
+from starmind_lib.training import train as train_mod
 from starmind_lib.config import ConfigError
 from starmind_lib.model import ModelConfig, Transformer
-from starmind_lib.train import EvalSet, TrainConfig, evaluate, lr_at, train_model, unigram_bpc
+from starmind_lib.training.train import EvalSet, TrainConfig, evaluate, lr_at, train_model, unigram_bpc
 
 torch.set_num_threads(1)
 ALPHABET = "abcdefgh"

@@ -265,7 +265,7 @@ def _scheme_word(model_path: Path) -> str:
 
 def model_info(model_path: Path) -> dict:
     """Scheme ("int8"/"float32"), bytes per token id (for characters/s) and the header of a .smd file."""
-    from ..export import read_smd
+    from ..quant.smd import read_smd
     m = read_smd(model_path)
     return {"scheme": m.header.scheme, "token_chars": [len(t) for t in m.vocab], "header": m.header}
 

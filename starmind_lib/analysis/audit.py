@@ -1,0 +1,50 @@
+"""Chapter 08's audit: every claim's verdict, the summary table (claims in ``claims_*``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from . import tables as an
+from .audit_base import CLAIM_TEXT, AuditData, Verdict, _inconclusive
+from .claims_design import claim_06, claim_07, claim_08, claim_09
+from .claims_runtime import claim_10, claim_11, claim_12, claim_13
+from .claims_size_speed import claim_01, claim_02, claim_03, claim_04, claim_05
+
+
+CLAIMS: dict[int, Callable[[AuditData], Verdict]] = {
+    1: claim_01, 2: claim_02, 3: claim_03, 4: claim_04, 5: claim_05, 6: claim_06, 7: claim_07,
+    8: claim_08, 9: claim_09, 10: claim_10, 11: claim_11, 12: claim_12, 13: claim_13}
+
+
+def run_audit(data: AuditData) -> list[Verdict]:
+    """Every claim's verdict; a claim whose check crashes is reported as inconclusive with the error."""
+    out = []
+    for cid, check in CLAIMS.items():
+        try:
+            out.append(check(data))
+        except (KeyError, ValueError, TypeError, an.MissingResult) as exc:  # tables of an unexpected shape
+            out.append(_inconclusive(cid, CLAIM_TEXT[cid],
+                                     f"the check failed on these tables ({type(exc).__name__}: {exc})"))
+    return out
+
+
+def summary(verdicts: list[Verdict]) -> pd.DataFrame:
+    return pd.DataFrame([{"claim": v.claim_id, "statement": v.claim, "verdict": v.verdict,
+                          "our measurement": v.measurement_text, "runtime": v.runtime} for v in verdicts])
+
+
+def save_summary(verdicts: list[Verdict], results_dir, profile: str = "") -> Path:
+    """Write ``<results_dir>/audit/verdicts.parquet`` (with provenance) atomically; return its path."""
+    from ..provenance import atomic_path, provenance
+    path = Path(results_dir) / "audit" / "verdicts.parquet"
+    frame = summary(verdicts).assign(**provenance(profile=profile))
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return path
+
+
+def counts(verdicts: list[Verdict]) -> dict[str, int]:
+    """How many claims got each verdict (every kind present, zero included)."""
+    return {kind: sum(v.verdict == kind for v in verdicts) for kind in ("supported", "refuted", "inconclusive")}

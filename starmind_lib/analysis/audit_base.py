@@ -1,0 +1,237 @@
+"""Chapter 08: the claims of the earlier write-up, each checked against our result tables.
+
+Every claim is a small function ``claim_NN(data) -> Verdict``; the verdict
+(``supported``, ``refuted`` or ``inconclusive``) is computed from the tables,
+never typed in, and carries the table (and figure) it rests on::
+
+    data = AuditData.load("data/results")
+    verdicts = run_audit(data)
+    summary(verdicts)               # one row per claim
+
+Rules every claim follows:
+
+* speeds are compared like with like: the write-up measured an interpreter
+  (CircuitPython) on a real board, so its absolute speeds are compared only
+  with MicroPython speeds measured on hardware; our C runtime (cycle-exact on
+  the emulated Pico) is reported beside them, labelled, never mixed in;
+* a verdict never rests on predicted numbers alone: predictions are shown,
+  labelled, and the verdict is ``inconclusive``;
+* missing evidence gives ``inconclusive`` with the reason, never a number;
+* quality counts: speed rows carry the model's bits per character.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import pandas as pd
+
+from . import tables as an
+
+VerdictKind = Literal["supported", "refuted", "inconclusive"]
+TRUSTED_SPEED = ("measured_hardware", "cycle_exact_emulation")
+GOLDEN = (1 + 5 ** 0.5) / 2
+
+
+@dataclass
+class Verdict:
+    claim_id: int
+    claim: str
+    measurement_text: str
+    verdict: VerdictKind
+    evidence: pd.DataFrame = field(default_factory=pd.DataFrame)
+    runtime: str = ""          # which runtime(s) and how the numbers were obtained
+    figure: object = None      # an altair chart, or None when the evidence table says it all
+
+    def __post_init__(self):
+        if self.verdict not in ("supported", "refuted", "inconclusive"):
+            raise ValueError(f"verdict must be supported, refuted or inconclusive, got {self.verdict!r}")
+
+
+@dataclass
+class AuditData:
+    """The result tables the audit reads; a table that does not exist is None, with the reason in ``missing``."""
+    variants: pd.DataFrame | None = None
+    quant: pd.DataFrame | None = None
+    c_runs: pd.DataFrame | None = None
+    micropython_runs: pd.DataFrame | None = None
+    predictions: pd.DataFrame | None = None
+    stats: pd.DataFrame | None = None
+    gpu_single: pd.DataFrame | None = None      # a few study configs trained one at a time on one GPU
+    missing: dict = field(default_factory=dict)
+    synthetic: bool = False
+
+    @classmethod
+    def load(cls, results_dir, synthetic: bool = False) -> "AuditData":
+        data, loaders = cls(synthetic=synthetic), {
+            "variants": lambda: an.load_variants(results_dir, "08"),
+            "quant": lambda: an.load_quant(results_dir, "08"),
+            "c_runs": lambda: an.load_runs(results_dir, "c", "08"),
+            "micropython_runs": lambda: an.load_runs(results_dir, "micropython", "08"),
+            "predictions": lambda: an.load_runs(results_dir, "predicted", "08"),
+            "stats": lambda: an.read_table(results_dir, "stats", "08"),
+            "gpu_single": lambda: an.canonical(an.read_table(results_dir, "gpu_single", "08"))}
+        for name, load in loaders.items():
+            try:
+                setattr(data, name, load())
+            except an.MissingResult as exc:
+                data.missing[name] = str(exc)
+        return data
+
+    def need(self, *names: str) -> str | None:
+        """The reason the claim cannot be checked, or None when every table is there."""
+        gone = [self.missing.get(n, f"no {n} table") for n in names if getattr(self, n) is None]
+        return "; ".join(gone) or None
+
+    def runs(self, trusted_only: bool = True) -> pd.DataFrame:
+        """C and MicroPython runs joined to their models; by default only speeds we can trust."""
+        frames = [r for r in (self.c_runs, self.micropython_runs) if r is not None]
+        if not frames or self.variants is None:
+            return pd.DataFrame()
+        pts = an.device_points(self.variants, pd.concat(frames, ignore_index=True), self.quant, ok_only=False,
+                               trained_only=False)
+        if trusted_only:
+            pts = pts[pts["speed_source"].isin(TRUSTED_SPEED)]
+        return pts.reset_index(drop=True)
+
+
+def _inconclusive(cid, claim, reason, evidence=None) -> Verdict:
+    """No verdict: the reason is the measurement, and the table says what was missing when nothing else can."""
+    if evidence is None or evidence.empty:
+        evidence = pd.DataFrame([{"claim": cid, "missing evidence": reason}])
+    return Verdict(cid, claim, f"Not measurable here: {reason}", "inconclusive", evidence)
+
+
+def _cols(df, cols):
+    return df[[c for c in cols if c in df.columns]]
+
+
+def _fmt(x, digits=3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
+
+
+def _times(x) -> str:
+    """A ratio as '1.14x' (or 'n/a')."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}x"
+
+
+def _runtime_text(df) -> str:
+    return "; ".join(sorted(set(df["runtime_label"]))) if "runtime_label" in df and len(df) else ""
+
+
+# ---- shared analysis: one-factor-at-a-time speed effects ---------------------------------
+
+FACTORS = {  # factor -> (how a step is counted, claimed slowdown range per step)
+    "dim": ("doubling", (0.40, 0.50)),
+    "n_layers": ("extra layer", (0.25, 0.40)),
+    "n_heads": ("doubling", (0.20, 0.25)),
+    "ffn_ratio": ("doubling", (0.15, 0.20)),
+    "vocab_size": ("doubling", (0.08, 0.12)),
+}
+CONTEXT = ("runtime", "speed_source", "scheme", "kv_cache", "weights_in", "board", "activation", "pos", "tied",
+           "n_tokens", "temperature_q8")
+
+
+def speed_effects(points: pd.DataFrame, factor: str) -> pd.DataFrame:
+    """Pairs of runs that differ only in ``factor``: slowdown per step (doubling or extra layer)."""
+    if points.empty or factor not in points.columns:
+        return pd.DataFrame()
+    fixed = [f for f in FACTORS if f != factor and f in points.columns]
+    context = [c for c in CONTEXT if c in points.columns]
+    pts = points[(points["status"] == "ok") & points["tokens_per_s"].gt(0)]
+    if pts.empty:
+        return pd.DataFrame()
+    rows = []
+    for _, group in pts.groupby(fixed + context, dropna=False, sort=False):
+        speeds = group.groupby(factor)["tokens_per_s"].median()   # repeated runs: their median
+        label = group["runtime_label"].iloc[0]
+        for (fa, ta), (fb, tb) in zip(speeds.iloc[:-1].items(), speeds.iloc[1:].items()):
+            steps = (fb - fa) if FACTORS[factor][0] == "extra layer" else math.log2(fb / fa)
+            rows.append({"factor": factor, "from": fa, "to": fb, "runtime": label, "tokens_per_s_from": ta,
+                         "tokens_per_s_to": tb, "slowdown_per_step": 1 - (tb / ta) ** (1 / steps)})
+    return pd.DataFrame(rows)
+
+
+def _effects_by_runtime(points: pd.DataFrame) -> pd.DataFrame:
+    effects = [speed_effects(points, f) for f in FACTORS]
+    effects = [e for e in effects if not e.empty]
+    if not effects:
+        return pd.DataFrame()
+    allpairs = pd.concat(effects, ignore_index=True)
+    out = allpairs.groupby(["runtime", "factor"], sort=False).agg(
+        slowdown_per_step=("slowdown_per_step", "median"), pairs=("slowdown_per_step", "size")).reset_index()
+    out["step"] = out["factor"].map(lambda f: FACTORS[f][0])
+    out["claimed_low"] = out["factor"].map(lambda f: FACTORS[f][1][0])
+    out["claimed_high"] = out["factor"].map(lambda f: FACTORS[f][1][1])
+    return out
+
+
+def _combine(per_runtime: dict[str, VerdictKind]) -> VerdictKind:
+    """One verdict from several runtimes: they must agree, else the claim depends on the runtime."""
+    kinds = set(per_runtime.values())
+    return kinds.pop() if len(kinds) == 1 else "inconclusive"
+
+
+# ---- the claims ------------------------------------------------------------------------------
+
+CLAIM_TEXT = {
+    1: "Vocabulary is limited to 256 tokens by memory fragmentation; 512 and more fail.",
+    2: "About 10K parameters is the practical limit on the RP2040.",
+    3: ("Speed impact, most to least: width (40-50% slower per doubling), depth (25-40% per extra layer), "
+        "heads (20-25% per doubling), FFN ratio (15-20% per doubling), vocabulary (8-12% per doubling)."),
+    4: "1-wide models are the fastest (32 tokens/s) and 2-wide reach 24 tokens/s; such models do work.",
+    5: "More attention heads make inference faster.",
+    6: "Fat FFN layers (64x to 256x the width) are more efficient than thin ones.",
+    7: "Fibonacci and golden-ratio allocations of parameters are optimal.",
+    8: "Quantisation saves memory but slows inference through de-quantisation overhead.",
+    9: "The RP2040's bottleneck is computation, not memory bandwidth.",
+    10: "A KV cache speeds multi-token generation 3 to 7 times.",
+    11: "Chunked loading removes large-allocation failures.",
+    12: "1K-parameter models reach 15-32 tokens/s, 8K models 2-3, 10K models up to 14.5.",
+    13: "Each model trains in about 2 minutes on an H100.",
+}
+
+
+# ---- small figures -------------------------------------------------------------------------------
+
+def _scatter(df, x, y, color, log_x=False, rule_x=None, rule_y=None):
+    import altair as alt
+    if df is None or df.empty or x not in df or y not in df:
+        return None
+    tip = [c for c in ("variant_id", x, y, color, "runtime_label", "val_bpc", "bpc") if c in df.columns]
+    base = alt.Chart(df.reset_index(drop=True)).mark_circle(size=60).encode(
+        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log") if log_x else alt.Scale(zero=False)),
+        y=alt.Y(f"{y}:Q", scale=alt.Scale(zero=False)), color=alt.Color(f"{color}:N"),
+        tooltip=list(dict.fromkeys(tip)))
+    layers = [base]
+    if rule_x is not None:
+        layers.append(alt.Chart(pd.DataFrame({x: [rule_x]})).mark_rule(strokeDash=[4, 3]).encode(x=f"{x}:Q"))
+    if rule_y is not None:
+        layers.append(alt.Chart(pd.DataFrame({y: [rule_y]})).mark_rule(strokeDash=[4, 3]).encode(y=f"{y}:Q"))
+    return alt.layer(*layers).properties(width=420, height=240).interactive()
+
+
+def _bar(df, x, y, color, rule=None, title=""):
+    import altair as alt
+    if df is None or df.empty:
+        return None
+    bars = alt.Chart(df.reset_index(drop=True)).mark_bar().encode(
+        x=alt.X(f"{x}:N", sort="-y"), y=alt.Y(f"{y}:Q", title=title or y), color=f"{color}:N",
+        tooltip=[c for c in (x, y, color) if c in df.columns])
+    if rule is None:
+        return bars.properties(width=420, height=240)
+    line = alt.Chart(pd.DataFrame({y: [rule]})).mark_rule(strokeDash=[4, 3], color="black").encode(y=f"{y}:Q")
+    return (bars + line).properties(width=420, height=240)
+
+
+def _effect_chart(table):
+    import altair as alt
+    base = alt.Chart(table).encode(y=alt.Y("factor:N", sort=list(FACTORS)))
+    claimed = alt.Chart(table.drop_duplicates("factor")).mark_bar(opacity=0.3, color="gray").encode(
+        y=alt.Y("factor:N", sort=list(FACTORS)), x="claimed_low:Q", x2="claimed_high:Q")
+    measured = base.mark_point(filled=True, size=80).encode(
+        x=alt.X("slowdown_per_step:Q", title="slowdown per step (grey: claimed range)", axis=alt.Axis(format="%")),
+        color="runtime:N", tooltip=["runtime", "factor", "slowdown_per_step", "pairs"])
+    return (claimed + measured).properties(width=420, height=200)

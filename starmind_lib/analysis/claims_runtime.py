@@ -1,0 +1,148 @@
+"""Audit claims 10-13: KV cache, chunked loading, speed by model size, training time."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from . import tables as an
+from .audit_base import CLAIM_TEXT, AuditData, Verdict, _bar, _inconclusive, _runtime_text, _scatter
+from .claims_design import _paired
+
+
+def claim_10(data: AuditData, low: float = 3.0, high: float = 7.0) -> Verdict:
+    claim = CLAIM_TEXT[10]
+    if reason := data.need("variants"):
+        return _inconclusive(10, claim, reason)
+    pairs = _paired(data.runs(), "kv_cache", False, True)
+    if pairs.empty:
+        return _inconclusive(10, claim, data.need("c_runs") or "no model was run both with and without a KV cache")
+    med = float(pairs["ratio"].median())
+    text = (f"The KV cache speeds generation {med:.1f}x (median of {len(pairs)} pairs of runs, range "
+            f"{pairs['ratio'].min():.1f}-{pairs['ratio'].max():.1f}x)")
+    if "n_tokens" in pairs.columns:   # the gain grows with the context: say how long the runs were
+        lengths = sorted(set(pairs["n_tokens"].dropna().astype(int)))
+        text += f" generating {', '.join(map(str, lengths))} tokens"
+        if "n_prompt" in data.runs().columns:
+            text += f" after a {int(data.runs()['n_prompt'].median())}-token prompt"
+    text += "." if low <= med <= high else (" — more than the claim says." if med > high else
+                                            " — less than the claim says.")
+    verdict = "supported" if low <= med <= high else "refuted"
+    fig = _bar(pairs, "variant_id", "ratio", "runtime_kind", rule=low, title="speed with / without KV cache")
+    return Verdict(10, claim, text, verdict, pairs, _runtime_text(data.runs()), fig)
+
+
+def claim_11(data: AuditData) -> Verdict:
+    claim = CLAIM_TEXT[11]
+    if reason := data.need("variants"):
+        return _inconclusive(11, claim, reason)
+    frames = [f for f in (data.micropython_runs, data.predictions) if f is not None and "loader" in f.columns]
+    if not frames:   # nobody measured the loaders: the planner's allocation model still shows the mechanism
+        frames = [an.loader_predictions(data.variants)]
+    if frames[0].empty:
+        return _inconclusive(11, claim, "no MicroPython run or prediction of the two loaders")
+    runs = an.device_points(data.variants, pd.concat(frames, ignore_index=True), ok_only=False)
+    runs = runs.assign(ok=runs["status"] == "ok")
+    table = runs.pivot_table(index=["variant_id", "speed_source"], columns="loader", values="ok", aggfunc="max")
+    if not {"chunked", "whole"} <= set(table.columns):
+        return _inconclusive(11, claim, "the loader was not varied (need both 'chunked' and 'whole')")
+    table = (table.dropna(subset=["chunked", "whole"]).astype({"chunked": bool, "whole": bool}).reset_index()
+             .sort_values(["whole", "chunked"]))                    # failures first
+    measured = table[table["speed_source"] != "predicted"]
+    basis = measured if not measured.empty else table
+    rescued = int((basis["chunked"] & ~basis["whole"]).sum())
+    whole_fail = int((~basis["whole"]).sum())
+    both_fail = int((~basis["chunked"] & ~basis["whole"]).sum())
+    text = (f"Of {len(basis)} models, whole-file loading fails for {whole_fail}; chunked loading rescues "
+            f"{rescued} and {both_fail} fail either way")
+    fig = None
+    if "largest_alloc_bytes" in runs.columns:
+        fig = _scatter(runs.assign(largest_alloc_kb=runs["largest_alloc_bytes"] / 1024), "params",
+                       "largest_alloc_kb", "loader", log_x=True)
+    if measured.empty:
+        return Verdict(11, claim, text + " (predicted by the planner's heap model; no board measured the two "
+                       "loaders, so no verdict).", "inconclusive", table, "MicroPython on a stock Pico, predicted", fig)
+    verdict = ("inconclusive" if whole_fail == 0 else "supported" if rescued and not both_fail
+               else "refuted" if not rescued else "inconclusive")
+    return Verdict(11, claim, text + ".", verdict, measured,
+                   _runtime_text(runs[runs["speed_source"] != "predicted"]), fig)
+
+
+CLAIM_12_BANDS = [  # (label, params low, params high, claimed tokens/s low, high)
+    ("~1K params", 500, 2_000, 15.0, 32.0),
+    ("~8K params", 6_000, 9_000, 2.0, 3.0),
+    ("~10K params", 9_000, 12_000, 0.0, 14.5),
+]
+
+
+def claim_12(data: AuditData, tolerance: float = 0.25) -> Verdict:
+    claim = CLAIM_TEXT[12]
+    if reason := data.need("variants"):
+        return _inconclusive(12, claim, reason)
+    frames = [f for f in (data.c_runs, data.micropython_runs, data.predictions) if f is not None]
+    if not frames:
+        return _inconclusive(12, claim, data.need("c_runs", "micropython_runs", "predictions"))
+    runs = an.device_points(data.variants, pd.concat(frames, ignore_index=True), data.quant)
+    rows = []
+    for label, lo, hi, slo, shi in CLAIM_12_BANDS:
+        band = runs[runs["params"].between(lo, hi)]
+        for rt, g in band.groupby("runtime_label"):
+            med = float(g["tokens_per_s"].median())
+            rows.append({"band": label, "runtime": rt, "speed_source": g["speed_source"].iloc[0],
+                         "models": g["variant_id"].nunique(), "tokens_per_s": med,
+                         "bpc": float(g["bpc"].median()), "claimed_low": slo, "claimed_high": shi,
+                         "within_claim": slo * (1 - tolerance) <= med <= shi * (1 + tolerance)})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return _inconclusive(12, claim, "no device run of a model near 1K, 8K or 10K parameters")
+    fig = _scatter(runs, "params", "tokens_per_s", "runtime_label", log_x=True)
+    like = table[table["runtime"].str.contains("micropython", case=False)
+                 & (table["speed_source"] == "measured_hardware")]
+    text = "; ".join(f"{r.band} on {r.runtime}: {r.tokens_per_s:.3g} tokens/s (bpc {r.bpc:.3g})"
+                     for r in table.itertuples())
+    if like.empty:
+        return Verdict(12, claim, text + ". The claim is about an interpreter on a real board; no MicroPython "
+                       "speed measured on a Pico is available, so no verdict.", "inconclusive", table,
+                       _runtime_text(runs), fig)
+    verdict = "supported" if like["within_claim"].all() else "refuted"
+    return Verdict(12, claim, text + ".", verdict, table, _runtime_text(runs), fig)
+
+
+def claim_13(data: AuditData, claimed_s: float = 120.0) -> Verdict:
+    claim = CLAIM_TEXT[13]
+    if reason := data.need("variants"):
+        return _inconclusive(13, claim, reason)
+    v = data.variants
+    if not {"wall_s", "machine"} <= set(v.columns):
+        return _inconclusive(13, claim, "the sweep table records no training wall time or machine")
+    table = v.groupby("machine").agg(models=("variant_id", "size"), median_wall_s=("wall_s", "median"),
+                                     max_wall_s=("wall_s", "max")).reset_index()
+    if "tokens_trained" in v.columns:
+        table["median_tokens_trained"] = v.groupby("machine")["tokens_trained"].median().values
+    on_gpu = v["machine"].astype(str).str.contains("H100|H200|A100|NVIDIA|GPU", case=False, regex=True)
+    if "device" in v.columns:   # the sweep records where each model trained ("cuda" or "cpu")
+        on_gpu |= v["device"].astype(str).str.startswith("cuda")
+    gpu = table[table["machine"].isin(v.loc[on_gpu, "machine"])]
+    fig = _bar(v, "variant_id", "wall_s", "machine", rule=claimed_s, title="training wall time (s)")
+    if gpu.empty:
+        return _inconclusive(13, claim, f"every model was trained on {', '.join(table['machine'])}, not a GPU",
+                             table)
+    med = float(gpu["median_wall_s"].median())
+    text = f"Median training time {med:.0f} s per model on {', '.join(gpu['machine'])}"
+    if "median_tokens_trained" in gpu.columns:   # the time scales with the token budget: say what it was
+        text += f", each trained on {gpu['median_tokens_trained'].median():,.0f} tokens"
+    text += " (the study's sweep: several models share the GPU)."
+    single = data.gpu_single
+    if single is not None and not single.empty and {"wall_s", "machine"} <= set(single.columns):
+        # The claim's own setting: one model at a time on one H100.
+        one = single.groupby("machine").agg(models=("variant_id", "size"), median_wall_s=("wall_s", "median"),
+                                            max_wall_s=("wall_s", "max")).reset_index()
+        one["setting"] = "one model at a time"
+        table["setting"] = "sweep, models share the GPU"
+        table = pd.concat([table, one], ignore_index=True)
+        med = float(single["wall_s"].median())
+        text += (f" Trained alone on {', '.join(one['machine'])}, {len(single)} study models of "
+                 f"{int(single['params'].min()):,} to {int(single['params'].max()):,} parameters take "
+                 f"{med:.0f} s each (median; at most {single['wall_s'].max():.0f} s).")
+    verdict = "supported" if claimed_s / 2 <= med <= claimed_s * 2 else "refuted"
+    return Verdict(13, claim, text, verdict, table, "training", fig)

@@ -1,0 +1,193 @@
+"""Audit claims 1-5: vocabulary and parameter limits, what slows a model down, tiny widths, heads."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from . import tables as an
+from .audit_base import (CLAIM_TEXT, FACTORS, AuditData, Verdict, _cols, _combine, _effect_chart,
+                         _effects_by_runtime, _fmt, _inconclusive, _runtime_text, _scatter, speed_effects)
+
+
+def claim_01(data: AuditData) -> Verdict:
+    claim = CLAIM_TEXT[1]
+    if (reason := data.need("variants")) or (data.c_runs is None and data.micropython_runs is None):
+        return _inconclusive(1, claim, reason or data.need("c_runs", "micropython_runs"))
+    runs = data.runs(trusted_only=False)
+    runs = runs[runs["speed_source"] != "predicted"]
+    if "vocab_size" not in runs.columns or runs.empty:
+        return _inconclusive(1, claim, "no device run records a vocabulary size")
+    table = runs.groupby(["runtime_label", "vocab_size"]).agg(
+        runs=("status", "size"), ok=("status", lambda s: int((s == "ok").sum())),
+        memory_failures=("status", lambda s: int(s.isin(["out_of_memory", "does_not_fit"]).sum()))).reset_index()
+    big = table[table["vocab_size"] >= 512]
+    if big.empty:
+        return _inconclusive(1, claim, "no vocabulary of 512 or more was run on a board", table)
+    if big["ok"].sum() > 0:
+        ran = big[big["ok"] > 0]
+        text = "; ".join(f"vocabulary {int(r.vocab_size)} ran on {r.runtime_label} ({r.ok} of {r.runs} runs ok)"
+                         for r in ran.itertuples())
+        return Verdict(1, claim, f"Larger vocabularies run: {text}.", "refuted", table, _runtime_text(runs))
+    small_ok = table[(table["vocab_size"] <= 256) & (table["ok"] > 0)]
+    all_memory = big["memory_failures"].sum() == big["runs"].sum()
+    verdict = "supported" if not small_ok.empty and all_memory else "inconclusive"
+    return Verdict(1, claim, f"Every run with a vocabulary of 512 or more failed ({int(big['runs'].sum())} runs); "
+                   f"{len(small_ok)} runtime/vocabulary pairs at 256 or less ran.", verdict, table, _runtime_text(runs))
+
+
+def _is_trained(data: AuditData, model_id) -> bool:
+    return model_id in set(data.variants["variant_id"])
+
+
+def claim_02(data: AuditData, limit: int = 10_000, min_tokens_per_s: float = 1.0) -> Verdict:
+    claim = CLAIM_TEXT[2]
+    if reason := data.need("variants"):
+        return _inconclusive(2, claim, reason)
+    runs = data.runs()
+    if runs.empty:
+        return _inconclusive(2, claim, data.need("c_runs", "micropython_runs") or "no device runs with trusted speeds")
+    runs["practical"] = (runs["status"] == "ok") & (runs["tokens_per_s"] >= min_tokens_per_s)
+    table = runs.groupby("runtime_label").agg(
+        largest_practical_params=("params", lambda p: p[runs.loc[p.index, "practical"]].max()),
+        largest_tried_params=("params", "max")).reset_index()
+    practical = runs[runs["practical"]].sort_values("params").groupby("runtime_label").tail(1)
+    show = [c for c in ("runtime_label", "variant_id", "tokens_per_s", "peak_ram_bytes", "bpc") if c in practical]
+    table = table.merge(practical[show].rename(columns={"variant_id": "largest_practical_model"}),
+                        on="runtime_label", how="left")
+    best = table["largest_practical_params"].max()
+    fig = _scatter(runs, "params", "tokens_per_s", "status", log_x=True, rule_x=limit)
+    if pd.notna(best) and best >= 2 * limit:
+        top = table.loc[table["largest_practical_params"].idxmax()]
+        text = (f"{top['largest_practical_model']} ({int(best):,} parameters"
+                f"{'' if _is_trained(data, top['largest_practical_model']) else ', untrained: speed and memory do not depend on the weights'}"
+                f") runs at {top['tokens_per_s']:.1f} tokens/s on {top['runtime_label']}.")
+        # A trained model says more than a size probe: name the largest trained one that runs, with its quality.
+        trained = runs[runs["practical"] & runs["variant_id"].isin(set(data.variants["variant_id"]))]
+        if not trained.empty:
+            t = trained.sort_values(["params", "tokens_per_s"]).iloc[-1]
+            text += (f" The largest trained model that runs, {t['variant_id']} ({int(t['params']):,} parameters, "
+                     f"{t['bpc']:.2f} bits/char), makes {t['tokens_per_s']:.1f} tokens/s on {t['runtime_label']}.")
+        return Verdict(2, claim, text, "refuted", table, _runtime_text(runs), fig)
+    if table["largest_tried_params"].max() <= limit:
+        return _inconclusive(2, claim, f"no model above {limit:,} parameters was run", table)
+    if pd.isna(best):
+        return _inconclusive(2, claim, f"no model ran at {min_tokens_per_s:g} token/s or more", table)
+    return Verdict(2, claim, f"The largest practical model has {_fmt(best)} parameters; larger ones failed "
+                   f"or ran below {min_tokens_per_s:g} token/s.", "supported", table, _runtime_text(runs), fig)
+
+
+def claim_03(data: AuditData, tolerance: float = 0.05) -> Verdict:
+    claim = CLAIM_TEXT[3]
+    if reason := data.need("variants"):
+        return _inconclusive(3, claim, reason)
+    table = _effects_by_runtime(data.runs())
+    if table.empty:
+        return _inconclusive(3, claim, data.need("c_runs") or "no pairs of runs differ in a single factor")
+    table["within_claim"] = table["slowdown_per_step"].between(table["claimed_low"] - tolerance,
+                                                               table["claimed_high"] + tolerance)
+    per_runtime, texts = {}, []
+    claimed_order = list(FACTORS)
+    for rt, group in table.groupby("runtime"):
+        if len(group) < 3:
+            continue
+        measured_order = list(group.sort_values("slowdown_per_step", ascending=False)["factor"])
+        same_order = measured_order == [f for f in claimed_order if f in measured_order]
+        per_runtime[rt] = "supported" if same_order and group["within_claim"].all() else "refuted"
+        texts.append(f"{rt}: " + ", ".join(f"{r.factor} {r.slowdown_per_step:+.0%} per {r.step}"
+                                            for r in group.itertuples()) +
+                     f" (order {'as' if same_order else 'not as'} claimed)")
+    if not per_runtime:
+        return _inconclusive(3, claim, "fewer than three factors were varied one at a time", table)
+    fig = _effect_chart(table)
+    return Verdict(3, claim, "Measured slowdown per step: " + "; ".join(texts) + ".", _combine(per_runtime),
+                   table, "; ".join(per_runtime), fig)
+
+
+def _one_setting(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the most common (runtime, weight placement, KV cache) setting: speeds comparable as they are."""
+    setting = [c for c in ("runtime", "weights_in", "kv_cache") if c in runs.columns]
+    if runs.empty or not setting:
+        return runs
+    counts = runs.groupby(setting).size()
+    deployable = ("c-int8", "flash", True)[:len(setting)]    # what a Pico would run, when it was measured
+    common = deployable if deployable in counts.index else counts.idxmax()
+    common = common if isinstance(common, tuple) else (common,)
+    mask = pd.Series(True, index=runs.index)
+    for col, value in zip(setting, common):
+        mask &= runs[col].eq(value)
+    return runs[mask]
+
+
+def _unigram_bpc(data: AuditData) -> float | None:
+    """Bits per character of letter frequencies alone (the sweep records it beside every model)."""
+    for table in (data.variants, data.stats):
+        if table is None:
+            continue
+        for col in ("unigram_bpc", "char_entropy_bits", "unigram_entropy_bits", "entropy_bits_per_char"):
+            if col in table.columns and table[col].notna().any():
+                return float(table[col].dropna().median())
+    return None
+
+
+def claim_04(data: AuditData, margin_bpc: float = 0.1) -> Verdict:
+    claim = CLAIM_TEXT[4]
+    if reason := data.need("variants"):
+        return _inconclusive(4, claim, reason)
+    v = data.variants
+    if "dim" not in v.columns or not (v["dim"] <= 2).any():
+        return _inconclusive(4, claim, "the sweep trained no 1- or 2-wide model")
+    is_narrow = v["dim"] <= 2
+    if "axis" in v.columns and (is_narrow & v["axis"].eq("width")).any():
+        is_narrow &= v["axis"].eq("width")      # the write-up's configuration: only the width changed
+    narrow = _cols(v[is_narrow], ["variant_id", "dim", "n_layers", "params", "val_bpc", "sample"])
+    if "sample" in narrow.columns:
+        narrow = narrow.assign(sample=narrow["sample"].map(lambda s: an.sample_text(s, 120)))
+    unigram = _unigram_bpc(data)
+    if unigram is not None and "unigram_bpc" in v.columns:   # each model against its own tokenizer's data
+        narrow_unigram = v.loc[narrow.index, "unigram_bpc"].fillna(unigram)
+    else:
+        narrow_unigram = pd.Series(unigram, index=narrow.index, dtype=float)
+    runs = data.runs()
+    if not runs.empty and "axis" in runs.columns:
+        # Like with like: the width axis varies only the width (same depth, FFN ratio and vocabulary).
+        runs = runs[runs["axis"].eq("width") & runs["status"].eq("ok")]
+    runs = _one_setting(runs)
+    speed = (runs.groupby("dim")["tokens_per_s"].median() if not runs.empty and "dim" in runs
+             else pd.Series(dtype=float))
+    narrow = narrow.assign(unigram_bpc=narrow_unigram,
+                           best_tokens_per_s=narrow["dim"].map(speed) if len(speed) else float("nan"))
+    best_bpc = float(v["val_bpc"].min())
+    fig = _scatter(v.assign(width=v["dim"].astype(str)), "params", "val_bpc", "width", log_x=True, rule_y=unigram)
+    if unigram is None:
+        return _inconclusive(4, claim, "no unigram (letter frequency) baseline in the sweep or data tables: "
+                             "cannot tell a narrow model from noise", narrow)
+    noise = narrow["val_bpc"] >= narrow["unigram_bpc"] - margin_bpc
+    text = (f"1- and 2-wide models reach {_fmt(narrow['val_bpc'].min())} bits/char against "
+            f"{_fmt(narrow['unigram_bpc'].median())} for letter frequencies alone and {_fmt(best_bpc)} for our "
+            "best model")
+    if noise.all():
+        return Verdict(4, claim, text + ": they emit noise, however fast.", "refuted", narrow, _runtime_text(runs), fig)
+    fastest_dim = speed.idxmax() if len(speed) else None
+    if fastest_dim is None:
+        return Verdict(4, claim, text + ": they learn something, but there are no device speeds to check "
+                       "'fastest'.", "inconclusive", narrow, "training (validation bits per character)", fig)
+    verdict = "supported" if fastest_dim <= 2 else "refuted"
+    return Verdict(4, claim, text + f"; the fastest width on device is {int(fastest_dim)} "
+                   f"({_fmt(speed.max())} tokens/s, {_runtime_text(runs)}).", verdict, narrow, _runtime_text(runs), fig)
+
+
+def claim_05(data: AuditData, min_gain: float = 0.02) -> Verdict:
+    claim = CLAIM_TEXT[5]
+    if reason := data.need("variants"):
+        return _inconclusive(5, claim, reason)
+    pairs = speed_effects(data.runs(), "n_heads")
+    if pairs.empty:
+        return _inconclusive(5, claim, data.need("c_runs") or "no pairs of runs differ only in the number of heads")
+    per_runtime, texts = {}, []
+    for rt, group in pairs.groupby("runtime"):
+        gain = -group["slowdown_per_step"].median()
+        per_runtime[rt] = "supported" if gain > min_gain else "refuted"
+        texts.append(f"{rt}: doubling the heads changes speed by {gain:+.1%} (median of {len(group)} pairs)")
+    fig = _scatter(pairs.assign(pair=pairs.index.astype(str)), "from", "slowdown_per_step", "runtime")
+    return Verdict(5, claim, "; ".join(texts) + ".", _combine(per_runtime), pairs, "; ".join(per_runtime), fig)

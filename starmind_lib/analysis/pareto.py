@@ -1,0 +1,115 @@
+"""Chapter 07's decisions: Pareto fronts, recommendations under budgets, headline numbers."""
+from __future__ import annotations
+
+import math
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .tables import require_columns, sample_text
+
+
+def pareto_mask(df: pd.DataFrame, minimize: Sequence[str] = (), maximize: Sequence[str] = ()) -> pd.Series:
+    """True for rows no other row dominates (as good in every objective, strictly better in one)."""
+    cols = list(minimize) + list(maximize)
+    if not cols:
+        raise ValueError("pareto_mask needs at least one objective in minimize or maximize")
+    require_columns(df, cols, "the points table")
+    # Flip maximised objectives so that smaller is better everywhere.
+    values = pd.concat([df[list(minimize)], -df[list(maximize)]], axis=1).to_numpy(dtype=float)
+    keep = []
+    for i, v in enumerate(values):
+        if any(math.isnan(x) for x in v):
+            keep.append(False)
+            continue
+        dominated = ((values <= v).all(axis=1) & (values < v).any(axis=1)).any()
+        keep.append(not dominated)
+    return pd.Series(keep, index=df.index)
+
+
+@dataclass(frozen=True)
+class Budget:
+    ram_kb: float
+    min_tokens_per_s: float
+
+    @property
+    def label(self) -> str:
+        return f"≤ {self.ram_kb:g} KB RAM, ≥ {self.min_tokens_per_s:g} tok/s"
+
+
+def recommend(points: pd.DataFrame, budgets: Iterable[tuple[float, float]] | Iterable[Budget],
+              memory_col: str = "peak_ram_bytes") -> pd.DataFrame:
+    """For each budget and runtime kind, the lowest-bpc model that fits in RAM and is fast enough."""
+    require_columns(points, ["bpc", "tokens_per_s", memory_col, "runtime_kind"], "the points table")
+    rows = []
+    for b in budgets:
+        b = b if isinstance(b, Budget) else Budget(*b)
+        for kind, group in points.groupby("runtime_kind", sort=True):
+            ok = group[(group[memory_col] <= b.ram_kb * 1024) & (group["tokens_per_s"] >= b.min_tokens_per_s)]
+            row = {"budget": b.label, "ram_kb": b.ram_kb, "min_tokens_per_s": b.min_tokens_per_s,
+                   "runtime_kind": kind}
+            if ok.empty:
+                rows.append({**row, "variant_id": None, "note": "no model fits this budget"})
+                continue
+            best = ok.sort_values(["bpc", "tokens_per_s"], ascending=[True, False]).iloc[0]
+            device_story, training_story = sample_text(best.get("text")), sample_text(best.get("sample"))
+            rows.append({**row, "variant_id": best["variant_id"], "bpc": best["bpc"],
+                         "tokens_per_s": best["tokens_per_s"], "chars_per_s": best.get("chars_per_s"),
+                         "ram_kb_used": best[memory_col] / 1024, "params": best.get("params"),
+                         "runtime": best.get("runtime_label"), "speed_source": best.get("speed_source"),
+                         "device_story": device_story, "training_story": training_story, "note": ""})
+    return pd.DataFrame(rows)
+
+
+def pareto_chart(points: pd.DataFrame, x: str = "tokens_per_s", higher_x_is_better: bool = True,
+                 color: str = "runtime_label", title: str = ""):
+    """Quality against ``x`` (a speed, or a size when higher_x_is_better is False), every row a point,
+    the Pareto front drawn as a dashed line; click the legend to isolate a group, hover for details."""
+    import altair as alt
+    pts = points[points[x].notna() & points["bpc"].notna()].copy() if "bpc" in points else \
+        points.assign(bpc=points["val_bpc"])
+    pts["on_front"] = pareto_mask(pts, minimize=["bpc"] + ([] if higher_x_is_better else [x]),
+                                  maximize=[x] if higher_x_is_better else [])
+    has_ram = "peak_ram_bytes" in pts and pts["peak_ram_bytes"].notna().any()
+    if has_ram:
+        pts["ram_kb"] = pts["peak_ram_bytes"] / 1024
+    tooltip = [c for c in ["variant_id", color, "bpc", "bpc_of", x, "ram_kb", "params"] if c in pts.columns]
+    select = alt.selection_point(fields=[color], bind="legend")
+    base = alt.Chart(pts).encode(
+        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log"), title=x.replace("_", " ")),
+        y=alt.Y("bpc:Q", scale=alt.Scale(zero=False), title="validation bits per character (lower is better)"))
+    dots = base.mark_circle(size=60).encode(
+        color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+        opacity=alt.condition(select, alt.value(0.85), alt.value(0.1)),
+        tooltip=tooltip).add_params(select)
+    if has_ram:
+        dots = dots.encode(size=alt.Size("ram_kb:Q", title="peak RAM (KB)"))
+    front = base.transform_filter("datum.on_front").mark_line(color="black", strokeDash=[4, 3])
+    return (dots + front).properties(width=420, height=300, title=title).interactive()
+
+
+def _or_na(value, fmt) -> str:
+    return fmt(value) if value is not None and pd.notna(value) else "n/a"
+
+
+def headline_numbers(variants: pd.DataFrame | None, points: pd.DataFrame) -> dict[str, str]:
+    """The numbers chapter 07 quotes in prose, formatted; 'n/a' where the tables cannot give them."""
+    have = variants is not None and len(variants)
+    out = {"n_models": str(len(variants)) if have else "0",
+           "best_bpc": f"{variants['val_bpc'].min():.3f}" if have else "n/a",
+           "n_device_points": "0", "n_front": "0", "front_fastest_tps": "n/a", "front_fastest_bpc": "n/a",
+           "front_best_bpc": "n/a", "front_best_tps": "n/a", "front_best_ram_kb": "n/a", "front_best_params": "n/a"}
+    c_points = points[points["runtime_kind"] == "c"] if len(points) else points
+    if c_points.empty:
+        return out
+    front = c_points[pareto_mask(c_points, minimize=["bpc"], maximize=["tokens_per_s"])]
+    fastest, best = front.loc[front["tokens_per_s"].idxmax()], front.loc[front["bpc"].idxmin()]
+    out.update(n_device_points=str(len(c_points)), n_front=str(len(front)),
+               front_fastest_tps=f"{fastest['tokens_per_s']:.1f}", front_fastest_bpc=f"{fastest['bpc']:.2f}",
+               front_best_bpc=f"{best['bpc']:.2f}", front_best_tps=f"{best['tokens_per_s']:.1f}",
+               front_best_ram_kb=_or_na(best.get("peak_ram_bytes"), lambda b: f"{b / 1024:.0f}"),
+               front_best_params=_or_na(best.get("params"), lambda p: f"{p:,.0f}"))
+    return out

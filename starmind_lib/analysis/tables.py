@@ -1,0 +1,397 @@
+"""Chapter 07: one table of every model on every runtime, its Pareto front, and recommendations.
+
+Later stages reach earlier ones only through their result tables, so this module
+starts with small loaders that read a table, map the column names its producer
+uses onto the names used here, and fail with a message that says which table or
+column is missing and which notebook makes it::
+
+    variants = load_variants("data/results")          # one row per trained model
+    runs = load_runs("data/results", "c")             # RunRecords of the C runtime
+    points = device_points(variants, runs, load_quant("data/results", required=False))
+    front = points[pareto_mask(points, minimize=["bpc", "peak_ram_bytes"], maximize=["tokens_per_s"])]
+    recommend(points, budgets=[(64, 5.0), (200, 1.0)])
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+# Where each table lives under results_dir (the first stem that exists wins), and which notebook writes it.
+TABLES = {
+    "stats": (("data/stats",), "01 (data)"),
+    "tokenizers": (("tokenizers/tokenizers",), "02 (tokenizers)"),
+    "variants": (("sweep/variants",), "04 (sweep)"),
+    "gpu_single": (("sweep/gpu_single",), "04 (sweep; scripts/run_study_gpu.sh with one worker)"),
+    "quant": (("quant/quant",), "05 (quantisation)"),
+    "c_runs": (("device/c_runs",), "06 (device runs)"),
+    "micropython_runs": (("device/micropython_runs",), "06 (device runs)"),
+    "predictions": (("device/predictions", "device/planner", "device/micropython_predictions"),
+                    "06 (device runs)"),
+}
+
+# Canonical column name -> names a producer may use for it (first match wins).
+ALIASES = {
+    "variant_id": ["variant_id", "model_id", "variant", "model", "name"],
+    "val_bpc": ["val_bpc", "bpc", "val_bits_per_char", "bits_per_char"],
+    "params": ["params", "n_params", "param_count", "num_params"],
+    "wall_s": ["wall_s", "train_wall_s", "wall_time_s", "wall_time", "train_seconds", "seconds"],
+    "tokens_trained": ["tokens_trained", "train_tokens", "tokens"],
+    "sample": ["sample", "sample_text", "samples", "generated"],
+    "tokens_per_s": ["tokens_per_s", "tokens_per_s_133MHz", "tok_per_s", "predicted_tokens_per_s"],
+    "chars_per_s": ["chars_per_s", "chars_per_s_133MHz", "char_per_s", "predicted_chars_per_s"],
+    "peak_ram_bytes": ["peak_ram_bytes", "peak_sram_bytes", "ram_bytes", "predicted_peak_ram_bytes",
+                       "peak_alloc_bytes", "heap_needed_bytes"],
+    "flash_bytes": ["flash_bytes", "size_bytes", "model_bytes", "bytes"],
+    "scheme": ["scheme", "quant", "quant_scheme", "precision", "dtype"],
+    "kv_cache": ["kv_cache", "use_kv_cache", "kv"],
+    "weights_in": ["weights_in", "weights", "weight_memory", "weights_location", "weights_mem"],
+}
+# A device runtime's precision -> the quantisation table's scheme that measured the same model's bpc.
+QUANT_SCHEME_OF_DEVICE = {"int8": "int8_engine", "float32": "float32"}
+MODEL_FIELDS = ("vocab_size", "dim", "n_layers", "n_heads", "ffn_hidden")
+
+
+class MissingResult(FileNotFoundError):
+    """A result table (or a column of it) that this chapter needs does not exist yet."""
+
+
+def _table_path(results_dir: str | Path, name: str) -> Path:
+    """The stem of table ``name``: the first candidate with a file, else the first candidate."""
+    if name not in TABLES:
+        raise KeyError(f"unknown result table {name!r}; known: {', '.join(TABLES)}")
+    stems = [Path(results_dir) / s for s in TABLES[name][0]]
+    for stem in stems:
+        if any(stem.with_suffix(x).exists() for x in (".parquet", ".jsonl")):
+            return stem
+    return stems[0]
+
+
+def read_table(results_dir: str | Path, name: str, chapter: str = "07") -> pd.DataFrame:
+    """The table ``name`` from its parquet snapshot or JSONL journal, in that order."""
+    stem = _table_path(results_dir, name)
+    for suffix, reader in ((".parquet", pd.read_parquet), (".jsonl", lambda p: pd.read_json(p, lines=True))):
+        path = stem.with_suffix(suffix)
+        if path.exists() and path.stat().st_size:
+            return reader(path)
+    raise MissingResult(f"chapter {chapter} needs {stem}.parquet: run `make study` or the "
+                        f"{TABLES[name][1]} notebook")
+
+
+def canonical(df: pd.DataFrame, names: Iterable[str] = ALIASES) -> pd.DataFrame:
+    """Rename the first alias present of each canonical column to its canonical name."""
+    df = df.copy()
+    for name in names:
+        if name in df.columns:
+            continue
+        for alias in ALIASES.get(name, []):
+            if alias in df.columns:
+                df[name] = df[alias]
+                break
+    return df
+
+
+def require_columns(df: pd.DataFrame, columns: Sequence[str], table: str, results_dir="",
+                    chapter: str = "07") -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        where = _table_path(results_dir, table) if table in TABLES else table
+        raise MissingResult(f"chapter {chapter} needs column(s) {', '.join(map(repr, missing))} in {where} "
+                            f"(it has: {', '.join(map(str, df.columns))})")
+
+
+def _as_dict(value) -> dict:
+    """A config cell: a dict, JSON text, or nothing."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+    return {}
+
+
+def _find_field(cfg: dict, name: str):
+    """``name`` at the top of a (possibly nested) config, else in a nested section such as ``model``."""
+    if name in cfg:
+        return cfg[name]
+    for sub in cfg.values():
+        if isinstance(sub, dict):
+            found = _find_field(sub, name)
+            if found is not None:
+                return found
+    return None
+
+
+def expand_json_column(df: pd.DataFrame, column: str, fields: Iterable[str]) -> pd.DataFrame:
+    """Copy ``fields`` out of a JSON/dict column into their own columns (existing columns win)."""
+    if column not in df.columns:
+        return df
+    df = df.copy()
+    cfgs = df[column].map(_as_dict)
+    for name in fields:
+        values = cfgs.map(lambda c: _find_field(c, name))
+        if name in df.columns:
+            df[name] = df[name].where(df[name].notna(), values)
+        elif values.notna().any():
+            df[name] = values
+    return df
+
+
+def load_variants(results_dir, chapter: str = "07") -> pd.DataFrame:
+    """The sweep: one row per trained model with its quality, size and architecture."""
+    df = canonical(read_table(results_dir, "variants", chapter))
+    df = expand_json_column(df, "config", MODEL_FIELDS + ("activation", "tokenizer", "family"))
+    require_columns(df, ["variant_id", "val_bpc", "params"], "variants", results_dir, chapter)
+    if "ffn_hidden" in df.columns and "dim" in df.columns:
+        df["ffn_ratio"] = df["ffn_hidden"] / df["dim"]
+    return df
+
+
+def load_quant(results_dir, chapter: str = "07", required: bool = True) -> pd.DataFrame | None:
+    try:
+        df = canonical(read_table(results_dir, "quant", chapter))
+    except MissingResult:
+        if required:
+            raise
+        return None
+    require_columns(df, ["variant_id", "scheme"], "quant", results_dir, chapter)
+    return df
+
+
+RUN_TABLES = {"c": "c_runs", "micropython": "micropython_runs", "predicted": "predictions"}
+
+
+def planner_config(row: dict) -> dict:
+    """A sweep row as the planner's architecture dict (the window is the training seq_len if not stored)."""
+    from ..devices import planner
+    cfg = {**_as_dict(row.get("config")), **{k: row[k] for k in planner.ARCH_FIELDS if k in row and pd.notna(row[k])}}
+    cfg.setdefault("max_seq_len", cfg.get("seq_len", 128))
+    return cfg
+
+
+def macs_per_token(variants: pd.DataFrame) -> dict:
+    """variant_id -> multiply-accumulates per generated token (the planner's operation count)."""
+    from ..devices import planner
+    out = {}
+    for r in variants.to_dict("records"):
+        try:
+            out[r["variant_id"]] = planner.op_counts(planner_config(r))["macs"]
+        except (ValueError, KeyError):
+            continue
+    return out
+
+
+def planner_predictions(variants: pd.DataFrame, runtimes=("micropython-viper", "micropython-python")) -> pd.DataFrame:
+    """MicroPython on a stock Pico, predicted by chapter 06's planner from each model's architecture."""
+    from ..devices import planner
+    rows = []
+    for r in variants.to_dict("records"):
+        cfg = planner_config(r)
+        try:
+            plan = planner.plan_memory(cfg)
+        except (ValueError, KeyError):   # an architecture the MicroPython runtime cannot describe: no prediction
+            continue
+        for rt in runtimes:
+            sp = planner.predict_speed(cfg, rt)
+            rows.append({"variant_id": r["variant_id"], "runtime": rt, "board": "stock Pico (planner)",
+                         "status": "ok" if plan.fits else "does_not_fit", "message": plan.reason,
+                         "tokens_per_s": sp.tokens_per_s, "tokens_per_s_low": sp.tokens_per_s_low,
+                         "tokens_per_s_high": sp.tokens_per_s_high, "peak_ram_bytes": plan.total_bytes,
+                         "largest_alloc_bytes": plan.largest_tensor_bytes})
+    return pd.DataFrame(rows)
+
+
+def loader_predictions(variants: pd.DataFrame) -> pd.DataFrame:
+    """Chunked (one tensor per read) vs whole-file loading on a stock Pico's heap, predicted by the planner.
+
+    The whole-file loader needs the model's bytes as ONE block, which a fragmented heap must provide
+    (the planner's largest-block budget); the chunked loader's largest allocation is the largest tensor.
+    """
+    from ..devices import planner
+    rows = []
+    for r in variants.to_dict("records"):
+        cfg = planner_config(r)
+        try:
+            plan = planner.plan_memory(cfg)
+        except (ValueError, KeyError):
+            continue
+        block_budget = int(plan.heap_free_bytes * (1 - planner.FRAGMENTATION_RESERVE)) - plan.runtime_bytes
+        whole_fits = plan.total_bytes <= plan.heap_free_bytes and plan.weights_bytes <= block_budget
+        for loader, fits, largest in (("chunked", plan.fits, plan.largest_tensor_bytes),
+                                      ("whole", whole_fits, plan.weights_bytes)):
+            rows.append({"variant_id": r["variant_id"], "loader": loader, "runtime": "micropython-viper",
+                         "status": "ok" if fits else "out_of_memory", "largest_alloc_bytes": largest,
+                         "largest_block_budget_bytes": block_budget, "speed_source": "predicted",
+                         "tokens_per_s": float("nan"), "runtime_kind": "micropython"})
+    return pd.DataFrame(rows)
+
+
+def load_runs(results_dir, kind: str, chapter: str = "07", required: bool = True) -> pd.DataFrame | None:
+    """RunRecords of one runtime kind ('c', 'micropython' or 'predicted'), ``extra`` spread into columns.
+
+    Predictions come from a stored planner table if there is one, else from the planner applied to the sweep.
+    """
+    try:
+        df = read_table(results_dir, RUN_TABLES[kind], chapter)
+    except MissingResult:
+        df = None
+        if kind == "predicted":
+            try:
+                df = planner_predictions(load_variants(results_dir, chapter))
+            except MissingResult:
+                pass
+        if df is None or df.empty:
+            if required:
+                raise
+            return None
+    if "extra" in df.columns:
+        extra = df["extra"].map(_as_dict)
+        for key in sorted({k for e in extra for k in e}):
+            if key not in df.columns:
+                df[key] = extra.map(lambda e: e.get(key))
+    if kind == "predicted":
+        df = _long_predictions(df)
+        df["speed_source"] = "predicted"
+    df = canonical(df)
+    if "scheme" not in df.columns and "runtime" in df.columns:
+        # The C runtime names its precision in the runtime ("c-int8", "c-float32").
+        df["scheme"] = df["runtime"].astype(str).str.extract(r"^c-(\w+)$", expand=False)
+    if kind == "predicted":
+        if "status" not in df.columns and "fits" in df.columns:
+            df["status"] = df["fits"].map(lambda f: "ok" if bool(f) else "does_not_fit")
+    require_columns(df, ["variant_id", "status", "tokens_per_s"], RUN_TABLES[kind], results_dir, chapter)
+    df["runtime_kind"] = kind if kind != "predicted" else "micropython"
+    return df
+
+
+def _long_predictions(df: pd.DataFrame) -> pd.DataFrame:
+    """The planner's wide rows (``tokens_per_s_<runtime>`` columns) as one row per model and runtime."""
+    speed_cols = [c for c in df.columns if c.startswith("tokens_per_s_")
+                  and not c.startswith(("tokens_per_s_low_", "tokens_per_s_high_"))]
+    if "tokens_per_s" in df.columns or not speed_cols:
+        return df
+    rest = df.drop(columns=[c for c in df.columns if c.startswith("tokens_per_s_")])
+    frames = []
+    for col in speed_cols:
+        runtime = col[len("tokens_per_s_"):]
+        frame = rest.assign(runtime=runtime, tokens_per_s=df[col])
+        for bound in ("low", "high"):
+            if f"tokens_per_s_{bound}_{runtime}" in df.columns:
+                frame[f"tokens_per_s_{bound}"] = df[f"tokens_per_s_{bound}_{runtime}"]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def sample_text(value, max_chars: int = 240) -> str:
+    """One story from a samples cell (text, or [{prompt, mode, text}] as a list or JSON): a sampled one first."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+    if isinstance(value, (list, tuple)):
+        items = [v for v in value if isinstance(v, dict)]
+        sampled = [v for v in items if v.get("mode") != "greedy"] or items
+        value = sampled[0].get("text", "") if sampled else (value[0] if value else "")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)[:max_chars]
+
+
+def _token_ids(value) -> list[int]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return []
+    return [int(i) for i in value] if value is not None and hasattr(value, "__iter__") else []
+
+
+def attach_device_text(points: pd.DataFrame, runs_dir) -> pd.DataFrame:
+    """Decode each run's prompt + generated ids with its model file's vocabulary into ``text``, where the
+    exported model (``<runs_dir>/device/<id>.smd``) is still there; other rows keep what they had."""
+    from ..quant.smd import read_smd
+    from ..provenance import REPO_ROOT
+    vocabs: dict[str, list[bytes] | None] = {}
+
+    def vocab_of(model_id: str):
+        if model_id not in vocabs:
+            paths = [Path(runs_dir) / "device" / f"{model_id}.smd",
+                     REPO_ROOT / "data" / "reference" / f"{model_id}.smd"]
+            path = next((p for p in paths if p.is_file()), None)
+            vocabs[model_id] = read_smd(path).vocab if path else None
+        return vocabs[model_id]
+
+    def decode(row) -> str | None:
+        vocab = vocab_of(str(row["variant_id"]))
+        ids = _token_ids(row.get("prompt_ids")) + _token_ids(row.get("output_ids"))
+        if vocab is None or not ids or max(ids) >= len(vocab):
+            return row.get("text") if isinstance(row.get("text"), str) and row.get("text") else None
+        return b"".join(vocab[i] for i in ids).decode("utf-8", "replace")
+
+    if points.empty or "output_ids" not in points.columns:
+        return points
+    return points.assign(text=points.apply(decode, axis=1))
+
+
+def run_label(row) -> str:
+    """Which runtime a speed comes from and how it was obtained, for tables and legends."""
+    how = {"measured_hardware": "measured on a Pico", "cycle_exact_emulation": "cycle-exact emulation",
+           "predicted": "predicted", "host_timing_not_representative": "virtual board (host timing)"}
+    src = how.get(row.get("speed_source"), str(row.get("speed_source", "")))
+    return f"{row.get('runtime', row.get('runtime_kind', '?'))}, {src}"
+
+
+def _model_key(name: str, variant_ids: set) -> str:
+    """Map a run's model name (maybe '<variant>-int8' or '<variant>/int8') onto its sweep variant."""
+    if name in variant_ids:
+        return name
+    for sep in ("-", "/", "_", ".", ":"):
+        head = name.rsplit(sep, 1)[0]
+        if head in variant_ids:
+            return head
+    return name
+
+
+def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFrame | None = None,
+                  ok_only: bool = True, trained_only: bool = True) -> pd.DataFrame:
+    """Each run joined to its model: quality (bpc of that precision when known), size and speed.
+
+    ``trained_only``: keep only runs of sweep models (they have a quality); otherwise runs of models
+    outside the sweep (reference models, untrained size probes) stay, with their own architecture
+    columns and no bpc: they still say what fits and how fast it runs.
+    """
+    runs = runs.copy()
+    ids = set(variants["variant_id"])
+    runs["variant_id"] = runs["variant_id"].astype(str).map(lambda n: _model_key(n, ids))
+    if ok_only:
+        runs = runs[runs["status"] == "ok"]
+    model_cols = [c for c in ["variant_id", "val_bpc", "params", "sample", "ffn_ratio", "unigram_bpc", "axis",
+                              "activation", "pos", "tied", *MODEL_FIELDS] if c in variants.columns]
+    points = runs.merge(variants[model_cols], on="variant_id", how="inner" if trained_only else "left",
+                        suffixes=("_run", ""))
+    for col in model_cols:   # the sweep's value wins; a run of a model outside the sweep keeps its own
+        if f"{col}_run" in points.columns:
+            points[col] = points[col].where(points[col].notna(), points.pop(f"{col}_run"))
+    if "val_bpc" not in points.columns:
+        points["val_bpc"] = float("nan")
+    if "ffn_hidden" in points.columns and "dim" in points.columns:
+        points["ffn_ratio"] = points["ffn_hidden"] / points["dim"]
+    points["in_sweep"] = points["variant_id"].isin(ids)
+    points["bpc"] = points["val_bpc"]
+    points["bpc_of"] = points["in_sweep"].map({True: "float model", False: "not trained in the sweep"})
+    if quant is not None and "scheme" in points.columns and "val_bpc" in quant.columns:
+        qbpc = quant.set_index(["variant_id", "scheme"])["val_bpc"].to_dict()
+        quantised = points.apply(lambda r: qbpc.get((r["variant_id"], QUANT_SCHEME_OF_DEVICE.get(
+            r["scheme"], r["scheme"]))), axis=1)
+        has_q = quantised.notna()
+        points.loc[has_q, "bpc"] = quantised[has_q].astype(float)
+        points.loc[has_q, "bpc_of"] = points.loc[has_q, "scheme"].astype(str) + " model"
+    points["runtime_label"] = points.apply(run_label, axis=1) if len(points) else pd.Series(dtype=str)
+    return points.reset_index(drop=True)

@@ -1,0 +1,209 @@
+"""Altair figures and tables for the notebooks, rendered offline.
+
+Altair's default HTML output loads Vega from a CDN, so a book read without
+network would show empty boxes. ``show(chart)`` instead emits one ``text/html``
+output (which myst-nb passes through raw) holding
+
+* a static SVG of the chart (``vl_convert``), inlined as a data-URI ``<img>``,
+  visible wherever scripts do not run (JupyterLab untrusted output, RSS, print);
+* an embed target and a small script that, if the bundled Vega libraries are
+  on the page (``window.vegaEmbed``), renders the interactive chart there and
+  removes the static copy.
+
+The Vega/Vega-Lite/vega-embed bundle is written once per book build by
+``write_vega_bundle`` into the book's static directory (``book/_assets``) and loaded by every
+page through ``html_js_files`` (see ``_config.yml``), as a classic script with
+a relative URL, so it works from ``file://``::
+
+    from starmind_lib.book.figures import show, table, label
+    chart = alt.Chart(df).mark_point().encode(x=alt.X("params:Q", title=label("parameters", "count")),
+                                              y=alt.Y("bpc:Q", title=label("quality", "bits/char")))
+    show(chart)
+"""
+from __future__ import annotations
+
+import base64
+import html
+import itertools
+import json
+import uuid
+from pathlib import Path
+
+import altair as alt
+
+# Vega-Lite version of the specs altair writes (e.g. "v6.4.1" -> "6.4"); vl_convert needs it.
+VEGALITE_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
+BUNDLE_NAME = "starmind-vega.js"
+
+# The house style: readable fonts, no chart border, consistent sizes. A chart's own
+# configuration wins over these defaults (merged key by key in ``themed_spec``).
+THEME_CONFIG = {
+    "font": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+    "view": {"continuousWidth": 520, "continuousHeight": 320, "stroke": None},
+    "axis": {"labelFontSize": 12, "titleFontSize": 13, "titleFontWeight": "normal",
+             "grid": True, "gridOpacity": 0.5},
+    "legend": {"labelFontSize": 12, "titleFontSize": 12},
+    "title": {"fontSize": 15, "anchor": "start", "fontWeight": "bold"},
+    "range": {"category": {"scheme": "tableau10"}},
+}
+
+# What altair's default theme puts in every spec; the house style replaces it.
+ALTAIR_DEFAULT_VIEW = {"continuousWidth": 300, "continuousHeight": 300}
+
+_counter = itertools.count()
+
+
+class FigureError(ValueError):
+    """A figure helper got something it cannot render."""
+
+
+def label(name: str, unit: str | None = None) -> str:
+    """An axis title with its unit: ``label("speed", "tok/s")`` -> ``"speed (tok/s)"``."""
+    if not name:
+        raise FigureError("label(): the axis name is empty")
+    return f"{name} ({unit})" if unit else name
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def themed_spec(chart) -> dict:
+    """The chart's Vega-Lite spec with the house style underneath its own config."""
+    if isinstance(chart, dict):
+        spec = dict(chart)
+    elif hasattr(chart, "to_dict"):
+        try:
+            spec = chart.to_dict()
+        except Exception as exc:  # altair raises SchemaValidationError with a long message
+            raise FigureError(f"show(): the chart is not a valid Vega-Lite spec: {exc}") from exc
+    else:
+        raise FigureError(f"show() needs an altair chart or a Vega-Lite dict, got {type(chart).__name__}")
+    config = dict(spec.get("config", {}))
+    if config.get("view") == ALTAIR_DEFAULT_VIEW:   # altair's own default theme, not the chart's choice
+        config.pop("view")
+    spec["config"] = _merge(THEME_CONFIG, config)
+    return spec
+
+
+def static_svg(spec: dict) -> str:
+    import vl_convert as vlc
+    return vlc.vegalite_to_svg(spec, vl_version=VEGALITE_VERSION)
+
+
+def _script_json(obj) -> str:
+    """JSON safe to place inside a <script> element (no '</script>' or '<!--' can close it)."""
+    return json.dumps(obj).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def chart_html(chart, alt_text: str | None = None) -> str:
+    """The HTML for one chart: static SVG fallback + interactive embed (see module docstring)."""
+    spec = themed_spec(chart)
+    svg = static_svg(spec)
+    uid = f"starmind-chart-{next(_counter)}-{uuid.uuid4().hex[:8]}"
+    title = spec.get("title")
+    title = title.get("text") if isinstance(title, dict) else title
+    alt_text = alt_text or spec.get("description") or (title if isinstance(title, str) else None) or "chart"
+    data_uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return f"""<div class="starmind-chart" id="{uid}" data-rendered="static">
+<div class="starmind-chart-static"><img src="{data_uri}" alt="{html.escape(alt_text)}" style="max-width:100%"></div>
+<div class="starmind-chart-live"></div>
+<script type="text/javascript">
+(function () {{
+  var spec = {_script_json(spec)};
+  function embed() {{
+    var box = document.getElementById("{uid}");
+    if (!box || typeof window.vegaEmbed !== "function") return;  /* no bundle: keep the static SVG */
+    window.vegaEmbed(box.querySelector(".starmind-chart-live"), spec, {{actions: false, renderer: "svg"}})
+      .then(function () {{
+        var still = box.querySelector(".starmind-chart-static");
+        if (still) still.remove();
+        box.setAttribute("data-rendered", "vega");
+      }})
+      .catch(function (err) {{ box.setAttribute("data-rendered", "failed"); console.error("starmind chart {uid}:", err); }});
+  }}
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", embed); else embed();
+}})();
+</script>
+</div>"""
+
+
+class Figure:
+    """A notebook output that is the chart's HTML (myst-nb renders ``text/html`` raw)."""
+
+    def __init__(self, chart, alt_text: str | None = None):
+        self.html = chart_html(chart, alt_text)
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return "<starmind figure (HTML; view in the book or JupyterLab)>"
+
+
+def show(chart, alt_text: str | None = None) -> Figure:
+    """Render an altair chart as an offline interactive figure with a static SVG fallback.
+
+    Use as the last expression of a cell (or ``display(show(chart))``).
+    """
+    return Figure(chart, alt_text)
+
+
+def _offline_renderer(spec: dict, **metadata) -> dict:
+    return {"text/html": chart_html(spec), "text/plain": "<starmind chart>"}
+
+
+def enable_offline_renderer() -> None:
+    """Make altair render every displayed chart like ``show`` (the book build's kernels call this).
+
+    Altair's default renderer loads Vega from a CDN, which an offline book cannot."""
+    alt.renderers.register("starmind", _offline_renderer)
+    alt.renderers.enable("starmind")
+
+
+def table(df, caption: str | None = None, precision: int = 3, index: bool = False) -> "TableHTML":
+    """A compact HTML table of a DataFrame: numbers right-aligned, floats to ``precision`` digits."""
+    import pandas as pd
+    if not isinstance(df, pd.DataFrame):
+        raise FigureError(f"table() needs a pandas DataFrame, got {type(df).__name__}")
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    styler = (df.style.format(precision=precision, na_rep="–", escape="html")
+              .set_table_attributes('class="starmind-table"')
+              .set_properties(subset=numeric, **{"text-align": "right"}))
+    if not index:
+        styler = styler.hide(axis="index")
+    cap = f"<p class=\"starmind-table-caption\"><em>{html.escape(caption)}</em></p>" if caption else ""
+    return TableHTML(f'<div class="starmind-table-wrap">{cap}{styler.to_html()}</div>')
+
+
+class TableHTML:
+    def __init__(self, markup: str):
+        self.html = markup
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+
+def vega_bundle() -> str:
+    """The Vega + Vega-Lite + vega-embed bundle as a classic script defining ``window.vegaEmbed``.
+
+    vl_convert's bundle declares top-level ``const``s; wrapping it in a function keeps
+    them out of the page's global scope, where they could clash with other scripts.
+    """
+    import vl_convert as vlc
+    code = vlc.javascript_bundle(vl_version=VEGALITE_VERSION)
+    return "/* Vega, Vega-Lite and vega-embed, bundled by vl-convert-python for offline use. */\n" \
+           "(function () {\n" + code + "\n})();\n"
+
+
+def write_vega_bundle(static_dir: str | Path) -> Path:
+    """Write the bundle into ``static_dir`` unless an identical one is there; return its path."""
+    from ..provenance import atomic_write_text
+    path = Path(static_dir) / BUNDLE_NAME
+    code = vega_bundle()
+    if not path.exists() or path.read_text(encoding="utf-8") != code:
+        atomic_write_text(path, code)
+    return path

@@ -1,0 +1,91 @@
+"""Chapter 03 (training): reference runs, their curves, the unigram baseline, their samples.
+
+Each reference run is a :class:`~starmind_lib.training.train.TrainConfig`; its final numbers and samples go
+to ``<results_dir>/train/runs`` and its evaluation curve to ``<results_dir>/train/curves`` (both
+``ResultTable``s), so the chapter shows them later without checkpoints::
+
+    runs, curves = reference_runs({"ref-10k": {...}, "ref-100k": {...}}, common_train, results_dir,
+                                  runs_dir, recompute, data_source, data_dir, profile)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..provenance import ResultTable, provenance
+from ..training.sweep import PieceDecoder, load_prepared
+from .ch04_architecture import prepare_study_data
+from ..training.train import EvalSet, TrainConfig, train_model
+
+
+def _tables(results_dir):
+    base = Path(results_dir) / "train"
+    return ResultTable(base / "runs", key="run_id"), ResultTable(base / "curves", key="point_id")
+
+
+def train_reference(name: str, cfg: TrainConfig, data_dir: Path, runs_dir, profile: str = "",
+                    progress: bool = True) -> tuple[dict, list[dict]]:
+    """Train one reference run (resuming an interrupted one); its table row and curve rows."""
+    spec = f"{cfg.tokenizer}{cfg.model.vocab_size}"
+    data = load_prepared(data_dir, spec)
+    meta = data["meta"]
+    decode = PieceDecoder(meta["pieces"])
+    ev = EvalSet.build(data["val"], cfg.seq_len, cfg.eval_tokens, decode=decode)
+    key = cfg.key(meta["fingerprint"])
+    run_id = f"{name}-{key}"
+    res = train_model(cfg, data["train"], ev, meta["vocab_size"], run_dir=Path(runs_dir) / "train" / run_id,
+                      decode=decode, prompts=list(meta["prompts"].values()), progress=progress, desc=name)
+    row = {"run_id": run_id, "name": name, "config": cfg.to_dict(), "config_hash": key, "n_params": res.n_params,
+           "tokens_trained": res.tokens_trained, "val_loss": res.val_loss, "bpc": res.bpc,
+           "unigram_bpc": meta["unigram_bpc"], "wall_s": round(res.wall_s, 3),
+           "tokens_per_s": round(res.tokens_per_s, 1), "device": res.device, "samples": res.samples,
+           "is_synthetic": meta["is_synthetic"], "data_source": meta["source_label"],
+           "data_fingerprint": meta["fingerprint"], "seed": cfg.seed, **provenance(profile=profile)}
+    curve = [{"point_id": f"{run_id}@{m['step']}", "run_id": run_id, "name": name, **m} for m in res.metrics]
+    return row, curve
+
+
+def reference_runs(runs: dict[str, dict], common: dict, results_dir, runs_dir, recompute: bool,
+                   data_source: str = "tinystories", data_dir: str = "", profile: str = "",
+                   progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train (``recompute``; finished runs are skipped) or read the reference runs: (runs, curves) frames."""
+    runs_table, curves_table = _tables(results_dir)
+    wanted = None
+    if recompute:
+        cfgs = {name: TrainConfig.from_params({**common, **fields}) for name, fields in runs.items()}
+        data_dir_prepared = prepare_study_data(runs_dir, data_source, data_dir,
+                                               sorted({f"{c.tokenizer}{c.vocab_size}" for c in cfgs.values()}))
+        done, wanted = {r["run_id"] for r in runs_table.rows()}, set()
+        for name, cfg in cfgs.items():
+            fp = load_prepared(data_dir_prepared, f"{cfg.tokenizer}{cfg.model.vocab_size}")["meta"]["fingerprint"]
+            wanted.add(f"{name}-{cfg.key(fp)}")
+            if f"{name}-{cfg.key(fp)}" in done:
+                continue
+            row, curve = train_reference(name, cfg, data_dir_prepared, runs_dir, profile, progress)
+            for point in curve:  # the curve first: a run's row marks it complete
+                curves_table.append(point)
+            runs_table.append(row)
+        runs_table.snapshot()
+        curves_table.snapshot()
+    if not runs_table.journal.exists():
+        raise FileNotFoundError(f"no training results at {runs_table.journal}; run this chapter with recompute=True")
+    df, curves = runs_table.frame(), curves_table.frame()
+    if wanted is not None:  # this configuration's runs only (the table may hold earlier ones)
+        df = df[df.run_id.isin(wanted)]
+    latest = df.groupby("name").tail(1)  # the newest run of each name
+    return latest.reset_index(drop=True), curves[curves.run_id.isin(latest.run_id)].reset_index(drop=True)
+
+
+def curve_chart(curves: pd.DataFrame, unigram: float):
+    import altair as alt
+
+    from ..book.figures import label
+    base = alt.Chart(curves).mark_line(point=True).encode(
+        x=alt.X("tokens:Q", title=label("training tokens")),
+        y=alt.Y("val_bpc:Q", title=label("validation loss", "bits per character"), scale=alt.Scale(zero=False)),
+        color=alt.Color("name:N", title="run"),
+        tooltip=["name", "step", "tokens", alt.Tooltip("val_bpc:Q", format=".3f"), alt.Tooltip("lr:Q", format=".2e")])
+    rule = alt.Chart(pd.DataFrame({"val_bpc": [unigram], "what": ["unigram baseline"]})).mark_rule(
+        color="gray", strokeDash=[4, 4]).encode(y="val_bpc:Q", tooltip=["what"])
+    return alt.layer(base, rule).properties(width=560, height=300)

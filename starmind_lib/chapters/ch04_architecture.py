@@ -1,0 +1,171 @@
+"""Chapter 04 (the architecture study): the results table, the trend, the fixed-budget comparisons.
+
+::
+
+    df = study_table(results_dir, runs_dir, recompute, sweep_params, data_source, data_dir, profile)
+    trend = fit_trend(df)                 # bpc = a + b * log10(params), char models
+    budget_comparisons(df)                # one row per (axis, budget, option)
+    bpc_vs_params_chart(df, trend); budget_chart(df)
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..training.sweep import SweepConfig, prepare_data, results_table, run_sweep, study_data_config
+from ..training.grid import tokenizers_needed
+
+AXIS_LABELS = {"width": "width", "depth": "depth", "heads": "heads", "ffn_ratio": "FFN ratio", "vocab": "vocabulary",
+               "golden": "golden ratio / Fibonacci", "activation": "activation", "position": "positions",
+               "tying": "tied head", "budget_depth": "budget: depth", "budget_heads": "budget: heads",
+               "budget_ffn_ratio": "budget: FFN ratio", "budget_vocab": "budget: vocabulary"}
+
+
+def prepared_dir(runs_dir: str | Path, corpus) -> Path:
+    """Prepared token data lives per corpus fingerprint, shared by chapters 03 and 04."""
+    return Path(runs_dir) / "sweep_data" / corpus.fingerprint[:12]
+
+
+def prepare_study_data(runs_dir, data_source: str, data_dir: str, specs: list[str]) -> Path:
+    from ..data import load_corpus, resolve_data_source
+    source, resolved = resolve_data_source(data_source, data_dir)
+    corpus = load_corpus(study_data_config(source, resolved))
+    return prepare_data(corpus, specs, prepared_dir(runs_dir, corpus))
+
+
+def study_table(results_dir, runs_dir, recompute: bool, sweep_params: dict, data_source: str = "tinystories",
+                data_dir: str = "", profile: str = "", progress: bool = True) -> pd.DataFrame:
+    """The sweep's table: trained now (``recompute``: only the variants not yet in it) or read as committed."""
+    table = results_table(results_dir)
+    if recompute:
+        sweep = SweepConfig.from_params(sweep_params)
+        data = prepare_study_data(runs_dir, data_source, data_dir, tokenizers_needed(sweep.selected()))
+        run_sweep(sweep, data, results_dir, runs_dir, profile=profile, progress=progress)
+    if not table.journal.exists():
+        raise FileNotFoundError(
+            f"no sweep results at {table.journal}; run this chapter with recompute=True "
+            f"(e.g. `make study`, or scripts/run_study_gpu.sh then `python -m starmind_lib.training.sweep unpack`)")
+    df = table.frame()
+    if recompute:  # only this grid's variants (the table may hold more from earlier runs)
+        ids = {v["variant_id"] for v in SweepConfig.from_params(sweep_params).selected()}
+        df = df[df.variant_id.isin(ids)]
+    return df.reset_index(drop=True)
+
+
+def fit_trend(df: pd.DataFrame, tokenizer: str = "char") -> dict:
+    """Least-squares bpc = a + b * log10(params) over the models of one tokenizer kind."""
+    sub = df[df.tokenizer_spec.str.startswith(tokenizer)]
+    if len(sub) < 2:
+        return {"a": math.nan, "b": math.nan, "r2": math.nan, "n": len(sub)}
+    x, y = np.log10(sub.n_params.astype(float)), sub.bpc.astype(float)
+    b, a = np.polyfit(x, y, 1)
+    pred = a + b * x
+    ss_res, ss_tot = float(((y - pred) ** 2).sum()), float(((y - y.mean()) ** 2).sum())
+    return {"a": float(a), "b": float(b), "r2": 1 - ss_res / ss_tot if ss_tot else math.nan, "n": len(sub)}
+
+
+def budget_comparisons(df: pd.DataFrame) -> pd.DataFrame:
+    """The fixed-budget variants: axis, budget, the option varied, params and bpc."""
+    sub = df[df.axis.str.startswith("budget_")].copy()
+    if sub.empty:
+        return sub
+    sub["compare"] = sub.axis.str.replace("budget_", "", regex=False)
+    sub["option"] = sub.variant_id.str.split("-").str[-1]
+    return sub[["compare", "budget", "option", "variant_id", "dim", "n_layers", "n_heads", "ffn_hidden",
+                "tokenizer_spec", "n_params", "bpc"]].sort_values(["compare", "budget", "bpc"])
+
+
+def best_per_budget(cmp: pd.DataFrame) -> pd.DataFrame:
+    """For each comparison and budget, the option with the lowest bpc and its margin over the worst."""
+    rows = []
+    for (compare, budget), g in cmp.groupby(["compare", "budget"]):
+        g = g.sort_values("bpc")
+        rows.append({"compare": compare, "budget": int(budget), "best": g.option.iloc[0],
+                     "best_bpc": g.bpc.iloc[0], "worst": g.option.iloc[-1], "spread_bpc": g.bpc.iloc[-1] - g.bpc.iloc[0],
+                     "options": len(g)})
+    return pd.DataFrame(rows)
+
+
+def nearest_best(df: pd.DataFrame, target_params: int, factor: float = 1.5) -> pd.Series | None:
+    """The lowest-bpc model with params within ``factor`` of ``target_params``."""
+    sub = df[(df.n_params >= target_params / factor) & (df.n_params <= target_params * factor)]
+    return None if sub.empty else sub.sort_values("bpc").iloc[0]
+
+
+def samples_of(row) -> list[dict]:
+    s = row["samples"]
+    return json.loads(s) if isinstance(s, str) else list(s)
+
+
+def best_samples_markdown(df: pd.DataFrame, targets=(10_000, 100_000), prompt: str = "once upon") -> str:
+    """Markdown: the best model near each parameter target and what it writes from ``prompt``."""
+    blocks = []
+    for target in targets:
+        row = nearest_best(df, target)
+        if row is None:
+            continue
+        lines = [f"**{row.variant_id}** ({int(row.n_params):,} parameters, {row.bpc:.2f} bpc)", ""]
+        for s in samples_of(row):
+            if s["prompt"].lower().startswith(prompt):
+                lines.append(f"- *{s['mode']}*: `{s['text'].replace(chr(10), ' ⏎ ')}`")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def read_study_table(results_dir) -> pd.DataFrame | None:
+    """The committed/computed sweep table, or None when the study has not run yet."""
+    table = results_table(results_dir)
+    return table.frame() if table.journal.exists() else None
+
+
+# ---------------------------------------------------------------- figures
+def bpc_vs_params_chart(df: pd.DataFrame, trend: dict, unigram: float | None = None):
+    import altair as alt
+
+    from ..book.figures import label
+    data = df.assign(axis_label=df.axis.map(AXIS_LABELS).fillna(df.axis),
+                     kind=np.where(df.tokenizer_spec.str.startswith("bpe"), "BPE", "char"))
+    x = alt.X("n_params:Q", scale=alt.Scale(type="log"), title=label("parameters", "count, log scale"))
+    y = alt.Y("bpc:Q", title=label("validation loss", "bits per character"), scale=alt.Scale(zero=False))
+    points = alt.Chart(data).mark_point(filled=True, size=40, opacity=0.75).encode(
+        x=x, y=y, color=alt.Color("axis_label:N", title="comparison"), shape=alt.Shape("kind:N", title="tokenizer"),
+        tooltip=["variant_id", "n_params", alt.Tooltip("bpc:Q", format=".3f"), "tokenizer_spec"])
+    layers = [points]
+    if not math.isnan(trend.get("b", math.nan)):
+        xs = np.logspace(np.log10(data.n_params.min()), np.log10(data.n_params.max()), 50)
+        line = pd.DataFrame({"n_params": xs, "bpc": trend["a"] + trend["b"] * np.log10(xs)})
+        layers.append(alt.Chart(line).mark_line(color="black", strokeDash=[6, 3]).encode(x=x, y=y))
+    if unigram is not None:
+        layers.append(alt.Chart(pd.DataFrame({"bpc": [unigram]})).mark_rule(color="gray").encode(y="bpc:Q"))
+    return alt.layer(*layers).properties(width=560, height=340)
+
+
+def budget_chart(cmp: pd.DataFrame):
+    import altair as alt
+
+    from ..book.figures import label
+    return alt.Chart(cmp).mark_line(point=True).encode(
+        x=alt.X("budget:Q", scale=alt.Scale(type="log"), title=label("parameter budget", "log scale")),
+        y=alt.Y("bpc:Q", title=label("validation loss", "bits per character"), scale=alt.Scale(zero=False)),
+        color=alt.Color("option:N", title="option"),
+        tooltip=["variant_id", "n_params", alt.Tooltip("bpc:Q", format=".3f")],
+    ).properties(width=240, height=180).facet(facet=alt.Facet("compare:N", title=None), columns=2)
+
+
+def axis_chart(df: pd.DataFrame, axis: str, x_field: str, x_title: str, log_x: bool = True):
+    """bpc against one hyperparameter for the one-at-a-time comparisons (colour: group)."""
+    import altair as alt
+
+    from ..book.figures import label
+    sub = df[df.axis == axis]
+    scale = alt.Scale(type="log") if log_x else alt.Scale(zero=False)
+    return alt.Chart(sub).mark_line(point=True).encode(
+        x=alt.X(f"{x_field}:Q", scale=scale, title=x_title),
+        y=alt.Y("bpc:Q", title=label("bits per character"), scale=alt.Scale(zero=False)),
+        color=alt.Color("group:N", title=None),
+        tooltip=["variant_id", "n_params", alt.Tooltip("bpc:Q", format=".3f")],
+    ).properties(width=240, height=180, title=AXIS_LABELS.get(axis, axis))

@@ -1,0 +1,1 @@
+"""Training: the loop (:mod:`.train`), the architecture grid as data (:mod:`.grid`), the resumable sweep (:mod:`.sweep`)."""
