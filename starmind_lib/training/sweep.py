@@ -92,6 +92,9 @@ class PieceDecoder:
         return b"".join(self.pieces[int(i)] for i in ids).decode("utf-8", errors="replace")
 
 
+PREPARED_VERSION = 2   # 2: meta.json carries each story's characters (whole-split evaluation) and the EOS id
+
+
 def prepare_data(corpus, specs: list[str], out_dir: str | Path, lowercase: bool = True) -> Path:
     """Tokenize ``corpus`` with each tokenizer spec; write ``<out>/<spec>/{tokens.npz,meta.json,tokenizer}``."""
     from ..tokenizers import build_tokenizer, encode_corpus
@@ -103,17 +106,22 @@ def prepare_data(corpus, specs: list[str], out_dir: str | Path, lowercase: bool 
     for spec in specs:
         d = out_dir / spec
         if (d / "meta.json").exists():
-            old = json.loads((d / "meta.json").read_text())["fingerprint"]
+            old_meta = json.loads((d / "meta.json").read_text())
+            old = old_meta["fingerprint"]
             if old != corpus.fingerprint:
                 raise ValueError(f"{d} holds data prepared from another corpus (fingerprint {old} != "
                                  f"{corpus.fingerprint}); use a directory per corpus")
-            continue
+            if old_meta.get("prepared_version") == PREPARED_VERSION:
+                continue          # else: prepared by an older version (no story table); prepare again
         kind, vocab = parse_tokenizer(spec)
         tok = build_tokenizer(kind, vocab, corpus.train, lowercase)
         train_ids, val_ids = encode_corpus(tok, corpus.train), encode_corpus(tok, corpus.val)
         tok.save(d / "tokenizer.json")
         write_prepared(d, train_ids, val_ids, _pieces(tok),
                        prompts={p: list(map(int, tok.encode(p))) for p in SAMPLE_PROMPTS},
+                       prepared_version=PREPARED_VERSION, eos_id=int(tok.eos_id),
+                       train_story_chars=[len(tok.prepare(s)) for s in corpus.train],
+                       val_story_chars=[len(tok.prepare(s)) for s in corpus.val],
                        spec=spec, name=tok.name, unigram_bpc=baseline, fingerprint=corpus.fingerprint,
                        is_synthetic=corpus.is_synthetic, source_label=corpus.source_label, lowercase=lowercase)
     return out_dir

@@ -204,6 +204,7 @@ class TrainResult:
     metrics: list = field(default_factory=list)
     samples: list = field(default_factory=list)
     device: str = "cpu"
+    best_step: int = 0
 
 
 def _batch(train_ids: np.ndarray, rng: np.random.Generator, batch_size: int, seq_len: int) -> np.ndarray:
@@ -232,8 +233,13 @@ def _save_state(path: Path, model, opt, step: int, rng: np.random.Generator, met
 def train_model(cfg: TrainConfig, train_ids: np.ndarray, eval_set: EvalSet, vocab_size: int,
                 run_dir: str | Path | None = None, encode: Callable | None = None,
                 decode: Callable | None = None, prompts: Sequence = SAMPLE_PROMPTS,
-                progress: bool = True, save_state: bool = True, desc: str = "train") -> TrainResult:
+                progress: bool = True, save_state: bool = True, desc: str = "train",
+                on_eval: Callable | None = None, keep_best: str | None = None) -> TrainResult:
     """Train one model on ``train_ids``; evaluate every ``eval_every`` steps and at the end.
+
+    ``on_eval(model) -> dict`` adds metrics at each evaluation (e.g. a held-out dev bpc); with
+    ``keep_best`` naming one of them, the weights at its lowest value are restored at the end
+    (early stopping; ``result.best_step`` says where).
 
     With ``run_dir`` the checkpoint, config and metrics are written there, and a
     ``train_state.pt`` left by an interrupted run is resumed. ``prompts`` are
@@ -255,6 +261,7 @@ def train_model(cfg: TrainConfig, train_ids: np.ndarray, eval_set: EvalSet, voca
     opt = _optimizer(model, cfg, device)
     rng = np.random.default_rng(cfg.seed)
     step, metrics, elapsed = 0, [], 0.0
+    best_val, best_state, best_step = math.inf, None, None
     run_dir = Path(run_dir) if run_dir else None
     state_path = run_dir / "train_state.pt" if run_dir else None
     if state_path is not None and state_path.exists():
@@ -281,6 +288,11 @@ def train_model(cfg: TrainConfig, train_ids: np.ndarray, eval_set: EvalSet, voca
         bar.update(1)
         if step % cfg.eval_every == 0 or step == cfg.steps:
             ev = evaluate(model, eval_set, device)
+            if on_eval is not None:
+                ev = {**ev, **on_eval(model)}
+            if keep_best is not None and ev[keep_best] < best_val:
+                best_val, best_step = ev[keep_best], step
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             wall = time.perf_counter() - t0
             metrics.append({"step": step, "tokens": step * tokens_per_step, "lr": lr_at(cfg, step - 1),
                             "train_loss": float(loss.detach()), **ev, "wall_s": round(wall, 3)})
@@ -290,11 +302,14 @@ def train_model(cfg: TrainConfig, train_ids: np.ndarray, eval_set: EvalSet, voca
     bar.close()
     wall = time.perf_counter() - t0
     final = metrics[-1]
+    if best_state is not None and best_step != step:
+        model.load_state_dict(best_state)
+        final = next(m for m in metrics if m["step"] == best_step)
     samples = generate_samples(model, prompts, encode, decode, device) if decode else []
     result = TrainResult(config=cfg, model=model, n_params=count_params(model), val_loss=final["val_loss"],
                          bpc=final["val_bpc"], tokens_trained=cfg.steps * tokens_per_step, wall_s=wall,
                          tokens_per_s=cfg.steps * tokens_per_step / max(wall, 1e-9), metrics=metrics,
-                         samples=samples, device=device)
+                         samples=samples, device=device, best_step=best_step or step)
     if run_dir is not None:
         write_run(result, run_dir)
         if state_path.exists():

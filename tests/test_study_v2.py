@@ -1,0 +1,182 @@
+"""Study v2: whole-split evaluation with intervals, distinct configurations, tiers, resumable runs."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from starmind_lib.model import ModelConfig, Transformer
+from starmind_lib.training.evaluation import StoryEval, bootstrap_bpc, evaluate_stories, story_nats
+from starmind_lib.training.grid import grid
+from starmind_lib.training.study import (LR_GRID, LR_REPRESENTATIVES, Job, StudyConfig, config_hash,
+                                         distinct_configs, long_tier_configs, plan_jobs, results_table,
+                                         run_study, tuned_rates)
+from starmind_lib.training.sweep import prepare_data, study_data_config
+
+
+def _stories(lengths, vocab=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(2, vocab, size=n) for n in lengths]
+
+
+def test_sliding_windows_score_every_target_exactly_once_with_enough_context():
+    stories = _stories([3, 16, 17, 40, 100])
+    ev = StoryEval.build(stories, [n + 5 for n in (3, 16, 17, 40, 100)], eos_id=1, seq_len=16)
+    assert ev.stride == 8
+    # each story scores its tokens plus the closing EOS
+    per_story = np.bincount(ev.story, weights=ev.mask.sum(1), minlength=5)
+    assert per_story.tolist() == [4, 17, 18, 41, 101]
+    for s, toks in enumerate(stories):
+        seq = np.concatenate([[1], toks, [1]])
+        got = {}
+        for w in np.flatnonzero(ev.story == s):
+            # the window's inputs are a contiguous slice of the story: recover its start
+            x = ev.inputs[w]
+            for st in range(len(seq)):
+                if np.array_equal(seq[st:st + 16][:int((x != 0).sum())], x[:int((x != 0).sum())]):
+                    break
+            for j in np.flatnonzero(ev.mask[w]):
+                assert ev.targets[w, j] == seq[st + j + 1]
+                assert (st + j + 1) not in got            # scored once
+                got[st + j + 1] = j                       # context length j+1
+        assert sorted(got) == list(range(1, len(seq)))
+        assert all(ctx + 1 >= min(8, t) for t, ctx in got.items())
+
+
+def test_uniform_model_scores_log2_vocab_per_token_over_characters():
+    class Uniform(torch.nn.Module):
+        def forward(self, x):
+            return torch.zeros(*x.shape, 10), None
+    stories = _stories([5, 30, 70])
+    chars = np.array([11, 50, 90])
+    ev = StoryEval.build(stories, chars, eos_id=1, seq_len=16)
+    res = evaluate_stories(Uniform(), ev)
+    n_targets = 6 + 31 + 71
+    assert res["eval_tokens"] == n_targets and res["eval_chars"] == 151 and res["eval_stories"] == 3
+    assert res["bpc"] == pytest.approx(n_targets * math.log2(10) / 151, rel=1e-6)
+    assert res["bpc_ci_low"] <= res["bpc"] <= res["bpc_ci_high"]
+
+
+def test_a_short_story_scores_like_one_full_forward_pass():
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=12, dim=8, n_layers=1, n_heads=2, ffn_hidden=16, max_seq_len=32))
+    toks = _stories([20], vocab=12)[0]
+    ev = StoryEval.build([toks], [20], eos_id=1, seq_len=32)
+    seq = torch.tensor(np.concatenate([[1], toks, [1]]))[None]
+    logits, _ = model(seq[:, :-1])
+    want = torch.nn.functional.cross_entropy(logits[0], seq[0, 1:], reduction="sum").item()
+    assert story_nats(model, ev)[0] == pytest.approx(want, rel=1e-6)
+
+
+def test_bootstrap_interval_is_deterministic_and_narrows_with_more_stories():
+    rng = np.random.default_rng(1)
+    nats = rng.gamma(5.0, 100.0, size=50)
+    chars = rng.integers(300, 900, size=50)
+    a, b = bootstrap_bpc(nats, chars), bootstrap_bpc(nats, chars)
+    assert a == b and a[1] < a[0] < a[2]
+    big = bootstrap_bpc(np.tile(nats, 16), np.tile(chars, 16))
+    assert big[0] == pytest.approx(a[0]) and (big[2] - big[1]) < (a[2] - a[1]) / 2
+
+
+def test_story_table_mismatch_is_a_clear_error():
+    ids = np.array([3, 4, 1, 5, 1])
+    with pytest.raises(ValueError, match="validation: 2 tokenized stories but 3 character counts"):
+        StoryEval.from_stream(ids, 1, [2, 1, 4], seq_len=8)
+    with pytest.raises(ValueError, match="does not end with EOS"):
+        StoryEval.from_stream(ids[:-1], 1, [2, 1], seq_len=8)
+
+
+def test_distinct_configurations_dedupe_the_grid_and_axes_reference_them():
+    variants = grid("full")
+    configs = distinct_configs(variants)
+    assert len(variants) == 198 and len(configs) == 155
+    assert sum(len(c["variant_ids"]) for c in configs) == 198
+    base = next(c for c in configs if "depth-d16-l2" in c["variant_ids"])
+    assert len(base["variant_ids"]) > 1 and len(base["axes"]) > 1
+    # the hash is the configuration's identity: no seed, rate or budget; the context is part of it
+    assert base["config_hash"] == config_hash(base) != config_hash(base, seq_len=32)
+    assert len({c["config_hash"] for c in configs}) == 155
+    for names in LR_REPRESENTATIVES.values():
+        for n in names:
+            assert any(n in c["variant_ids"] for c in configs), n
+
+
+def _rows(configs, bpc_of):
+    rows = []
+    for c in configs:
+        for lr in LR_GRID:
+            rows.append({"tier": "lr", "bucket": c["bucket"], "name": c["name"], "variant_ids": c["variant_ids"],
+                         "lr": lr, "bpc": bpc_of(c, lr),
+                         "config_hash": c["config_hash"], "unigram_bpc": 4.0})
+    return rows
+
+
+def test_tuned_rates_need_every_representative_at_every_rate():
+    configs = distinct_configs(grid("full"))
+    reps = [c for c in configs if set(c["variant_ids"]) & {n for ns in LR_REPRESENTATIVES.values() for n in ns}]
+    best = {"1k": 1e-2, "10k": 5e-3, "100k": 2e-3, "1m": 1e-3}
+    rows = _rows(reps, lambda c, lr: 2.0 + abs(math.log(lr / best[c["bucket"]])))
+    assert tuned_rates(rows) == best
+    assert "1m" not in tuned_rates([r for r in rows if not (r["bucket"] == "1m" and r["lr"] == 1e-2)])
+    study = StudyConfig.from_params({})
+    jobs, why = plan_jobs("base", study, configs, rows)
+    assert why == "" and len(jobs) == 155 * 3
+    assert {j.lr for j in jobs if j.config["bucket"] == "100k"} == {2e-3}
+    assert len({j.run_key for j in jobs}) == len(jobs)
+    jobs, why = plan_jobs("base", study, configs, rows[:3])
+    assert jobs == [] and "waits for the learning-rate sweep" in why
+
+
+def test_long_tier_takes_the_front_then_fills_to_twenty_only_models_beating_unigram():
+    configs = distinct_configs(grid("full"))
+    rows = [{"tier": "base", "config_hash": c["config_hash"], "bpc": 5.0 - math.log10(c["n_params"]) / 2
+             + (0.3 if c["tokenizer"] == "bpe" else 0.0), "unigram_bpc": 4.25} for c in configs]
+    chosen = long_tier_configs(rows, configs, 20)
+    assert 20 <= len(chosen) <= 24
+    by = {r["config_hash"]: r["bpc"] for r in rows}
+    assert all(by[c["config_hash"]] < 4.25 for c in chosen)
+    sizes = sorted(c["n_params"] for c in chosen)
+    assert sizes[0] < 3_000 and sizes[-1] > 1_000_000
+
+
+def test_study_config_rejects_unknown_tiers():
+    from starmind_lib.config import ConfigError
+    with pytest.raises(ConfigError, match="unknown tier"):
+        StudyConfig.from_params({"tiers": ["lr", "medium"]})
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from starmind_lib.data import load_corpus
+    corpus = load_corpus(study_data_config("synthetic"))
+    return prepare_data(corpus, ["char64", "bpe384"], tmp_path_factory.mktemp("prepared_v2"))
+
+
+def test_a_tiny_study_runs_its_tiers_resumes_and_records_whole_split_rows(prepared, tmp_path, monkeypatch):
+    import starmind_lib.training.study as study_mod
+    monkeypatch.setattr(study_mod, "LR_REPRESENTATIVES", {"1k": ("width-d2", "vocab-d16-bpe384"),
+                                                          "10k": ("width-d8",), "100k": (), "1m": ()})
+    params = {"grid": "smoke", "tiers": ["lr", "base"], "seeds": [0, 1], "lr_grid": [1e-3, 1e-2],
+              "base_tokens": 2048, "seq_len": 16, "batch_size": 8, "eval_every": 8, "workers": 1,
+              "device": "cpu"}
+    study = StudyConfig.from_params(params)
+    df = run_study(study, prepared, tmp_path / "results", tmp_path / "runs", progress=False)
+    lr_rows = df[df.tier == "lr"]
+    assert len(lr_rows) == 3 * 2                      # 3 representatives x 2 rates, one seed
+    base = df[df.tier == "base"]
+    assert len(base) == 5 * 2 and set(base.seed) == {0, 1}
+    for col in ("config_hash", "seed", "lr", "tokens_trained", "bpc", "bpc_ci_low", "bpc_ci_high", "eval_chars",
+                "eval_stories", "prefix_bpc", "train_bpc", "git_commit", "machine"):
+        assert df[col].notna().all(), col
+    assert (df.bpc_ci_low <= df.bpc).all() and (df.bpc <= df.bpc_ci_high).all()
+    # identical text for every tokenizer: the same characters and stories are evaluated
+    assert df.eval_chars.nunique() == 1 and df.eval_stories.nunique() == 1
+    # seeds differ, and the same seed reproduces exactly
+    one = base[base.name == "width-d8"].sort_values("seed").bpc.tolist()
+    assert one[0] != one[1]
+    again = run_study(study, prepared, tmp_path / "results", tmp_path / "runs", progress=False)
+    assert len(again) == len(df)                      # nothing retrained, nothing duplicated
+    table = results_table(tmp_path / "results")
+    assert len(table.rows()) == len(df) and Path(table.stem.with_suffix(".parquet")).exists()
