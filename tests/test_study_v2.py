@@ -1,5 +1,4 @@
 """Study v2: whole-split evaluation with intervals, distinct configurations, tiers, resumable runs."""
-import json
 import math
 from pathlib import Path
 
@@ -10,9 +9,10 @@ import torch
 from starmind_lib.model import ModelConfig, Transformer
 from starmind_lib.training.evaluation import StoryEval, bootstrap_bpc, evaluate_stories, story_nats
 from starmind_lib.training.grid import grid
-from starmind_lib.training.study import (LR_GRID, LR_REPRESENTATIVES, Job, StudyConfig, config_hash,
-                                         distinct_configs, long_tier_configs, plan_jobs, results_table,
-                                         run_study, tuned_rates)
+from starmind_lib.training.plan import (LR_GRID, LR_REPRESENTATIVES, Job, StudyConfig, config_hash,
+                                        distinct_configs, long_tier_configs, plan_jobs, representatives,
+                                        tuned_rates)
+from starmind_lib.training.study import results_table, run_study, train_job
 from starmind_lib.training.sweep import prepare_data, study_data_config
 
 
@@ -154,10 +154,9 @@ def prepared(tmp_path_factory):
     return prepare_data(corpus, ["char64", "bpe384"], tmp_path_factory.mktemp("prepared_v2"))
 
 
-def test_a_tiny_study_runs_its_tiers_resumes_and_records_whole_split_rows(prepared, tmp_path, monkeypatch):
-    import starmind_lib.training.study as study_mod
-    monkeypatch.setattr(study_mod, "LR_REPRESENTATIVES", {"1k": ("width-d2", "vocab-d16-bpe384"),
-                                                          "10k": ("width-d8",), "100k": (), "1m": ()})
+def test_a_tiny_study_runs_its_tiers_resumes_and_records_whole_split_rows(prepared, tmp_path):
+    reps = representatives(distinct_configs(grid("smoke")))
+    assert reps == {"1k": ("width-d2",), "10k": ("depth-d16-l1", "vocab-d16-bpe384")}
     params = {"grid": "smoke", "tiers": ["lr", "base"], "seeds": [0, 1], "lr_grid": [1e-3, 1e-2],
               "base_tokens": 2048, "seq_len": 16, "batch_size": 8, "eval_every": 8, "workers": 1,
               "device": "cpu"}
@@ -180,3 +179,41 @@ def test_a_tiny_study_runs_its_tiers_resumes_and_records_whole_split_rows(prepar
     assert len(again) == len(df)                      # nothing retrained, nothing duplicated
     table = results_table(tmp_path / "results")
     assert len(table.rows()) == len(df) and Path(table.stem.with_suffix(".parquet")).exists()
+
+
+def test_seed_noise_verdicts_and_summaries():
+    import pandas as pd
+    from starmind_lib.analysis.seeds import (NO_DIFF, NOT_TESTED, REAL, compare_values, nearest,
+                                             rank_correlation, seed_summary, t975)
+    assert t975(2) == pytest.approx(4.303) and t975(1e6) == pytest.approx(1.96)
+    assert compare_values([2.00, 2.01, 2.02], [1.80, 1.81, 1.82])["verdict"] == REAL
+    same = compare_values([2.00, 2.10, 1.95], [2.02, 1.97, 2.06])
+    assert same["verdict"] == NO_DIFF and same["noise"] > abs(same["diff"])
+    assert compare_values([2.0], [1.0])["verdict"] == NOT_TESTED
+    runs = pd.DataFrame([{"config_hash": "a", "tier": "base", "lr": 3e-3, "tokens_trained": 10, "seq_len": 64,
+                          "name": "x", "n_params": 1000, "seed": s, "bpc": b, "bpc_ci_low": b - 0.1,
+                          "bpc_ci_high": b + 0.1, "unigram_bpc": 4.0, "eval_chars": 100, "train_val_gap": 0.0}
+                         for s, b in enumerate((2.0, 2.2, 2.4))])
+    s = seed_summary(runs).iloc[0]
+    assert s.n_seeds == 3 and s.bpc_mean == pytest.approx(2.2) and s.bpc_sd == pytest.approx(0.2)
+    assert s.bpc_mean_ci_high - s.bpc_mean == pytest.approx(4.303 * 0.2 / 3 ** 0.5, rel=1e-3)
+    summ = pd.DataFrame({"n_params": [9_000, 10_400, 76_000, 101_000], "bpc_mean": [2.0, 2.1, 1.5, 1.6]})
+    assert nearest(summ, 100_000).iloc[0].n_params == 101_000   # nearest, not the best in the window
+    assert nearest(summ, 10_000).iloc[0].n_params == 10_400
+    assert rank_correlation(pd.Series([1, 2, 3, 4]), pd.Series([10, 20, 30, 40])) == pytest.approx(1.0)
+
+
+def test_a_study_run_repeats_the_v1_sweep_recipe_exactly(prepared, tmp_path):
+    """The lr tier at 3e-3, seed 0 is chapter 4's recipe: same model, data order and prefix score."""
+    from starmind_lib.training.sweep import SweepConfig, train_variant
+    v = next(v for v in grid("smoke") if v["variant_id"] == "width-d8")
+    old = train_variant(v, SweepConfig.from_params({"tokens": 4096, "seq_len": 16, "batch_size": 8,
+                                                     "eval_every": 8, "eval_tokens": 32768, "device": "cpu"}),
+                        str(prepared), str(tmp_path / "v1"))
+    c = next(c for c in distinct_configs(grid("smoke"), seq_len=16) if "width-d8" in c["variant_ids"])
+    study = StudyConfig.from_params({"base_tokens": 4096, "seq_len": 16, "batch_size": 8, "eval_every": 8,
+                                     "device": "cpu"})
+    new = train_job(Job(c, 0, 3e-3, 4096, "lr"), study, str(prepared), str(tmp_path / "v2"))
+    assert new["tokens_trained"] == old["tokens_trained"]
+    assert new["prefix_bpc"] == old["bpc"]            # bit for bit
+    assert new["bpc"] != new["prefix_bpc"]            # the whole split is another measurement

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m starmind_lib.bench {train,device,micropython}`` (``make bench-*``).
+"""Benchmarks: ``python -m starmind_lib.bench {train,device,micropython,stacked}`` (``make bench-*``).
 
 Each kind lives in its own module (``bench.train``, ``bench.device``, ``bench.micropython``)
 with a ``main(argv)``; this dispatcher imports only the one asked for.
@@ -9,7 +9,7 @@ import importlib
 import sys
 
 KINDS = {"train": "starmind_lib.bench.train", "device": "starmind_lib.bench.device",
-         "micropython": "starmind_lib.bench.micropython"}
+         "micropython": "starmind_lib.bench.micropython", "stacked": "starmind_lib.training.stacked"}
 
 
 def main(argv=None) -> int:

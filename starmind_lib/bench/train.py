@@ -51,6 +51,28 @@ def bench_models(tokens: int, threads: int, device: str = "cpu") -> list[dict]:
     return out
 
 
+def base_grid_estimate(rows: list[dict], workers: int, tokens: int = 2_000_000) -> str:
+    """Study v2's base grid (every distinct configuration, one seed, ``tokens`` each) on ``workers`` single-thread
+    workers, *estimated* from the measured throughput (log-log interpolation in parameters), plus the
+    whole-split evaluation (forward passes over ~2x the validation tokens, at ~3x the training rate)."""
+    from ..training.grid import grid
+    from ..training.plan import distinct_configs
+
+    lp = np.log([r["params"] for r in rows])
+    lt = np.log([r["tokens_per_s"] for r in rows])
+    total = 0.0
+    for c in distinct_configs(grid("full")):
+        tps = float(np.exp(np.interp(np.log(c["n_params"]), lp, lt, left=None, right=None)))
+        if c["n_params"] > np.exp(lp[-1]):   # extrapolate beyond the largest measured size along the last slope
+            slope = (lt[-1] - lt[-2]) / (lp[-1] - lp[-2])
+            tps = float(np.exp(lt[-1] + slope * (np.log(c["n_params"]) - lp[-1])))
+        val_tokens = 560_000 / (3.0 if c["tokenizer"] == "bpe" else 1.0)
+        total += tokens / tps + 2 * val_tokens / (3 * tps)
+    n = len(distinct_configs(grid("full")))
+    return (f"base grid, {n} configurations x {tokens:,} tokens, one seed, {workers} workers: "
+            f"estimated {total / workers / 60:.0f} min (from the throughput above; a prediction, not a timing)")
+
+
 def bench_sweep(grid_name: str, tokens: int, workers: int) -> tuple[float, int]:
     from ..data import load_corpus
     from ..training.sweep import SweepConfig, prepare_data, run_sweep, study_data_config
@@ -78,8 +100,10 @@ def main(argv=None) -> int:
     print(f"training throughput, batch 32 x seq 64, {a.threads} torch thread(s), CPU "
           f"({os.cpu_count()} cores, load average {load:.1f})")
     print(f"{'model':>7} {'params':>8} {'tokens':>9} {'wall s':>7} {'tokens/s':>10}")
-    for r in bench_models(a.tokens, a.threads):
+    rows = bench_models(a.tokens, a.threads)
+    for r in rows:
         print(f"{r['model']:>7} {r['params']:>8,} {r['tokens']:>9,} {r['wall_s']:>7.2f} {r['tokens_per_s']:>10,.0f}")
+    print(base_grid_estimate(rows, a.workers))
     if a.sweep_grid != "none":
         wall, n = bench_sweep(a.sweep_grid, a.sweep_tokens, a.workers)
         print(f"sweep '{a.sweep_grid}': {n} variants x {a.sweep_tokens:,} tokens on {a.workers} workers "

@@ -1,0 +1,142 @@
+"""Study v2 summaries: means over seeds, seed noise, and comparisons that say when a difference is real.
+
+Rows come from ``data/results/sweep/study_v2`` (one per training run, see
+:mod:`starmind_lib.training.study`)::
+
+    runs = load_study(results_dir)
+    summ = seed_summary(runs[runs.tier == "base"])     # one row per configuration
+    compare(summ, "vocab-d32-char64", "vocab-d32-bpe1024")
+    # {'diff': -0.31, 'noise': 0.02, 'verdict': 'exceeds seed noise', ...}
+
+**Seed noise.** Each configuration is trained with several seeds (initialisation
+and data order). Two configurations differ *beyond seed noise* when their
+difference in mean bpc exceeds the 95 % half-width of a Welch interval built
+from the seeds' standard deviations (t quantile at the Welch degrees of
+freedom); otherwise the book says "no measurable difference". With one seed
+there is no noise estimate and the verdict is "one seed: not tested".
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# two-sided 95 % Student t quantiles by degrees of freedom (1..30); above 30 the normal 1.96 is close enough
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+GROUP = ["config_hash", "tier", "lr", "tokens_trained", "seq_len"]
+NOT_TESTED = "one seed: not tested"
+NO_DIFF = "no measurable difference"
+REAL = "exceeds seed noise"
+
+
+def t975(df: float) -> float:
+    """The 97.5th percentile of Student's t with ``df`` degrees of freedom (interpolated below 30)."""
+    if not df or df < 1 or not math.isfinite(df):
+        return float("nan") if not df or df < 1 else 1.96
+    if df >= 30:
+        return 1.96 + (2.042 - 1.96) * 30 / df if df < 1000 else 1.96
+    lo = int(math.floor(df))
+    frac = df - lo
+    a = _T975[lo - 1]
+    b = _T975[min(lo, 29)]
+    return a + (b - a) * frac
+
+
+def load_study(results_dir: str | Path) -> pd.DataFrame:
+    """All Study v2 runs (empty frame with the right columns when none have been trained)."""
+    from ..provenance import ResultTable
+    table = ResultTable(Path(results_dir) / "sweep" / "study_v2", key="run_key")
+    df = table.frame()
+    return df if len(df) else pd.DataFrame(columns=GROUP + ["run_key", "seed", "bpc", "name", "n_params"])
+
+
+def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration (and tier, rate, budget, context): mean, sd and 95 % interval over seeds."""
+    if runs.empty:
+        return pd.DataFrame(columns=GROUP + ["n_seeds", "bpc_mean", "bpc_sd", "bpc_mean_ci_low", "bpc_mean_ci_high"])
+
+    def agg(g: pd.DataFrame) -> pd.Series:
+        b = g["bpc"].to_numpy(float)
+        n = len(b)
+        sd = float(np.std(b, ddof=1)) if n > 1 else float("nan")
+        half = t975(n - 1) * sd / math.sqrt(n) if n > 1 else float("nan")
+        first = g.iloc[0]
+        return pd.Series({
+            "name": first["name"], "n_params": int(first["n_params"]), "bucket": first.get("bucket"),
+            "tokenizer_spec": first.get("tokenizer_spec"), "variant_ids": first.get("variant_ids"),
+            "n_seeds": n, "seeds": sorted(int(s) for s in g["seed"]), "bpc_mean": float(b.mean()), "bpc_sd": sd,
+            "bpc_mean_ci_low": float(b.mean() - half), "bpc_mean_ci_high": float(b.mean() + half),
+            "story_ci_halfwidth": float(((g["bpc_ci_high"] - g["bpc_ci_low"]) / 2).mean()),
+            "unigram_bpc": float(first["unigram_bpc"]), "eval_chars": int(first["eval_chars"]),
+            "train_val_gap": float(g["train_val_gap"].mean()) if "train_val_gap" in g else float("nan"),
+        })
+    return runs.groupby(GROUP, dropna=False).apply(agg, include_groups=False).reset_index()
+
+
+def compare_values(a: np.ndarray, b: np.ndarray) -> dict:
+    """Mean difference ``b - a`` and whether it exceeds seed noise (Welch 95 % half-width)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    diff = float(b.mean() - a.mean())
+    if len(a) < 2 or len(b) < 2:
+        return {"diff": diff, "noise": float("nan"), "verdict": NOT_TESTED}
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return {"diff": diff, "noise": 0.0, "verdict": REAL if diff else NO_DIFF}
+    dof = (va + vb) ** 2 / ((va ** 2 / (len(a) - 1)) + (vb ** 2 / (len(b) - 1)))
+    half = t975(dof) * se
+    return {"diff": diff, "noise": float(half), "verdict": REAL if abs(diff) > half else NO_DIFF}
+
+
+def compare(runs: pd.DataFrame, name_a: str, name_b: str, tier: str = "base") -> dict:
+    """Compare two configurations (by any variant id that uses them) on their per-seed bpc."""
+    def pick(name):
+        sel = runs[(runs.tier == tier) & runs["variant_ids"].map(lambda v: name in list(v))]
+        if sel.empty:
+            raise KeyError(f"no {tier!r} runs for configuration {name!r}")
+        return sel["bpc"].to_numpy(float)
+    return {"a": name_a, "b": name_b, **compare_values(pick(name_a), pick(name_b))}
+
+
+def axis_effects(runs: pd.DataFrame, variants: list[dict], tier: str = "base") -> pd.DataFrame:
+    """For each comparison group of the grid: the best variant, the runner-up, and whether the best is
+    better beyond seed noise."""
+    rows = []
+    sel = runs[runs.tier == tier]
+    by_variant: dict[str, np.ndarray] = {}
+    for _, r in sel.iterrows():
+        for vid in r["variant_ids"]:
+            by_variant.setdefault(vid, []).append(r["bpc"])
+    groups: dict[str, list[dict]] = {}
+    for v in variants:
+        if v["variant_id"] in by_variant:
+            groups.setdefault(v["group"], []).append(v)
+    for group, vs in groups.items():
+        if len(vs) < 2:
+            continue
+        ranked = sorted(vs, key=lambda v: np.mean(by_variant[v["variant_id"]]))
+        best, second = ranked[0]["variant_id"], ranked[1]["variant_id"]
+        cmp = compare_values(by_variant[second], by_variant[best])
+        rows.append({"group": group, "axis": ranked[0]["axis"], "n_variants": len(vs), "best": best,
+                     "best_bpc": float(np.mean(by_variant[best])), "runner_up": second,
+                     "runner_up_bpc": float(np.mean(by_variant[second])), "margin": -cmp["diff"],
+                     "noise": cmp["noise"], "verdict": cmp["verdict"]})
+    return pd.DataFrame(rows)
+
+
+def rank_correlation(a: pd.Series, b: pd.Series) -> float:
+    """Spearman rank correlation of two aligned series (e.g. bpc at 2 M and at 20 M tokens per configuration)."""
+    both = pd.concat([a, b], axis=1, join="inner").dropna()
+    if len(both) < 3:
+        return float("nan")
+    return float(both.iloc[:, 0].rank().corr(both.iloc[:, 1].rank()))
+
+
+def nearest(summary: pd.DataFrame, n_params: int, window: float = 0.5) -> pd.DataFrame:
+    """Configurations within ``window`` (relative) of ``n_params``, nearest first: "near N parameters"."""
+    rel = (summary["n_params"] - n_params).abs() / n_params
+    return summary[rel <= window].assign(distance=rel[rel <= window]).sort_values(["distance", "bpc_mean"])

@@ -1,0 +1,149 @@
+"""Chapter 04b (Study v2): the glue its notebook calls: run or read the study, progress, figures, numbers.
+
+::
+
+    runs = study_v2_table(results_dir, runs_dir, recompute, params, data_source, data_dir, profile)
+    progress_table(runs, params)             # runs done / planned per tier
+    lr_chart(runs); seed_table(runs); prefix_vs_whole(runs, v1)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..analysis.seeds import axis_effects, load_study, seed_summary
+from ..training.grid import grid
+from ..training.plan import StudyConfig, distinct_configs, plan_jobs, representatives, tuned_rates
+from ..training.study import chars_per_token, run_study
+
+TIER_LABELS = {"lr": "learning-rate sweep", "base": "base grid (tuned rate)", "untuned": "base grid at 3e-3",
+               "long": "long tier", "context": "context control"}
+
+
+def study_v2_table(results_dir, runs_dir, recompute: bool, params: dict, data_source: str = "tinystories",
+                   data_dir: str = "", profile: str = "", progress: bool = False) -> pd.DataFrame:
+    """Study v2's runs: trained now (``recompute``: only the runs not yet in the table) or as committed."""
+    study = StudyConfig.from_params(params)
+    if recompute:
+        data = prepared_dir(runs_dir, data_source, data_dir, study)
+        run_study(study, data, results_dir, runs_dir, profile=profile, progress=progress)
+    return load_study(results_dir)
+
+
+def prepared_dir(runs_dir, data_source: str, data_dir: str, study: StudyConfig) -> Path:
+    """Tokenized data with story tables for the study's grid (shared with chapter 04, prepared once per corpus)."""
+    from ..training.grid import tokenizers_needed
+    from .ch04_architecture import prepare_study_data
+    return Path(prepare_study_data(runs_dir, data_source, data_dir, tokenizers_needed(grid(study.grid))))
+
+
+def progress_table(runs: pd.DataFrame, params: dict, data_dir: str | Path | None = None) -> pd.DataFrame:
+    """Per tier: runs planned (as far as the finished tiers allow), runs done, and what a tier waits for."""
+    study = StudyConfig.from_params(params)
+    configs = distinct_configs(grid(study.grid), study.seq_len)
+    rows = runs.to_dict("records") if len(runs) else []
+    done = set(runs["run_key"]) if len(runs) else set()
+    out = []
+    for tier in study.tiers:
+        jobs, why = plan_jobs(tier, study, configs, rows, chars_per_token(data_dir) if data_dir else {})
+        n_done = sum(j.run_key in done for j in jobs)
+        out.append({"tier": TIER_LABELS[tier], "runs planned": len(jobs) if not why else np.nan,
+                    "runs done": n_done if not why else int((runs["tier"] == tier).sum()) if len(runs) else 0,
+                    "note": why or ("complete" if jobs and n_done == len(jobs) else "")})
+    return pd.DataFrame(out)
+
+
+def lr_frame(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
+    """The learning-rate sweep: one row per representative x rate (mean over its seeds)."""
+    if runs.empty or not (runs.tier == "lr").any():
+        return pd.DataFrame(columns=["bucket", "name", "lr", "bpc", "n_params"])
+    lr = runs[runs.tier == "lr"]
+    return (lr.groupby(["bucket", "name", "lr"], as_index=False)
+              .agg(bpc=("bpc", "mean"), lo=("bpc_ci_low", "mean"), hi=("bpc_ci_high", "mean"),
+                   n_params=("n_params", "first"), tokenizer=("tokenizer_spec", "first")))
+
+
+def lr_chart(runs: pd.DataFrame):
+    import altair as alt
+
+    from ..book.figures import label
+    data = lr_frame(runs)
+    data = data.assign(model=data["name"] + " (" + data["n_params"].map(lambda n: f"{int(n):,}") + " params)")
+    base = alt.Chart(data).encode(
+        x=alt.X("lr:Q", scale=alt.Scale(type="log"), title=label("peak learning rate", "log scale")),
+        color=alt.Color("model:N", title="configuration", legend=alt.Legend(orient="bottom", columns=2,
+                                                                            labelLimit=320)))
+    line = base.mark_line(point=True).encode(y=alt.Y("bpc:Q", scale=alt.Scale(zero=False),
+                                                     title=label("whole-split validation", "bits per character")))
+    band = base.mark_errorbar().encode(y="lo:Q", y2="hi:Q")
+    return (band + line).properties(width=520, height=300,
+                                    title="Learning-rate sweep (2 M tokens, whole validation split, 95 % story CI)")
+
+
+def rates_table(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
+    """The rate each size bucket uses, and what 3e-3 (the v1 rate) costs there."""
+    configs = distinct_configs(grid(grid_name))
+    reps = representatives(configs)
+    rates = tuned_rates(runs.to_dict("records") if len(runs) else [], reps=reps)
+    lr = lr_frame(runs)
+    out = []
+    for bucket, names in reps.items():
+        sel = lr[lr.bucket == bucket]
+        row = {"size bucket": bucket, "representatives": ", ".join(names),
+               "tuned rate": rates.get(bucket, np.nan)}
+        if bucket in rates and len(sel):
+            at = sel.groupby("lr")["bpc"].mean()
+            row["bpc at tuned rate"] = at.get(rates[bucket], np.nan)
+            row["bpc at 3e-3"] = at.get(3e-3, np.nan)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def prefix_vs_whole(runs: pd.DataFrame, v1: pd.DataFrame | None) -> pd.DataFrame:
+    """The v1 table's prefix bpc beside the whole-split bpc of the same training run (seed 0, rate 3e-3,
+    2 M tokens: the lr tier repeats v1's recipe exactly, so its prefix bpc must equal v1's)."""
+    if v1 is None or runs.empty:
+        return pd.DataFrame()
+    same = runs[(runs.lr == 3e-3) & (runs.seed == 0) & (runs.tokens_trained == 2_000_896) & (runs.seq_len == 64)]
+    rows = []
+    for _, r in same.drop_duplicates("config_hash").iterrows():
+        old = v1[v1.variant_id.isin(list(r["variant_ids"]))]
+        if old.empty:
+            continue
+        rows.append({"configuration": r["name"], "params": int(r["n_params"]),
+                     "v1 table (first 32,768 val tokens)": float(old["val_bpc" if "val_bpc" in old else "bpc"].iloc[0]),
+                     "this run, same prefix": float(r["prefix_bpc"]),
+                     "this run, whole split": float(r["bpc"]),
+                     "95 % story CI": f"{r['bpc_ci_low']:.3f}–{r['bpc_ci_high']:.3f}",
+                     "whole − prefix": float(r["bpc"] - r["prefix_bpc"])})
+    return pd.DataFrame(rows)
+
+
+def context_table(data_dir: str | Path | None, runs: pd.DataFrame, seq_len: int = 64) -> pd.DataFrame:
+    """Characters a ``seq_len``-token context covers, per tokenizer (validation split)."""
+    cpt = chars_per_token(data_dir) if data_dir and Path(data_dir).exists() else {}
+    if not cpt and len(runs):           # from what each run scored: characters / story tokens (EOS excluded)
+        first = runs.groupby("tokenizer_spec").first()
+        cpt = (first.eval_chars / (first.eval_tokens - first.eval_stories)).to_dict()
+    return pd.DataFrame([{"tokenizer": k, "characters per token": v, f"characters in {seq_len} tokens": v * seq_len}
+                         for k, v in sorted(cpt.items(), key=lambda kv: kv[1])])
+
+
+def seed_table(runs: pd.DataFrame, tier: str = "base") -> pd.DataFrame:
+    """Configurations with at least two seeds: mean, sd and the 95 % interval of the mean."""
+    sel = runs[runs.tier == tier] if len(runs) else runs
+    summ = seed_summary(sel)
+    if summ.empty:
+        return summ
+    summ = summ[summ.n_seeds >= 2].sort_values("n_params")
+    return summ[["name", "n_params", "n_seeds", "bpc_mean", "bpc_sd", "bpc_mean_ci_low", "bpc_mean_ci_high",
+                 "story_ci_halfwidth"]]
+
+
+def effects_table(runs: pd.DataFrame, grid_name: str = "full", tier: str = "base") -> pd.DataFrame:
+    sel = runs[runs.tier == tier] if len(runs) else runs
+    if sel.empty:
+        return pd.DataFrame()
+    return axis_effects(sel, grid(grid_name), tier)
