@@ -8,7 +8,7 @@ DATA_DIR ?= $(wildcard ../shared/data/tinystories)
 export STARMIND_DATA_DIR := $(abspath $(DATA_DIR))
 NPM_DIRS := device/emulator device/virtualboard
 
-.PHONY: all book study test setup sysdeps venv npm bench-train bench-device bench-micropython lab clean
+.PHONY: all book wasm study study-v2 test setup sysdeps venv npm bench-train bench-device bench-micropython lab clean
 
 all: book
 
@@ -22,13 +22,15 @@ all: book
 
 venv: .venv/.stamp
 
-# Debian packages: the Arm cross compiler and newlib (RP2040 firmware), Chromium (book tests).
+# Debian packages: the Arm cross compiler and newlib (RP2040 firmware), Chromium (book tests),
+# clang + lld + wasi-libc (the C runtime as WebAssembly for the book's story widget, device/wasm).
 sysdeps:
 	@if ! command -v arm-none-eabi-gcc >/dev/null || ! command -v chromium >/dev/null \
-	   || [ ! -f /usr/lib/arm-none-eabi/newlib/thumb/v6-m/nofp/libc.a ]; then \
+	   || [ ! -f /usr/lib/arm-none-eabi/newlib/thumb/v6-m/nofp/libc.a ] \
+	   || ! command -v clang >/dev/null || ! command -v wasm-ld >/dev/null || [ ! -f /usr/lib/wasm32-wasi/libc.a ]; then \
 	  echo "installing Debian packages (needs root)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    gcc-arm-none-eabi libnewlib-arm-none-eabi chromium >/dev/null; \
+	    gcc-arm-none-eabi libnewlib-arm-none-eabi chromium clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null; \
 	fi
 
 npm:
@@ -40,17 +42,28 @@ npm:
 setup: venv sysdeps npm
 
 # ---- the book ---------------------------------------------------------------
-book: setup
+book: setup wasm
 	$(PY) -m starmind_lib.book.build build --profile $(PROFILE)
+
+# The C runtime as WebAssembly (device/wasm) for the story widget; skipped, saying why, without clang/lld/wasi-libc.
+wasm:
+	@if msg=$$($(MAKE) -s --no-print-directory -C device/wasm check 2>/dev/null); then $(MAKE) -s -C device/wasm; \
+	else echo "[wasm] skipped: $$msg; the book's story widget will say it is unavailable (make sysdeps)"; fi
 
 study:
 	$(MAKE) book PROFILE=full
+
+# Study v2's training alone (all tiers, resuming into data/results/sweep/study_v2); STUDY_PARAMS='{"workers": 2, ...}'
+study-v2: setup
+	$(PY) -m starmind_lib.training.study prepare --source $(if $(STARMIND_DATA_DIR),local,tinystories) \
+	  --data-dir "$(STARMIND_DATA_DIR)" --out data/runs/study_data
+	$(PY) -m starmind_lib.training.study run --data data/runs/study_data --params '$(or $(STUDY_PARAMS),{})'
 
 lab: setup
 	.venv/bin/jupyter lab notebooks/
 
 # ---- tests and benchmarks ---------------------------------------------------
-test: setup
+test: setup wasm
 	.venv/bin/python -m pytest -q -x
 
 bench-train: setup
@@ -59,8 +72,9 @@ bench-train: setup
 bench-device: setup
 	$(PY) -m starmind_lib.bench device
 
+# PORT=emulated (MicroPython firmware in rp2040js), emulated:FIRMWARE.bin, or a real board's port
 bench-micropython: setup
-	$(PY) -m starmind_lib.bench micropython
+	$(PY) -m starmind_lib.bench micropython $(if $(PORT),--port $(PORT))
 
 clean:
 	rm -rf build book/_build book/_executed

@@ -40,6 +40,12 @@ max_chars = 0
 max_val_chars = 0
 n_synthetic_stories = 2000
 
+
+# %% tags=["remove-cell"]
+from starmind_lib.profiles import check_notebook_params
+
+check_notebook_params("01_data", globals())
+
 # %% tags=["remove-stderr"]
 import altair as alt
 from IPython.display import Markdown, display

@@ -46,6 +46,12 @@ max_chars = 0
 max_val_chars = 0
 n_synthetic_stories = 2000
 
+
+# %% tags=["remove-cell"]
+from starmind_lib.profiles import check_notebook_params
+
+check_notebook_params("02_tokenizers", globals())
+
 # %% tags=["remove-stderr"]
 import altair as alt
 from IPython.display import Markdown, display
@@ -91,6 +97,8 @@ def pick(kind, vocab, lowercase, column):
     return float(row.iloc[-1][column])
 
 
+# One legend, one colour per line: a separate dash legend draws the same dot for every entry.
+points = points.assign(series=points["kind"] + ", " + points["case"])
 bpe_sizes = sorted(set(df.loc[df["kind"] == "bpe", "requested_vocab_size"]))
 bpe_small = next((v for v in bpe_sizes if v > 258), bpe_sizes[0])  # the smallest BPE that merges anything
 bpe_large = bpe_sizes[-1]
@@ -101,8 +109,8 @@ glue("bpe_cpt_large", pick("bpe", bpe_large, False, "chars_per_token"), display=
 glue("bpe_lc_cpt_large", pick("bpe", bpe_large, True, "chars_per_token"), display=False)
 base = alt.Chart(points).encode(
     x=alt.X("vocab_size:Q", scale=alt.Scale(type="log", base=2), title="vocabulary size (tokens, log scale)"),
-    color=alt.Color("kind:N", title="tokenizer"),
-    strokeDash=alt.StrokeDash("case:N", title="case"),
+    color=alt.Color("series:N", title="tokenizer, case"),
+    strokeDash=alt.StrokeDash("case:N", legend=None),
     tooltip=["tokenizer", "vocab_size", alt.Tooltip("chars_per_token:Q", format=".3f"),
              alt.Tooltip("unk_rate:Q", format=".2e"), "vocab_bytes", "device_bytes_d64"],
 )
@@ -130,11 +138,12 @@ cost = points.melt(id_vars=["tokenizer", "kind", "case", "vocab_size"],
                    value_vars=["vocab_bytes", "device_bytes_d64"], var_name="what", value_name="bytes")
 cost["what"] = cost["what"].map({"vocab_bytes": "binary vocabulary",
                                  "device_bytes_d64": "vocabulary + int8 embedding, dim 64"})
+cost["series"] = cost["kind"] + ": " + cost["what"]
 cost_chart = alt.Chart(cost).mark_line(point=True).encode(
     x=alt.X("vocab_size:Q", scale=alt.Scale(type="log", base=2), title="vocabulary size (tokens, log scale)"),
     y=alt.Y("bytes:Q", scale=alt.Scale(type="log"), title="bytes on the device (log scale)"),
-    color=alt.Color("kind:N", title="tokenizer"),
-    strokeDash=alt.StrokeDash("what:N", title="cost", legend=alt.Legend(labelLimit=400, orient="bottom")),
+    color=alt.Color("series:N", title="tokenizer: cost"),
+    strokeDash=alt.StrokeDash("what:N", legend=None),
     detail="case:N", tooltip=["tokenizer", "what", "bytes"],
 )
 show(cost_chart, alt_text="Device bytes of the vocabulary and of vocabulary plus embedding against vocabulary size")

@@ -49,6 +49,12 @@ reference_models = {
     "ref-100k": {"dim": 64, "n_layers": 2, "n_heads": 1, "ffn_hidden": 256},
 }
 
+
+# %% tags=["remove-cell"]
+from starmind_lib.profiles import check_notebook_params
+
+check_notebook_params("03_training", globals())
+
 # %% tags=["remove-stderr"]
 import torch
 from IPython.display import Markdown, display

@@ -18,11 +18,9 @@
 # chapter trains every variant of a declarative grid (`starmind_lib.training.grid`) on the same
 # stories for the same number of tokens, and measures each in bits per character (chapter 3).
 #
-# The grid varies one thing at a time around a small default (16 wide, 2 layers, FFN 4x, 64
-# characters): width (1 to 64), depth (1 to 12), heads (1 to 16), FFN ratio (1x to 256x),
-# vocabulary (32 to 96 characters, byte-level BPE 384 to 4096), activation, positions, tying,
-# and the write-up's Fibonacci / golden-ratio allocations. Then, at fixed budgets of 1K to 300K
-# parameters, it varies depth, heads, FFN ratio or vocabulary while solving for the width that
+# The grid of this build varies one thing at a time around a small default model:
+# {glue:text}`arch_axes`. Then, at fixed budgets of {glue:text}`arch_budgets` parameters, it varies
+# depth, heads, FFN ratio or vocabulary while solving for the width that
 # keeps the budget: *given N parameters, how should they be spent?*
 
 # %% tags=["parameters"]
@@ -44,13 +42,20 @@ backend = "process"
 workers = 2
 device = "auto"
 
+
+# %% tags=["remove-cell"]
+from starmind_lib.profiles import check_notebook_params
+
+check_notebook_params("04_architecture", globals())
+
 # %% tags=["remove-stderr"]
 import math
 
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from starmind_lib.book.figures import show, table
+from starmind_lib.book.figures import no_figure, show, table
+from starmind_lib.numbers import fmt_duration, fmt_num, plural
 from starmind_lib.chapters.ch04_architecture import (axis_chart, best_per_budget, bpc_vs_params_chart,
                                                      budget_chart, best_samples_markdown, budget_comparisons,
                                                      fit_trend, study_table)
@@ -63,9 +68,9 @@ synthetic = bool(df.is_synthetic.any())
 unigram = float(df.unigram_bpc.iloc[0])
 trend = fit_trend(df, "char")
 best = df.sort_values("bpc").iloc[0]
-glue("arch_n_variants", f"{len(df)}", display=False)
-glue("arch_tokens", f"{int(df.tokens_trained.median()):,}", display=False)
-glue("arch_total_wall_min", f"{df.wall_s.sum() / 60:.0f}", display=False)
+glue("arch_n_variants", plural(len(df), "variant"), display=False)
+glue("arch_tokens", fmt_num(int(df.tokens_trained.median()), sig=None), display=False)
+glue("arch_total_wall", fmt_duration(df.wall_s.sum()), display=False)
 glue("arch_machine", str(df.machine.iloc[0]), display=False)
 glue("arch_unigram_bpc", f"{unigram:.2f}", display=False)
 glue("arch_trend_slope", f"{trend['b']:.2f}", display=False)
@@ -73,21 +78,37 @@ glue("arch_trend_r2", f"{trend['r2']:.2f}", display=False)
 glue("arch_best_id", str(best.variant_id), display=False)
 glue("arch_best_bpc", f"{best.bpc:.2f}", display=False)
 glue("arch_best_params", f"{int(best.n_params):,}", display=False)
+AXES = [("width", "dim", "width"), ("depth", "n_layers", "layers"), ("heads", "n_heads", "heads"),
+        ("ffn_ratio", "ffn_ratio", "FFN ratio"), ("vocab", "vocab_size", "vocabulary")]
+ranges = []
+for axis, col, name in AXES:
+    sel = df[df.axis == axis]
+    vals = (sel.ffn_hidden / sel.dim) if col == "ffn_ratio" else sel.get(col, sel.index.to_series())
+    if len(sel):
+        ranges.append(f"{name} ({fmt_num(vals.min())} to {fmt_num(vals.max())})")
+ranges += [name for axis, name in (("activation", "activation"), ("position", "positions"), ("tying", "tying"),
+                                   ("golden", "the write-up's Fibonacci / golden-ratio allocations"))
+           if (df.axis == axis).any()]
+glue("arch_axes", ", ".join(ranges) or "no single-factor axis", display=False)
+budgets = sorted(df["budget"].dropna().unique()) if "budget" in df else []
+glue("arch_budgets", f"{fmt_num(budgets[0])} to {fmt_num(budgets[-1])}" if len(budgets) else "no", display=False)
 worse_than_unigram = df[df.bpc >= unigram]
-glue("arch_n_worse_than_unigram", f"{len(worse_than_unigram)}", display=False)
-how = "trained in this run" if recompute else f"read from the committed tables in `{results_dir}`"
+glue("arch_n_worse_than_unigram", plural(len(worse_than_unigram), "variant") +
+     (" does" if len(worse_than_unigram) == 1 else " do"), display=False)
+how = (f"trained in this run (profile `{profile}`, tables in `{results_dir}`)" if recompute
+       else f"read from the committed tables in `{results_dir}`")
 display(Markdown(f"Results {how}, computed from **{df.data_source.iloc[0]}** stories."
                  + (" **Synthetic data: these numbers test the code, not the study.**" if synthetic else "")))
 
 # %% [markdown]
 # ## Quality against size
 #
-# {glue:text}`arch_n_variants` variants, each trained on {glue:text}`arch_tokens` tokens
-# ({glue:text}`arch_total_wall_min` minutes of training in all, on {glue:text}`arch_machine`).
+# {glue:text}`arch_n_variants`, each trained on {glue:text}`arch_tokens` tokens
+# ({glue:text}`arch_total_wall` of training in all, on {glue:text}`arch_machine`).
 # The dashed line is the least-squares trend of the character models, bpc = a + b log10(params),
 # with slope {glue:text}`arch_trend_slope` bits per character per tenfold increase in parameters
 # (R² = {glue:text}`arch_trend_r2`); the grey line is the unigram baseline
-# ({glue:text}`arch_unigram_bpc` bpc). {glue:text}`arch_n_worse_than_unigram` variants do not even
+# ({glue:text}`arch_unigram_bpc` bpc). {glue:text}`arch_n_worse_than_unigram` not even
 # beat the unigram baseline.
 #
 # The best model overall is {glue:text}`arch_best_id`, {glue:text}`arch_best_params` parameters,
@@ -114,7 +135,9 @@ panels = [axis_chart(df_plot, "width", "dim", "width (dim)"), axis_chart(df_plot
 panels = [p for p, a in zip(panels, ["width", "depth", "heads", "ffn_ratio", "vocab"]) if (df.axis == a).any()]
 if panels:
     rows = [alt.hconcat(*panels[i:i + 2]) for i in range(0, len(panels), 2)]
-    show(alt.vconcat(*rows), alt_text="bits per character against each hyperparameter")
+    display(show(alt.vconcat(*rows), alt_text="bits per character against each hyperparameter"))
+else:
+    display(no_figure("this grid varies no single hyperparameter around the default model"))
 
 # %% [markdown]
 # ## At a fixed parameter budget
@@ -126,9 +149,9 @@ if panels:
 # %%
 cmp = budget_comparisons(df)
 if cmp.empty:
-    display(Markdown("*This grid has no fixed-budget variants.*"))
+    display(no_figure("this grid has no fixed-budget variants"))
 else:
-    show(budget_chart(cmp), alt_text="bits per character at fixed parameter budgets, per comparison")
+    display(show(budget_chart(cmp), alt_text="bits per character at fixed parameter budgets, per comparison"))
     summary = best_per_budget(cmp)
     display(table(summary, caption="The best option at each budget, and how much worse the worst one is (bpc)"))
 
@@ -160,4 +183,5 @@ display(Markdown(best_samples_markdown(df)))
 # %%
 cols = ["variant_id", "axis", "dim", "n_layers", "n_heads", "ffn_hidden", "tokenizer_spec", "n_params", "bpc",
         "tokens_per_s"]
-table(df.sort_values("bpc")[cols], caption="Every variant, best first", precision=3)
+table(df.sort_values("bpc")[cols].rename(columns={"tokens_per_s": "training tokens/s"}),
+      caption="Every variant, best first", precision=3, max_rows=10, name="architecture_study")

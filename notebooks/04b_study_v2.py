@@ -14,9 +14,8 @@
 # # Study v2: seeds, tuned rates, the whole validation split
 #
 # The architecture study of chapter 4 trained each variant once (seed 0), at one learning rate
-# (3e-3) for every size, and scored it on the first 32,768 validation tokens. Retrained, those
-# numbers reproduce bit for bit, but the prefix is the easiest part of the validation split, and it
-# covers different stories for different tokenizers. Study v2 measures again:
+# (3e-3) for every size, and scored it on the first 32,768 validation tokens. That prefix is the
+# easiest part of the validation split, and it covers different stories for different tokenizers. Study v2 measures again:
 #
 # - **the whole validation split**, the same text for every tokenizer: every story whole, from its
 #   first character, with a 95 % bootstrap interval over stories;
@@ -47,6 +46,11 @@ batch_size = 32
 eval_every = 250
 workers = 2
 device = "auto"
+
+# %% tags=["remove-cell"]
+from starmind_lib.profiles import check_notebook_params
+
+check_notebook_params("04b_study_v2", globals())
 
 # %% tags=["remove-stderr"]
 from IPython.display import Markdown, display
@@ -123,12 +127,14 @@ else:
 
 # %%
 if len(runs) and (runs.tier == "lr").any():
-    show(lr_chart(runs), alt_text="whole-split bits per character against the learning rate, per representative")
+    display(show(lr_chart(runs), alt_text="whole-split bits per character against the learning rate, "
+                                          "per representative"))
 else:
     display(no_figure("the learning-rate sweep has no finished run yet"))
 
 # %%
-table(rates_table(runs, grid), caption="Tuned rate per size bucket (blank: the bucket's sweep is not complete)")
+table(rates_table(runs, grid), caption="Tuned rate per size bucket (blank: the bucket's sweep is not complete; "
+      "'at the grid's edge': the best rate is the sweep's highest or lowest, so the optimum may lie beyond it)")
 
 # %% [markdown]
 # ## How much context each tokenizer sees

@@ -45,6 +45,12 @@ calib_windows = 16
 max_variants = 0
 sweep_data_dir = ""
 
+
+# %% tags=["remove-cell"]
+from starmind_lib.profiles import check_notebook_params
+
+check_notebook_params("05_quantisation", globals())
+
 # %%
 import json
 from pathlib import Path
@@ -57,6 +63,7 @@ from myst_nb import glue
 from starmind_lib.quant import intengine as ie
 from starmind_lib.quant.reference import REFERENCE_DIR
 from starmind_lib.quant.smd import read_smd
+from starmind_lib.numbers import fmt_quantity
 from starmind_lib.book.figures import show, table
 from starmind_lib.quant.stage import QuantConfig, read_quant, run_quant
 
@@ -98,20 +105,21 @@ summary = (df.groupby("scheme")
                   median_bytes=("bytes", "median"))
              .reindex([s for s in cfg.schemes if s in set(df["scheme"])]).reset_index())
 for _, r in summary.iterrows():
-    glue(f"median_delta_{r['scheme']}", float(r["median_delta"]), display=False)
-    glue(f"max_delta_{r['scheme']}", float(r["max_delta"]), display=False)
+    # bpc differences to 3 decimals at most: a loss of 0.00001 bpc reads "0", never "-0.0000"
+    glue(f"median_delta_{r['scheme']}", fmt_quantity(r["median_delta"], "bpc", unit=False), display=False)
+    glue(f"max_delta_{r['scheme']}", fmt_quantity(r["max_delta"], "bpc", unit=False), display=False)
 table(summary, caption="Cost of each scheme in bits per character over float32 (median, 90th percentile, "
                        "worst model) and the median size in bytes", precision=4)
 
 # %% [markdown]
 # ## Quality against size
 #
-# The median model loses {glue:text}`median_delta_float16:.4f` bpc in float16,
-# {glue:text}`median_delta_int8_tensor:.4f` with int8 per tensor,
-# {glue:text}`median_delta_int8_row:.4f` with int8 per row and
-# {glue:text}`median_delta_int4_group32:.4f` with int4 in groups of 32. The integer-only
-# engine, which also quantises every activation, costs {glue:text}`median_delta_int8_engine:.4f`
-# bpc for the median model and {glue:text}`max_delta_int8_engine:.4f` for the worst one.
+# The median model loses {glue:text}`median_delta_float16` bpc in float16,
+# {glue:text}`median_delta_int8_tensor` with int8 per tensor,
+# {glue:text}`median_delta_int8_row` with int8 per row and
+# {glue:text}`median_delta_int4_group32` with int4 in groups of 32. The integer-only
+# engine, which also quantises every activation, costs {glue:text}`median_delta_int8_engine`
+# bpc for the median model and {glue:text}`max_delta_int8_engine` for the worst one.
 # Each point below is one model in one scheme; the x axis is the bytes its weights need.
 
 # %%
@@ -136,7 +144,7 @@ show(chart, alt_text="Scatter plot of the bits-per-character cost of each quanti
 # ## Does the integer engine say the same thing?
 #
 # The model the integer engine hurts most is {glue:text}`worst_engine_variant` (head size
-# {glue:text}`worst_engine_head_dim`, +{glue:text}`max_delta_int8_engine:.4f` bpc). A likely
+# {glue:text}`worst_engine_head_dim`, +{glue:text}`max_delta_int8_engine` bpc). A likely
 # cause: q and k are quantised with one int8 scale per tensor, shared by all heads, so a head
 # whose queries and keys are small gets few levels; per-head scales would be the next step.
 #

@@ -11,7 +11,18 @@
 # ---
 
 # %% [markdown]
-# # The models on the Pico: a C runtime, cycle-exact
+# # The models on the emulated Pico: a C runtime, cycle-counted
+#
+# ```{note}
+# **What "emulated" means in this book.** Every C-runtime speed is a cycle count from
+# [rp2040js](https://github.com/wokwi/rp2040js): a per-instruction timing model of the Cortex-M0+ at
+# 133 MHz, run deterministically. It does **not** model the XIP flash cache, bus contention or the
+# second core; on MicroPython micro-benchmarks it lands 3-8 % optimistic against a real RP2040. With
+# weights in flash, the speeds add the project's own XIP cache model (16 KB, two-way, 8-byte lines, LRU,
+# 60 cycles per miss), which can account for more than half of the cycles; such rows carry their own
+# speed source, *emulated (cycle-counted) + XIP miss model*, and the figure without the model is shown
+# beside them.
+# ```
 #
 # How fast does each model of the study generate text on a Raspberry Pi Pico, and which ones
 # fit at all? The earlier public write-up quoted tokens per second for models it never
@@ -36,7 +47,8 @@
 #   Pico's boot2 settings (SCK = clk_sys / 2, quad I/O continuous read mode) a line fill is
 #   6 address + 2 mode + 4 dummy + 16 data clocks = 28 SCK = 56 cycles, plus about 4 cycles
 #   for chip select and the bus bridge (derivation in `starmind_lib/devices/flashcache.py`).
-#   Speeds below include that penalty; the raw (cache-less) cycles are in the table too.
+#   Speeds below include that penalty (speed source: emulation + XIP model); the raw
+#   (cache-less) figures are in the tables beside them.
 # - **Memory.** Peak SRAM = static data (`.data`, `.bss`, the code copied to SRAM, and the
 #   harness's 8 KB result block, so a real firmware needs a little less) + the runtime's
 #   arena (activations, the KV cache sized for the run's context, the weights when they are
@@ -66,6 +78,12 @@ reference_models = True
 calib_windows = 8
 workers = 2
 sweep_data_dir = ""
+
+
+# %% tags=["remove-cell"]
+from starmind_lib.profiles import check_notebook_params
+
+check_notebook_params("06_device", globals())
 
 # %%
 import altair as alt
@@ -152,7 +170,8 @@ chart = alt.Chart(base).mark_point(filled=True, size=60, opacity=0.8).encode(
     tooltip=["model_id", "n_params", alt.Tooltip("tokens_per_s_133MHz:Q", format=",.1f"),
              alt.Tooltip("chars_per_s_133MHz:Q", format=",.1f"), alt.Tooltip("cycles_per_token:Q", format=",.0f"),
              "peak_ram_bytes"],
-).properties(width=520, height=320, title="Generation speed on the Pico (int8, weights in flash)")
+).properties(width=520, height=320, title=["Generation speed, emulated Pico (int8, weights in flash)",
+                                          "cycle-counted + XIP miss model, 60 cycles per miss"])
 show(chart, alt_text="Log-log scatter plot of tokens per second at 133 MHz against parameter count; "
                      "speed falls roughly in proportion to size.")
 
@@ -188,14 +207,16 @@ glue("largest_trained", f"{lt['model_id']} ({int(lt['n_params']):,} parameters, 
 # %% [markdown]
 # ## Where a token's cycles go
 #
-# The emulator can attribute every cycle to the firmware function that spent it. For the
-# trained models nearest 10K and 100K parameters (int8, weights in flash; prefill and
-# generation, without the load-time checks):
+# The emulator can attribute every cycle to the firmware function that spent it, and the
+# runtime keeps each phase of the forward pass in its own function. For the ~10K and ~100K
+# models of the study (int8, weights in SRAM; a generation over the whole context window from a
+# 1-token prompt, without the load-time checks):
 
 # %%
 prof = read_profile(results_dir)
 if len(prof):
-    dots = prof[prof["part"] == "int8 dot products"].set_index("model_id")["share"]
+    dots = (prof[prof["dot_product"].astype(bool)].groupby("model_id")["share"].sum() if "dot_product" in prof
+            else prof[prof["part"] == "int8 dot products"].set_index("model_id")["share"])
     glue("dot_share", f"{dots.min():.0%} to {dots.max():.0%}" if len(dots) > 1 else f"{dots.iloc[0]:.0%}",
          display=False)
     display(show(alt.Chart(prof.assign(label=prof["model_id"] + " (" + prof["n_params"].map("{:,}".format) + ")"))
@@ -210,10 +231,11 @@ else:
     glue("dot_share", "n/a (no trained model profiled in this build)", display=False)
 
 # %% [markdown]
-# The int8 dot products take {glue:text}`dot_share` of the cycles; the rest is the
-# per-row requantisation, the attention softmax and the norms, which is why small models
-# run below the kernel's peak rate. (These shares are raw cycles; from flash, cache misses
-# come on top, mostly in the dot products.)
+# The int8 dot products (the matrix-vector products and, over the cache, the attention's q.k and
+# weighted values) take {glue:text}`dot_share` of the cycles; the rest is the per-row
+# requantisation, the attention softmax and the norms, which is why small models run below the
+# kernel's peak rate. (These shares are raw cycles; from flash, cache misses come on top,
+# mostly in the dot products.)
 #
 # ## Targets
 #
@@ -307,7 +329,8 @@ if len(iso):
         y=alt.Y("speedup:Q", scale=alt.Scale(type="log"), title="speed relative to int8 / flash / KV cache"),
         color=alt.Color("setting:N", title="changed setting"),
         tooltip=["model_id", "n_params", "setting", alt.Tooltip("speedup:Q", format=".3f")],
-    ).properties(width=520, height=300, title="One setting changed at a time"),
+    ).properties(width=520, height=300, title=["One setting changed at a time, emulated Pico",
+                                             "flash runs: cycle-counted + XIP miss model, 60 cycles per miss"]),
         alt_text="Scatter plot of relative speed for KV cache off, float32 and weights in SRAM against size."))
 
 # %% [markdown]
@@ -340,7 +363,7 @@ points = alt.Chart(fit).mark_point(filled=True, size=55).encode(
     tooltip=["model_id", "n_params", "weights", "status", "message", alt.Tooltip("sram_kb:Q", format=".1f")])
 limit = alt.Chart(pd.DataFrame({"y": [264.0]})).mark_rule(strokeDash=[4, 4]).encode(y="y:Q")
 flash = alt.Chart(pd.DataFrame({"x": [2048.0]})).mark_rule(strokeDash=[2, 2], color="gray").encode(x="x:Q")
-show((points + limit + flash).properties(width=520, height=320, title="Which models fit the Pico"),
+show((points + limit + flash).properties(width=520, height=320, title="Which models fit the emulated Pico"),
      alt_text="Scatter plot of peak SRAM against model file size, with the 264 KB SRAM line and the 2 MB flash "
               "line; models with weights in SRAM stop fitting beyond about 200 KB.")
 

@@ -46,6 +46,12 @@ board_port = ""          # e.g. "/dev/ttyACM0": measure on a real Pico (needs re
 n_tokens = 32            # tokens generated per hardware run
 context = 64             # positions in the KV cache the planner assumes (0: each model's max_seq_len)
 
+
+# %% tags=["remove-cell"]
+from starmind_lib.profiles import check_notebook_params
+
+check_notebook_params("06b_micropython", globals())
+
 # %%
 import altair as alt
 import pandas as pd

@@ -26,13 +26,19 @@ data_source = "tinystories"
 data_dir = ""
 seed = 0
 
+
+# %% tags=["remove-cell"]
+from starmind_lib.profiles import check_notebook_params
+
+check_notebook_params("09_appendix", globals())
+
 # %%
 from pathlib import Path
 
 from IPython.display import Markdown
 from myst_nb import glue
 
-from starmind_lib.book.build import NOTEBOOKS_DIR, find_notebooks, papermill_command, table_inventory
+from starmind_lib.book.build import NOTEBOOKS_DIR, find_notebooks, papermill_command, rewrites, table_inventory
 from starmind_lib.book.figures import table
 
 inventory = table_inventory(results_dir)
@@ -59,6 +65,22 @@ if len(inventory):
     display(table(inventory, caption=f"Result tables under {results_dir}"))
 else:
     display(Markdown(f"No result tables under `{results_dir}` yet: run `make study` (profile full)."))
+
+# %% [markdown]
+# ## Rewrites of committed rows
+#
+# Result rows are appended, never edited. Where that rule was broken in the past, or a table
+# lacks provenance columns, the change is disclosed here (from `rewrites.yaml` beside the tables).
+# Rows marked `-dirty` were computed from uncommitted code: since issue 12 each new row also records
+# `git_diff`, a hash of the uncommitted diff, and diffs under 256 KB are kept beside the table in
+# `diffs/<hash>.diff`.
+
+# %%
+past = rewrites(results_dir)
+if len(past):
+    display(table(past, caption="Past rewrites of committed result rows, and tables without provenance"))
+else:
+    display(Markdown(f"No rewrites are recorded for `{results_dir}`."))
 
 # %% [markdown]
 # ## Rerunning a chapter

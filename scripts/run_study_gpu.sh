@@ -22,6 +22,9 @@ WORK=${STUDY_WORK_DIR:-/tmp/starmind_study}
 PY=${PYTHON:-python3}
 # The machine that trains may hold a copy of the tree without its git history: say which commit it is.
 export STARMIND_GIT_COMMIT=${STARMIND_GIT_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
+# ...and a hash of its uncommitted changes (empty for a clean tree), so the rows say exactly what ran
+_DIFF=$(git diff HEAD --no-color --no-ext-diff 2>/dev/null || true)
+export STARMIND_GIT_DIFF=${STARMIND_GIT_DIFF:-$([ -n "$_DIFF" ] && printf '%s\n' "$_DIFF" | sha256sum | cut -c1-16)}
 # STUDY_PARAMS overrides the sweep parameters (a CPU check: '{"grid": "smoke", "device": "cpu", ...}')
 PARAMS=${STUDY_PARAMS:-"{\"grid\": \"full\", \"device\": \"cuda\", \"workers\": $WORKERS, \"backend\": \"process\"}"}
 cd "$(dirname "$0")/.."

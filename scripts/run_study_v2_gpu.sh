@@ -18,6 +18,9 @@ DEADLINE_S=${4:-780}
 WORK=${STUDY_WORK_DIR:-/tmp/starmind_study_v2}
 PY=${PYTHON:-python3}
 export STARMIND_GIT_COMMIT=${STARMIND_GIT_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
+# ...and a hash of its uncommitted changes (empty for a clean tree), so the rows say exactly what ran
+_DIFF=$(git diff HEAD --no-color --no-ext-diff 2>/dev/null || true)
+export STARMIND_GIT_DIFF=${STARMIND_GIT_DIFF:-$([ -n "$_DIFF" ] && printf '%s\n' "$_DIFF" | sha256sum | cut -c1-16)}
 PARAMS=${STUDY_PARAMS:-"{\"device\": \"cuda\", \"workers\": $WORKERS}"}
 cd "$(dirname "$0")/.."
 mkdir -p "$OUT_DIR" "$WORK/results/sweep"

@@ -75,6 +75,24 @@ def git_commit(root: Path = REPO_ROOT) -> str:
     return (sha or "unknown") + ("-dirty" if sha and dirty else "")
 
 
+DIFF_KEEP_BYTES = 256 * 1024   # uncommitted diffs up to this size are kept beside the results
+
+
+def git_diff(root: Path = REPO_ROOT) -> str:
+    """The uncommitted changes to tracked files (``git diff HEAD``), '' when clean or outside git."""
+    try:
+        return subprocess.run(["git", "diff", "HEAD", "--no-color", "--no-ext-diff"], cwd=root,
+                              capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def diff_hash(diff: str) -> str:
+    """A short hash of an uncommitted diff ('' for a clean tree): with the commit, it names the exact source."""
+    import hashlib
+    return hashlib.sha256(diff.encode("utf-8")).hexdigest()[:16] if diff else ""
+
+
 def machine() -> str:
     """A short description of the machine: OS, CPU count, accelerator if any."""
     desc = f"{platform.system()}-{platform.machine()} {os.cpu_count()}cpu"
@@ -92,8 +110,32 @@ def now() -> str:
 
 
 def provenance(profile: str = "", **extra: Any) -> dict:
-    """Columns every result row carries."""
-    return {"git_commit": git_commit(), "profile": profile, "machine": machine(), "timestamp": now(), **extra}
+    """Columns every result row carries: the commit ('-dirty' with uncommitted changes), the hash of
+    the uncommitted diff (``git_diff``; '' when clean), the profile, the machine and the time.
+
+    Recorded at run time, never edited afterwards. A copy of the tree without .git reports
+    $STARMIND_GIT_COMMIT and $STARMIND_GIT_DIFF (set by the script that copied it)."""
+    if os.environ.get("STARMIND_GIT_COMMIT"):
+        dh = os.environ.get("STARMIND_GIT_DIFF", "")
+    else:
+        dh = diff_hash(git_diff())
+    return {"git_commit": git_commit(), "git_diff": dh, "profile": profile, "machine": machine(),
+            "timestamp": now(), **extra}
+
+
+def keep_diff(directory: str | Path, digest: str) -> Path | None:
+    """Store the current uncommitted diff as ``<directory>/diffs/<digest>.diff`` when it is the one
+    ``digest`` names and is small (``DIFF_KEEP_BYTES``); return its path (None when not kept)."""
+    if not digest:
+        return None
+    path = Path(directory) / "diffs" / f"{digest}.diff"
+    if path.exists():
+        return path
+    diff = git_diff()
+    if diff_hash(diff) != digest or len(diff.encode("utf-8")) > DIFF_KEEP_BYTES:
+        return None
+    atomic_write_text(path, diff)
+    return path
 
 
 class ResultTable:
@@ -142,6 +184,11 @@ class ResultTable:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+        if row.get("git_diff"):   # the diff the row was computed from, kept beside the table when small
+            self._kept = getattr(self, "_kept", set())
+            if row["git_diff"] not in self._kept:
+                keep_diff(self.journal.parent, row["git_diff"])
+                self._kept.add(row["git_diff"])
 
     def frame(self):
         import pandas as pd

@@ -53,7 +53,8 @@ DT = {1: ("b", 1), 2: ("h", 2), 3: ("i", 4), 4: ("f", 4), 5: ("H", 2)}
 class SpecModel:
     def __init__(self, data: bytes):
         magic, hcrc, pcrc, ver, hs, ps, _ = struct.unpack_from("<8sIIIIII", data, 0)
-        assert magic == b"STARMIND" and ver == 1 and len(data) == 32 + hs + ps
+        assert magic == b"STARMIND" and ver in (1, 2) and len(data) == 32 + hs + ps
+        fixed = 64 if ver == 1 else 96      # version 2: 8 more words (special tokens, flags, encoder counts)
         assert zlib.crc32(data[16:32 + hs]) == hcrc and zlib.crc32(data[32 + hs:]) == pcrc
         w = struct.unpack_from("<16I", data, 32)
         (self.scheme, self.V, self.D, self.NL, self.NH, self.F, self.act, self.pos, self.tied, self.T,
@@ -62,7 +63,7 @@ class SpecModel:
         self.t = {}
         base = 32 + hs
         for k in range(nt):
-            name, dt, nd, s0, s1, off, nb = struct.unpack_from("<24sIIIIII", data, 32 + 64 + 48 * k)
+            name, dt, nd, s0, s1, off, nb = struct.unpack_from("<24sIIIIII", data, 32 + fixed + 48 * k)
             code, size = DT[dt]
             vals = list(struct.unpack_from(f"<{nb // size}{code}", data, base + off))
             if nd == 2:
@@ -193,17 +194,29 @@ class SpecModel:
                 return v
         raise AssertionError("unreachable")
 
-    def generate(self, prompt, n_new, tq=0, top_k=0, seed=0):
+    def generate(self, prompt, n_new, tq=0, top_k=0, seed=0, window=False):
         rng = XS(seed)
         cache = self.new_cache()
-        for p, tok in enumerate(prompt):
-            logits = self.step(cache, tok, p)
+        hist = []
+
+        def feed(tok):  # FORMAT.md 6.7: a full cache restarts from the last T // 2 tokens
+            nonlocal cache, hist
+            if len(hist) == self.T:
+                assert window, "past max_seq_len without the window"
+                hist = hist[self.T - self.T // 2:]
+                cache = self.new_cache()
+                for p, t in enumerate(hist):
+                    self.step(cache, t, p)
+            hist.append(tok)
+            return self.step(cache, tok, len(hist) - 1)
+        for tok in prompt:
+            logits = feed(tok)
         out = []
         for j in range(n_new):
             tok = self.sample(logits, tq, top_k, rng)
             out.append(tok)
             if j + 1 < n_new:
-                logits = self.step(cache, tok, len(prompt) + j)
+                logits = feed(tok)
         return out
 
 

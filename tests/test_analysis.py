@@ -54,7 +54,7 @@ def test_device_points_use_quantised_bpc_when_known(results):
     row = pts[(pts["variant_id"] == "v256_d8_l1_h1_f8") & (pts["scheme"] == "int8")].iloc[0]
     assert row["bpc"] == 9.9 and row["bpc_of"] == "int8 model"
     other = pts[pts["variant_id"] == "v256_d16_l1_h1_f16"].iloc[0]
-    assert other["bpc"] == other["val_bpc"] and other["runtime_label"].startswith("c-int8, cycle-exact")
+    assert other["bpc"] == other["val_bpc"] and other["runtime_label"].startswith("c-int8, emulated (cycle-counted)")
 
 
 def test_run_names_with_a_scheme_suffix_map_to_their_variant():

@@ -151,8 +151,19 @@ def test_figure_helpers_reject_bad_input():
 
 
 def test_table_formats_floats():
-    html = figures.table(pd.DataFrame({"bpc": [2.123456], "model": ["<w16>"]}), caption="c", precision=2).html
+    html = figures.table(pd.DataFrame({"bpc": [2.123456], "model": ["<w16>"]}), caption="c", precision=3).html
     assert "2.12" in html and "2.1234" not in html and "&lt;w16&gt;" in html
+
+
+def test_table_numbers_read_well_and_long_tables_collapse():
+    df = pd.DataFrame({"variant_id": ["a", "b"], "n_params": [73968.0, 1000.0], "d_bpc": [-0.00001, 0.5]})
+    cells = re.findall(r">([^<>]*)</td>", figures.table(df).html)
+    assert cells == ["a", "73,968", "-1.00e-05", "b", "1,000", "0.5"]
+    head = figures.table(df).html
+    assert ">model<" in head and ">parameters<" in head and "variant_id" not in head
+    long = figures.table(pd.DataFrame({"x": range(100)}), caption="Every row", max_rows=5).html
+    assert long.count("<table") == 2 and "<details" in long and "All 100 rows" in long
+    assert "data:text/csv;base64," in long
 
 
 def test_vega_bundle_is_a_classic_script_defining_vegaembed(tmp_path):

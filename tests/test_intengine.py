@@ -45,6 +45,30 @@ def test_independent_scalar_implementation_of_format_md_agrees(golden):
     assert m.generate(g["prompt_ids"], s["n_new"], s["temperature_q8"], s["top_k"], s["seed"]) == s["output_ids"]
 
 
+@pytest.mark.parametrize("name", ["ref_tiny_learned", "ref_dim1_gelu"])
+def test_independent_scalar_window_restart_agrees(name):
+    """FORMAT.md 6.7 implemented from the prose alone gives the 200-token window goldens."""
+    g = json.loads((REF / f"{name}.golden.json").read_text())
+    m = SpecModel((REF / g["model"]).read_bytes())
+    w = g["window"]
+    assert m.generate(g["prompt_ids"], w["n_new"], window=True) == w["greedy_output_ids"]
+
+
+def test_reference_engine_window_and_stop_rule():
+    eng = ie.IntEngine(read_smd(REF / "ref_tiny_learned.smd"))
+    g = json.loads((REF / "ref_tiny_learned.golden.json").read_text())
+    with pytest.raises(ValueError, match="exceeds max_seq_len"):
+        eng.generate(g["prompt_ids"], 40)
+    long = eng.generate(g["prompt_ids"], 200, window=True)
+    assert long == g["window"]["greedy_output_ids"]
+    # within the context the window changes nothing
+    assert eng.generate(g["prompt_ids"], g["greedy"]["n_new"], window=True) == g["greedy"]["output_ids"]
+    # the stop rule: EOS ends the story (the token is returned)
+    import dataclasses
+    eng.text = dataclasses.replace(eng.text, eos_id=long[3], stop_at_eos=True)
+    assert eng.generate(g["prompt_ids"], 200, window=True) == long[:long.index(long[3]) + 1]
+
+
 def test_greedy_output_is_not_trivial():
     g = json.loads((REF / "ref_rope_silu.golden.json").read_text())
     assert len(set(g["greedy"]["output_ids"])) >= 6  # the model says something, not one repeated token

@@ -107,9 +107,13 @@ def test_every_committed_config_hash_reproduces():
     tables = {r.split(":")[0] for r, _ in rows}
     assert any("sweep/" in t for t in tables), "no committed sweep rows carry config_hash"
     bad = []
+    from starmind_lib.training.plan import config_hash
     for where, row in rows:
-        config = row["config"] if isinstance(row["config"], dict) else json.loads(row["config"])
-        got = TrainConfig.from_params(config).key(row["data_fingerprint"])
+        if "run_key" in row:     # Study v2: the configuration's hash (shape, tokenizer, context; no seed or rate)
+            got = config_hash(row, row["seq_len"])
+        else:
+            config = row["config"] if isinstance(row["config"], dict) else json.loads(row["config"])
+            got = TrainConfig.from_params(config).key(row["data_fingerprint"])
         if got != row["config_hash"]:
             bad.append(f"{where}: {got} != {row['config_hash']}")
     assert not bad, f"{len(bad)} of {len(rows)} rows: " + "; ".join(bad[:5])

@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from starmind_lib.devices import planner
-from starmind_lib.devices.mpremote_board import (RUNTIME_DIR, compile_module, device_runtime, model_architecture,
-                                                 runtime_files, runtime_sources)
+from starmind_lib.devices.runtime import RUNTIME_DIR, compile_module, device_runtime, model_architecture, runtime_files, runtime_sources
 from starmind_lib.provenance import REPO_ROOT
 
 REFERENCE = REPO_ROOT / "data" / "reference"
@@ -272,10 +271,11 @@ def test_planner_targets_of_the_study():
     mid = arch(dim=80, n_layers=2, n_heads=4, ffn_hidden=256, vocab_size=256, max_seq_len=64)
     assert sum(r * c for r, c in planner.weight_tensors(mid).values()) >= 150_000
     assert planner.plan_memory(mid).fits
-    # the best ~10K-parameter model is predicted at >= 100 tokens/s with viper kernels
+    # a ~10K-parameter model: the calibrated planner (fitted to the emulated firmware's measurements, where
+    # ref_rope_silu, dim 24 x 2 layers, runs at ~85 tokens/s with the viper kernels) says >= 60 tokens/s
     tiny = arch(dim=24, n_layers=2, ffn_hidden=48, vocab_size=64, max_seq_len=64)
     sp = planner.predict_speed(tiny, "micropython-viper")
-    assert sp.label == "predicted" and sp.tokens_per_s >= 100
+    assert sp.label == "predicted" and sp.tokens_per_s >= 60
     assert sp.tokens_per_s_low <= sp.tokens_per_s <= sp.tokens_per_s_high
     slow = planner.predict_speed(tiny, "micropython-python")
     assert slow.tokens_per_s < sp.tokens_per_s / 10

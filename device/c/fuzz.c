@@ -45,7 +45,7 @@ static uint32_t mutate(uint8_t *buf, uint32_t size, uint32_t *rng)
 {
     uint32_t n_mut = 1 + xorshift(rng) % 4;
     for (uint32_t k = 0; k < n_mut && size; k++) {
-        uint32_t kind = xorshift(rng) % 8, pos;
+        uint32_t kind = xorshift(rng) % 10, pos;
         switch (kind) {
         case 0: case 1: /* flip a bit, most often in the header and tables (first 512 bytes) */
             pos = xorshift(rng) % (kind == 0 && size > 512 ? 512 : size);
@@ -61,6 +61,23 @@ static uint32_t mutate(uint8_t *buf, uint32_t size, uint32_t *rng)
                 uint32_t v = kind == 5 ? size + (xorshift(rng) % 9) - 4
                                        : boundary[xorshift(rng) % (sizeof boundary / sizeof boundary[0])];
                 memcpy(buf + pos, &v, 4);
+            }
+            break;
+        case 8: /* version 2: a text word (specials, flags, encoder counts) set to a boundary value */
+            if (size >= 128 && buf[16] == 2) {
+                pos = 96 + 4 * (xorshift(rng) % 8);
+                uint32_t v = boundary[xorshift(rng) % (sizeof boundary / sizeof boundary[0])];
+                memcpy(buf + pos, &v, 4);
+            }
+            break;
+        case 9: /* a byte in the last 2 KB of the header: vocabulary, folding, classes, merges */
+            if (size >= 32) {
+                uint32_t hs, lo;
+                memcpy(&hs, buf + 20, 4);
+                if (hs <= size - 32 && hs > 64) {
+                    lo = hs > 2048 ? 32 + hs - 2048 : 96;
+                    buf[lo + xorshift(rng) % (32 + hs - lo)] = (uint8_t)xorshift(rng);
+                }
             }
             break;
         case 6: /* truncate */
@@ -89,7 +106,7 @@ int main(int argc, char **argv)
         models[i] = read_file(argv[3 + i], &sizes[i]);
         if (!models[i]) { fprintf(stderr, "cannot read %s\n", argv[3 + i]); return 2; }
     }
-    uint32_t counts[16] = {0}, loaded = 0, ran = 0;
+    uint32_t counts[32] = {0}, loaded = 0, ran = 0, encoded = 0;
     for (uint32_t it = 0; it < iters; it++) {
         int which = (int)(xorshift(&rng) % (uint32_t)n_models);
         uint32_t size = sizes[which];
@@ -102,7 +119,7 @@ int main(int argc, char **argv)
         memcpy(copy, buf, size);
         free(buf);
         int err = SM_OK;
-        uint32_t flags = xorshift(&rng) % 4;
+        uint32_t flags = xorshift(&rng) % 8; /* weights in SRAM, no KV cache, window */
         uint32_t needed = sm_arena_needed(copy, size, flags, 8, &err);
         if (!err && needed > MAX_ARENA) err = SM_ERR_NO_MEMORY;
         uint8_t *arena = NULL;
@@ -117,16 +134,28 @@ int main(int argc, char **argv)
             if (sm_prefill(&m, prompt, 3) == SM_OK) {
                 int tok = sm_sample(&m, it % 3 ? 200 : 0, it % 5, &r);
                 if (tok >= 0) sm_forward(&m, (uint32_t)tok);
+                for (uint32_t k = 0; (flags & SM_WINDOW) && k < m.max_seq_len + 2 && k < 40; k++)
+                    sm_forward(&m, k % m.vocab_size); /* past the context: window restarts */
                 ran++;
             }
+            /* the encoder on the mutated file's tables, with text that exercises every class */
+            static const char *texts[3] = {"Once upon a time, Tom's 3 dogs \xc3\x89 \xce\xa3  ran!\n\n", "a", "\xff\xfe"};
+            uint32_t ids[64], n_ids;
+            for (int k = 0; k < 3; k++)
+                if (sm_encode(&m, (const uint8_t *)texts[k], (uint32_t)strlen(texts[k]), ids, 64, &n_ids) == SM_OK) {
+                    for (uint32_t j = 0; j < n_ids; j++)
+                        if (ids[j] >= m.vocab_size) { fprintf(stderr, "encoder id out of range\n"); abort(); }
+                    encoded++;
+                }
         }
-        counts[-err < 16 ? -err : 15]++;
+        counts[-err < 32 ? -err : 31]++;
         free(arena);
         free(copy);
     }
-    printf("{\"iterations\": %u, \"loaded\": %u, \"ran\": %u, \"rejected\": {", iters, loaded, ran);
+    printf("{\"iterations\": %u, \"loaded\": %u, \"ran\": %u, \"encoded\": %u, \"rejected\": {", iters, loaded,
+           ran, encoded);
     int first = 1;
-    for (int e = 1; e < 16; e++)
+    for (int e = 1; e < 32; e++)
         if (counts[e]) { printf("%s\"%s\": %u", first ? "" : ", ", sm_strerror(-e), counts[e]); first = 0; }
     printf("}}\n");
     for (int i = 0; i < n_models; i++) free(models[i]);

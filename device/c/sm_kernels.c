@@ -42,3 +42,57 @@ SM_HOT void sm_dot4_i8_c(const int8_t *x, const int8_t *w, int32_t n, int32_t st
     }
     out[0] = a0; out[1] = a1; out[2] = a2; out[3] = a3;
 }
+
+static int32_t clamp_i32(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* REQUANT(acc, m, s) = RSHR(floor(acc * m / 2^15), s) (FORMAT.md 6.1), 32-bit products only */
+static int32_t requant_i32(int32_t acc, int32_t m, int32_t s)
+{
+    int32_t v = (acc >> 15) * m + (int32_t)(((uint32_t)(acc & 32767) * (uint32_t)m) >> 15);
+    return (v + (int32_t)((1u << s) >> 1)) >> s;
+}
+
+void sm_linear4_i8_c(int mode, const int8_t *x, const int8_t *w, int32_t n, int32_t stride, void *out,
+                     int32_t n_groups, const int32_t *rq, const int8_t *lut)
+{
+    int32_t acc[4];
+    for (int32_t r = 0; r < 4 * n_groups; r++) {
+        if ((r & 3) == 0) sm_dot4_i8_c(x, w + r * stride, n, stride, acc);
+        int32_t a = acc[r & 3], *o32 = (int32_t *)out;
+        if (mode == SM_LIN_QK) o32[r] = a;
+        else if (mode == SM_LIN_RES) o32[r] = clamp_i32(o32[r] + requant_i32(a, rq[2 * r], rq[2 * r + 1]), -32767, 32767);
+        else if (mode == SM_LIN_LOGIT) o32[r] = clamp_i32(requant_i32(a, rq[2 * r], rq[2 * r + 1]), -(1 << 29), 1 << 29);
+        else {
+            int32_t v = clamp_i32(requant_i32(a, rq[2 * r], rq[2 * r + 1]), -127, 127);
+            ((int8_t *)out)[r] = (int8_t)(mode == SM_LIN_ACT ? v : lut[v + 128]);
+        }
+    }
+}
+
+void sm_wsum4_i8_c(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t stride, int32_t *out,
+                          int32_t n_groups)
+{
+    for (int32_t g = 0; g < n_groups; g++) {
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        const int8_t *c = v + 4 * g;
+        for (int32_t s = 0; s < n_pos; s++, c += stride) {
+            int32_t ps = p[s];
+            a0 += ps * c[0]; a1 += ps * c[1]; a2 += ps * c[2]; a3 += ps * c[3];
+        }
+        out[4 * g] = a0; out[4 * g + 1] = a1; out[4 * g + 2] = a2; out[4 * g + 3] = a3;
+    }
+}
+
+uint32_t sm_softmax_w_c(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut)
+{
+    int32_t top = sc[0];
+    for (uint32_t s = 1; s < n; s++) if (sc[s] > top) top = sc[s];
+    uint32_t W = 0;
+    for (uint32_t s = 0; s < n; s++) {
+        int32_t idx = requant_i32(top - sc[s], ms[0], ms[1]);   /* top - sc in [0, 2^28) */
+        uint32_t w = idx < 1024 ? lut[idx] : 0;
+        sc[s] = (int32_t)w;
+        W += w;
+    }
+    return W;
+}

@@ -3,7 +3,10 @@
  * sm_dot4_i8 is the hot loop of every matrix-vector product: four output rows
  * share each activation load.  On the RP2040 build it is hand-written Thumb
  * assembly (sm_kernels_m0.S, 21 cycles per 4 MACs = 5.25 cycles/MAC); on the
- * host and in any other build it is the portable C below.  The plain and 4x
+ * host and in any other build it is the portable C below.  The runtime itself
+ * calls the whole-matrix forms (sm_linear4_i8: 4.875 cycles/MAC, the loop over row
+ * groups and the requantisation inside the assembly; sm_wsum4_i8 for the attention's
+ * weighted sum of the cached values).  The plain and 4x
  * unrolled C versions are kept for the kernel benchmark in chapter 06.
  */
 #ifndef SM_KERNELS_H
@@ -15,12 +18,49 @@ int32_t sm_dot_i8_plain(const int8_t *a, const int8_t *b, int32_t n);
 int32_t sm_dot_i8_unroll4(const int8_t *a, const int8_t *b, int32_t n);
 /* out[r] = sum_i x[i] * w[r * stride + i], r = 0..3 */
 void sm_dot4_i8_c(const int8_t *x, const int8_t *w, int32_t n, int32_t stride, int32_t *out);
+/* Whole matrices, the per-token hot loops of sm_int8.c (n >= 1, n_groups >= 1).
+ * sm_linear4_i8 (mode SM_LIN_*): for the rows r < 4 * n_groups of w (row r at w + r * stride),
+ *     acc[r] = sum_i x[i] * w[r * stride + i], then with (m, s) = (rq[2r], rq[2r+1]) of REQUANT:
+ *     SM_LIN_QK     int32 out[r] = acc[r]                                   (rq, lut unused)
+ *     SM_LIN_ACT    int8  out[r] = clamp(REQUANT(acc[r], m, s), -127, 127)           LINEAR_ACT
+ *     SM_LIN_RES    int32 out[r] = clamp(out[r] + REQUANT(acc[r], m, s), -32767, 32767)  LINEAR_RES
+ *     SM_LIN_LOGIT  int32 out[r] = clamp(REQUANT(acc[r], m, s), -2^29, 2^29)       logits
+ *     SM_LIN_ACTLUT int8  out[r] = lut[128 + clamp(REQUANT(acc[r], m, s), -127, 127)]   FFN W1 + act_lut
+ * sm_wsum4_i8: out[4g + r] = sum_s p[s] * v[s * stride + 4g + r] (the attention's weighted values). */
+enum { SM_LIN_QK, SM_LIN_ACT, SM_LIN_RES, SM_LIN_LOGIT, SM_LIN_ACTLUT };
+void sm_linear4_i8_c(int mode, const int8_t *x, const int8_t *w, int32_t n, int32_t stride, void *out,
+                     int32_t n_groups, const int32_t *rq, const int8_t *lut);
+void sm_wsum4_i8_c(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t stride, int32_t *out, int32_t n_groups);
+/* One head's softmax exponentials (FORMAT.md 6.4), in place: top = max sc, then
+ * sc[s] = EXP_LUT[REQUANT(top - sc[s], ms[0], ms[1])] (0 from index 1024 on); returns their sum. */
+uint32_t sm_softmax_w_c(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut);
 
 #if defined(__ARM_ARCH_6M__) && !defined(SM_NO_ASM)
 void sm_dot4_i8_m0(const int8_t *x, const int8_t *w, int32_t n, int32_t stride, int32_t *out);
+/* one assembly routine per mode (sm_kernels_m0.S); the QK one also names attention in cycle profiles */
+#define SM_LIN_ARGS const int8_t *x, const int8_t *w, int32_t n, int32_t stride, void *out, int32_t n_groups, \
+                    const int32_t *rq, const int8_t *lut
+void sm_qk4_i8_m0(SM_LIN_ARGS);
+void sm_linact4_i8_m0(SM_LIN_ARGS);
+void sm_linres4_i8_m0(SM_LIN_ARGS);
+void sm_linlogit4_i8_m0(SM_LIN_ARGS);
+void sm_linactlut4_i8_m0(SM_LIN_ARGS);
+void sm_wsum4_i8_m0(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t stride, int32_t *out, int32_t n_groups);
 #define sm_dot4_i8 sm_dot4_i8_m0
+#define sm_linear4_i8(mode, x, w, n, stride, out, g, rq, lut)                                               \
+    ((mode) == SM_LIN_QK ? sm_qk4_i8_m0(x, w, n, stride, out, g, rq, lut)                                  \
+     : (mode) == SM_LIN_ACT ? sm_linact4_i8_m0(x, w, n, stride, out, g, rq, lut)                           \
+     : (mode) == SM_LIN_RES ? sm_linres4_i8_m0(x, w, n, stride, out, g, rq, lut)                           \
+     : (mode) == SM_LIN_LOGIT ? sm_linlogit4_i8_m0(x, w, n, stride, out, g, rq, lut)                       \
+                              : sm_linactlut4_i8_m0(x, w, n, stride, out, g, rq, lut))
+#define sm_wsum4_i8 sm_wsum4_i8_m0
+uint32_t sm_softmax_w_m0(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut);
+#define sm_softmax_w sm_softmax_w_m0
 #else
 #define sm_dot4_i8 sm_dot4_i8_c
+#define sm_linear4_i8 sm_linear4_i8_c
+#define sm_wsum4_i8 sm_wsum4_i8_c
+#define sm_softmax_w sm_softmax_w_c
 #endif
 
 #endif

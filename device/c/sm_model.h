@@ -36,6 +36,10 @@ typedef struct sm_model {
     int32_t *att_acc;                   /* int8: attention output accumulators [dim] */
     void *scores;                       /* [n_ctx] */
     void *kc, *vc;                      /* KV cache [n_layers][n_ctx][dim] */
+    /* format version 2: special tokens, stop rule, encoder (FORMAT.md 2.4); none = 0xFFFFFFFF */
+    uint32_t version, bos_id, eos_id, unk_id, stop_at_eos, lowercase, encoder, n_merges, n_fold, n_classes;
+    const uint8_t *fold, *classes, *merges;   /* u32 pairs, u32 pairs, u16 triples (little-endian) */
+    uint32_t restarts;                  /* window restarts so far (SM_WINDOW) */
 } sm_model;
 
 #endif

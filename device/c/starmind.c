@@ -1,11 +1,14 @@
 /* Starmind runtime: loader (FORMAT.md sections 2-4), arena layout, sequence
  * handling, sampler (section 7).  The forward passes are in sm_int8.c and
  * sm_float.c. */
+#include <math.h>
 #include <string.h>
 #include "sm_internal.h"
 
 #define PREAMBLE 32u
-#define FIXED_WORDS 16u
+#define FIXED_WORDS 16u                 /* the architecture words (versions 1 and 2) */
+#define TEXT_WORDS 8u                   /* version 2: special tokens, flags, encoder counts */
+#define NO_ID 0xFFFFFFFFu
 #define ENTRY_BYTES 48u
 #define NAME_BYTES 24u
 enum { DT_INT8 = 1, DT_INT16 = 2, DT_INT32 = 3, DT_F32 = 4, DT_U16 = 5 };
@@ -59,6 +62,13 @@ const char *sm_strerror(int err)
     case SM_ERR_TRUNCATED: return "file length does not match its header (truncated or trailing bytes)";
     case SM_ERR_UNSUPPORTED: return "unsupported model";
     case SM_ERR_CONTEXT_FULL: return "context full";
+    case SM_ERR_SPECIALS: return "invalid special tokens or stop rule";
+    case SM_ERR_ENCODER: return "invalid encoder section";
+    case SM_ERR_ROPE: return "rope table differs from its formula";
+    case SM_ERR_NONFINITE: return "non-finite float32 value";
+    case SM_ERR_PACKING: return "tensors not packed in table order";
+    case SM_ERR_ENCODE: return "text cannot be encoded";
+    case SM_ERR_NO_ENCODER: return "the file has no encoder";
     default: return "unknown error";
     }
 }
@@ -106,6 +116,7 @@ static const void *expect(walker *w, const char *name, uint32_t dtype, uint32_t 
         w->err = SM_ERR_FORMAT;
         return NULL;
     }
+    if (off != ((w->prev_end + 3u) & ~3u)) { w->err = SM_ERR_PACKING; return NULL; } /* tightly packed */
     for (uint32_t i = w->prev_end; i < off; i++) /* padding between tensors is zero */
         if (w->payload[i]) { w->err = SM_ERR_FORMAT; return NULL; }
     w->prev_end = off + nbytes;
@@ -201,13 +212,15 @@ static int parse_header(sm_model *m, const uint8_t *f, uint32_t size)
     static const uint8_t magic[8] = {'S', 'T', 'A', 'R', 'M', 'I', 'N', 'D'};
     if (!f || size < PREAMBLE) return SM_ERR_TRUNCATED;
     if (memcmp(f, magic, 8)) return SM_ERR_MAGIC;
-    if (rd32(f + 16) != 1) return SM_ERR_VERSION;
+    uint32_t version = rd32(f + 16);
+    if (version != 1 && version != 2) return SM_ERR_VERSION;
+    uint32_t n_fixed = version == 1 ? FIXED_WORDS : FIXED_WORDS + TEXT_WORDS;
     uint32_t hs = rd32(f + 20), ps = rd32(f + 24);
     if (rd32(f + 28) != 0 || hs % 4 || ps % 4) return SM_ERR_FORMAT;
     if (hs > size - PREAMBLE || ps != size - PREAMBLE - hs) return SM_ERR_TRUNCATED;
     if (sm_crc32(f + 16, 16 + hs) != rd32(f + 8)) return SM_ERR_CRC;
     if (sm_crc32(f + PREAMBLE + hs, ps) != rd32(f + 12)) return SM_ERR_CRC;
-    if (hs < 4 * FIXED_WORDS) return SM_ERR_FORMAT;
+    if (hs < 4 * n_fixed) return SM_ERR_FORMAT;
     const uint8_t *h = f + PREAMBLE;
     uint32_t w[FIXED_WORDS];
     for (uint32_t i = 0; i < FIXED_WORDS; i++) w[i] = rd32(h + 4 * i);
@@ -216,6 +229,18 @@ static int parse_header(sm_model *m, const uint8_t *f, uint32_t size)
     m->vocab_size = w[1]; m->dim = w[2]; m->n_layers = w[3]; m->n_heads = w[4]; m->ffn_hidden = w[5];
     m->activation = w[6]; m->pos = w[7]; m->tied = w[8]; m->max_seq_len = w[9];
     m->vocab_bytes = w[11]; m->logit_frac = w[12]; m->eps_q = w[13]; m->final_norm_shift = w[14];
+    m->version = version;
+    m->bos_id = m->eos_id = m->unk_id = NO_ID;
+    uint64_t text_bytes = 0;
+    if (version >= 2) {
+        const uint8_t *t = h + 4 * FIXED_WORDS;
+        m->bos_id = rd32(t); m->eos_id = rd32(t + 4); m->unk_id = rd32(t + 8);
+        uint32_t fl = rd32(t + 12);
+        m->stop_at_eos = fl & 1u; m->lowercase = (fl >> 1) & 1u;
+        m->encoder = rd32(t + 16); m->n_merges = rd32(t + 20); m->n_fold = rd32(t + 24); m->n_classes = rd32(t + 28);
+        if (fl & ~3u) return SM_ERR_SPECIALS;
+        text_bytes = 8ull * m->n_fold + 8ull * m->n_classes + 6ull * m->n_merges;
+    }
     if (w[0] > 1 || m->vocab_size < 2 || m->vocab_size > 32768 || m->dim < 1 || m->dim > 4096 ||
         m->n_layers < 1 || m->n_layers > 64 || m->n_heads < 1 || m->n_heads > 256 || m->dim % m->n_heads ||
         m->ffn_hidden < 1 || m->ffn_hidden > 32767 || m->activation > 2 || m->pos > 2 || m->tied > 1 ||
@@ -228,12 +253,16 @@ static int parse_header(sm_model *m, const uint8_t *f, uint32_t size)
                        m->final_norm_shift > 30))
         return SM_ERR_FORMAT;
     if (w[10] != expected_tensor_count(m)) return SM_ERR_FORMAT;
-    /* header = fixed words + table + vocabulary + < 4 zero bytes */
-    uint32_t used = 4 * FIXED_WORDS + ENTRY_BYTES * w[10];
-    if (m->vocab_bytes > hs || used > hs - m->vocab_bytes || hs - m->vocab_bytes - used >= 4) return SM_ERR_FORMAT;
-    for (uint32_t i = used + m->vocab_bytes; i < hs; i++)
+    /* header = fixed words + table + vocabulary + encoder section (v2) + < 4 zero bytes */
+    uint64_t used = 4 * n_fixed + ENTRY_BYTES * (uint64_t)w[10];
+    uint64_t end = used + m->vocab_bytes + text_bytes;
+    if (end > hs || hs - end >= 4) return SM_ERR_FORMAT;
+    for (uint32_t i = (uint32_t)end; i < hs; i++)
         if (h[i]) return SM_ERR_FORMAT;
     m->vocab = h + used;
+    m->fold = m->vocab + m->vocab_bytes;
+    m->classes = m->fold + 8 * m->n_fold;
+    m->merges = m->classes + 8 * m->n_classes;
     m->file = f;
     m->file_size = size;
     return SM_OK;
@@ -251,12 +280,144 @@ static int check_vocab(const sm_model *m)
     return at == m->vocab_bytes ? SM_OK : SM_ERR_FORMAT;
 }
 
+static const uint8_t *tok_at(const sm_model *m, uint32_t t, uint32_t *len)
+{
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < t; i++) at += 1u + m->vocab[at];
+    *len = m->vocab[at];
+    return m->vocab + at + 1;
+}
+
+/* One UTF-8 character at s[0..n): its code point, or -1 (invalid, overlong, surrogate, > U+10FFFF). */
+int32_t sm_utf8_decode(const uint8_t *s, uint32_t n, uint32_t *used)
+{
+    static const uint32_t minimum[4] = {0, 0x80, 0x800, 0x10000};
+    if (!n) return -1;
+    uint32_t c = s[0], k;
+    if (c < 0x80) { *used = 1; return (int32_t)c; }
+    if ((c & 0xE0) == 0xC0) { k = 1; c &= 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { k = 2; c &= 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { k = 3; c &= 0x07; }
+    else return -1;
+    if (n < k + 1) return -1;
+    for (uint32_t i = 1; i <= k; i++) {
+        if ((s[i] & 0xC0) != 0x80) return -1;
+        c = c << 6 | (s[i] & 0x3Fu);
+    }
+    if (c < minimum[k] || c > 0x10FFFF || (c >= 0xD800 && c < 0xE000)) return -1;
+    *used = k + 1;
+    return (int32_t)c;
+}
+
+static int is_special(const sm_model *m, uint32_t t) { return t == m->bos_id || t == m->eos_id || t == m->unk_id; }
+
+/* FORMAT.md 2.4: special tokens, flags, and the encoder section against the vocabulary. */
+static int check_text(const sm_model *m)
+{
+    uint32_t V = m->vocab_size, len, len2, len3;
+    const uint32_t ids[3] = {m->bos_id, m->eos_id, m->unk_id};
+    if (m->version < 2) return SM_OK;
+    for (int i = 0; i < 3; i++) {
+        if (ids[i] == NO_ID) continue;
+        if (ids[i] >= V) return SM_ERR_SPECIALS;
+        for (int j = 0; j < i; j++)
+            if (ids[j] == ids[i]) return SM_ERR_SPECIALS;
+        tok_at(m, ids[i], &len);
+        if (len) return SM_ERR_SPECIALS;
+    }
+    if (m->stop_at_eos && m->eos_id == NO_ID) return SM_ERR_SPECIALS;
+    if (m->encoder > 2 || (m->n_fold && !m->lowercase) || (m->encoder != 2 && (m->n_merges || m->n_classes)) ||
+        (m->encoder == 0 && m->n_fold))
+        return SM_ERR_ENCODER;
+    for (uint32_t k = 0; k < m->n_fold; k++) {
+        uint32_t a = rd32(m->fold + 8 * k), b = rd32(m->fold + 8 * k + 4);
+        if (a > 0x10FFFF || b > 0x10FFFF || (a >= 0xD800 && a < 0xE000) || (b >= 0xD800 && b < 0xE000) ||
+            (k && a < rd32(m->fold + 8 * k - 8)))
+            return SM_ERR_ENCODER;
+    }
+    for (uint32_t k = 0; k < m->n_classes; k++) {
+        uint32_t lo = rd32(m->classes + 8 * k), w = rd32(m->classes + 8 * k + 4), hi = w >> 8, c = w & 255;
+        if (lo > hi || hi > 0x10FFFF || c < 1 || c > 3 || (k && lo <= rd32(m->classes + 8 * k - 4) >> 8))
+            return SM_ERR_ENCODER;
+    }
+    if (m->encoder == 1) { /* char: one distinct UTF-8 character per non-special token */
+        for (uint32_t t = 0; t < V; t++) {
+            if (is_special(m, t)) continue;
+            const uint8_t *b = tok_at(m, t, &len);
+            uint32_t used = 0;
+            int32_t c = sm_utf8_decode(b, len, &used);
+            if (c < 0 || used != len) return SM_ERR_ENCODER;
+            for (uint32_t u = 0; u < t; u++) {
+                if (is_special(m, u)) continue;
+                const uint8_t *b2 = tok_at(m, u, &len2);
+                if (len2 == len && !memcmp(b, b2, len)) return SM_ERR_ENCODER;
+            }
+        }
+    }
+    if (m->encoder == 2) { /* bpe: every byte value exactly once as a 1-byte token; valid merges */
+        uint32_t seen[8] = {0};
+        for (uint32_t t = 0; t < V; t++) {
+            const uint8_t *b = tok_at(m, t, &len);
+            if (len != 1) continue;
+            if (seen[b[0] >> 5] >> (b[0] & 31) & 1u) return SM_ERR_ENCODER;
+            seen[b[0] >> 5] |= 1u << (b[0] & 31);
+        }
+        for (int i = 0; i < 8; i++)
+            if (seen[i] != 0xFFFFFFFFu) return SM_ERR_ENCODER;
+        for (uint32_t k = 0; k < m->n_merges; k++) {
+            const uint8_t *e = m->merges + 6 * k;
+            uint32_t l = e[0] | (uint32_t)e[1] << 8, r = e[2] | (uint32_t)e[3] << 8, res = e[4] | (uint32_t)e[5] << 8;
+            if (l >= V || r >= V || res >= V) return SM_ERR_ENCODER;
+            const uint8_t *bl = tok_at(m, l, &len), *br = tok_at(m, r, &len2), *bres = tok_at(m, res, &len3);
+            if (!len || !len2 || len3 != len + len2 || memcmp(bres, bl, len) || memcmp(bres + len, br, len2))
+                return SM_ERR_ENCODER;
+            for (uint32_t j = 0; j < k; j++) {
+                const uint8_t *f = m->merges + 6 * j;
+                if ((f[0] == e[0] && f[1] == e[1] && f[2] == e[2] && f[3] == e[3]) || (f[4] == e[4] && f[5] == e[5]))
+                    return SM_ERR_ENCODER;
+            }
+        }
+    }
+    return SM_OK;
+}
+
+/* FORMAT.md 4.4: the rotary tables equal cos/sin(p * 10000^(-2j/hd)) (int8: within 1 Q14 unit, float32
+ * within 2^-20); float32 files hold no NaN or infinity. */
+static int check_values_v2(const sm_model *m)
+{
+    uint32_t ps = rd32(m->file + 24);
+    const uint8_t *payload = m->file + PREAMBLE + rd32(m->file + 20);
+    if (m->is_float)
+        for (uint32_t i = 0; i + 4 <= ps; i += 4)
+            if ((rd32(payload + i) & 0x7F800000u) == 0x7F800000u) return SM_ERR_NONFINITE;
+    if (m->pos != SM_POS_ROPE) return SM_OK;
+    uint32_t hd2 = m->head_dim / 2;
+    for (uint32_t j = 0; j < hd2; j++) {
+        double inv = pow(10000.0, -(double)(2 * j) / (double)m->head_dim);
+        for (uint32_t p = 0; p < m->max_seq_len; p++) {
+            double a = (double)p * inv, c = cos(a), sn = sin(a);
+            uint32_t at = p * hd2 + j;
+            if (m->is_float) {
+                double gc = ((const float *)m->rope_cos)[at], gs = ((const float *)m->rope_sin)[at];
+                if (!(fabs(gc - c) <= 0x1p-20) || !(fabs(gs - sn) <= 0x1p-20)) return SM_ERR_ROPE;
+            } else {
+                double gc = ((const int16_t *)m->rope_cos)[at], gs = ((const int16_t *)m->rope_sin)[at];
+                if (fabs(gc - 16384.0 * c) > 1.0 || fabs(gs - 16384.0 * sn) > 1.0) return SM_ERR_ROPE;
+            }
+        }
+    }
+    return SM_OK;
+}
+
+int sm_is_stop(const sm_model *m, uint32_t t) { return m->stop_at_eos && t == m->eos_id; }
+
 /* Walk the tensor table in the order of FORMAT.md section 4; layers go to m->layers. */
 static int bind_tensors(sm_model *m)
 {
     const uint8_t *h = m->file + PREAMBLE;
     uint32_t hs = rd32(m->file + 20);
-    walker w = {h + 4 * FIXED_WORDS, m->file + PREAMBLE + hs, rd32(h + 40), 0, rd32(m->file + 24), 0, 0};
+    uint32_t n_fixed = m->version == 1 ? FIXED_WORDS : FIXED_WORDS + TEXT_WORDS;
+    walker w = {h + 4 * n_fixed, m->file + PREAMBLE + hs, rd32(h + 40), 0, rd32(m->file + 24), 0, 0};
     int fl = (int)m->is_float;
     uint32_t V = m->vocab_size, D = m->dim, F = m->ffn_hidden, T = m->max_seq_len, hd2 = m->head_dim / 2;
     char name[NAME_BYTES];
@@ -291,7 +452,7 @@ static int bind_tensors(sm_model *m)
     for (uint32_t i = w.prev_end; i < w.payload_size; i++)
         if (w.payload[i]) return SM_ERR_FORMAT;
     if (!fl && !int8_values_ok(m)) return SM_ERR_FORMAT;
-    return SM_OK;
+    return check_values_v2(m);
 }
 
 /* ---------------------------------------------------------------- arena layout */
@@ -311,7 +472,7 @@ static uint64_t plan(const sm_model *m, uint32_t flags, uint32_t n_ctx, uint64_t
     uint64_t es = m->is_float ? 4 : 1, D = m->dim, F = m->ffn_hidden;
     o[0] = (flags & SM_WEIGHTS_IN_SRAM) ? take(&p, m->file_size) : 0;
     o[1] = take(&p, (uint64_t)m->n_layers * sizeof(sm_layer));
-    o[2] = take(&p, (flags & SM_NO_KV_CACHE) ? 4ull * n_ctx : 0);     /* tokens */
+    o[2] = take(&p, (flags & (SM_NO_KV_CACHE | SM_WINDOW)) ? 4ull * n_ctx : 0);     /* tokens */
     o[3] = take(&p, 4 * D);                                           /* x: int32 / float */
     o[4] = take(&p, es * D);                                          /* a */
     o[5] = take(&p, es * D);                                          /* q */
@@ -331,7 +492,7 @@ static int open_file(sm_model *m, const uint8_t *file, uint32_t size, sm_layer *
 {
     int err = parse_header(m, file, size);
     if (err) return err;
-    if ((err = check_vocab(m)) != SM_OK) return err;
+    if ((err = check_vocab(m)) != SM_OK || (err = check_text(m)) != SM_OK) return err;
     m->layers = layers;
     return bind_tensors(m);
 }
@@ -346,9 +507,10 @@ uint32_t sm_arena_needed(const uint8_t *file, uint32_t file_size, uint32_t flags
     sm_model m;
     int e = parse_header(&m, file, file_size);
     if (e == SM_OK) e = check_vocab(&m);
+    if (e == SM_OK) e = check_text(&m);
     if (err) *err = e;
     if (e) return 0;
-    uint64_t o[15], total = plan(&m, flags, context_len(&m, n_ctx), o);
+    uint64_t o[15], total = plan(&m, flags, (flags & SM_WINDOW) ? m.max_seq_len : context_len(&m, n_ctx), o);
     if (total > 0xFFFFFFF0u) { if (err) *err = SM_ERR_NO_MEMORY; return 0; }
     return (uint32_t)total;
 }
@@ -359,8 +521,8 @@ int sm_load(sm_model *m, const uint8_t *file, uint32_t file_size, uint8_t *arena
     if (!m) return SM_ERR_ARG;
     int err = parse_header(m, file, file_size);
     if (err) return err;
-    if ((err = check_vocab(m)) != SM_OK) return err;
-    n_ctx = context_len(m, n_ctx);
+    if ((err = check_vocab(m)) != SM_OK || (err = check_text(m)) != SM_OK) return err;
+    n_ctx = (flags & SM_WINDOW) ? m->max_seq_len : context_len(m, n_ctx);
     uint64_t o[15], total = plan(m, flags, n_ctx, o);
     if (total > arena_size) return SM_ERR_NO_MEMORY;
     if (!arena && total) return SM_ERR_ARG;
@@ -392,7 +554,7 @@ int sm_load(sm_model *m, const uint8_t *file, uint32_t file_size, uint8_t *arena
 /* ---------------------------------------------------------------- sequences
  * The per-token code runs from SRAM on the RP2040 (SM_HOT), so that it does not
  * compete with the weights for the XIP cache. */
-void sm_reset(sm_model *m) { m->pos_next = 0; }
+void sm_reset(sm_model *m) { m->pos_next = 0; m->restarts = 0; }
 
 SM_HOT static void step(sm_model *m, uint32_t token, uint32_t pos, int want_logits)
 {
@@ -400,14 +562,26 @@ SM_HOT static void step(sm_model *m, uint32_t token, uint32_t pos, int want_logi
     else sm_step_int8(m, token, pos, want_logits);
 }
 
+/* FORMAT.md 6.7, the window restart: the cache is full (n_ctx = max_seq_len positions), so the last
+ * K = n_ctx / 2 tokens are fed again from position 0 (no logits) and the next token goes to K. */
+static void window_restart(sm_model *m)
+{
+    uint32_t K = m->n_ctx / 2;
+    memmove(m->tokens, m->tokens + (m->n_ctx - K), 4u * K);
+    m->restarts++;
+    for (uint32_t s = 0; s < K; s++) step(m, m->tokens[s], s, 0);
+    m->pos_next = K;
+}
+
 SM_HOT int sm_prefill(sm_model *m, const uint32_t *tokens, uint32_t n)
 {
     if (!m || (n && !tokens)) return SM_ERR_ARG;
     for (uint32_t i = 0; i < n; i++)
         if (tokens[i] >= m->vocab_size) return SM_ERR_ARG;
-    if (n > m->n_ctx - m->pos_next) return SM_ERR_CONTEXT_FULL;
+    if (!(m->flags & SM_WINDOW) && n > m->n_ctx - m->pos_next) return SM_ERR_CONTEXT_FULL;
     for (uint32_t i = 0; i < n; i++) {
-        if (m->flags & SM_NO_KV_CACHE) m->tokens[m->pos_next] = tokens[i];
+        if (m->pos_next == m->n_ctx) window_restart(m); /* only with SM_WINDOW */
+        if (m->flags & (SM_NO_KV_CACHE | SM_WINDOW)) m->tokens[m->pos_next] = tokens[i];
         step(m, tokens[i], m->pos_next, i + 1 == n);
         m->pos_next++;
     }
@@ -417,8 +591,12 @@ SM_HOT int sm_prefill(sm_model *m, const uint32_t *tokens, uint32_t n)
 SM_HOT int sm_forward(sm_model *m, uint32_t token)
 {
     if (!m || token >= m->vocab_size) return SM_ERR_ARG;
-    if (m->pos_next >= m->n_ctx) return SM_ERR_CONTEXT_FULL;
+    if (m->pos_next >= m->n_ctx) {
+        if (!(m->flags & SM_WINDOW)) return SM_ERR_CONTEXT_FULL;
+        window_restart(m);
+    }
     uint32_t p = m->pos_next++;
+    if (m->flags & SM_WINDOW) m->tokens[p] = token;
     if (!(m->flags & SM_NO_KV_CACHE)) {
         step(m, token, p, 1);
         return SM_OK;

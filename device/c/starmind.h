@@ -41,11 +41,20 @@ enum sm_status {
     SM_ERR_TRUNCATED = -7,    /* the file is shorter than its header says */
     SM_ERR_UNSUPPORTED = -8,  /* a valid file this runtime cannot run */
     SM_ERR_CONTEXT_FULL = -9, /* max_seq_len tokens already processed */
+    /* format version 2 */
+    SM_ERR_SPECIALS = -10,    /* special-token ids or the stop rule are invalid */
+    SM_ERR_ENCODER = -11,     /* the encoder section (folding, classes, merges, char map) is invalid */
+    SM_ERR_ROPE = -12,        /* a rotary table differs from its formula */
+    SM_ERR_NONFINITE = -13,   /* a float32 file holds NaN or infinity */
+    SM_ERR_PACKING = -14,     /* tensors are not packed in table order with 4-byte alignment */
+    SM_ERR_ENCODE = -15,      /* the text cannot be encoded (bad UTF-8, no <unk>, too many tokens) */
+    SM_ERR_NO_ENCODER = -16,  /* the file has no encoder (version 1 or encoder none) */
 };
 
 enum sm_flags {
     SM_WEIGHTS_IN_SRAM = 1,   /* copy the whole file into the arena (faster than XIP flash) */
     SM_NO_KV_CACHE = 2,       /* recompute every past position each step (for the study) */
+    SM_WINDOW = 4,            /* continue past max_seq_len by the window restart (FORMAT.md 6.7) */
 };
 
 #include "sm_model.h"
@@ -76,6 +85,12 @@ uint32_t sm_rng_seed(uint32_t seed);
 /* The bytes of token id t in the model's vocabulary (NULL if out of range). */
 const uint8_t *sm_token_bytes(const sm_model *m, uint32_t t, uint32_t *len);
 const char *sm_strerror(int err);
+/* FORMAT.md section 11: the ids of UTF-8 `text` by the file's encoder (no BOS/EOS added).
+ * Returns SM_OK, SM_ERR_NO_ENCODER or SM_ERR_ENCODE; *n_ids = the number written (sm_encode.c). */
+int sm_encode(const sm_model *m, const uint8_t *text, uint32_t len, uint32_t *ids, uint32_t max_ids,
+              uint32_t *n_ids);
+/* Whether generation ends after token t (the file's stop rule: stop_at_eos and t == eos_id). */
+int sm_is_stop(const sm_model *m, uint32_t t);
 uint32_t sm_crc32(const uint8_t *data, uint32_t n);
 
 #ifdef __cplusplus

@@ -129,6 +129,7 @@ function main() {
   core.cycles = 0;
 
   let stopped = false;
+  let profiling = false;
   const readResult = (off) => mcu.sramView.getUint32(off, true);
   mcu.onBreak = (code) => {
     const m = { code, cycles: core.cycles, cache_misses: cache.stats.misses };
@@ -140,13 +141,14 @@ function main() {
         ? mcu.sramView.getFloat32(addr + 4 * i, true) : mcu.sramView.getInt32(addr + 4 * i, true)));
     }
     out.markers.push(m);
+    if (code === MARK.LOAD_DONE) profiling = true;   // the profile leaves out start-up and load
     if (code === MARK.DONE || code === MARK.FAULT) stopped = true;
     if (code === MARK.FAULT) { out.status = 'fault'; out.message = `hard fault at pc=0x${core.PC.toString(16)}`; }
   };
   const t0 = Date.now();
   const pcCycles = job.profile ? new Map() : null;
   while (!stopped) {
-    if (pcCycles) {
+    if (pcCycles && profiling) {
       const pc = core.PC;
       const before = core.cycles;
       core.executeInstruction();

@@ -7,7 +7,7 @@ from typing import Callable
 import pandas as pd
 
 from . import tables as an
-from .audit_base import CLAIM_TEXT, AuditData, Verdict, _inconclusive
+from .audit_base import CLAIM_TEXT, VERDICTS, AuditData, Verdict, _inconclusive
 from .claims_design import claim_06, claim_07, claim_08, claim_09
 from .claims_runtime import claim_10, claim_11, claim_12, claim_13
 from .claims_size_speed import claim_01, claim_02, claim_03, claim_04, claim_05
@@ -30,9 +30,18 @@ def run_audit(data: AuditData) -> list[Verdict]:
     return out
 
 
+def per_runtime_text(v: Verdict) -> str:
+    return "; ".join(f"{rt}: {kind}" for rt, kind in v.per_runtime.items())
+
+
 def summary(verdicts: list[Verdict]) -> pd.DataFrame:
+    """One row per claim: its verdict, the verdict on each runtime where they differ, the evidence in
+    one sentence, and the runtime (and how its numbers were obtained)."""
     return pd.DataFrame([{"claim": v.claim_id, "statement": v.claim, "verdict": v.verdict,
-                          "our measurement": v.measurement_text, "runtime": v.runtime} for v in verdicts])
+                          "per runtime": per_runtime_text(v) or "–",
+                          "our measurement": v.measurement_text,
+                          "at the write-up's setting": v.claim_setting or "–",
+                          "runtime": v.runtime or "–"} for v in verdicts])
 
 
 def save_summary(verdicts: list[Verdict], results_dir, profile: str = "") -> Path:
@@ -47,4 +56,4 @@ def save_summary(verdicts: list[Verdict], results_dir, profile: str = "") -> Pat
 
 def counts(verdicts: list[Verdict]) -> dict[str, int]:
     """How many claims got each verdict (every kind present, zero included)."""
-    return {kind: sum(v.verdict == kind for v in verdicts) for kind in ("supported", "refuted", "inconclusive")}
+    return {kind: sum(v.verdict == kind for v in verdicts) for kind in VERDICTS}

@@ -1,8 +1,12 @@
 """Chapter 08: the claims of the earlier write-up, each checked against our result tables.
 
-Every claim is a small function ``claim_NN(data) -> Verdict``; the verdict
-(``supported``, ``refuted`` or ``inconclusive``) is computed from the tables,
-never typed in, and carries the table (and figure) it rests on::
+Every claim is a small function ``claim_NN(data) -> Verdict``; the verdict is computed
+from the tables, never typed in, and carries the table (and figure) it rests on. The
+verdicts say what happened (``VERDICTS``): ``supported``; ``refuted`` (the effect is
+absent or goes the other way); ``direction supported, size differs`` (the effect is
+there, but larger or smaller than claimed); ``not comparable`` (our setting cannot be
+matched to the write-up's); ``inconclusive`` (the evidence is missing). A claim whose
+answer depends on the runtime carries one verdict per runtime (``per_runtime``)::
 
     data = AuditData.load("data/results")
     verdicts = run_audit(data)
@@ -12,8 +16,9 @@ Rules every claim follows:
 
 * speeds are compared like with like: the write-up measured an interpreter
   (CircuitPython) on a real board, so its absolute speeds are compared only
-  with MicroPython speeds measured on hardware; our C runtime (cycle-exact on
-  the emulated Pico) is reported beside them, labelled, never mixed in;
+  with MicroPython speeds measured on hardware; our C runtime (cycle-counted
+  emulation of the Pico, see ``EMULATION_NOTE``) is reported beside them, labelled,
+  never mixed in;
 * a verdict never rests on predicted numbers alone: predictions are shown,
   labelled, and the verdict is ``inconclusive``;
 * missing evidence gives ``inconclusive`` with the reason, never a number;
@@ -28,10 +33,17 @@ from typing import Callable, Literal
 
 import pandas as pd
 
+from ..numbers import fmt_num, fmt_ratio
 from . import tables as an
 
-VerdictKind = Literal["supported", "refuted", "inconclusive"]
-TRUSTED_SPEED = ("measured_hardware", "cycle_exact_emulation")
+VerdictKind = Literal["supported", "refuted", "direction supported, size differs", "not comparable",
+                      "inconclusive"]
+VERDICTS: tuple[str, ...] = ("supported", "refuted", "direction supported, size differs", "not comparable",
+                             "inconclusive")
+SIZE_DIFFERS = "direction supported, size differs"
+# Speeds a verdict may rest on: measured on a board, or counted on the emulated Pico (with or without the
+# XIP cache-miss model; "cycle_exact_emulation" is the older name of the same source, in older rows).
+TRUSTED_SPEED = ("measured_hardware", "cycle_counted_emulation", "emulation_xip_model", "cycle_exact_emulation")
 GOLDEN = (1 + 5 ** 0.5) / 2
 
 
@@ -44,10 +56,13 @@ class Verdict:
     evidence: pd.DataFrame = field(default_factory=pd.DataFrame)
     runtime: str = ""          # which runtime(s) and how the numbers were obtained
     figure: object = None      # an altair chart, or None when the evidence table says it all
+    per_runtime: dict = field(default_factory=dict)   # runtime label -> verdict, when the answer depends on it
+    claim_setting: str = ""    # the claim evaluated at the write-up's own settings, where it gives them
 
     def __post_init__(self):
-        if self.verdict not in ("supported", "refuted", "inconclusive"):
-            raise ValueError(f"verdict must be supported, refuted or inconclusive, got {self.verdict!r}")
+        for kind in (self.verdict, *self.per_runtime.values()):
+            if kind not in VERDICTS:
+                raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}; got {kind!r}")
 
 
 @dataclass
@@ -109,12 +124,23 @@ def _cols(df, cols):
 
 
 def _fmt(x, digits=3) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
+    return fmt_num(x, sig=digits)
 
 
 def _times(x) -> str:
     """A ratio as '1.14x' (or 'n/a')."""
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}x"
+    return fmt_ratio(x)
+
+
+def range_verdict(value: float, low: float, high: float, neutral: float = 1.0) -> VerdictKind:
+    """A claimed range [low, high] of an effect against a measured value: inside it ``supported``; on the
+    claimed side of ``neutral`` (no effect) but outside the range ``direction supported, size differs``;
+    at or beyond ``neutral`` (no effect, or the other way) ``refuted``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "inconclusive"
+    if low <= value <= high:
+        return "supported"
+    return SIZE_DIFFERS if (value - neutral) * (low - neutral) > 0 else "refuted"
 
 
 def _runtime_text(df) -> str:
@@ -169,7 +195,8 @@ def _effects_by_runtime(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def _combine(per_runtime: dict[str, VerdictKind]) -> VerdictKind:
-    """One verdict from several runtimes: they must agree, else the claim depends on the runtime."""
+    """One verdict from several runtimes: they must agree, else the claim depends on the runtime
+    (``inconclusive`` overall; the per-runtime verdicts say which way each went)."""
     kinds = set(per_runtime.values())
     return kinds.pop() if len(kinds) == 1 else "inconclusive"
 
@@ -196,42 +223,68 @@ CLAIM_TEXT = {
 
 # ---- small figures -------------------------------------------------------------------------------
 
-def _scatter(df, x, y, color, log_x=False, rule_x=None, rule_y=None):
+# Legends go under the chart, in columns, with no label cut short: a legend at the right of a 420 px
+# chart runs off a narrow page.
+LEGEND_BELOW = {"orient": "bottom", "direction": "vertical", "columns": 1, "labelLimit": 0, "symbolLimit": 0}
+COLUMN_TITLES = {"variant_id": "model", "runtime_label": "runtime (how measured)", "runtime_kind": "runtime family",
+                 "bpc_of": "bpc of", "val_bpc": "validation bits/char", "params": "parameters",
+                 "model_kb": "model file (KB)", "flash_over_sram": "flash cycles / SRAM cycles",
+                 "wall_s": "training wall time (s)", "tokens_per_s": "tokens/s", "ffn_ratio": "FFN ratio",
+                 "dim": "width", "slowdown_per_step": "slowdown per step", "largest_alloc_kb": "largest allocation (KB)"}
+
+
+def color_title(name: str) -> str:
+    """A reader's name for a column (raw column names stay out of charts)."""
+    return COLUMN_TITLES.get(name, name.replace("_", " "))
+
+def _scatter(df, x, y, color, log_x=False, rule_x=None, rule_y=None, color_type="N", title=""):
     import altair as alt
     if df is None or df.empty or x not in df or y not in df:
         return None
     tip = [c for c in ("variant_id", x, y, color, "runtime_label", "val_bpc", "bpc") if c in df.columns]
+    colour = (alt.Color(f"{color}:Q", scale=alt.Scale(type="log", scheme="viridis"), title=color_title(color))
+              if color_type == "Q" else alt.Color(f"{color}:N", title=color_title(color), legend=LEGEND_BELOW))
     base = alt.Chart(df.reset_index(drop=True)).mark_circle(size=60).encode(
-        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log") if log_x else alt.Scale(zero=False)),
-        y=alt.Y(f"{y}:Q", scale=alt.Scale(zero=False)), color=alt.Color(f"{color}:N"),
+        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log") if log_x else alt.Scale(zero=False), title=color_title(x)),
+        y=alt.Y(f"{y}:Q", scale=alt.Scale(zero=False), title=color_title(y)), color=colour,
         tooltip=list(dict.fromkeys(tip)))
     layers = [base]
     if rule_x is not None:
         layers.append(alt.Chart(pd.DataFrame({x: [rule_x]})).mark_rule(strokeDash=[4, 3]).encode(x=f"{x}:Q"))
     if rule_y is not None:
         layers.append(alt.Chart(pd.DataFrame({y: [rule_y]})).mark_rule(strokeDash=[4, 3]).encode(y=f"{y}:Q"))
-    return alt.layer(*layers).properties(width=420, height=240).interactive()
+    return alt.layer(*layers).properties(width=420, height=240, title=title).interactive()
 
 
-def _bar(df, x, y, color, rule=None, title=""):
+def _bar(df, x, y, color, rule=None, title="", chart_title=""):
     import altair as alt
     if df is None or df.empty:
         return None
     bars = alt.Chart(df.reset_index(drop=True)).mark_bar().encode(
-        x=alt.X(f"{x}:N", sort="-y"), y=alt.Y(f"{y}:Q", title=title or y), color=f"{color}:N",
+        x=alt.X(f"{x}:N", sort="-y", title=color_title(x),
+                axis=alt.Axis(labels=len(df) <= 40, labelAngle=-60, labelLimit=140)),
+        y=alt.Y(f"{y}:Q", title=title or color_title(y)),
+        color=alt.Color(f"{color}:N", title=color_title(color), legend=LEGEND_BELOW),
         tooltip=[c for c in (x, y, color) if c in df.columns])
     if rule is None:
-        return bars.properties(width=420, height=240)
+        return bars.properties(width=420, height=240, title=chart_title)
     line = alt.Chart(pd.DataFrame({y: [rule]})).mark_rule(strokeDash=[4, 3], color="black").encode(y=f"{y}:Q")
-    return (bars + line).properties(width=420, height=240)
+    return (bars + line).properties(width=420, height=240, title=chart_title)
+
+
+FACTOR_LABELS = {"dim": "width (per doubling)", "n_layers": "depth (per extra layer)", "n_heads": "heads (per doubling)",
+                 "ffn_ratio": "FFN ratio (per doubling)", "vocab_size": "vocabulary (per doubling)"}
 
 
 def _effect_chart(table):
     import altair as alt
-    base = alt.Chart(table).encode(y=alt.Y("factor:N", sort=list(FACTORS)))
+    table = table.assign(change=table["factor"].map(FACTOR_LABELS).fillna(table["factor"]))
+    order = [FACTOR_LABELS[f] for f in FACTORS]
+    base = alt.Chart(table).encode(y=alt.Y("change:N", sort=order, title=None))
     claimed = alt.Chart(table.drop_duplicates("factor")).mark_bar(opacity=0.3, color="gray").encode(
-        y=alt.Y("factor:N", sort=list(FACTORS)), x="claimed_low:Q", x2="claimed_high:Q")
+        y=alt.Y("change:N", sort=order, title=None), x="claimed_low:Q", x2="claimed_high:Q")
     measured = base.mark_point(filled=True, size=80).encode(
         x=alt.X("slowdown_per_step:Q", title="slowdown per step (grey: claimed range)", axis=alt.Axis(format="%")),
-        color="runtime:N", tooltip=["runtime", "factor", "slowdown_per_step", "pairs"])
+        color=alt.Color("runtime:N", title="runtime (how measured)", legend=LEGEND_BELOW),
+        tooltip=["runtime", "change", "slowdown_per_step", "pairs"])
     return (claimed + measured).properties(width=420, height=200)

@@ -60,7 +60,7 @@ def recommend(points: pd.DataFrame, budgets: Iterable[tuple[float, float]] | Ite
                          "tokens_per_s": best["tokens_per_s"], "chars_per_s": best.get("chars_per_s"),
                          "ram_kb_used": best[memory_col] / 1024, "params": best.get("params"),
                          "runtime": best.get("runtime_label"), "speed_source": best.get("speed_source"),
-                         "device_story": device_story, "training_story": training_story, "note": ""})
+                         "weights_in": best.get("weights_in"), "device_story": device_story, "training_story": training_story, "note": ""})
     return pd.DataFrame(rows)
 
 
@@ -78,15 +78,22 @@ def pareto_chart(points: pd.DataFrame, x: str = "tokens_per_s", higher_x_is_bett
         pts["ram_kb"] = pts["peak_ram_bytes"] / 1024
     tooltip = [c for c in ["variant_id", color, "bpc", "bpc_of", x, "ram_kb", "params"] if c in pts.columns]
     select = alt.selection_point(fields=[color], bind="legend")
+    keep = set(tooltip) | {x, "bpc", color, "on_front", "ram_kb"}
+    pts = pts[[c for c in pts.columns if c in keep]]   # only what the chart draws goes into its spec
     base = alt.Chart(pts).encode(
-        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log"), title=x.replace("_", " ")),
+        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log"),
+                title={"tokens_per_s": "tokens/s (log scale)", "chars_per_s": "characters/s (log scale)",
+                       "peak_ram_bytes": "peak SRAM (bytes, log scale)", "params": "parameters (log scale)"}.get(
+                    x, x.replace("_", " "))),
         y=alt.Y("bpc:Q", scale=alt.Scale(zero=False), title="validation bits per character (lower is better)"))
     dots = base.mark_circle(size=60).encode(
-        color=alt.Color(f"{color}:N", title=color.replace("_", " ")),
+        color=alt.Color(f"{color}:N", title={"runtime_label": "runtime (how measured)"}.get(color, color.replace("_", " ")),
+                        legend=alt.Legend(orient="bottom", direction="vertical", columns=1, labelLimit=0,
+                                          symbolLimit=0)),
         opacity=alt.condition(select, alt.value(0.85), alt.value(0.1)),
         tooltip=tooltip).add_params(select)
     if has_ram:
-        dots = dots.encode(size=alt.Size("ram_kb:Q", title="peak RAM (KB)"))
+        dots = dots.encode(size=alt.Size("ram_kb:Q", title="peak RAM (KB)", legend=alt.Legend(orient="top")))
     front = base.transform_filter("datum.on_front").mark_line(color="black", strokeDash=[4, 3])
     return (dots + front).properties(width=420, height=300, title=title).interactive()
 

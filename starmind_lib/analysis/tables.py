@@ -43,6 +43,7 @@ ALIASES = {
     "tokens_trained": ["tokens_trained", "train_tokens", "tokens"],
     "sample": ["sample", "sample_text", "samples", "generated"],
     "tokens_per_s": ["tokens_per_s", "tokens_per_s_133MHz", "tok_per_s", "predicted_tokens_per_s"],
+    "tokens_per_s_raw": ["tokens_per_s_raw", "tokens_per_s_raw_133MHz"],
     "chars_per_s": ["chars_per_s", "chars_per_s_133MHz", "char_per_s", "predicted_chars_per_s"],
     "peak_ram_bytes": ["peak_ram_bytes", "peak_sram_bytes", "ram_bytes", "predicted_peak_ram_bytes",
                        "peak_alloc_bytes", "heap_needed_bytes"],
@@ -71,10 +72,22 @@ def _table_path(results_dir: str | Path, name: str) -> Path:
     return stems[0]
 
 
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    """A JSONL journal as it is: provenance timestamps stay text (a Timestamp cell cannot go into a
+    chart spec, and pandas' date guessing is not wanted); a torn last line (a crash) is skipped."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return pd.DataFrame(rows)
+
+
 def read_table(results_dir: str | Path, name: str, chapter: str = "07") -> pd.DataFrame:
     """The table ``name`` from its parquet snapshot or JSONL journal, in that order."""
     stem = _table_path(results_dir, name)
-    for suffix, reader in ((".parquet", pd.read_parquet), (".jsonl", lambda p: pd.read_json(p, lines=True))):
+    for suffix, reader in ((".parquet", pd.read_parquet), (".jsonl", _read_jsonl)):
         path = stem.with_suffix(suffix)
         if path.exists() and path.stat().st_size:
             return reader(path)
@@ -267,6 +280,34 @@ def load_runs(results_dir, kind: str, chapter: str = "07", required: bool = True
             df["status"] = df["fits"].map(lambda f: "ok" if bool(f) else "does_not_fit")
     require_columns(df, ["variant_id", "status", "tokens_per_s"], RUN_TABLES[kind], results_dir, chapter)
     df["runtime_kind"] = kind if kind != "predicted" else "micropython"
+    return speed_sources(df)
+
+
+# What the emulated Pico models, said once wherever its numbers appear (chapters 06-08, README).
+EMULATION_NOTE = ("Emulated speeds are cycle-counted: rp2040js applies a per-instruction timing model of the "
+                  "Cortex-M0+ at 133 MHz. It does not model the XIP flash cache, bus contention or the second "
+                  "core; on MicroPython micro-benchmarks it is 3-8% optimistic against a real RP2040.")
+XIP_NOTE = ("With weights in flash, the cycle counts add the project's XIP cache model: 16 KB, two-way, "
+            "8-byte lines, LRU, a fixed 60-cycle penalty per miss (quad-I/O continuous read at clk_sys/2); "
+            "the raw figure without it is shown beside.")
+
+
+def speed_sources(df: pd.DataFrame) -> pd.DataFrame:
+    """Say how each emulated speed was obtained. Rows that name the source by its older name
+    (``cycle_exact_emulation``) are read as ``cycle_counted_emulation``, or, for weights read through
+    flash whose cycles include the XIP miss model, ``emulation_xip_model`` (the tables are not edited:
+    the mapping is applied when they are read)."""
+    if "speed_source" not in df.columns:
+        return df
+    df = df.copy()
+    src = df["speed_source"].astype(str)
+    legacy = src.eq("cycle_exact_emulation") | src.eq("cycle_counted_emulation")
+    flash = df["weights_in"].astype(str).str.lower().eq("flash") if "weights_in" in df.columns else False
+    modelled = pd.Series(False, index=df.index)
+    if "cycles_per_token_raw" in df.columns and "cycles_per_token" in df.columns:
+        modelled = df["cycles_per_token_raw"].notna() & (df["cycles_per_token"] > df["cycles_per_token_raw"])
+    df.loc[legacy, "speed_source"] = "cycle_counted_emulation"
+    df.loc[legacy & flash & modelled, "speed_source"] = "emulation_xip_model"
     return df
 
 
@@ -342,7 +383,10 @@ def attach_device_text(points: pd.DataFrame, runs_dir) -> pd.DataFrame:
 
 def run_label(row) -> str:
     """Which runtime a speed comes from and how it was obtained, for tables and legends."""
-    how = {"measured_hardware": "measured on a Pico", "cycle_exact_emulation": "cycle-exact emulation",
+    how = {"measured_hardware": "measured on a Pico", "cycle_exact_emulation": "emulated (cycle-counted)",
+           "cycle_counted_emulation": "emulated (cycle-counted)",
+           "emulation_xip_model": "emulated (cycle-counted) + XIP miss model",
+           "emulated_stock_firmware": "stock firmware, emulated (cycle-counted)",
            "predicted": "predicted", "host_timing_not_representative": "virtual board (host timing)"}
     src = how.get(row.get("speed_source"), str(row.get("speed_source", "")))
     return f"{row.get('runtime', row.get('runtime_kind', '?'))}, {src}"

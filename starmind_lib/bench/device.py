@@ -1,4 +1,4 @@
-"""Device benchmark: every model of the study on the cycle-exact emulated Pico (chapter 06).
+"""Device benchmark: every model of the study on the emulated Pico, cycle-counted (chapter 06).
 
 ``python -m starmind_lib.bench device [--profile quick]`` (``make bench-device``) and
 chapter 06 (recompute = true) call :func:`run_bench`, which
@@ -16,6 +16,14 @@ chapter 06 (recompute = true) call :func:`run_bench`, which
   (0.3 to 2M parameters) that map where the Pico's SRAM and flash run out;
 * checks the emulated int8 tokens against the reference engine
   (:class:`~starmind_lib.quant.intengine.IntEngine`, column ``matches_reference``);
+* times every int8 run with a KV cache twice: the short-context figure (``n_prompt`` prompt
+  tokens, ``n_tokens`` generated: ``cycles_per_token``, ``tokens_per_s_*``) and over the whole
+  trained window (a 1-token prompt, then ``max_seq_len`` tokens, so that every position runs:
+  ``cycles_per_token_full`` averaged over the positions, ``cycles_per_token_last`` at the last one,
+  ``tokens_per_s_full_*``, ``tokens_per_s_last_*``, ``window_matches_reference``);
+* profiles, per phase of the forward pass (matrix-vector dot products, requantisation, attention
+  q.k / softmax / weighted values, RMSNorm, ...), a full-window generation of the ~10K and ~100K
+  models, weights in SRAM (table ``cycle_profile``, :func:`profile_rows`);
 * appends one row per (model, runtime, weights, KV cache) to the crash-safe table
   ``results_dir/device/c_runs`` (a killed bench resumes where it stopped), two
   ``node`` processes at a time.
@@ -31,14 +39,13 @@ from pathlib import Path
 import numpy as np
 
 from ..config import StageConfig, between, choice
-from ..provenance import REPO_ROOT, ResultTable, provenance
+from ..provenance import ResultTable, provenance
+from .device_profile import REFERENCE_DIR, profile_rows, profile_summary
 
 TABLE = ("device", "c_runs")
 KERNEL_TABLE = ("device", "kernels")
 PROFILE_TABLE = ("device", "cycle_profile")
-PROFILE_TARGETS = (10_000, 100_000)       # profile the trained models nearest these sizes
 COMPARISONS = ("sram", "nokv", "float32")
-REFERENCE_DIR = REPO_ROOT / "data" / "reference"
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class DeviceBenchConfig(StageConfig):
     sweep_data_dir: str = ""                                           # '' -> <runs_dir>/sweep_data
     data_source: str = field(default="tinystories", metadata=choice("tinystories", "local", "synthetic"))
     raw_data_dir: str = ""
+    full_window: bool = True                                           # also time the whole trained context window
 
     def validate(self) -> None:
         from ..config import ConfigError
@@ -68,7 +76,7 @@ class DeviceBenchConfig(StageConfig):
 
     def run_config(self) -> dict:
         """The settings that change a measurement (part of every row's key)."""
-        return {"n_prompt": self.n_prompt, "n_tokens": self.n_tokens}
+        return {"n_prompt": self.n_prompt, "n_tokens": self.n_tokens, "full_window": self.full_window}
 
 
 # ---------------------------------------------------------------- the jobs
@@ -81,8 +89,14 @@ def _job(model_id: str, path: Path, scheme: str, weights: str, kv: bool, prompt:
             "scheme": scheme, "weights": weights, "kv_cache": kv, "prompt": list(map(int, prompt)), "meta": meta}
 
 
-def run_one(job: dict, n_tokens: int, timeout_s: int) -> dict:
-    """Run one job on the emulated Pico (in a worker process); the result row without provenance."""
+WINDOW_COLUMNS = ("window_positions", "cycles_per_token_full", "cycles_per_token_full_raw", "cycles_per_token_last",
+                  "cycles_per_token_last_raw", "tokens_per_s_full_133MHz", "tokens_per_s_full_125MHz",
+                  "tokens_per_s_last_133MHz", "tokens_per_s_last_125MHz")
+
+
+def run_one(job: dict, n_tokens: int, timeout_s: int, full_window: bool = False) -> dict:
+    """Run one job on the emulated Pico (in a worker process); the result row without provenance.
+    With full_window, an int8 run with a KV cache is also timed over the model's whole window."""
     from ..devices.emulated import EmulatedPico
     board = EmulatedPico(weights_in_sram=job["weights"] == "sram", kv_cache=job["kv_cache"], timeout_s=timeout_s)
     board.deploy(Path(job["smd"]))
@@ -102,6 +116,10 @@ def run_one(job: dict, n_tokens: int, timeout_s: int) -> dict:
               "chars_per_s_125MHz", "arena_used", "static_bytes", "stack_bytes", "cache_misses", "miss_penalty",
               "emulator_wall_ms"):
         row[k] = x.get(k)
+    row.update({k: None for k in WINDOW_COLUMNS}, window_output_ids=None)
+    if full_window and job["scheme"] == "int8" and job["kv_cache"] and rec.status == "ok":
+        wrec, speeds = board.run_window(job["prompt"][0])
+        row.update(speeds, window_output_ids=wrec.output_ids, window_status=wrec.status)
     return row
 
 
@@ -156,6 +174,14 @@ def reference_ids(path: Path, prompt: list[int], n_tokens: int) -> list[int]:
     return IntEngine(read_smd(path)).generate(prompt, n_tokens)
 
 
+def window_reference_ids(cfg: DeviceBenchConfig, path: Path, prompt: list[int]) -> list[int] | None:
+    """The reference tokens of the full-window run (1-token prompt, max_seq_len tokens), if it is made."""
+    if not cfg.full_window:
+        return None
+    from ..quant.smd import read_smd
+    return reference_ids(path, [int(prompt[0])], int(read_smd(path).header.max_seq_len))
+
+
 # ---------------------------------------------------------------- planning
 def study_jobs(cfg: DeviceBenchConfig, results_dir: Path, runs_dir: Path, out_dir: Path, done: set) -> list[dict]:
     """Export every trained variant (as needed) and list its runs."""
@@ -195,6 +221,7 @@ def study_jobs(cfg: DeviceBenchConfig, results_dir: Path, runs_dir: Path, out_di
         meta.update(tokenizer=spec_of(v), source="study", trained=True,
                     is_synthetic=bool(v.get("is_synthetic", data["meta"].get("is_synthetic", False))))
         meta["reference_ids"] = reference_ids(paths["int8"], prompt, cfg.n_tokens)
+        meta["window_reference_ids"] = window_reference_ids(cfg, paths["int8"], prompt)
         for scheme, weights, kv in wanted:
             if run_key(v["variant_id"], scheme, weights, kv) not in done:
                 jobs.append(_job(v["variant_id"], paths[scheme], scheme, weights, kv, prompt, meta))
@@ -230,6 +257,7 @@ def extra_jobs(cfg: DeviceBenchConfig, out_dir: Path, done: set) -> list[dict]:
                     "n_params": count_params(**gold["config"], seq_len=n_ctx), "source": "reference",
                     "trained": True, "is_synthetic": True}
             meta["reference_ids"] = reference_ids(g.parent / gold["model"], prompt, cfg.n_tokens)
+            meta["window_reference_ids"] = window_reference_ids(cfg, g.parent / gold["model"], prompt)
             for scheme, weights, kv in _wanted_runs(cfg, meta["n_params"]):
                 path = g.parent / gold["model" if scheme == "int8" else "float_model"]
                 if run_key(model_id, scheme, weights, kv) not in done:
@@ -242,7 +270,9 @@ def extra_jobs(cfg: DeviceBenchConfig, out_dir: Path, done: set) -> list[dict]:
         prompt = list(range(1, cfg.n_prompt + 1))
         meta["is_synthetic"] = True
         # untrained: speed and fit are the point, but the tokens are still checked (when the file fits flash)
-        meta["reference_ids"] = reference_ids(path, prompt, cfg.n_tokens) if path.stat().st_size < 2_000_000 else None
+        small = path.stat().st_size < 2_000_000
+        meta["reference_ids"] = reference_ids(path, prompt, cfg.n_tokens) if small else None
+        meta["window_reference_ids"] = window_reference_ids(cfg, path, prompt) if small else None
         for w in weights_runs:
             if run_key(f"probe_{n // 1000}k", *w) not in done:
                 jobs.append(_job(f"probe_{n // 1000}k", path, *w, prompt, meta))
@@ -256,58 +286,15 @@ def kernel_rows(profile: str) -> list[dict]:
     return [{"key": f"{r['kernel']}/{r['weights']}", **r, **base} for r in kernel_bench(256)]
 
 
-# Firmware functions grouped by what they do (the int8 attention is inlined into sm_step_int8).
-FUNCTION_GROUPS = {
-    "sm_dot4_i8_m0": "int8 dot products", "sm_dot_i8_unroll4": "int8 dot products",
-    "linear_act": "requantisation", "linear_res": "requantisation", "rmsnorm": "RMSNorm",
-    "rope": "rotary embedding", "sm_step_int8": "attention softmax, embedding, FFN table",
-    "__udivsi3": "division", "__aeabi_uidiv": "division", "sm_sample": "sampling", "greedy": "sampling",
-    "logit_at": "sampling", "count_at_least": "sampling",
-}
-LOAD_FUNCTIONS = {"parse_header", "sm_crc32", "mat_ok", "int8_ok", "rq_ok", "range_ok", "int8_values_ok",
-                  "bind_tensors", "check_vocab", "expect", "sm_load", "sm_arena_needed", "reset_handler",
-                  "memcpy", "memset", "open_file", "plan", "take", "expect_mat", "layer_name", "name_cat",
-                  "sm_rom_float_init", "main", "fw_generate", "rom"}
-
-
-def model_file(row: dict, runs_dir: Path) -> Path:
-    """The .smd file a run used (the table stores ids, not machine paths)."""
-    suffix = ".smd" if row["scheme"] == "int8" else ".f32.smd"
-    if row["source"] == "reference":
-        return REFERENCE_DIR / f"{row['model_id']}{suffix}"
-    return Path(runs_dir) / "device" / f"{row['model_id']}{suffix}"
-
-
-def profile_rows(runs, runs_dir: Path, cfg: DeviceBenchConfig, profile: str) -> list[dict]:
-    """Where a token's cycles go, for the trained models nearest PROFILE_TARGETS (int8, flash, KV cache)."""
-    from ..devices.emulated import profile_functions
-    base = runs[(runs["scheme"] == "int8") & (runs["weights"] == "flash") & runs["kv_cache"].astype(bool)
-                & (runs["status"] == "ok") & runs["source"].isin(["study", "reference"])]
-    if base.empty:
-        return []
-    out, prov, seen = [], provenance(profile=profile), set()
-    for target in PROFILE_TARGETS:
-        r = base.loc[(np.log(base["n_params"].astype(float) / target)).abs().idxmin()]
-        if r["model_id"] in seen:
-            continue
-        seen.add(r["model_id"])
-        prof = profile_functions(model_file(r, runs_dir), list(r["prompt_ids"]), cfg.n_tokens)
-        work = [p for p in prof if p["function"] not in LOAD_FUNCTIONS]
-        total = sum(p["cycles"] for p in work)
-        groups: dict[str, int] = {}
-        for p in work:
-            g = FUNCTION_GROUPS.get(p["function"], "other")
-            groups[g] = groups.get(g, 0) + p["cycles"]
-        for g, cyc in groups.items():
-            out.append({"key": f"{r['model_id']}/{g}", "model_id": r["model_id"], "n_params": int(r["n_params"]),
-                        "target": target, "part": g, "cycles": cyc, "share": cyc / total, **prov})
-    return out
-
-
+# Firmware functions grouped by the phase of the forward pass they belong to (device/c/sm_int8.c
+# keeps each phase in its own function; the assembly kernels of sm_kernels_m0.S have a separate
+# symbol, <kernel>_store, for the requantisation and stores after their dot-product loops).
 def _finish(row: dict, cfg: DeviceBenchConfig, profile: str) -> dict:
     ref = row.get("reference_ids")
     row["matches_reference"] = (None if ref is None or row["scheme"] != "int8" or row["status"] != "ok"
                                 else row["output_ids"] == ref)
+    wref, wout = row.get("window_reference_ids"), row.get("window_output_ids")
+    row["window_matches_reference"] = None if wref is None or wout is None else wout == wref
     return {**row, "bench_config": cfg.to_dict(), "config_key": cfg.key(), **provenance(profile=profile)}
 
 
@@ -326,10 +313,11 @@ def run_bench(cfg: DeviceBenchConfig, results_dir, runs_dir, profile: str = "", 
     table = ResultTable(results_dir.joinpath(*TABLE), key="key")
     old = {r["key"]: r for r in table.rows()}
     stale = [k for k, r in old.items() if r.get("bench_config", {}).get("n_tokens") != cfg.n_tokens
-             or r.get("bench_config", {}).get("n_prompt") != cfg.n_prompt]
+             or r.get("bench_config", {}).get("n_prompt") != cfg.n_prompt
+             or bool(r.get("bench_config", {}).get("full_window", False)) != cfg.full_window]
     if stale:
         from ..config import ConfigError
-        raise ConfigError(f"{table.journal} holds runs with other n_prompt/n_tokens ({stale[:3]}...); "
+        raise ConfigError(f"{table.journal} holds runs with other n_prompt/n_tokens/full_window ({stale[:3]}...); "
                           "use another results_dir or delete it")
     done = set(old)
     out_dir = runs_dir / "device"
@@ -340,13 +328,17 @@ def run_bench(cfg: DeviceBenchConfig, results_dir, runs_dir, profile: str = "", 
               * (30 if j["scheme"] == "float32" else 1))
     bar = tqdm(total=len(jobs), desc=f"emulated Pico x{cfg.workers}", unit="run", disable=not progress)
     with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
-        futures = [pool.submit(run_one, j, cfg.n_tokens, cfg.timeout_s) for j in jobs]
+        futures = [pool.submit(run_one, j, cfg.n_tokens, cfg.timeout_s, cfg.full_window) for j in jobs]
         for fut in as_completed(futures):
             table.append(_finish(fut.result(), cfg, profile))
             bar.update()
     bar.close()
     table.snapshot()
     ptable = ResultTable(results_dir.joinpath(*PROFILE_TABLE), key="key")
+    if ptable.rows() and "dot_product" not in ptable.rows()[0]:
+        # a profile of the per-function layout before the per-phase kernels: derived data, redone
+        for suffix in (".jsonl", ".parquet"):
+            ptable.stem.with_suffix(suffix).unlink(missing_ok=True)
     if not ptable.rows():
         for r in profile_rows(table.frame(), runs_dir, cfg, profile):
             ptable.append(r)
@@ -377,14 +369,16 @@ def read_runs(results_dir):
             raise FileNotFoundError(f"{path} is missing: run chapter 06 with recompute=true (make bench-device)")
         out.append(pd.read_parquet(path))
     runs = out[0]
-    for col in STUDY_COLUMNS:
+    for col in STUDY_COLUMNS + WINDOW_COLUMNS + ("window_matches_reference",):
         if col not in runs:
             runs[col] = None
     return runs, out[1]
 
 
 def summary(df):
-    """One line per model: int8 tokens/s from flash and SRAM at 133 MHz, peak SRAM, fit."""
+    """One line per model: int8 tokens/s from flash and SRAM at 133 MHz (short context), and weights
+    in SRAM over the whole window at 133 and 125 MHz (mean over the positions, and the last one),
+    peak SRAM, fit."""
     import pandas as pd
     base = df[(df["scheme"] == "int8") & df["kv_cache"].astype(bool)]
     piv = base.pivot_table(index=["model_id", "source", "n_params"], columns="weights",
@@ -392,6 +386,11 @@ def summary(df):
     status = base[base["weights"] == "flash"].set_index("model_id")["status"]
     ram = base[base["weights"] == "flash"].set_index("model_id")["peak_ram_bytes"]
     out = piv.reset_index().rename(columns={"flash": "tok/s flash", "sram": "tok/s sram"})
+    sram = base[base["weights"] == "sram"].set_index("model_id")
+    for col, name in (("tokens_per_s_full_133MHz", "sram full@133"), ("tokens_per_s_full_125MHz", "sram full@125"),
+                      ("tokens_per_s_last_133MHz", "sram last@133"), ("tokens_per_s_last_125MHz", "sram last@125")):
+        if col in sram:
+            out[name] = out["model_id"].map(sram[col])
     out["status"] = out["model_id"].map(status)
     out["peak SRAM KB"] = out["model_id"].map(ram) / 1024
     return pd.DataFrame(out).sort_values("n_params")
@@ -417,7 +416,15 @@ def main(argv: list[str] | None = None) -> int:
         print(pd.DataFrame(ResultTable(results_dir.joinpath(*KERNEL_TABLE), key="key").rows())
               [["kernel", "weights", "cycles_per_mac_raw", "cycles_per_mac"]].to_string(index=False))
         print(summary(df).to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
-    bad = df[(df["matches_reference"] == False)]  # noqa: E712
+        prof = profile_summary(read_profile(results_dir))
+        if len(prof):
+            print("cycles per phase, full window, weights in SRAM (results: "
+                  f"{results_dir.joinpath(*PROFILE_TABLE)}.parquet):")
+            print(prof.to_string(index=False, formatters={"matvec share": "{:.1%}".format,
+                                                          "dot-product share": "{:.1%}".format,
+                                                          "cycles/token": "{:,.0f}".format}))
+    bad = df[(df["matches_reference"] == False)  # noqa: E712
+             | (df.get("window_matches_reference", pd.Series(None, index=df.index)) == False)]  # noqa: E712
     if len(bad):
         print(f"MISMATCH with the reference engine: {list(bad['key'])}")
         return 1

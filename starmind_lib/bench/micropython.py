@@ -2,6 +2,8 @@
 
     python -m starmind_lib.bench micropython                      # virtual board + predictions
     python -m starmind_lib.bench micropython --port /dev/ttyACM0  # also measure on a real Pico
+    python -m starmind_lib.bench micropython --port emulated      # MicroPython firmware in rp2040js
+                                                                  # (make bench-micropython PORT=emulated)
 
 Three kinds of figures, never mixed up:
 
@@ -10,7 +12,12 @@ Three kinds of figures, never mixed up:
 * **virtual board: behaviour only**: the runtime under MicroPython 1.27
   (WebAssembly) driven by mpremote, checked token for token against the
   reference engine's golden vectors; its timings are the host's;
-* **measured_hardware**: the same runner on a real board (``--port``).
+* **measured_hardware**: the same runner on a real board (``--port``), timed at the
+  clock the board reports (``machine.freq()``);
+* **emulated_stock_firmware**: ``--port emulated`` (or ``emulated:FIRMWARE.bin``): the
+  real MicroPython 1.27 firmware in rp2040js, cycles at its 125 MHz, its real heap;
+  prints measured tokens/s, heap and the calibrated planner's error per model (the
+  planner map and the virtual check are skipped).
 """
 from __future__ import annotations
 
@@ -21,7 +28,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..devices import planner
-from ..devices.mpremote_board import MpremoteBoard, model_architecture, runs_table
+from ..devices.mpremote_board import MpremoteBoard, runs_table
+from ..devices.runtime import model_architecture
 from ..provenance import REPO_ROOT, ResultTable, provenance
 
 REFERENCE_DIR = REPO_ROOT / "data" / "reference"
@@ -125,7 +133,7 @@ def hardware_models(runs_dir: str | Path) -> list[Path]:
 def run_hardware(port: str, results_dir: str | Path, runs_dir: str | Path, prompt: str = "Once upon a time",
                  n_tokens: int = 32, profile: str = "", timeout_s: float = 300.0) -> pd.DataFrame:
     """Benchmark every model on the board at ``port`` (resumable); rows in device/micropython_runs."""
-    from ..devices.mpremote_board import encode_prompt
+    from ..devices.runtime import encode_prompt
 
     table = runs_table(results_dir)
     with MpremoteBoard(port, kind="hardware", timeout_s=timeout_s) as board:
@@ -146,9 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--study-results", default=str(REPO_ROOT / "data" / "results"),
                    help="results of the architecture study (sweep/variants) whose models the planner maps")
     p.add_argument("--runs-dir", default=str(REPO_ROOT / "data" / "runs"))
-    p.add_argument("--port", default="", help="a real board (mpremote connection string); none: virtual only")
+    p.add_argument("--port", default="", help="a real board (mpremote connection string), 'emulated' or "
+                                              "'emulated:FIRMWARE.bin'; none: virtual only")
     p.add_argument("--n-tokens", type=int, default=32)
+    p.add_argument("--study", type=int, default=0, help="--port emulated: also the N study architectures")
     args = p.parse_args(argv)
+    if args.port == "emulated" or args.port.startswith("emulated:"):
+        from ..devices.measure import bench_emulated
+        rows = bench_emulated(args.port.partition(":")[2] or None, Path(args.results_dir), study=args.study)
+        return 0 if rows and all(r["status"] == "ok" and r["tokens_match_reference"] for r in rows
+                                 if r["source"] == "reference") else 1
     models, _ = study_models(args.study_results)
     for row in planner_frame(models).to_dict("records"):
         print(json.dumps({k: (round(v, 1) if isinstance(v, float) else v) for k, v in row.items()}))
@@ -159,8 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.port:
         runs = run_hardware(args.port, args.results_dir, args.runs_dir, n_tokens=args.n_tokens, profile="bench")
         cols = ["model", "status", "runtime", "tokens_per_s", "heap_free_before", "speed_source", "message"]
-        for row in runs[cols].to_dict("records"):
-            print(json.dumps(row, default=str))
+        paths = {p.stem: p for p in hardware_models(args.runs_dir)}
+        for row in runs[cols + ["prompt_ids", "output_ids"]].to_dict("records"):
+            out = {k: row[k] for k in cols}
+            if row["status"] == "ok" and row["tokens_per_s"] and row["model"] in paths:
+                arch = model_architecture(paths[row["model"]])
+                t = planner.attention_length(len(row["prompt_ids"]), len(row["output_ids"]))
+                rt = row["runtime"] if row["runtime"] in planner.RUNTIMES else "micropython-viper"
+                pred = planner.predict_speed(arch, rt, context=t, weights="ram").tokens_per_s
+                out["planner_error"] = round(pred / row["tokens_per_s"] - 1, 3)
+            print(json.dumps(out, default=str))
     return 0 if ok else 1
 
 

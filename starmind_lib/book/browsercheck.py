@@ -13,7 +13,11 @@ disk would, and reports per page:
 * charts (``starmind_lib.book.figures``) that did not render interactively: the
   container must be marked ``data-rendered="vega"``, hold an SVG with marks,
   and a screenshot of it must not be blank;
-* internal links whose file or ``#anchor`` does not exist.
+* internal links whose file or ``#anchor`` does not exist;
+* sections that promise a figure and show none: a section (``##`` heading) of a chapter notebook
+  whose code calls ``show(...)`` must hold a chart on the page, or the note of ``figures.no_figure``;
+* legends a reader cannot read: a legend reaching past the chart's visible area (clipped by the
+  page or a scrolling box), or legend entries cut short by Vega (``…``).
 """
 from __future__ import annotations
 
@@ -56,6 +60,10 @@ PAGE_STATE_JS = r"""
   return {charts, images, links, remote, math, mathDone, ready: document.readyState};
 })()
 """
+
+
+from .pagechecks import (LEGENDS_JS, PROSE_JS, SECTIONS_JS, TEXT_PATTERNS, figure_problems,  # noqa: E402,F401
+                         legend_problems, promised_figures, text_problems)
 
 
 class BrowserError(RuntimeError):
@@ -162,10 +170,18 @@ class Chromium:
         self.page.wait_for_timeout(seconds * 1000)
 
     def evaluate(self, expression: str):
-        try:
-            return self.page.evaluate(expression)
-        except Exception as exc:
-            raise BrowserError(f"page script failed: {exc}") from exc
+        for attempt in range(4):
+            try:
+                return self.page.evaluate(expression)
+            except Exception as exc:
+                # A page that redirects (the book's index.html) replaces its context under us: wait, retry.
+                if "context was destroyed" in str(exc) and attempt < 3:
+                    try:
+                        self.page.wait_for_load_state("load", timeout=10_000)
+                    except Exception:
+                        pass
+                    continue
+                raise BrowserError(f"page script failed: {exc}") from exc
 
     def open(self, url: str, settle: float = 8.0) -> dict:
         """Load ``url``, wait for load and for charts to finish; return the page state."""
@@ -340,7 +356,7 @@ def pages(html_dir: Path) -> list[Path]:
 
 
 def check_book(html_dir: str | Path, binary: str | None = None,
-               screenshots: str | Path | None = None) -> list[PageReport]:
+               screenshots: str | Path | None = None, notebooks_dir: str | Path | None = None) -> list[PageReport]:
     """Open every page; return one report per page (``problems`` empty when the page is fine).
 
     With ``screenshots``, PNGs of each page and of each chart are saved there (to look at)."""
@@ -348,6 +364,9 @@ def check_book(html_dir: str | Path, binary: str | None = None,
     if not (html_dir / "index.html").exists():
         raise BrowserError(f"{html_dir} has no index.html: build the book first")
     reports = []
+    if notebooks_dir is None:
+        from ..provenance import REPO_ROOT
+        notebooks_dir = REPO_ROOT / "notebooks"
     with Chromium(binary) as browser:
         for page in pages(html_dir):
             rep = PageReport(page.relative_to(html_dir).as_posix())
@@ -360,6 +379,11 @@ def check_book(html_dir: str | Path, binary: str | None = None,
                 shots.mkdir(parents=True, exist_ok=True)
             rep.problems += chart_problems(browser, state["charts"], shots)
             rep.problems += link_problems(state["links"], html_dir)
+            rep.problems += legend_problems(browser.evaluate(LEGENDS_JS))
+            rep.problems += text_problems(browser.evaluate(PROSE_JS))
+            source = Path(notebooks_dir) / f"{page.stem}.py"
+            if source.exists():
+                rep.problems += figure_problems(browser.evaluate(SECTIONS_JS), promised_figures(source))
             if state["mathDone"] < state["math"]:
                 rep.problems.append(f"math not typeset: {state['math'] - state['mathDone']} of {state['math']}")
             if shots:

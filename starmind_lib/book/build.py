@@ -38,7 +38,6 @@ Steps:
 from __future__ import annotations
 
 import argparse
-import ast
 import hashlib
 import json
 import os
@@ -54,6 +53,8 @@ import yaml
 
 from ..profiles import available_profiles, load_profile, notebook_params
 from ..provenance import REPO_ROOT, atomic_write_text
+from .params import (BookError, check_parameters, parameters_cell_defaults,  # noqa: F401 (re-exported)
+                     parameters_cell_names, unshown_figures, validate_all)
 
 BOOK_DIR = REPO_ROOT / "book"
 CONFIG_FILE = REPO_ROOT / "_config.yml"
@@ -70,10 +71,6 @@ SKIPPED_DIRS = {"node_modules", "build", "__pycache__", ".git"}
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-class BookError(RuntimeError):
-    """The book cannot be built; the message says which notebook/page and why."""
-
-
 # ---- notebooks ------------------------------------------------------------------
 
 def find_notebooks(notebooks_dir: Path) -> list[Path]:
@@ -83,32 +80,6 @@ def find_notebooks(notebooks_dir: Path) -> list[Path]:
     return sorted(notebooks_dir.glob(NOTEBOOK_GLOB))
 
 
-def parameters_cell_names(nb, path: Path) -> set[str]:
-    """Names assigned in the cell tagged ``parameters`` (papermill injects after it)."""
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise BookError(f"{path}: needs exactly one cell tagged parameters "
-                        f"(`# %% tags=[\"parameters\"]`), found {len(cells)}")
-    try:
-        tree = ast.parse(cells[0].source)
-    except SyntaxError as exc:
-        raise BookError(f"{path}: the parameters cell is not valid Python: {exc}") from exc
-    names = set()
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
-            if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
-        names |= {t.id for t in targets if isinstance(t, ast.Name)}
-    return names
-
-
-def check_parameters(params: dict, declared: set[str], path: Path, profile: str) -> None:
-    """A chapter-specific profile parameter the notebook does not declare is a typo or a stale
-    profile: refuse it. (``common`` parameters are offered to every chapter; a chapter may ignore some.)"""
-    common = set(load_profile(profile)["common"])
-    unknown = sorted(set(params) - declared - common)
-    if unknown:
-        raise BookError(f"{path}: profile {profile!r} sets parameter(s) {unknown} that its parameters "
-                        f"cell does not define (it defines {sorted(declared)})")
 
 
 # ---- staleness ------------------------------------------------------------------
@@ -176,7 +147,8 @@ def write_kernelspec(jupyter_dir: Path) -> None:
                  "--IPKernelApp.exec_lines=['import starmind_lib.book.figures as _f; _f.enable_offline_renderer()']",
                  "--IPKernelApp.log_level=ERROR"],   # not the plain-TCP notice (a local, short-lived kernel)
         "display_name": "Python (Starmind)", "language": "python",
-        "env": {"PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"},
+        # No progress bars (and no TqdmWarning naming a local path) on the book's pages.
+        "env": {"PYTHONHASHSEED": "0", "MPLBACKEND": "Agg", "TQDM_DISABLE": "1"},
     }, indent=1))
 
 
@@ -190,8 +162,13 @@ def describe_failure(exc, path: Path, profile: str) -> str:
 
 def collapse_code_cells(nb) -> None:
     """Collapse every code cell's source in the book: readers see prose, figures and tables first;
-    the code (and the parameters it ran with) stays one click away."""
+    the code (and the parameters it ran with) stays one click away. Output a reader should not
+    see on a page (stderr: progress bars, log lines, warnings naming local paths) is dropped from the
+    book's copy; a failing cell fails the build before this."""
     for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.get("outputs", [])
+                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
         tags = cell.get("metadata", {}).get("tags", [])
         if cell.cell_type == "code" and not {"hide-input", "remove-input", "remove-cell"} & set(tags):
             cell.metadata["tags"] = tags + ["hide-input"]
@@ -212,6 +189,9 @@ def execute_chapter(path: Path, params: dict, executed: Path, profile: str, log_
 
     nb = jupytext.read(path)
     check_parameters(params, parameters_cell_names(nb, path), path, profile)
+    lost = unshown_figures(path.read_text(), path)
+    if lost:
+        raise BookError("\n".join(lost))
     nb.metadata.pop("jupytext", None)
     nb.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python (Starmind)", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
@@ -336,6 +316,11 @@ def stage_sources(out: Path) -> None:
             shutil.copy2(page, out / page.name)
         shutil.copytree(BOOK_DIR / ASSETS, out / ASSETS, dirs_exist_ok=True)
     write_vega_bundle(out / ASSETS)
+    from .widget import WidgetError, write_widget_asset
+    try:   # the story widget (chapter 07, intro): models + the C runtime as wasm, base64 in one script
+        write_widget_asset(out / ASSETS)
+    except WidgetError as exc:
+        raise BookError(str(exc)) from exc
     mathjax, target = mathjax_source(), out / ASSETS / "mathjax" / "tex-svg.js"
     if not target.exists() or target.stat().st_size != mathjax.stat().st_size:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -369,6 +354,10 @@ def build(profile: str = "report", notebooks_dir: Path = NOTEBOOKS_DIR, out: Pat
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     notebooks = find_notebooks(Path(notebooks_dir))
+    validate_all(profile, notebooks)   # every chapter's parameters, before any chapter runs
+    lost = [m for p in notebooks for m in unshown_figures(p.read_text(), p)]
+    if lost:
+        raise BookError("\n".join(lost))
     t0 = time.time()
     execute_chapters(notebooks, profile, out, force, log_output)
     template = yaml.safe_load(TOC_TEMPLATE.read_text())
@@ -381,58 +370,9 @@ def build(profile: str = "report", notebooks_dir: Path = NOTEBOOKS_DIR, out: Pat
     return html
 
 
-# ---- reproducibility helpers (the appendix) -------------------------------------------
+# ---- reproducibility helpers (the appendix): starmind_lib/book/appendix.py ----------------
 
-TABLE_SUFFIXES = (".parquet", ".jsonl")
-
-
-def _table_rows(stem: Path):
-    import pandas as pd
-    for suffix in TABLE_SUFFIXES:
-        path = stem.with_suffix(suffix)
-        if path.exists() and path.stat().st_size:
-            if suffix == ".parquet":
-                return pd.read_parquet(path)
-            rows = []
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    continue   # a torn last line (crash); the table ignores it too
-            return pd.DataFrame(rows)
-    return pd.DataFrame()
-
-
-def table_inventory(results_dir: str | Path):
-    """One row per result table under ``results_dir``: files, rows and the provenance of its rows."""
-    import pandas as pd
-    root = resolve_dir(str(results_dir))
-    stems = sorted({p.with_suffix("") for s in TABLE_SUFFIXES for p in root.rglob(f"*{s}")}) \
-        if root.is_dir() else []
-    out = []
-    for stem in stems:
-        df = _table_rows(stem)
-
-        def distinct(col):
-            return ", ".join(sorted(map(str, df[col].dropna().unique()))) if col in df else "–"
-        stamps = df["timestamp"].dropna().astype(str) if "timestamp" in df else pd.Series([], dtype=str)
-        out.append({"table": stem.relative_to(root).as_posix(),
-                    "files": " ".join(s.lstrip(".") for s in TABLE_SUFFIXES if stem.with_suffix(s).exists()),
-                    "rows": len(df), "git commit": distinct("git_commit"), "profile": distinct("profile"),
-                    "machine": distinct("machine"),
-                    "written": f"{stamps.min()[:16]} – {stamps.max()[:16]}" if len(stamps) else "–"})
-    return pd.DataFrame(out, columns=["table", "files", "rows", "git commit", "profile", "machine", "written"])
-
-
-def papermill_command(stem: str, profile: str = "report", output: str | None = None) -> str:
-    """The shell commands that rerun one chapter with the profile's parameters (edit ``-p`` to vary them)."""
-    import shlex
-    params = notebook_params(profile, stem)
-    args = " ".join(f"-p {k} {shlex.quote(str(v))}" if not isinstance(v, (bool, list, dict))
-                    else f"-y {shlex.quote(k + ': ' + json.dumps(v))}" for k, v in params.items())
-    ipynb = f"build/{stem}.ipynb"
-    return (f".venv/bin/jupytext --to ipynb -o {ipynb} notebooks/{stem}.py\n"
-            f".venv/bin/papermill -k python3 {ipynb} {output or f'build/{stem}-{profile}.ipynb'} {args}")
+from .appendix import PROVENANCE_COLUMNS, papermill_command, rewrites, table_inventory  # noqa: E402,F401 (re-exported)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,9 +40,12 @@ BUNDLE_NAME = "starmind-vega.js"
 THEME_CONFIG = {
     "font": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
     "view": {"continuousWidth": 520, "continuousHeight": 320, "stroke": None},
-    "axis": {"labelFontSize": 12, "titleFontSize": 13, "titleFontWeight": "normal",
+    "axis": {"labelFontSize": 12, "titleFontSize": 13, "titleFontWeight": "normal", "labelLimit": 320,
              "grid": True, "gridOpacity": 0.5},
-    "legend": {"labelFontSize": 12, "titleFontSize": 12},
+    # Legends under the chart, one entry per line, labels never cut short: a legend at the right
+    # of a 520 px chart runs off a narrow page, and Vega's default label limit truncates names.
+    "legend": {"labelFontSize": 12, "titleFontSize": 12, "orient": "bottom", "columns": 1,
+               "labelLimit": 0, "titleLimit": 0, "symbolLimit": 0},
     "title": {"fontSize": 15, "anchor": "start", "fontWeight": "bold"},
     "range": {"category": {"scheme": "tableau10"}},
 }
@@ -164,19 +167,90 @@ def enable_offline_renderer() -> None:
     alt.renderers.enable("starmind")
 
 
-def table(df, caption: str | None = None, precision: int = 3, index: bool = False) -> "TableHTML":
-    """A compact HTML table of a DataFrame: numbers right-aligned, floats to ``precision`` digits."""
+# Raw column names a reader should not have to decode (others: underscores become spaces).
+COLUMN_LABELS = {"variant_id": "model", "model_id": "model", "runtime_label": "runtime (how measured)",
+                 "runtime_kind": "runtime family", "bpc_of": "bpc of", "val_bpc": "validation bpc", "n_params": "parameters",
+                 "params": "parameters", "tokens_per_s": "tokens/s", "chars_per_s": "chars/s",
+                 "peak_ram_bytes": "peak RAM (bytes)", "flash_bytes": "flash (bytes)", "model_bytes": "model file (bytes)",
+                 "weights_in": "weights in", "kv_cache": "KV cache", "speed_source": "speed source",
+                 "wall_s": "wall time (s)", "tokenizer_spec": "tokenizer", "n_layers": "layers", "n_heads": "heads",
+                 "ffn_hidden": "FFN width", "dim": "width", "vocab_size": "vocabulary"}
+
+
+def column_label(name) -> str:
+    return COLUMN_LABELS.get(name, str(name).replace("_", " ")) if isinstance(name, str) else str(name)
+
+
+def _labels(columns) -> dict:
+    """column -> reader's label; where two columns would get the same label, the second gets its own
+    name with spaces for underscores."""
+    out, used = {}, set()
+    for c in columns:
+        lab = column_label(c)
+        out[c] = lab if lab not in used and lab not in columns or lab == c else str(c).replace("_", " ")
+        used.add(out[c])
+    return out
+
+
+def _cell_formatter(series, sig: int):
+    """The formatter of one numeric column: integers with separators, floats to ``sig`` significant figures."""
+    import pandas as pd
+    from ..numbers import fmt_num
+    values = pd.to_numeric(series, errors="coerce").dropna()
+    integral = len(values) > 0 and bool((values == values.round()).all()) and bool((values.abs() >= 1).any() or
+                                                                                   (values == 0).all())
+    sig = None if sig is None or sig <= 0 else max(int(sig), 2)   # 0: whole numbers; at least 2 figures
+    return (lambda v: "–" if pd.isna(v) else fmt_num(v, sig=None)) if integral or sig is None else \
+        (lambda v: "–" if pd.isna(v) else fmt_num(v, sig=sig))
+
+
+def _table_markup(df, precision: int, index: bool) -> str:
+    import pandas as pd
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+    names = _labels(list(df.columns))
+    shown = df.rename(columns=names)
+    labels = {c: names[c] for c in numeric}
+
+    def text(v):
+        return "–" if v is None or (isinstance(v, float) and v != v) else html.escape(str(v))
+    formats = {names[c]: (_cell_formatter(df[c], precision) if c in labels else text) for c in df.columns}
+    styler = (shown.style.format(formats)
+              .set_table_attributes('class="starmind-table"')
+              .set_properties(subset=list(labels.values()), **{"text-align": "right"}))
+    if not index:
+        styler = styler.hide(axis="index")
+    return styler.to_html()
+
+
+def table(df, caption: str | None = None, precision: int = 3, index: bool = False, max_rows: int = 25,
+          head=None, name: str | None = None) -> "TableHTML":
+    """A compact HTML table of a DataFrame: numbers right-aligned with thousands separators, floats to
+    ``precision`` significant figures (``starmind_lib.numbers``), reader's column names.
+
+    A table longer than ``max_rows`` shows ``head`` (default: its first ``max_rows`` rows; pass the
+    rows that matter) and puts the whole table in a collapsed section with a CSV download."""
     import pandas as pd
     if not isinstance(df, pd.DataFrame):
         raise FigureError(f"table() needs a pandas DataFrame, got {type(df).__name__}")
-    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-    styler = (df.style.format(precision=precision, na_rep="–", escape="html")
-              .set_table_attributes('class="starmind-table"')
-              .set_properties(subset=numeric, **{"text-align": "right"}))
-    if not index:
-        styler = styler.hide(axis="index")
     cap = f"<p class=\"starmind-table-caption\"><em>{html.escape(caption)}</em></p>" if caption else ""
-    return TableHTML(f'<div class="starmind-table-wrap">{cap}{styler.to_html()}</div>')
+    if len(df) <= max_rows:
+        return TableHTML(f'<div class="starmind-table-wrap">{cap}{_table_markup(df, precision, index)}</div>')
+    top = head if head is not None else df.head(max_rows)
+    csv = base64.b64encode(df.to_csv(index=index).encode("utf-8")).decode("ascii")
+    fname = html.escape((name or (caption or "table").split(":")[0].split("(")[0].strip().lower().replace(" ", "_"))
+                        [:60] + ".csv")
+    return TableHTML(
+        f'<div class="starmind-table-wrap">{cap}{_table_markup(top, precision, index)}'
+        f'<details class="starmind-table-all"><summary>All {len(df):,} rows '
+        f'(<a download="{fname}" href="data:text/csv;base64,{csv}">download CSV</a>)</summary>'
+        f'{_table_markup(df, precision, index)}</details></div>')
+
+
+def no_figure(reason: str):
+    """What a section shows instead of its figure when the data for it is absent (the browser check
+    accepts a section without a chart only when it holds this note)."""
+    from IPython.display import HTML
+    return HTML(f'<p class="starmind-nofigure"><em>No figure: {html.escape(reason)}</em></p>')
 
 
 class TableHTML:

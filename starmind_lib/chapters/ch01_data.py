@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..provenance import ResultTable, atomic_path, provenance
+from ..provenance import ResultTable, atomic_path, keep_diff, provenance
 from ..data.config import DataConfig
 from ..data.corpus import char_class, char_counts, corpus_stats, load_corpus, story_lengths
 
@@ -87,7 +87,10 @@ def compute_data_tables(cfg: DataConfig, results_dir, cache_dir=None, profile: s
     frames = {"stats": pd.DataFrame(stats_rows), "shards": shards, "lengths": pd.concat(hists, ignore_index=True),
               "chars": char_inventory(corpora["cased"].train)}
     out = Path(results_dir) / "data"
+    stamp = provenance(profile, data_fingerprint=corpora["cased"].fingerprint)   # whole-table frames: one stamp
+    keep_diff(out, stamp["git_diff"])
     for name in ("shards", "lengths", "chars"):
+        frames[name] = frames[name].assign(**stamp)
         with atomic_path(out / f"{name}.parquet") as tmp:
             frames[name].to_parquet(tmp, index=False)
     frames["notes"] = corpora["cased"].notes + [n for n in corpora["lowercased"].notes

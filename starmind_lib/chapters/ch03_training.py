@@ -55,7 +55,7 @@ def reference_runs(runs: dict[str, dict], common: dict, results_dir, runs_dir, r
     if recompute:
         cfgs = {name: TrainConfig.from_params({**common, **fields}) for name, fields in runs.items()}
         data_dir_prepared = prepare_study_data(runs_dir, data_source, data_dir,
-                                               sorted({f"{c.tokenizer}{c.vocab_size}" for c in cfgs.values()}))
+                                               sorted({f"{c.tokenizer}{c.model.vocab_size}" for c in cfgs.values()}))
         done, wanted = {r["run_id"] for r in runs_table.rows()}, set()
         for name, cfg in cfgs.items():
             fp = load_prepared(data_dir_prepared, f"{cfg.tokenizer}{cfg.model.vocab_size}")["meta"]["fingerprint"]
@@ -63,8 +63,10 @@ def reference_runs(runs: dict[str, dict], common: dict, results_dir, runs_dir, r
             if f"{name}-{cfg.key(fp)}" in done:
                 continue
             row, curve = train_reference(name, cfg, data_dir_prepared, runs_dir, profile, progress)
+            stamp = {k: row[k] for k in ("git_commit", "git_diff", "profile", "machine", "timestamp",
+                                         "config_hash", "data_fingerprint") if k in row}
             for point in curve:  # the curve first: a run's row marks it complete
-                curves_table.append(point)
+                curves_table.append({**stamp, **point})
             runs_table.append(row)
         runs_table.snapshot()
         curves_table.snapshot()

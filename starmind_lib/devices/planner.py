@@ -1,8 +1,9 @@
 """Will a model fit a stock Pico's MicroPython heap, and how fast would it run there?
 
 Both answers are *predictions* for the Starmind MicroPython runtime
-(``device/micropython/``) on a stock Raspberry Pi Pico (RP2040, 133 MHz) with
-MicroPython 1.27, and every figure this module returns is labelled so::
+(``device/micropython/``) on a stock Raspberry Pi Pico with MicroPython 1.27
+(RP2040 at 125 MHz: what ``machine.freq()`` reports on stock v1.27, not the rated
+133 MHz), and every figure this module returns is labelled so::
 
     plan = plan_memory(cfg)                    # cfg: ModelConfig or a dict of its fields
     plan.fits, plan.total_bytes, plan.reason
@@ -33,9 +34,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-PICO_CLOCK_HZ = 133_000_000
-PICO_HEAP_TOTAL = 246 * 1024            # MicroPython 1.27, measured
-PICO_HEAP_FREE_AFTER_BOOT = 244 * 1024  # MicroPython 1.27 with the USB console, measured
+PICO_CLOCK_HZ = 125_000_000            # machine.freq() of stock MicroPython 1.27 on the RP2040
+# The GC heap of the v1.27 RPI_PICO firmware, measured in rp2040js (starmind_lib/devices/firmware.py):
+# the stock USB-console build and the UART-console build the emulated board runs.
+HEAP_TOTAL = {"usb": 246_016, "uart": 249_984}
+HEAP_FREE_AFTER_BOOT = {"usb": 241_936, "uart": 245_904}
+PICO_HEAP_TOTAL = HEAP_TOTAL["usb"]
+PICO_HEAP_FREE_AFTER_BOOT = HEAP_FREE_AFTER_BOOT["usb"]
 GC_BLOCK = 16                           # MicroPython's GC allocation unit
 OBJECT_HEADER = 16                      # a bytearray/array object beside its data block
 INTERPRETER_WORKING_SET = 8 * 1024      # compiler/REPL/stack spill while a program runs (estimate)
@@ -47,12 +52,14 @@ FRAGMENTATION_RESERVE = 0.10            # share of the free heap a fragmented he
 
 # Cycles per multiply-accumulate, (low, high), by runtime.
 CYCLES_PER_MAC = {
+    "micropython-asm": (6, 12),             # asm_thumb int8 loops (~6 cycles/MAC) plus call overhead
     "micropython-viper": (40, 70),          # measured: int8 ptr8 weights, int32 accumulation
     "micropython-python": (1_400, 1_400),   # measured: integer bytecode
     "micropython-float": (3_600, 3_600),    # measured: boxed floats in bytecode
 }
 # Cycles per element of a non-MAC vector operation (norm, softmax, LUT, requantise, add).
 CYCLES_PER_ELEMENT_OP = {
+    "micropython-asm": (20, 40),            # the non-MAC steps run in the viper kernels
     "micropython-viper": (20, 40),
     "micropython-python": (1_000, 1_400),   # published: ~1,000 per simple bytecode loop iteration
     "micropython-float": (1_700, 3_600),    # published: ~1,700 per boxed float op
@@ -143,13 +150,44 @@ def weights_mode(cfg: Any, heap_free: int = PICO_HEAP_FREE_AFTER_BOOT,
 
 def plan_memory(cfg: Any, heap_free: int = PICO_HEAP_FREE_AFTER_BOOT,
                 runtime_bytes: int = RUNTIME_MODULES_BYTES, vocab_text_bytes: int | None = None,
-                context: int | None = None, weights: str = "auto") -> MemoryPlan:
+                context: int | None = None, weights: str = "auto", calibrated: bool = True) -> MemoryPlan:
     """Predict the heap the int8 runtime needs for ``cfg`` and whether it fits ``heap_free``.
 
     ``context``: positions the KV cache holds (the runtime sizes it to prompt + new tokens;
     default: the model's max_seq_len, the worst case). ``weights``: "ram", "flash" (matrices
     streamed from the file) or "auto" (the runtime's own choice, :func:`weights_mode`).
+    ``heap_free``: the heap free after boot (:data:`HEAP_FREE_AFTER_BOOT`).
+
+    calibrated (default): the verdict compares the peak heap fitted to the emulated-firmware
+    measurements (:data:`CALIBRATED_MEMORY`, plus :data:`MEMORY_MARGIN`) with ``heap_free`` less
+    what importing the runtime takes; conservative: no measured model it says fits ran out of
+    memory. calibrated=False: the component model below alone (the parts are reported either way).
     """
+    plan = _plan_parts(cfg, heap_free, runtime_bytes, vocab_text_bytes, context, weights)
+    if not calibrated or plan.reason.startswith("will not fit: the model file"):
+        return plan
+    a = _arch(cfg)
+    t = min(context or a["max_seq_len"], a["max_seq_len"])
+    need = calibrated_peak_bytes(a, t, plan.weights)
+    budget = heap_free - RUNNER_IMPORT_BYTES
+    plan.total_bytes = int(need) + RUNNER_IMPORT_BYTES
+    plan.runtime_bytes = RUNNER_IMPORT_BYTES
+    if need > budget:
+        plan.fits = False
+        plan.reason = (f"will not fit: needs ~{need / 1024:.0f} KB of heap at its peak (calibrated on MicroPython "
+                       f"1.27 firmware, {MEMORY_MARGIN:.0%} margin), {budget / 1024:.0f} KB are free once the "
+                       f"runtime is imported")
+    else:
+        plan.fits = True
+        plan.reason = f"fits: ~{need / 1024:.0f} KB at its peak of {budget / 1024:.0f} KB free after the runtime"
+    if plan.weights == "flash":
+        plan.reason += " (weights streamed from flash)"
+    return plan
+
+
+def _plan_parts(cfg: Any, heap_free: int, runtime_bytes: int, vocab_text_bytes: int | None,
+                context: int | None, weights: str) -> MemoryPlan:
+    """The component model: every object the runtime allocates, by size."""
     if weights not in WEIGHT_MODES:
         raise ValueError(f"weights must be one of {', '.join(WEIGHT_MODES)}, got {weights!r}")
     a = _arch(cfg)
@@ -227,15 +265,28 @@ class SpeedPrediction:
 
 
 def predict_speed(cfg: Any, runtime: str = "micropython-viper", context: int | None = None,
-                  clock_hz: int = PICO_CLOCK_HZ, weights: str = "ram") -> SpeedPrediction:
-    """Predicted decode speed of ``cfg`` on a stock Pico (midpoint and range of the cycle costs).
+                  clock_hz: int = PICO_CLOCK_HZ, weights: str = "ram", calibrated: bool = True) -> SpeedPrediction:
+    """Predicted decode speed of ``cfg`` on a stock Pico (midpoint and range).
 
-    ``weights="flash"`` adds streaming every matrix from the file each token (assumed read rate).
+    ``context``: the keys a decode step attends to (default: half the window: the mean over a
+    full-window generation). Calibrated (where :data:`CALIBRATED_SPEED` has the runtime and
+    weights mode): cycles fitted to the emulated-firmware measurements, range +-10 %; else the
+    operation-count model below, whose ``weights="flash"`` adds streaming every matrix from the
+    file each token (assumed read rate).
     """
     if runtime not in CYCLES_PER_MAC:
         raise ValueError(f"unknown runtime {runtime!r}; known: {', '.join(RUNTIMES)}")
     if weights not in ("ram", "flash"):
         raise ValueError(f"weights must be 'ram' or 'flash', got {weights!r}")
+    group = f"{runtime.split('-', 1)[1]}/{weights}"
+    if calibrated and group in CALIBRATED_SPEED:
+        a = _arch(cfg)
+        t = float(context) if context is not None else a["max_seq_len"] / 2
+        cyc = calibrated_cycles(a, t, runtime, weights)
+        tol = SPEED_TOLERANCE_BY_KERNELS.get(runtime.split("-", 1)[1], SPEED_TOLERANCE)
+        return SpeedPrediction(runtime, cyc * (1 - tol), cyc * (1 + tol),
+                               1000 * cyc / clock_hz, clock_hz / cyc, clock_hz / (cyc * (1 + tol)),
+                               clock_hz / (cyc * (1 - tol)), op_counts(a, int(t))["macs"])
     ops = op_counts(cfg, context)
     lo = (ops["macs"] * CYCLES_PER_MAC[runtime][0] + ops["element_ops"] * CYCLES_PER_ELEMENT_OP[runtime][0]
           + ops["kernel_calls"] * CYCLES_PER_KERNEL_CALL[0])
@@ -271,3 +322,70 @@ def planner_rows(models: Mapping[str, Any], runtimes=("micropython-viper", "micr
             row[f"tokens_per_s_high_{rt}"] = sp.tokens_per_s_high
         rows.append(row)
     return rows
+
+
+# ---------------------------------------------------------------- calibrated on the emulated firmware
+# Fitted by starmind_lib/devices/calibration.py to data/results/device/micropython_runs (MicroPython 1.27
+# RPI_PICO firmware in rp2040js, cycles at 125 MHz); tests/test_planner_calibration.py checks every measured
+# row against these. Refit after the runtime changes: python -m starmind_lib.devices.calibration --write
+SPEED_TOLERANCE = 0.10
+# The stated range of a calibrated speed, by kernels: the worst error of the fit, rounded up. The viper fit
+# meets the +-10 % target; the linear model fits the asm kernels less well (tiny models, where the
+# per-call overhead dominates, and flash streaming), so its range is wider and says so.
+SPEED_TOLERANCE_BY_KERNELS = {"viper": 0.10, "asm": 0.25}
+SPEED_FEATURES = ("const", "layers", "heads", "macs", "attn", "vocab", "hidden", "flash_bytes", "flash_rows")
+MEMORY_FEATURES = ("const", "weights_ram", "kv", "buffers", "tables", "largest", "vocab")
+# @@CALIBRATION@@ written by `python -m starmind_lib.devices.calibration --write` from 149 rows (runtime 701f568df53ad802, 8de732e73aaaa84f, a20c3d06b9e05cc2)
+CALIBRATED_SPEED = {  # cycles per unit of each speed feature, by kernels/weights
+    'asm/flash': {'const': 117829, 'layers': 84674.7, 'heads': 3996.24, 'attn': 165.724, 'hidden': 640.581, 'flash_bytes': 100.533, 'flash_rows': 424.084},
+    'asm/ram': {'const': 103515, 'layers': 20687.1, 'heads': 4142.9, 'macs': 12.1076, 'attn': 8.36711, 'vocab': 113.991, 'hidden': 106.822},
+    'viper/flash': {'const': 103414, 'layers': 124213, 'heads': 7240.72, 'macs': 104.083, 'attn': 88.6054, 'vocab': 222.974, 'hidden': 346.839, 'flash_bytes': 24.1781},
+    'viper/ram': {'const': 83284.5, 'layers': 74225.4, 'heads': 9043.62, 'macs': 71.0256, 'attn': 121.055, 'vocab': 310.75, 'hidden': 388.624},
+}
+CALIBRATED_MEMORY = {'const': 32849.6, 'weights_ram': 0.765846, 'kv': 1.77901, 'tables': 3.3535, 'largest': 0.0108526, 'vocab': 12.5381}  # peak heap bytes per unit of each memory feature
+MEMORY_MARGIN = 0.02  # the smallest that refuses every model that ran out of memory
+RUNNER_IMPORT_BYTES = 21344  # heap the runtime's imports take (measured)
+# @@END CALIBRATION@@
+
+
+def attention_length(prompt_len: int, n_tokens: int) -> float:
+    """Mean number of keys a decode step attends to in a generation of n_tokens after prompt_len."""
+    steps = max(n_tokens - 1, 1)
+    return prompt_len + (steps + 1) / 2
+
+
+def speed_features(cfg: Any, t_avg: float, weights: str) -> dict[str, float]:
+    """Per-token operation counts the calibrated speed model weighs (cycles per unit each)."""
+    a = _arch(cfg)
+    d, h, v, n, nh = a["dim"], a["ffn_hidden"], a["vocab_size"], a["n_layers"], a["n_heads"]
+    k = 2 if a["activation"] == "swiglu" else 1
+    macs = n * (4 * d * d + (k + 1) * d * h) + v * d
+    mats = {nm: rc for nm, rc in weight_tensors(a).items() if nm != "pos_emb"}
+    flash = weights == "flash"
+    return {"const": 1.0, "layers": float(n), "heads": float(n * nh), "macs": float(macs),
+            "attn": float(2 * n * d * t_avg + n * nh * t_avg), "vocab": float(v), "hidden": float(n * (d + k * h)),
+            "flash_bytes": float(sum(r * c for r, c in mats.values())) if flash else 0.0,
+            "flash_rows": float(sum(r for r, _ in mats.values()) + n * 6) if flash else 0.0}
+
+
+def memory_features(cfg: Any, context: int, weights: str) -> dict[str, float]:
+    """The component model's parts, which the calibrated peak-heap model weighs."""
+    plan = _plan_parts(cfg, 10**9, 0, None, context, weights)
+    a = _arch(cfg)
+    largest = max(r * c for r, c in weight_tensors(a).values()) if plan.weights == "ram" else 0
+    return {"const": 1.0, "weights_ram": float(plan.weights_bytes), "kv": float(plan.kv_cache_bytes),
+            "buffers": float(plan.buffers_bytes), "tables": float(plan.tables_bytes), "largest": float(largest),
+            "vocab": float(a["vocab_size"])}
+
+
+def calibrated_cycles(cfg: Any, t_avg: float, runtime: str = "micropython-viper", weights: str = "ram") -> float:
+    coef = CALIBRATED_SPEED[f"{runtime.split('-', 1)[1]}/{weights}"]
+    f = speed_features(cfg, t_avg, weights)
+    return sum(c * f[k] for k, c in coef.items())
+
+
+def calibrated_peak_bytes(cfg: Any, context: int, weights: str, margin: bool = True) -> float:
+    """Heap the run takes at its peak above what the imported runtime holds (bytes)."""
+    f = memory_features(cfg, context, weights)
+    need = sum(c * f[k] for k, c in CALIBRATED_MEMORY.items())
+    return need * (1 + MEMORY_MARGIN) if margin else need

@@ -62,6 +62,22 @@ POS_CODES = {"none": 0, "learned": 1, "rope": 2}
 
 _I32_LIMIT = 1 << 31
 
+# Branch coverage: how often each clamp and special branch of FORMAT.md fired (data/reference/coverage.*).
+BRANCHES = ("embed.clamp", "norm.scale_up", "norm.S_ge_2^30", "norm.out_clamp", "act.clamp", "rope.clamp",
+            "attention.idx_ge_1024", "residual.clamp", "swiglu.clamp", "logit.clamp", "sampler.greedy",
+            "sampler.tq_low_clamp", "sampler.tq_high_clamp", "sampler.top_k", "sampler.u_cap",
+            "sampler.idx_ge_1024", "window.restart", "stop.eos")
+COUNTERS: dict[str, int] = {b: 0 for b in BRANCHES}
+
+
+def _hit(name: str, n) -> None:
+    COUNTERS[name] += int(n)
+
+
+def reset_counters() -> None:
+    for b in BRANCHES:
+        COUNTERS[b] = 0
+
 
 class IntegerOnlyError(TypeError):
     """A float array reached an integer-only kernel."""
@@ -161,10 +177,14 @@ def rmsnorm(x, gain, gain_shift: int, eps_q: int) -> np.ndarray:
         up = S < (1 << 28)
         S, e = np.where(up, S << 2, S), e + up
     down = S >= (1 << 30)
+    _hit("norm.scale_up", (e > 0).sum())
+    _hit("norm.S_ge_2^30", down.sum())
     S, e = np.where(down, S >> 2, S), e - down
     inv = NORM_RECIP_NUM // isqrt_rows(S)                       # one division per vector
     n = rshr(_fits32(x * inv[:, None], "rmsnorm x*inv"), (29 - e - NF)[:, None])
-    return clamp(rshr(_fits32(n * gain, "rmsnorm n*G"), gain_shift), -ACT_MAX, ACT_MAX)
+    y = rshr(_fits32(n * gain, "rmsnorm n*G"), gain_shift)
+    _hit("norm.out_clamp", (np.abs(y) > ACT_MAX).sum())
+    return clamp(y, -ACT_MAX, ACT_MAX)
 
 
 def matvec(w8: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -175,12 +195,16 @@ def matvec(w8: np.ndarray, a: np.ndarray) -> np.ndarray:
 def linear_to_act(w8, rq, a) -> np.ndarray:
     """Matrix product requantised per output row to an int8 activation."""
     acc = matvec(w8, a)
-    return clamp(requant(acc, rq[:, 0], rq[:, 1]), -ACT_MAX, ACT_MAX)
+    y = requant(acc, rq[:, 0], rq[:, 1])
+    _hit("act.clamp", (np.abs(y) > ACT_MAX).sum())
+    return clamp(y, -ACT_MAX, ACT_MAX)
 
 
 def linear_to_residual(x, w8, rq, a) -> np.ndarray:
     acc = matvec(w8, a)
-    return clamp(x + requant(acc, rq[:, 0], rq[:, 1]), -RES_MAX, RES_MAX)
+    y = x + requant(acc, rq[:, 0], rq[:, 1])
+    _hit("residual.clamp", (np.abs(y) > RES_MAX).sum())
+    return clamp(y, -RES_MAX, RES_MAX)
 
 
 def apply_rope(q, cos, sin) -> np.ndarray:
@@ -191,6 +215,7 @@ def apply_rope(q, cos, sin) -> np.ndarray:
     r1 = rshr(_fits32(q0 * s + q1 * c, "rope"), 14)
     out = np.empty_like(q)
     out[..., 0::2], out[..., 1::2] = r0, r1
+    _hit("rope.clamp", (np.abs(out) > ACT_MAX).sum())
     return clamp(out, -ACT_MAX, ACT_MAX)
 
 
@@ -208,6 +233,7 @@ def attention(q, kc, vc, p0: int, att_m: int, att_s: int, lut: np.ndarray) -> np
     top = scores.max(-1, keepdims=True)
     diff = np.where(visible[None], top - scores, 0)
     idx = requant(diff, att_m, att_s)
+    _hit("attention.idx_ge_1024", (visible[None] & (idx >= EXP_LUT_SIZE)).sum())
     w = np.where(visible[None] & (idx < EXP_LUT_SIZE), lut[np.minimum(idx, EXP_LUT_SIZE - 1)], 0)
     total = _fits32(w.sum(-1, keepdims=True), "attention sum of weights")
     inv = SOFTMAX_RECIP_NUM // total
@@ -236,6 +262,8 @@ class IntEngine:
         self.t = {name: np.asarray(a).astype(np.int64) for name, a in model.tensors.items()}
         self.hd = h.dim // h.n_heads
         self.lut = self.t["exp_lut"]
+        from .smd_text import TextSpec
+        self.text = getattr(model, "text", None) or TextSpec()
 
     # -- state --
     def new_state(self) -> EngineState:
@@ -252,6 +280,7 @@ class IntEngine:
             pos = np.arange(p0, p0 + len(tokens))
             prq = t["pos_emb.rq"][pos]
             x = x + mulshift(t["pos_emb"][pos], prq[:, 0:1], prq[:, 1:2])
+        _hit("embed.clamp", (np.abs(x) > RES_MAX).sum())
         return clamp(x, -RES_MAX, RES_MAX)
 
     def _layer(self, i: int, x: np.ndarray, state: EngineState, p0: int) -> np.ndarray:
@@ -272,7 +301,9 @@ class IntEngine:
         g = t[f"layers.{i}.act_lut"][hq + 128]
         if h.activation == "swiglu":
             u = linear_to_act(t[f"layers.{i}.w3"], t[f"layers.{i}.w3.rq"], a)
-            g = clamp(requant(g * u, int(c[4]), int(c[5])), -ACT_MAX, ACT_MAX)
+            g = requant(g * u, int(c[4]), int(c[5]))
+            _hit("swiglu.clamp", (np.abs(g) > ACT_MAX).sum())
+            g = clamp(g, -ACT_MAX, ACT_MAX)
         return linear_to_residual(x, t[f"layers.{i}.w2"], t[f"layers.{i}.w2.rq"], g)
 
     def _head(self, x: np.ndarray) -> np.ndarray:
@@ -281,6 +312,7 @@ class IntEngine:
         w = t["tok_emb"] if h.tied else t["head"]
         acc = matvec(w, a)
         rq = t["head.rq"]
+        _hit("logit.clamp", (np.abs(requant(acc, rq[:, 0], rq[:, 1])) > LOGIT_CLAMP).sum())
         return clamp(requant(acc, rq[:, 0], rq[:, 1]), -LOGIT_CLAMP, LOGIT_CLAMP).astype(np.int32)
 
     def forward_block(self, state: EngineState, tokens, p0: int) -> np.ndarray:
@@ -311,23 +343,60 @@ class IntEngine:
         """Host side only: the logits in nats (logit / 2**logit_frac), for bits per character."""
         return np.asarray(logits, dtype=np.float64) / float(1 << self.h.logit_frac)
 
-    def generate(self, prompt, n_new: int, temperature_q8: int = 0, top_k: int = 0, seed: int = 0) -> list[int]:
-        """Prefill the prompt, then emit n_new tokens (greedy when temperature_q8 == 0)."""
+    def generate(self, prompt, n_new: int, temperature_q8: int = 0, top_k: int = 0, seed: int = 0,
+                 window: bool = False, stop_at_eos: bool | None = None) -> list[int]:
+        """Prefill the prompt, then emit n_new tokens (greedy when temperature_q8 == 0).
+
+        ``window``: continue past max_seq_len by the window restart of FORMAT.md 6.7 (else the
+        sequence must fit). ``stop_at_eos`` (default: the file's stop rule): end after emitting EOS.
+        """
         prompt = [int(p) for p in prompt]
         if not prompt:
             raise ValueError("generate needs a prompt of at least one token")
-        if len(prompt) + n_new - 1 > self.h.max_seq_len:
+        if not window and len(prompt) + n_new - 1 > self.h.max_seq_len:
             raise ValueError(f"prompt ({len(prompt)}) + n_new ({n_new}) - 1 exceeds max_seq_len={self.h.max_seq_len}")
-        state = self.new_state()
+        if stop_at_eos is None:
+            stop_at_eos = self.text.stop_at_eos
+        seq = WindowedSequence(self)
         rng = XorShift32(seed)
-        logits = self.forward_block(state, np.array(prompt), 0)[-1]
+        logits = seq.feed(prompt)
         out: list[int] = []
         for j in range(n_new):
             tok = sample(logits, self.h.logit_frac, temperature_q8, top_k, rng, self.lut)
             out.append(tok)
+            if stop_at_eos and tok == self.text.eos_id:
+                _hit("stop.eos", 1)
+                break
             if j + 1 < n_new:
-                logits = self.forward_token(state, tok, state.pos)
+                logits = seq.feed([tok])
         return out
+
+
+class WindowedSequence:
+    """Feeding tokens past max_seq_len (FORMAT.md 6.7, the window restart): when the cache holds
+    T = max_seq_len positions and another token comes, the last K = T // 2 tokens are prefilled
+    again from position 0 into an empty cache (their logits are discarded), then the token goes
+    to position K. ``counters`` counts restarts."""
+
+    def __init__(self, eng: "IntEngine"):
+        self.eng, self.state, self.hist, self.restarts = eng, eng.new_state(), [], 0
+
+    def feed(self, tokens) -> np.ndarray:
+        """Logits after the last of ``tokens``."""
+        T, logits = self.eng.h.max_seq_len, None
+        tokens = [int(t) for t in tokens]
+        while tokens:
+            if self.state.pos == T:
+                keep = self.hist[T - T // 2:]
+                self.state, self.hist, self.restarts = self.eng.new_state(), keep, self.restarts + 1
+                _hit("window.restart", 1)
+                if keep:
+                    self.eng.forward_block(self.state, np.array(keep), 0)
+            n = min(len(tokens), T - self.state.pos)
+            logits = self.eng.forward_block(self.state, np.array(tokens[:n]), self.state.pos)[-1]
+            self.hist += tokens[:n]
+            tokens = tokens[n:]
+        return logits
 
 
 def cross_entropy_nats(logits, targets, logit_frac: int) -> float:
@@ -376,13 +445,19 @@ def sample(logits, logit_frac: int, temperature_q8: int, top_k: int, rng: XorShi
     """Integer sampling: exp-table weights of (max - logit) / T, a cumulative sum and one PRNG draw."""
     logits = _ints(logits, "sample logits")
     if temperature_q8 <= 0:
+        _hit("sampler.greedy", 1)
         return argmax_lowest(logits)
+    _hit("sampler.tq_low_clamp", temperature_q8 < TEMP_Q8_MIN)
+    _hit("sampler.tq_high_clamp", temperature_q8 > TEMP_Q8_MAX)
+    _hit("sampler.top_k", 0 < top_k < len(logits))
     tq = min(max(int(temperature_q8), TEMP_Q8_MIN), TEMP_Q8_MAX)
     inv_t = (1 << 20) // tq
     mask = top_k_mask(logits, top_k)
     top = logits.max()
     u = np.minimum((top - logits) >> (logit_frac - 6), SAMPLER_U_CAP)
+    _hit("sampler.u_cap", (((top - logits) >> (logit_frac - 6)) > SAMPLER_U_CAP).sum())
     idx = _fits32(u * inv_t, "sampler u*inv_t") >> 12
+    _hit("sampler.idx_ge_1024", (mask & (idx >= EXP_LUT_SIZE)).sum())
     w = np.where(mask & (idx < EXP_LUT_SIZE), lut[np.minimum(idx, EXP_LUT_SIZE - 1)], 0)
     total = int(_fits32(w.sum(keepdims=True), "sampler total")[0])
     r = (rng.next() >> 1) % total

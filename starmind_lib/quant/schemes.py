@@ -381,7 +381,7 @@ def engine_eval(eng: ie.IntEngine, model: Transformer, windows: np.ndarray) -> t
 
 
 def evaluate_schemes(model: Transformer, eval_set, calib_seqs, schemes=SCHEMES,
-                     vocab: list[bytes] | None = None, smd_path=None) -> list[dict]:
+                     vocab: list[bytes] | None = None, smd_path=None, text=None) -> list[dict]:
     """One row per scheme: bpc, delta vs float32, bytes; the int8 engine also gets greedy agreement."""
     import torch
 
@@ -391,7 +391,7 @@ def evaluate_schemes(model: Transformer, eval_set, calib_seqs, schemes=SCHEMES,
     for scheme in schemes:
         row = {"scheme": scheme, "error": ""}
         try:
-            _evaluate_one(row, model, eval_set, calib_seqs, scheme, vocab, smd_path)
+            _evaluate_one(row, model, eval_set, calib_seqs, scheme, vocab, smd_path, text)
         except (ValueError, OverflowError) as e:  # a model outside the scheme's limits: recorded, not fatal
             row.update(bpc=float("nan"), bytes=0, error=f"{type(e).__name__}: {e}")
         if scheme == "float32":
@@ -405,7 +405,7 @@ def evaluate_schemes(model: Transformer, eval_set, calib_seqs, schemes=SCHEMES,
     return rows
 
 
-def _evaluate_one(row, model, eval_set, calib_seqs, scheme, vocab, smd_path) -> None:
+def _evaluate_one(row, model, eval_set, calib_seqs, scheme, vocab, smd_path, text=None) -> None:
     from .smd import pack_smd, parse_smd
     from ..training.train import evaluate
     if scheme != "int8_engine":
@@ -413,7 +413,8 @@ def _evaluate_one(row, model, eval_set, calib_seqs, scheme, vocab, smd_path) -> 
                    bytes=scheme_bytes(model, scheme))
         return
     header, tensors = to_int8_engine(model, calibrate(model, calib_seqs))
-    data = pack_smd(header, tensors, vocab or [bytes([65 + i % 26]) for i in range(model.cfg.vocab_size)])
+    data = pack_smd(header, tensors, vocab or [bytes([65 + i % 26]) for i in range(model.cfg.vocab_size)],
+                    text if vocab else None)   # text: special tokens and encoder (FORMAT.md 2.4)
     if smd_path is not None:
         from ..provenance import atomic_write_bytes
         atomic_write_bytes(smd_path, data)

@@ -26,9 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from . import intengine as ie
+from .smd_text import TextSpec, parse_text, section_bytes
 
 MAGIC = b"STARMIND"
-VERSION = 1
+VERSION = 2                                # what the writer writes
+VERSIONS = (1, 2)                          # what the reader reads (version 1: no text section)
+HEADER_WORDS_V = {1: 16, 2: 24}
 PREAMBLE = struct.Struct("<8sIIIIII")      # magic, header_crc, payload_crc, version, header_size, payload_size, reserved
 PREAMBLE_SIZE = PREAMBLE.size              # 32
 HEADER_WORDS = 16
@@ -85,6 +88,17 @@ class SmdModel:
     header: SmdHeader
     tensors: dict[str, np.ndarray]
     vocab: list[bytes] = field(default_factory=list)
+    text: TextSpec = field(default_factory=TextSpec)    # special tokens, stop rule, encoder (version 2)
+    version: int = VERSION
+    missing: list[str] = field(default_factory=list)    # what a version-1 file cannot say
+
+    @property
+    def can_encode(self) -> bool:
+        return self.text.encoder != "none"
+
+
+V1_MISSING = ["special tokens (bos/eos/unk ids)", "stop rule (stop at EOS)", "encoder (char map or BPE merges)",
+              "case folding (lowercase or not)"]
 
 
 # ---- the architecture's tensor list -----------------------------------------------------------
@@ -163,8 +177,13 @@ def encode_vocab(vocab: list[bytes]) -> bytes:
     return bytes(out)
 
 
-def pack_smd(header: SmdHeader, tensors: dict[str, np.ndarray], vocab: list[bytes]) -> bytes:
-    """The file's bytes. `tensors` must hold exactly the architecture's tensors (any order)."""
+def pack_smd(header: SmdHeader, tensors: dict[str, np.ndarray], vocab: list[bytes], text: TextSpec | None = None,
+             version: int = VERSION) -> bytes:
+    """The file's bytes. `tensors` must hold exactly the architecture's tensors (any order); `text`
+    the special tokens and encoder (version 2; default: none of them); version 1 has no text section."""
+    if version not in VERSIONS:
+        raise ValueError(f"version must be one of {VERSIONS}")
+    text = TextSpec() if text is None else text
     vocab_blob = encode_vocab(vocab)
     if len(vocab) != header.vocab_size:
         raise ValueError(f"vocabulary has {len(vocab)} tokens, header says vocab_size={header.vocab_size}")
@@ -188,18 +207,25 @@ def pack_smd(header: SmdHeader, tensors: dict[str, np.ndarray], vocab: list[byte
         payload += data + b"\0" * (-len(data) % 4)
         s = shape + (1,) * (2 - len(shape))
         table += ENTRY.pack(name.encode(), code, len(shape), s[0], s[1], offset, len(data))
-    head = struct.pack(f"<{HEADER_WORDS}I", *header.words()) + bytes(table) + vocab_blob
+    words = header.words()
+    if version >= 2:
+        words += text.words()
+        vocab_blob += text.pack()
+    elif text != TextSpec():
+        raise ValueError("a version-1 file cannot carry special tokens or an encoder")
+    head = struct.pack(f"<{len(words)}I", *words) + bytes(table) + vocab_blob
     head += b"\0" * (-len(head) % 4)
-    rest = struct.pack("<III", VERSION, len(head), len(payload)) + struct.pack("<I", 0)
+    rest = struct.pack("<III", version, len(head), len(payload)) + struct.pack("<I", 0)
     header_crc = zlib.crc32(rest + head)
     payload_crc = zlib.crc32(payload)
     return MAGIC + struct.pack("<II", header_crc, payload_crc) + rest + head + bytes(payload)
 
 
-def write_smd(path, header: SmdHeader, tensors: dict[str, np.ndarray], vocab: list[bytes]) -> int:
+def write_smd(path, header: SmdHeader, tensors: dict[str, np.ndarray], vocab: list[bytes],
+              text: TextSpec | None = None, version: int = VERSION) -> int:
     """Write atomically; returns the file size in bytes."""
     from ..provenance import atomic_write_bytes
-    data = pack_smd(header, tensors, vocab)
+    data = pack_smd(header, tensors, vocab, text, version)
     atomic_write_bytes(path, data)
     return len(data)
 
@@ -252,8 +278,8 @@ def parse_smd(data: bytes) -> SmdModel:
     magic, header_crc, payload_crc, version, hsize, psize, reserved = PREAMBLE.unpack_from(data, 0)
     if magic != MAGIC:
         raise FormatError(f"wrong magic {magic!r}: not a Starmind model file (expected {MAGIC!r})")
-    if version != VERSION:
-        raise FormatError(f"unknown format version {version} (this reader knows version {VERSION})")
+    if version not in VERSIONS:
+        raise FormatError(f"unknown format version {version} (this reader knows versions 1 and 2)")
     if reserved != 0:
         raise FormatError(f"preamble reserved word must be 0, got {reserved}")
     if hsize % 4 or psize % 4:
@@ -269,25 +295,40 @@ def parse_smd(data: bytes) -> SmdModel:
     payload = data[PREAMBLE_SIZE + hsize:]
     if zlib.crc32(payload) != payload_crc:
         raise FormatError("payload checksum mismatch (CRC-32 of the payload)")
-    if hsize < HEADER_FIXED:
-        raise FormatError(f"inconsistent header: header_size={hsize} < {HEADER_FIXED}")
-    h = _header_from_words(list(struct.unpack_from(f"<{HEADER_WORDS}I", data, PREAMBLE_SIZE)))
+    n_words = HEADER_WORDS_V[version]
+    fixed = 4 * n_words
+    if hsize < fixed:
+        raise FormatError(f"inconsistent header: header_size={hsize} < {fixed}")
+    words = list(struct.unpack_from(f"<{n_words}I", data, PREAMBLE_SIZE))
+    h = _header_from_words(words[:HEADER_WORDS])
     check_header(h)
     spec = expected_tensors(h)
     if h.n_tensors != len(spec):
         raise FormatError(f"inconsistent header: n_tensors={h.n_tensors}, the architecture has {len(spec)}")
-    table_end = HEADER_FIXED + ENTRY_SIZE * h.n_tensors
+    table_end = fixed + ENTRY_SIZE * h.n_tensors
     vocab_end = table_end + h.vocab_bytes
-    if vocab_end > hsize or hsize - vocab_end >= 4:
-        raise FormatError(f"inconsistent header: table and vocabulary end at {vocab_end}, header_size={hsize}")
+    text_end = vocab_end + (section_bytes(words[HEADER_WORDS:]) if version >= 2 else 0)
+    if text_end > hsize or hsize - text_end >= 4:
+        raise FormatError(f"inconsistent header: table, vocabulary and encoder end at {text_end}, header_size={hsize}")
     base = PREAMBLE_SIZE
-    if any(data[base + vocab_end:base + hsize]):
+    if any(data[base + text_end:base + hsize]):
         raise FormatError("header padding must be zero")
-    tensors = _read_tensors(data, base + HEADER_FIXED, spec, payload)
+    tensors = _read_tensors(data, base + fixed, spec, payload)
     vocab = _decode_vocab(data[base + table_end:base + vocab_end], h.vocab_size)
+    text, missing = TextSpec(), list(V1_MISSING)
+    if version >= 2:
+        text = parse_text(words[HEADER_WORDS:], bytes(data[base + vocab_end:base + text_end]), vocab, _raise)
+        missing = []
     if h.scheme == "int8":
         check_int8_values(h, tensors)
-    return SmdModel(h, tensors, vocab)
+    else:
+        check_float_values(tensors)
+    check_rope(h, tensors)
+    return SmdModel(h, tensors, vocab, text, version, missing)
+
+
+def _raise(msg: str):
+    raise FormatError(msg)
 
 
 def _read_tensors(data: bytes, at: int, spec, payload: bytes) -> dict[str, np.ndarray]:
@@ -311,6 +352,9 @@ def _read_tensors(data: bytes, at: int, spec, payload: bytes) -> dict[str, np.nd
             raise FormatError(f"tensor {name}: offset {offset} overlaps the previous tensor (ends at {end_prev})")
         if offset + nbytes > len(payload):
             raise FormatError(f"tensor {name}: bytes {offset}..{offset + nbytes} outside the payload ({len(payload)})")
+        if offset != -(-end_prev // 4) * 4:
+            raise FormatError(f"tensor {name}: offset {offset}, tensors are packed: expected {-(-end_prev // 4) * 4} "
+                              "(the previous tensor's end rounded up to 4)")
         if any(payload[end_prev:offset]):
             raise FormatError(f"payload padding before tensor {name} must be zero")
         tensors[name] = np.frombuffer(payload, DTYPES[code], count=int(np.prod(shape)), offset=offset).reshape(shape)
@@ -344,3 +388,32 @@ def check_int8_values(h: SmdHeader, t: dict[str, np.ndarray]) -> None:
     if h.pos == "rope":
         for k in ("rope.cos", "rope.sin"):
             need(np.abs(t[k].astype(np.int32)).max(initial=0) <= ie.ROPE_ONE, f"{k}: |value| > 16384")
+
+
+def check_float_values(t: dict[str, np.ndarray]) -> None:
+    """float32 files: every value finite (no NaN, no infinity)."""
+    for name, a in t.items():
+        if a.dtype == np.float32 and not np.isfinite(a).all():
+            raise FormatError(f"non-finite value: {name} contains NaN or infinity")
+
+
+def rope_formula(head_dim: int, max_seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin of p * 10000^(-2j/head_dim) in float64 (FORMAT.md 4.4)."""
+    inv = 10000.0 ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    ang = np.arange(max_seq_len, dtype=np.float64)[:, None] * inv[None, :]
+    return np.cos(ang), np.sin(ang)
+
+
+def check_rope(h: SmdHeader, t: dict[str, np.ndarray]) -> None:
+    """The rotary tables equal their formula: int8 within 1 Q14 unit, float32 within 2^-20."""
+    if h.pos != "rope":
+        return
+    for key, ref in zip(("rope.cos", "rope.sin"), rope_formula(h.head_dim, h.max_seq_len)):
+        got = t[key].astype(np.float64)
+        if h.scheme == "int8":
+            bad = np.abs(got - ie.ROPE_ONE * ref) > 1.0
+        else:
+            bad = ~(np.abs(got - ref) <= 2.0 ** -20)
+        if bad.any():
+            p, j = np.argwhere(bad)[0]
+            raise FormatError(f"rope table: {key}[{p}, {j}] = {t[key][p, j]} differs from its formula")

@@ -100,7 +100,7 @@ def run_quant(cfg: QuantConfig, results_dir, runs_dir, profile: str = "", data_s
         calib = _calib_windows(data["train"], T, cfg.calib_windows)
         smd = Path(runs_dir) / "smd" / f"{v['variant_id']}.smd" if cfg.export_models else None
         schemes = todo if "float32" in todo else ["float32"] + todo  # the delta needs the float32 bpc
-        rows = evaluate_schemes(model, eval_set, calib, schemes, decode.pieces, smd)
+        rows = evaluate_schemes(model, eval_set, calib, schemes, decode.pieces, smd, _text_spec(data_dir, spec_of(v)))
         for r in rows:
             if r["scheme"] not in todo:
                 continue
@@ -122,3 +122,12 @@ def read_quant(results_dir):
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run chapter 05 with recompute=true (e.g. `make study`)")
     return pd.read_parquet(path)
+
+
+def _text_spec(data_dir, spec: str):
+    """Special tokens, stop rule and encoder of the variant's tokenizer, for the exported file (None:
+    no tokenizer file, the export has no encoder)."""
+    from ..tokenizers import load_tokenizer
+    from .smd_text import text_spec_from_tokenizer
+    path = Path(data_dir) / spec / "tokenizer.json"
+    return text_spec_from_tokenizer(load_tokenizer(path)) if path.exists() else None

@@ -1,7 +1,7 @@
 """Starmind's on-board runtime: run a `.smd` model (device/FORMAT.md) on MicroPython.
 
-The same package runs on a Pico (MicroPython 1.27, viper kernels compiled to
-.mpy for armv6m), on MicroPython ports without a native emitter (the
+The same package runs on a Pico (MicroPython 1.27, asm_thumb and viper kernels
+compiled to .mpy for armv6m: device/micropython/build_mpy.py), on MicroPython ports without a native emitter (the
 WebAssembly port; CircuitPython) and on CPython (tests), where it picks the
 pure-Python kernels automatically::
 

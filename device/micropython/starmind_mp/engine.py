@@ -1,12 +1,17 @@
-"""The int8 integer-only engine (device/FORMAT.md), with viper kernels where the port has them.
+"""The int8 integer-only engine (device/FORMAT.md), with native kernels where the port has them.
 
-    eng = make_engine(smd.load(path))            # kernels="auto": viper, else pure Python
+    eng = make_engine(smd.load(path))            # kernels="auto": asm, else viper, else pure Python
+    eng.k.NAME                                   # the kernels chosen: "asm", "viper" or "python"
     logits = eng.prefill([1, 2, 3])              # int32 logits of the next token
     ids = eng.generate([1, 2, 3], 20, temperature_q8=0, top_k=0, seed=0, on_token=None)
 
 All buffers (activations, int8 KV cache, logits, sampler scratch) are allocated
-in the constructor; a decode step only calls kernels on them, so on the viper
-path generating a token allocates nothing on the heap.
+in the constructor; a decode step only calls kernels on them, so on the asm and
+viper paths generating a token allocates nothing on the heap (per-token code
+never assigns tuples of more than 3 names: MicroPython builds those on the heap).
+With the asm kernels and weights in RAM, each layer is ~9 native calls: rmsnorm,
+one mv program for q/k/v, rope, attn (KV store + softmax attention), mv wo,
+rmsnorm, mv w1 (+w3), the activation table, mv w2.
 
 Weights live in RAM (one bytearray per tensor), or, for models larger than the
 heap, in the file ("flash" mode, ``smd.load(path, weights="flash")``): every
@@ -26,17 +31,30 @@ TEMP_Q8_MAX = const(4096)
 XORSHIFT_DEFAULT_STATE = 0x9E3779B9
 
 
+KERNEL_KINDS = ("auto", "asm", "viper", "python")
+
+
 def load_kernels(kind="auto"):
-    """The kernel module: "viper" (native code), "python", or "auto" (viper where it compiles)."""
-    if kind in ("auto", "viper"):
+    """The kernel module: "asm" (Thumb machine code for the dot products, viper for the rest),
+    "viper" (native code), "python", or "auto": the first of asm, viper, python that imports on this port
+    (each native module compiles only where the port has its emitter, and kernels_asm checks its own
+    arithmetic at import)."""
+    if kind not in KERNEL_KINDS:
+        raise ValueError("kernels must be 'auto', 'asm', 'viper' or 'python', got %r" % (kind,))
+    errors = []
+    for name in ("asm", "viper"):
+        if kind not in ("auto", name):
+            continue
         try:
-            from . import kernels_viper
-            return kernels_viper
-        except (ImportError, SyntaxError, ValueError, NotImplementedError) as e:
-            if kind == "viper":
-                raise ImportError("viper kernels unavailable on this port: %s" % e)
-    if kind not in ("auto", "viper", "python"):
-        raise ValueError("kernels must be 'auto', 'viper' or 'python', got %r" % (kind,))
+            if name == "asm":
+                from . import kernels_asm as mod
+            else:
+                from . import kernels_viper as mod
+            return mod
+        except (ImportError, SyntaxError, ValueError, NotImplementedError, AttributeError, MemoryError) as e:
+            if kind == name:
+                raise ImportError("%s kernels unavailable on this port: %s" % (name, e))
+            errors.append(e)
     from . import kernels_py
     return kernels_py
 
@@ -67,24 +85,37 @@ class IntEngine:
             t[name] = k.tensor(model.dtypes[name], model.tensors.pop(name))  # one tensor copied at a time
         model.tensors = t
         self.t = t
-        if getattr(model, "prepared_for", None) not in (None, k.NAME):
+        layout = getattr(k, "LAYOUT", k.NAME)   # asm and viper share one layout
+        if getattr(model, "prepared_for", None) not in (None, layout):
             raise ValueError("this model was prepared for %s kernels; load it again" % model.prepared_for)
         if getattr(model, "prepared_for", None) is None:
             for name in t:  # int8 matrices, in the layout the kernels want (viper: offset binary, in place)
                 if model.dtypes[name] == 1 and not name.endswith("act_lut"):
                     k.prepare(t[name], len(t[name]))
-            model.prepared_for = k.NAME
+            model.prepared_for = layout
         buf = k.buffer
-        self.x = buf("i", d)
-        self.a, self.q, self.kk, self.v, self.o = buf("a", d), buf("a", d), buf("a", d), buf("a", d), buf("a", d)
-        self.h, self.g, self.u = buf("a", f), buf("a", f), buf("a", f)
-        self.scores = buf("i", T)
-        self.logits = buf("i", V)
-        self.weights = buf("i", V)
-        self.mask = buf("b", V)
-        self.rng = buf("i", 1)
+        try:
+            import gc
+            gc.collect()  # the loader's garbage freed before the engine's large buffers are placed
+        except ImportError:
+            pass
+        # the KV cache first (the largest buffers, while the free heap is least fragmented), then
+        # one buffer per role, shared where lifetimes allow: the FFN gate is computed in place in h
+        # (g is h), and on raw-buffer layouts (viper/asm) the sampler's weights reuse h too
         self.kc = [buf("b", T * d) for _ in range(model.n_layers)]
         self.vc = [buf("b", T * d) for _ in range(model.n_layers)]
+        self.x = buf("i", d)
+        self.a, self.q, self.kk = buf("a", d), buf("a", d), buf("a", d)
+        self.v, self.o = buf("a", d), buf("a", d)
+        shared = layout == "viper"
+        self.h = buf("a", max(f, V) if shared else f)
+        self.g = self.h
+        self.u = buf("a", f) if model.activation == "swiglu" else None
+        self.scores = buf("i", T)
+        self.logits = buf("i", V)
+        self.weights = self.h if shared else buf("i", V)
+        self.mask = buf("b", V)
+        self.rng = buf("i", 1)
         self.pos = 0
         self.flash = getattr(model, "weights", "ram") == "flash"
         if self.flash:
@@ -100,6 +131,32 @@ class IntEngine:
         self.emb = [self._row_source("tok_emb")]
         if model.pos == "learned":
             self.emb.append(self._row_source("pos_emb"))
+        self.fast = None
+        if hasattr(k, "mv") and not self.flash:
+            self._build_programs()
+
+    def _build_programs(self):
+        """asm kernels, weights in RAM: each layer's matrix products as mv programs (buffer addresses
+        resolved once), its attention as an attn parameter block; one kernel call per step."""
+        k, m, t = self.k, self.m, self.t
+        d, f, hd = m.dim, m.ffn_hidden, m.head_dim
+        act, res = k.MODE_ACT, k.MODE_RES
+        layers = []
+        for i in range(m.n_layers):
+            attn_norm, ffn_norm, lut, c, wq, wk, wv, wo, w1, w3, w2 = self.layers[i]
+            qkv = k.program([(wq[0], wq[1], self.q, d, d, self.a, act), (wk[0], wk[1], self.kk, d, d, self.a, act),
+                             (wv[0], wv[1], self.v, d, d, self.a, act)])
+            segs = [(w1[0], w1[1], self.h, f, d, self.a, act)]
+            if w3 is not None:
+                segs.append((w3[0], w3[1], self.u, f, d, self.a, act))
+            up = k.program(segs)
+            att = k.attn_params(self.q, self.kc[i], self.vc[i], self.scores, t["exp_lut"], self.o, d, hd,
+                                c[2], c[3], self.kk, self.v)
+            layers.append((attn_norm, ffn_norm, lut, c[0], c[1], c[4], c[5], w3 is not None, qkv, att,
+                           k.program([(wo[0], wo[1], self.x, d, d, self.o, res)]), up,
+                           k.program([(w2[0], w2[1], self.x, d, f, self.g, res)])))
+        h = self.head
+        self.fast = (layers, k.program([(h[0], h[1], self.logits, h[2], h[3], self.a, k.MODE_LOGITS)]))
 
     # -- weights in RAM, or streamed from the file in blocks of rows (flash mode) --
     def _open_flash(self):
@@ -169,14 +226,20 @@ class IntEngine:
         if pos != self.pos or pos >= self.context or not 0 <= token < m.vocab_size:
             raise ValueError("bad step: token %d at position %d (next position %d, context %d)"
                              % (token, pos, self.pos, self.context))
-        x, a, q, kk, v, o = self.x, self.a, self.q, self.kk, self.v, self.o
+        if self.fast is not None:
+            return self._forward_fast(token, pos)
+        # (no tuple assignment of more than 3 names in per-token code: MicroPython builds a heap
+        # tuple for those; 2 and 3 are compiled to stack rotations)
+        x, a, q = self.x, self.a, self.q
+        kk, v, o = self.kk, self.v, self.o
         learned = m.pos == "learned"
         self._embed(self.emb[0], token, 0, 0 if learned else 1)
         if learned:
             self._embed(self.emb[1], pos, 1, 1)
         rope = m.pos == "rope"
         lin = self._linear
-        f, eps, L, NF = m.ffn_hidden, m.eps_q, self.L, self.NF
+        f, eps = m.ffn_hidden, m.eps_q
+        L, NF = self.L, self.NF
         for i in range(m.n_layers):
             attn_norm, ffn_norm, lut, c, wq, wk, wv, wo, w1, w3, w2 = self.layers[i]
             k.rmsnorm(a, x, attn_norm, c[0], eps, d, L, NF)
@@ -199,6 +262,45 @@ class IntEngine:
             lin(k.linear_res, x, w2, self.g)
         k.rmsnorm(a, x, t["final_norm"], m.final_norm_shift, eps, d, L, NF)
         lin(k.linear_logits, self.logits, self.head, a)
+        self.pos = pos + 1
+        return self.logits
+
+    def _forward_fast(self, token, pos):
+        """forward_token with the asm kernels (weights in RAM): ~9 native calls a layer, no allocation."""
+        m, k, t = self.m, self.k, self.t
+        d, eps = m.dim, m.eps_q
+        L, NF = self.L, self.NF
+        x, a, h = self.x, self.a, self.h
+        g, u = self.g, self.u
+        rmsnorm, mv = k.rmsnorm, k.mv
+        emb = self.emb
+        if m.pos == "learned":
+            k.embed(x, emb[0][0], token, emb[0][2], token, d, 0, 0)
+            k.embed(x, emb[1][0], pos, emb[1][2], pos, d, 1, 1)
+        else:
+            k.embed(x, emb[0][0], token, emb[0][2], token, d, 0, 1)
+        rope = m.pos == "rope"
+        if rope:
+            cos, sin, half = t["rope.cos"], t["rope.sin"], m.head_dim // 2
+        f = m.ffn_hidden
+        layers, head = self.fast
+        for layer in layers:
+            attn_norm, ffn_norm, lut, s0, s1, gm, gs, glu, qkv, att, wo, up, w2 = layer
+            rmsnorm(a, x, attn_norm, s0, eps, d, L, NF)
+            mv(qkv)
+            if rope:
+                k.rope(self.q, cos, sin, pos, half, d)
+                k.rope(self.kk, cos, sin, pos, half, d)
+            k.attn(att, pos + 1)
+            mv(wo)
+            rmsnorm(a, x, ffn_norm, s1, eps, d, L, NF)
+            mv(up)
+            k.act_lut(g, h, lut, f)
+            if glu:
+                k.mul_requant(g, u, gm, gs, f)
+            mv(w2)
+        rmsnorm(a, x, t["final_norm"], m.final_norm_shift, eps, d, L, NF)
+        mv(head)
         self.pos = pos + 1
         return self.logits
 
@@ -231,10 +333,10 @@ class IntEngine:
                              % (len(prompt), n_new, self.context))
         self.seed(seed)
         self.prefill(prompt)
-        out = []
+        out = [0] * n_new  # allocated before the loop: generating a token allocates nothing
         for j in range(n_new):
             tok = self.next_token(temperature_q8, top_k)
-            out.append(tok)
+            out[j] = tok
             if on_token is not None:
                 on_token(j, tok)
             if j + 1 < n_new:

@@ -18,9 +18,15 @@ except ImportError:  # ports without binascii.crc32: a table-driven CRC-32 (IEEE
     _crc32 = None
 
 MAGIC = b"STARMIND"
-VERSION = 1
+VERSION = 2                                         # the newest version this runtime reads (and 1)
 PREAMBLE_SIZE = 32
-HEADER_WORDS = 16
+HEADER_WORDS = 16                                   # the architecture words; version 2 adds TEXT_WORDS
+TEXT_WORDS = 8
+NO_ID = 0xFFFFFFFF
+ENCODERS = ("none", "char", "bpe")
+V1_MISSING = ("special tokens (bos/eos/unk ids)", "stop rule (stop at EOS)", "encoder (char map or BPE merges)",
+              "case folding (lowercase or not)")
+SINGLE_FLOAT = 1.0 + 2.0 ** -30 == 1.0              # MicroPython on the RP2040: single-precision floats
 ENTRY_SIZE = 48
 NAME_LEN = 24
 CHUNK = 2048
@@ -58,7 +64,7 @@ def crc32(data, crc=0):
 class Model:
     """Architecture fields, tensors (name -> bytearray) and the vocabulary of one model file."""
 
-    def __init__(self, words, head, vocab_at):
+    def __init__(self, words, head, vocab_at, version=1):
         self.scheme = SCHEMES[words[0]]
         (self.vocab_size, self.dim, self.n_layers, self.n_heads, self.ffn_hidden) = words[1:6]
         self.activation = ACTIVATIONS[words[6]]
@@ -74,6 +80,23 @@ class Model:
         self._head = head
         self._vocab_at = vocab_at
         self._offsets = None
+        self.version = version
+        t = words[HEADER_WORDS:] if version >= 2 else (NO_ID, NO_ID, NO_ID, 0, 0, 0, 0, 0)
+        nid = lambda v: None if v == NO_ID else v  # noqa: E731
+        self.bos_id, self.eos_id, self.unk_id = nid(t[0]), nid(t[1]), nid(t[2])
+        self.flags = t[3]
+        self.stop_at_eos, self.lowercase = bool(t[3] & 1), bool(t[3] & 2)
+        self.encoder_code = t[4]
+        self.encoder = ENCODERS[t[4]] if t[4] < len(ENCODERS) else "?"
+        self.n_merges, self.n_fold, self.n_classes = t[5], t[6], t[7]
+        self.text_bytes = 8 * self.n_fold + 8 * self.n_classes + 6 * self.n_merges
+        at = vocab_at + self.vocab_bytes
+        self.fold = memoryview(head)[at:at + 8 * self.n_fold]
+        at += 8 * self.n_fold
+        self.classes = memoryview(head)[at:at + 8 * self.n_classes]
+        at += 8 * self.n_classes
+        self.merges = memoryview(head)[at:at + 6 * self.n_merges]
+        self.missing = list(V1_MISSING) if version < 2 else []
 
     def _index_vocab(self):
         offs, i, end = [], self._vocab_at, self._vocab_at + self.vocab_bytes
@@ -97,8 +120,14 @@ class Model:
 
 def _read_exactly(f, buf, crc):
     """readinto ``buf`` in chunks, updating the running CRC; raises on a short file."""
+    n = len(buf)
+    got = f.readinto(buf)  # usually the whole tensor at once: no slices, no garbage between tensors
+    if got == n:
+        return crc32(buf, crc)
+    got = got or 0
+    if got:
+        crc = crc32(memoryview(buf)[:got], crc)
     mv = memoryview(buf)
-    n, got = len(buf), 0
     while got < n:
         k = f.readinto(mv[got:got + CHUNK] if n - got > CHUNK else mv[got:])
         if not k:
@@ -157,9 +186,10 @@ def load(path, weights="ram"):
         magic, header_crc, payload_crc, version, hsize, psize, reserved = struct.unpack("<8sIIIIII", pre)
         if magic != MAGIC:
             raise ValueError("wrong magic %r: not a Starmind model file" % (magic,))
-        if version != VERSION:
-            raise ValueError("unknown format version %d (this runtime reads version %d)" % (version, VERSION))
-        if hsize % 4 or psize % 4 or hsize < 4 * HEADER_WORDS:
+        if version not in (1, 2):
+            raise ValueError("unknown format version %d (this runtime reads versions 1 and 2)" % version)
+        n_words = HEADER_WORDS + (TEXT_WORDS if version >= 2 else 0)
+        if hsize % 4 or psize % 4 or hsize < 4 * n_words:
             raise ValueError("bad header_size %d / payload_size %d" % (hsize, psize))
         if PREAMBLE_SIZE + hsize + psize != size:
             raise ValueError("file is %d bytes, its preamble announces %d (truncated or padded)"
@@ -168,16 +198,24 @@ def load(path, weights="ram"):
         crc = _read_exactly(f, head, crc32(pre[16:]))
         if crc != header_crc:
             raise ValueError("header checksum mismatch (CRC-32): the file is corrupted")
-        words = struct.unpack_from("<%dI" % HEADER_WORDS, head, 0)
+        words = struct.unpack_from("<%dI" % n_words, head, 0)
         if words[0] >= len(SCHEMES) or words[6] >= len(ACTIVATIONS) or words[7] >= len(POSITIONS):
             raise ValueError("inconsistent header: unknown scheme, activation or position code")
         n_tensors = words[10]
-        table_at = 4 * HEADER_WORDS
+        table_at = 4 * n_words
         vocab_at = table_at + ENTRY_SIZE * n_tensors
-        if vocab_at + words[11] > hsize:
-            raise ValueError("inconsistent header: tensor table and vocabulary overrun the header")
-        model = Model(words, head, vocab_at)
+        text = 8 * words[22] + 8 * words[23] + 6 * words[21] if version >= 2 else 0
+        end = vocab_at + words[11] + text
+        if end > hsize or hsize - end > 3:
+            raise ValueError("inconsistent header: table, vocabulary and encoder end at %d, header_size=%d"
+                             % (end, hsize))
+        if any(head[end:]):
+            raise ValueError("header padding must be zero")
+        model = Model(words, head, vocab_at, version)
         model._index_vocab()
+        if version >= 2:
+            from . import tokenizer
+            tokenizer.check(model)
         model.path = path
         model.offsets = {}
         base = PREAMBLE_SIZE + hsize
@@ -200,8 +238,10 @@ def load(path, weights="ram"):
             dtype, ndim, s0, s1, offset, nbytes = struct.unpack_from("<6I", head, at + NAME_LEN)
             if dtype not in DTYPE_SIZE or nbytes != s0 * s1 * DTYPE_SIZE[dtype]:
                 raise ValueError("tensor %s: dtype %d and shape do not match %d bytes" % (name, dtype, nbytes))
-            if offset < pos or offset - pos > 3 or offset + nbytes > psize:
+            if offset < pos or offset + nbytes > psize:
                 raise ValueError("tensor %s: offset %d out of order or outside the payload" % (name, offset))
+            if offset != (pos + 3) & ~3:
+                raise ValueError("tensor %s: offset %d, tensors are packed: expected %d" % (name, offset, (pos + 3) & ~3))
             if offset > pos:
                 crc = _read_exactly(f, memoryview(pad)[:offset - pos], crc)
             model.shapes[name] = (s0, s1) if ndim == 2 else (s0,)
@@ -220,4 +260,35 @@ def load(path, weights="ram"):
             crc = _read_exactly(f, memoryview(pad)[:psize - pos], crc)
         if crc != payload_crc:
             raise ValueError("payload checksum mismatch (CRC-32): the file is corrupted")
+    check_values(model)
     return model
+
+
+def check_values(model):
+    """float32 files hold no NaN or infinity; rope tables equal their formula (FORMAT.md 4.4)."""
+    if model.scheme == "float32":
+        for name, buf in model.tensors.items():
+            if model.dtypes[name] == 4:
+                for i in range(3, len(buf), 4):
+                    if buf[i] & 0x7F == 0x7F and buf[i - 1] & 0x80:
+                        raise ValueError("non-finite value: %s contains NaN or infinity" % name)
+    if model.pos != "rope":
+        return
+    import math
+    hd, half, fl = model.head_dim, model.head_dim // 2, model.scheme == "float32"
+    fmt = "<f" if fl else "<h"
+    size = 4 if fl else 2
+    for j in range(half):
+        inv = 10000.0 ** (-(2 * j) / hd)
+        for p in range(model.max_seq_len):
+            a = p * inv
+            if fl:
+                tol = 2.0 ** -12 + p * 2.0 ** -20 if SINGLE_FLOAT else 2.0 ** -20
+                ref = (math.cos(a), math.sin(a))
+            else:
+                tol = 2 + p / 64 if SINGLE_FLOAT else 1.0
+                ref = (16384 * math.cos(a), 16384 * math.sin(a))
+            for key, r in zip(("rope.cos", "rope.sin"), ref):
+                v = struct.unpack_from(fmt, model.tensors[key], (p * half + j) * size)[0]
+                if not abs(v - r) <= tol:
+                    raise ValueError("rope table: %s[%d, %d] = %s differs from its formula" % (key, p, j, v))

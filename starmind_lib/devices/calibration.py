@@ -1,0 +1,176 @@
+"""Fit the MicroPython planner to measurements on the emulated firmware (``micropython_runs``).
+
+    python -m starmind_lib.devices.calibration            # refit; prints the constants for planner.py
+
+Speed: cycles per decode step = a non-negative combination of per-token operation
+counts (:func:`speed_features`), fitted per (kernels, weights) on relative error, so
+that every measured model lands within a few per cent. Memory: the heap a model
+needs at its peak (load: the tensors plus one tensor's copy; run: the buffers and the
+KV cache) as a linear function of the plan's parts, fitted on the measured peaks, with
+a margin set so that no model that ran out of memory is predicted to fit.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import planner
+
+SPEED_FEATURES = planner.SPEED_FEATURES
+MEMORY_FEATURES = planner.MEMORY_FEATURES
+attention_length = planner.attention_length
+speed_features = planner.speed_features
+memory_features = planner.memory_features
+PLANNER = Path(planner.__file__)
+MARK_BEGIN, MARK_END = "# @@CALIBRATION@@", "# @@END CALIBRATION@@"
+
+
+def _nnls(A: np.ndarray, b: np.ndarray, max_iter: int = 500) -> np.ndarray:
+    """Non-negative least squares (Lawson-Hanson active set), columns scaled for conditioning."""
+    scale = np.maximum(np.abs(A).max(axis=0), 1e-300)
+    A = A / scale
+    n = A.shape[1]
+    x, passive = np.zeros(n), np.zeros(n, dtype=bool)
+    for _ in range(max_iter):
+        grad = A.T @ (b - A @ x)
+        cand = ~passive & (grad > 1e-12)
+        if not cand.any():
+            break
+        passive[np.argmax(np.where(cand, grad, -np.inf))] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(A[:, passive], b, rcond=None)[0]
+            if (z[passive] > 0).all():
+                x = z
+                break
+            neg = passive & (z <= 0)
+            alpha = np.min(x[neg] / (x[neg] - z[neg] + 1e-300))
+            x = x + alpha * (z - x)
+            passive &= x > 1e-12
+    return x / scale
+
+
+def fit_speed(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """(kernels/weights) -> coefficient per feature, least relative squared error, non-negative."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("status") == "ok" and r.get("cycles_per_token"):
+            groups.setdefault(f"{r['kernels']}/{r['weights']}", []).append(r)
+    out = {}
+    for g, rs in sorted(groups.items()):
+        X = np.array([[speed_features(r, attention_length(len(r["prompt_ids"]), r["n_tokens"]),
+                                      r["weights"])[f] for f in SPEED_FEATURES] for r in rs])
+        y = np.array([r["cycles_per_token"] for r in rs], dtype=float)
+        used = [i for i in range(len(SPEED_FEATURES)) if X[:, i].any()]
+        w = 1.0 / y
+        coef = np.zeros(len(SPEED_FEATURES))
+        coef[used] = _nnls(X[:, used] * w[:, None], np.ones_like(y))
+        out[g] = {f: float(c) for f, c in zip(SPEED_FEATURES, coef) if c}
+    return out
+
+
+def runner_import_bytes(rows: list[dict]) -> int:
+    """Heap the runner's imports take (free after boot - free when run_model starts), the largest seen."""
+    vals = [r["heap_free_after_boot"] - r["heap_free_before"] for r in rows
+            if r.get("heap_free_after_boot") and r.get("heap_free_before")]
+    return int(max(vals)) if vals else 0
+
+
+def fit_memory(rows: list[dict]) -> dict:
+    """Peak heap above the runner's start as a function of the plan's parts; the margin from the failures."""
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("heap_peak_alloc")]
+    feats = lambda r: memory_features(r, len(r["prompt_ids"]) + r["n_tokens"] - 1, r["weights_requested"])  # noqa: E731
+    X = np.array([[feats(r)[f] for f in MEMORY_FEATURES] for r in ok])
+    need = np.array([r["heap_peak_alloc"] - (r["heap_total"] - r["heap_free_before"]) for r in ok], dtype=float)
+    coef = _nnls(X / need[:, None], np.ones_like(need))
+    coef_d = {f: float(c) for f, c in zip(MEMORY_FEATURES, coef) if c}
+    imports = runner_import_bytes(rows)
+
+    def nominal(r):
+        f = feats(r)
+        return sum(c * f[k] for k, c in coef_d.items())
+    # the smallest margin that says "does not fit" for every model that ran out of memory
+    margin = 0.02
+    for r in rows:
+        if r.get("status") == "out_of_memory":
+            budget = r["heap_free_after_boot"] - imports
+            margin = max(margin, budget / nominal(r) - 1 + 0.005)
+    refused = [r["model"] for r in ok if nominal(r) * (1 + margin) > r["heap_free_after_boot"] - imports]
+    return {"coef": coef_d, "margin": round(margin, 4), "runner_import_bytes": imports,
+            "ok_refused": refused, "n_ok": len(ok)}
+
+
+def speed_errors(rows: list[dict], coefs: dict) -> list[tuple[float, str]]:
+    out = []
+    for r in rows:
+        g = f"{r.get('kernels')}/{r.get('weights')}"
+        if r.get("status") != "ok" or not r.get("cycles_per_token") or g not in coefs:
+            continue
+        f = speed_features(r, attention_length(len(r["prompt_ids"]), r["n_tokens"]), r["weights"])
+        pred = sum(c * f[k] for k, c in coefs[g].items())
+        out.append((pred / r["cycles_per_token"] - 1, f"{r['model']}/{g}"))
+    return sorted(out, key=lambda e: -abs(e[0]))
+
+
+def calibration_block(rows: list[dict]) -> str:
+    speed, mem = fit_speed(rows), fit_memory(rows)
+    runtimes = sorted({r.get("runtime_sha256_16") for r in rows if r.get("runtime_sha256_16")})
+    fmt = lambda d: "{" + ", ".join(f"{k!r}: {v:.6g}" for k, v in d.items()) + "}"  # noqa: E731
+    lines = [f"{MARK_BEGIN} written by `python -m starmind_lib.devices.calibration --write` from "
+             f"{len(rows)} rows (runtime {', '.join(runtimes) or '?'})",
+             "CALIBRATED_SPEED = {  # cycles per unit of each speed feature, by kernels/weights"]
+    lines += [f"    {g!r}: {fmt(c)}," for g, c in speed.items()]
+    lines += ["}",
+              f"CALIBRATED_MEMORY = {fmt(mem['coef'])}  # peak heap bytes per unit of each memory feature",
+              f"MEMORY_MARGIN = {mem['margin']}  # the smallest that refuses every model that ran out of memory",
+              f"RUNNER_IMPORT_BYTES = {mem['runner_import_bytes']}  # heap the runtime's imports take (measured)",
+              MARK_END]
+    return "\n".join(lines)
+
+
+def write_planner(block: str, path: Path = PLANNER) -> None:
+    text = path.read_text()
+    i = text.index(MARK_BEGIN)
+    j = text.index(MARK_END, i) + len(MARK_END) if MARK_END in text[i:] else text.index("\n", i)
+    path.write_text(text[:i] + block + text[j:])
+
+
+def load_rows(path: Path | None = None) -> list[dict]:
+    from .measure import RUNS_TABLE
+    path = Path(path or RUNS_TABLE.with_suffix(".jsonl"))
+    rows = {}
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        rows.setdefault(r["run_key"], r)
+    return list(rows.values())
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m starmind_lib.devices.calibration", description=__doc__.split("\n")[0])
+    p.add_argument("--table", default=None, help="micropython_runs.jsonl (default: the committed one)")
+    p.add_argument("--write", action="store_true", help="write the constants into planner.py")
+    args = p.parse_args(argv)
+    rows = load_rows(Path(args.table) if args.table else None)
+    block = calibration_block(rows)
+    print(block)
+    speed = fit_speed(rows)
+    errs = speed_errors(rows, speed)
+    if errs:
+        print(f"speed: worst {errs[0][0]:+.1%} ({errs[0][1]}), {sum(abs(e) > 0.10 for e, _ in errs)} of {len(errs)} "
+              f"outside +-10 %")
+    mem = fit_memory(rows)
+    print(f"memory: {len(mem['ok_refused'])} of {mem['n_ok']} runs that fit would be refused: {mem['ok_refused'][:10]}")
+    if args.write:
+        write_planner(block)
+        print(f"wrote {PLANNER}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""Measure every model on the emulated MicroPython firmware: ``data/results/device/micropython_runs``.
+
+One row per model x weights mode (ram, flash) x kernel kind, appended to a
+:class:`~starmind_lib.provenance.ResultTable` as each run finishes (a rerun skips
+finished rows)::
+
+    python -m starmind_lib.devices.measure                    # reference models, then the study's
+    python -m starmind_lib.devices.measure --max-study 20     # only the 20 smallest study models
+
+Models: the 5 reference models (``data/reference``; kernels auto, optionally python) and
+the study's 198 architectures (``data/results/sweep/variants``; kernels auto), in an
+order whose every prefix spans the size range (a partial run still covers small and large). The
+study's trained checkpoints are not committed (``data/runs`` is ignored) and its
+TinyStories data is not reachable offline, so each study architecture is exported
+untrained (seeded random weights, the same shapes, vocabulary size and context):
+speed, heap and load figures depend on the shapes only, and the tokens are still
+checked against the reference engine run on the same file. Such rows say
+``weights_source="untrained_same_architecture"``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+from ..provenance import REPO_ROOT, ResultTable, provenance
+from . import planner
+
+REFERENCE_DIR = REPO_ROOT / "data" / "reference"
+STUDY_TABLE = REPO_ROOT / "data" / "results" / "sweep" / "variants"
+RUNS_TABLE = REPO_ROOT / "data" / "results" / "device" / "micropython_runs"
+ARCH_DIR = REPO_ROOT / "data" / "runs" / "smd_arch"
+N_TOKENS = 64
+
+
+def runs_table(stem: Path = RUNS_TABLE) -> ResultTable:
+    return ResultTable(stem, key="run_key")
+
+
+def _vocab(n: int) -> list[bytes]:
+    return [bytes([32 + i]) if i < 95 else f"<{i}>".encode() for i in range(n)]
+
+
+def study_architectures(limit: int | None = None, variants: list[str] | None = None) -> list[dict]:
+    """The study's variants (architecture fields, n_params), smallest first."""
+    import pandas as pd
+    df = pd.read_parquet(STUDY_TABLE.with_suffix(".parquet"))
+    if variants:
+        df = df[df["variant_id"].isin(variants)]
+    df = df.sort_values(["n_params", "variant_id"])
+    out = []
+    for r in df.to_dict("records"):
+        cfg = json.loads(r["config"]) if isinstance(r["config"], str) else dict(r["config"])
+        arch = {k: r[k] for k in planner.ARCH_FIELDS if k != "max_seq_len"}
+        arch = {k: (bool(v) if k == "tied" else v if isinstance(v, str) else int(v)) for k, v in arch.items()}
+        arch["max_seq_len"] = int(cfg.get("seq_len") or cfg.get("max_seq_len") or 64)
+        out.append({"variant_id": r["variant_id"], "n_params": int(r["n_params"]), "arch": arch,
+                    "tokenizer": r.get("tokenizer_spec"), "bpc": r.get("bpc")})
+    return out[:limit] if limit else out
+
+
+def export_architecture(v: dict, out_dir: Path = ARCH_DIR) -> Path:
+    """An untrained int8 .smd with the variant's architecture (seeded: the same file on every machine)."""
+    import numpy as np
+    import torch
+
+    from ..model import ModelConfig, Transformer
+    from ..quant import schemes as quant
+    from ..quant.smd import write_smd
+    path = Path(out_dir) / f"{v['variant_id']}.smd"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    a = v["arch"]
+    model = Transformer(ModelConfig.from_params(dict(a))).eval()
+    T, V = a["max_seq_len"], a["vocab_size"]
+    calib = [(np.arange(T) * (2 * i + 1) + i) % V for i in range(4)]
+    tmp = path.with_suffix(".tmp")
+    write_smd(tmp, *quant.to_int8_engine(model, quant.calibrate(model, calib)), _vocab(V))
+    tmp.replace(path)
+    return path
+
+
+def reference_ids(path: Path, prompt: list[int], n_tokens: int) -> list[int]:
+    from ..quant.intengine import IntEngine
+    from ..quant.smd import read_smd
+    return [int(t) for t in IntEngine(read_smd(path)).generate(prompt, n_tokens)]
+
+
+def spread(items: list) -> list:
+    """Reorder a size-sorted list so that any prefix covers the whole size range (bit-reversed order)."""
+    n = len(items)
+    bits = max(1, (n - 1).bit_length())
+    order = sorted(range(1 << bits), key=lambda i: int(format(i, f"0{bits}b")[::-1], 2))
+    return [items[i] for i in order if i < n]
+
+
+def jobs(max_study: int | None = None, study: bool = True, reference_python: bool = False) -> list[dict]:
+    """Reference models first (auto and python kernels), then the study's architectures (auto)."""
+    out = []
+    for g in sorted(REFERENCE_DIR.glob("*.golden.json")):
+        gold = json.loads(g.read_text())
+        path = REFERENCE_DIR / gold["model"]
+        n = min(N_TOKENS, gold["config"]["max_seq_len"])
+        meta = {"source": "reference", "variant_id": path.stem, "weights_source": "trained_reference",
+                **{k: gold["config"][k] for k in planner.ARCH_FIELDS}}
+        for kernels in ("auto", "python") if reference_python else ("auto",):
+            for weights in ("ram", "flash"):
+                out.append({"path": path, "prompt": gold["prompt_ids"][:1], "n_tokens": n, "weights": weights,
+                            "kernels": kernels, "meta": meta})
+    if study:
+        for v in spread(study_architectures(max_study)):
+            meta = {"source": "study", "variant_id": v["variant_id"], "weights_source": "untrained_same_architecture",
+                    "tokenizer": v["tokenizer"], "n_params": v["n_params"], **v["arch"]}
+            for weights in ("ram", "flash"):
+                out.append({"variant": v, "prompt": [1], "n_tokens": min(N_TOKENS, v["arch"]["max_seq_len"]),
+                            "weights": weights, "kernels": "auto", "meta": meta})
+    return out
+
+
+def job_key(board_name: str, job: dict, digest: str) -> str:
+    spec = json.dumps([board_name, job["meta"]["variant_id"], digest, job["prompt"], job["n_tokens"],
+                       job["weights"], job["kernels"]])
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+def _arch_key(job: dict, runtime: str = "") -> str:
+    return json.dumps([job["meta"]["variant_id"], job["prompt"], job["n_tokens"], job["weights"], job["kernels"],
+                       runtime])
+
+
+def measure(board, job_list: list[dict], table: ResultTable, profile: str = "", on_row=None) -> int:
+    """Run every job not in ``table`` yet; returns how many rows were appended."""
+    from .firmware import SPEED_SOURCE, runtime_digest
+    runtime = runtime_digest(board.runtime_dir)
+    done = {r.get("job_id") for r in table.rows()}
+    todo = [j for j in job_list if _arch_key(j, runtime) not in done]
+    fw_sha = hashlib.sha256(board.firmware.read_bytes()).hexdigest()
+    n = 0
+    # group the runs of one model file so each image holds it (fewer reboots)
+    for j in todo:
+        if "path" not in j:
+            j["path"] = export_architecture(j["variant"])
+    paths = []
+    for j in todo:
+        if j["path"] not in paths:
+            paths.append(j["path"])
+    placed: set = set()
+    for j in todo:
+        if j["path"] not in placed:
+            board.files = {p: d for p, d in board.files.items() if not p.startswith("/models/")}
+            placed = set(board.preload(paths[paths.index(j["path"]):]))
+        board.weights, board.engine = j["weights"], j["kernels"]
+        data = Path(j["path"]).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()[:16]
+        expected = reference_ids(j["path"], j["prompt"], j["n_tokens"])
+        rec = board.run(j["prompt"], j["n_tokens"], model_path=j["path"])
+        x = rec.extra
+        cyc = rec.cycles_per_token
+        row = {"run_key": job_key(board.name, j, digest), "job_id": _arch_key(j, runtime), "runtime_sha256_16": runtime, "model": Path(j["path"]).stem,
+               **j["meta"], "model_file": Path(j["path"]).name, "model_sha256_16": digest, "flash_bytes": len(data),
+               "weights_requested": j["weights"], "weights": x.get("weights"),
+               "kernels_requested": j["kernels"], "kernels": x.get("kernels"), "runtime": rec.runtime,
+               "status": rec.status, "message": rec.message,
+               "prompt_ids": j["prompt"], "n_tokens": j["n_tokens"], "output_ids": rec.output_ids,
+               "reference_ids": expected, "tokens_match_reference": rec.status == "ok" and rec.output_ids == expected,
+               "cycles_per_token": cyc, "cycles_last_token": x.get("cycles_last_token"),
+               "cycles_per_prefill_token": rec.cycles_per_prefill_token, "n_decode_steps": x.get("n_decode_steps"),
+               "tokens_per_s": rec.tokens_per_s, "ms_per_token": rec.ms_per_token,
+               "load_cycles": x.get("load_cycles"), "load_ms": rec.load_ms,
+               "heap_total": x.get("heap_total"), "heap_free_after_boot": x.get("heap_free_after_boot"),
+               "heap_free_before": rec.heap_free_before, "heap_free_after_load": x.get("heap_free_after_load"),
+               "model_heap_bytes": x.get("model_heap_bytes"), "heap_peak_alloc": x.get("heap_peak_alloc"),
+               "alloc_per_token": x.get("alloc_per_token"),
+               "speed_source": SPEED_SOURCE if rec.status == "ok" else rec.speed_source,
+               "clock_hz": x.get("clock_hz") or x.get("freq_hz"), "board": board.name,
+               "firmware": board.firmware.name, "firmware_sha256": fw_sha, "emulator": "rp2040js 1.4.1",
+               **provenance(profile=profile)}
+        table.append(row)
+        n += 1
+        if on_row is not None:
+            on_row(row)
+    table.snapshot()
+    return n
+
+
+def summary_line(row: dict) -> str:
+    tps = row.get("tokens_per_s")
+    return (f"{row['model']:<28} {row['weights_requested']:<5} {str(row.get('kernels')):<6} {row['status']:<14} "
+            f"{(f'{tps:8.2f} tok/s' if tps else '       - tok/s')} "
+            f"heap free after load {row.get('heap_free_after_load')} match={row.get('tokens_match_reference')}"
+            + (f"  [{row['message'][:120]}]" if row.get("message") else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .firmware import FirmwareBoard
+    p = argparse.ArgumentParser(prog="python -m starmind_lib.devices.measure", description=__doc__.split("\n")[0])
+    p.add_argument("--firmware", default=None, help="MicroPython .bin/.uf2 (default: $STARMIND_FIRMWARE or the "
+                                                    "shared RPI_PICO_UART.bin)")
+    p.add_argument("--table", default=str(RUNS_TABLE), help="result table stem")
+    p.add_argument("--max-study", type=int, default=None, help="only the N smallest study models")
+    p.add_argument("--no-study", action="store_true")
+    p.add_argument("--python", action="store_true", help="also the reference models with pure-Python kernels")
+    p.add_argument("--profile", default="emulated")
+    p.add_argument("--runtime-dir", default=None, help="a snapshot of device/micropython/starmind_mp to measure "
+                                                       "(default: the working tree's)")
+    args = p.parse_args(argv)
+    table = runs_table(Path(args.table))
+    todo = jobs(args.max_study, study=not args.no_study, reference_python=args.python)
+    with FirmwareBoard(args.firmware, force=True) as board:
+        board.runtime_dir = Path(args.runtime_dir) if args.runtime_dir else None
+        n = measure(board, todo, table, profile=args.profile, on_row=lambda r: print(summary_line(r), flush=True))
+    print(f"{n} rows appended; {len(table.rows())} in {table.stem}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+def planner_error(row: dict) -> float | None:
+    """Predicted / measured tokens per second - 1 for a measured row (None where it did not run)."""
+    if row.get("status") != "ok" or not row.get("tokens_per_s"):
+        return None
+    t = planner.attention_length(len(row["prompt_ids"]), row["n_tokens"])
+    sp = planner.predict_speed(row, f"micropython-{row['kernels']}", context=t, weights=row["weights"])
+    return sp.tokens_per_s / row["tokens_per_s"] - 1
+
+
+def bench_emulated(firmware: str | None, results_dir: Path, profile: str = "bench", study: int = 0,
+                   runtime_dir: Path | None = None) -> list[dict]:
+    """`make bench-micropython PORT=emulated`: the reference models (and ``study`` study models) measured
+    on the emulated firmware; prints tok/s, heap and the planner's error per model."""
+    from .firmware import FirmwareBoard
+    table = runs_table(Path(results_dir) / "device" / "micropython_runs")
+    todo = jobs(study or None, study=bool(study))
+    with FirmwareBoard(firmware, force=True) as board:
+        board.runtime_dir = runtime_dir
+        measure(board, todo, table, profile=profile)
+    rows = [r for r in table.rows() if r.get("board") == board.name]
+    print(f"{'model':<28} {'weights':<7} {'kernels':<7} {'status':<14} {'tok/s':>8} {'heap free':>10} "
+          f"{'free after load':>15} {'planner err':>11}")
+    errs = []
+    for r in rows:
+        e = planner_error(r)
+        if e is not None:
+            errs.append(abs(e))
+        tps = f"{r['tokens_per_s']:8.1f}" if r.get("tokens_per_s") else "       -"
+        print(f"{r['model']:<28} {r['weights_requested']:<7} {str(r.get('kernels')):<7} {r['status']:<14} {tps} "
+              f"{str(r.get('heap_free_after_boot')):>10} {str(r.get('heap_free_after_load')):>15} "
+              f"{(f'{e:+.1%}' if e is not None else '-'):>11}")
+    if errs:
+        print(f"planner speed error: mean {sum(errs) / len(errs):.1%}, worst {max(errs):.1%} over {len(errs)} runs "
+              f"(emulated cycles at {rows[0].get('clock_hz')} Hz, speed_source=emulated_stock_firmware)")
+    return rows

@@ -1,0 +1,159 @@
+"""Issue 12's checks: per-file CLI errors, validated parameters, the number formatter, figure lint,
+provenance with the uncommitted diff, and every committed table with provenance or a disclosure."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from starmind_lib import cli
+from starmind_lib.book import browsercheck, build as book
+from starmind_lib.config import ConfigError
+from starmind_lib.numbers import fmt_duration, fmt_num, fmt_quantity, fmt_ratio, plural, with_article
+from starmind_lib.profiles import check_notebook_params
+from starmind_lib.provenance import REPO_ROOT, ResultTable, diff_hash, provenance
+
+REF = REPO_ROOT / "data" / "reference" / "ref_rope_silu.smd"
+
+
+# ---- numbers ---------------------------------------------------------------------------------
+
+def test_numbers_read_well():
+    assert fmt_num(73968.0) == "73,968" and fmt_num(55996.0) == "55,996" and fmt_num(1545.976) == "1,546"
+    assert fmt_quantity(-0.00001, "bpc") == "0 bpc" and fmt_num(-0.0) == "0"
+    assert fmt_quantity(4023.7, "tokens_per_s") == "4,024 tokens/s" and fmt_ratio(2.114) == "2.11x"
+    assert plural(1, "variant") == "1 variant" and plural(1, "minute") == "1 minute" and plural(2, "run") == "2 runs"
+    assert with_article("8-token") == "an 8-token" and with_article("16-token") == "a 16-token"
+    assert fmt_duration(60) == "60 s" and fmt_duration(600) == "10 minutes" and fmt_num(float("nan")) == "n/a"
+
+
+# ---- the CLI: a bad file is one line naming it, and the batch goes on -----------------------------
+
+@pytest.fixture
+def bad_files(tmp_path):
+    trunc, junk = tmp_path / "trunc.smd", tmp_path / "junk.smd"
+    trunc.write_bytes(REF.read_bytes()[:300])
+    junk.write_bytes(b"garbage")
+    return trunc, junk
+
+
+def test_export_inspect_reports_each_bad_file_and_goes_on(bad_files, capsys):
+    trunc, junk = bad_files
+    rc = cli.main(["export", "inspect", str(trunc), str(REF), str(junk), str(trunc.parent / "nope.smd")])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "SmdHeader" in out and "Traceback" not in out + err
+    assert f"error  {trunc}: " in err and "truncated" in err and f"error  {junk}: " in err and "no such file" in err
+
+
+def test_board_plan_reports_each_bad_file_and_goes_on(bad_files, capsys):
+    trunc, junk = bad_files
+    rc = cli.main(["board", "plan", "--models", str(trunc), str(REF), str(junk)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and '"model": "ref_rope_silu.smd"' in out
+    assert err.count("error  ") == 2 and str(trunc) in err and str(junk) in err
+
+
+def test_generation_arguments_are_validated(capsys):
+    for bad in (["--n-tokens", "-5"], ["--n-tokens", "0"], ["--seed", "-1"], ["--n-tokens", "x"]):
+        with pytest.raises(SystemExit):
+            cli.main(["board", "generate", "--port", "virtual", "--model", str(REF), *bad])
+        assert "error: argument" in capsys.readouterr().err
+
+
+def test_bench_defaults_its_prompt_and_skips_a_bad_first_file(bad_files):
+    trunc, _ = bad_files
+    assert cli.file_defect(trunc) and cli.file_defect(REF) is None
+    args = cli.main.__globals__["argparse"].Namespace(prompt=None, prompt_ids=None)
+    assert cli._prompt_ids(args, REF)   # no --prompt: the default prompt, encoded with the model's vocabulary
+
+
+# ---- parameters: validated before any chapter runs -------------------------------------------
+
+def test_every_profile_validates_against_every_chapter():
+    notebooks = book.find_notebooks(book.NOTEBOOKS_DIR)
+    for profile in ("report", "smoke", "quick", "full"):
+        book.validate_all(profile, notebooks)
+
+
+def test_bad_profile_value_or_key_fails_before_any_chapter(tmp_path, monkeypatch):
+    prof_dir = tmp_path / "profiles"
+    shutil.copytree(REPO_ROOT / "profiles", prof_dir)
+    (prof_dir / "typo.yaml").write_text("extends: smoke\nnotebooks:\n  04_architecture:\n    tokens: many\n"
+                                        "  08_audit:\n    max_rowz: 3\n  99_nothing:\n    x: 1\n")
+    monkeypatch.setattr("starmind_lib.profiles.PROFILE_DIR", prof_dir)
+    with pytest.raises(book.BookError) as err:
+        book.validate_all("typo", book.find_notebooks(book.NOTEBOOKS_DIR))
+    text = str(err.value)
+    assert "tokens = 'many'" in text and "max_rowz" in text and "99_nothing" in text and "nothing was run" in text
+
+
+def test_papermill_parameters_are_checked_against_the_parameters_cell():
+    injected = "# Parameters\nprofile = \"quick\"\ntokns = 5\n"
+    with pytest.raises(ConfigError, match=r"\['tokns'\].*typo"):
+        check_notebook_params("03_training", {"In": ["", injected], "profile": "quick"})
+    with pytest.raises(ConfigError, match="unknown profile"):
+        check_notebook_params("03_training", {"In": [], "profile": "quik"})
+    # -p profile quick -p recompute True alone would rewrite the committed tables with quick settings
+    with pytest.raises(ConfigError, match="would rewrite the committed tables.*-p results_dir build/quick/results"):
+        check_notebook_params("03_training", {"In": [], "profile": "quick", "recompute": True,
+                                              "results_dir": "data/results"})
+    check_notebook_params("03_training", {"In": [], "profile": "quick", "recompute": True,
+                                          "results_dir": "build/quick/results"})
+    check_notebook_params("03_training", {"In": [], "profile": "report", "recompute": False,
+                                          "results_dir": "data/results"})
+
+
+# ---- figures: a show() whose figure would be lost --------------------------------------------
+
+def test_show_inside_a_branch_is_refused(tmp_path):
+    src = ('# %% [markdown]\n# ## Panels\n\n# %%\nif True:\n    show(chart)\n\n'
+           '# %%\nif True:\n    display(show(chart))\nelse:\n    display(no_figure("none"))\n\n# %%\nshow(chart)\n')
+    lost = book.unshown_figures(src, Path("x.py"))
+    assert len(lost) == 1 and "code cell 1, line 2" in lost[0]
+    for nb in book.find_notebooks(book.NOTEBOOKS_DIR):
+        if nb.stem != "04b_study_v2":   # the lead's notebook in progress
+            assert book.unshown_figures(nb.read_text(), nb) == []
+
+
+def test_sections_that_promise_a_figure_must_show_one():
+    promised = browsercheck.promised_figures(book.NOTEBOOKS_DIR / "04_architecture.py")
+    assert promised["One hyperparameter at a time"] == 1 and promised["At a fixed parameter budget"] == 1
+    sections = [{"title": "One hyperparameter at a time#", "charts": 0, "nofigure": 0},
+                {"title": "At a fixed parameter budget", "charts": 0, "nofigure": 1},
+                {"title": "Quality against size", "charts": 1, "nofigure": 0}]
+    problems = browsercheck.figure_problems(sections, promised)
+    assert len(problems) == 1 and "One hyperparameter" in problems[0]
+
+
+def test_legend_problems_catch_clipped_and_truncated_legends():
+    charts = [{"id": "c1", "visibleRight": 800, "legends": [{"right": 950, "width": 200, "texts": ["a"]}]},
+              {"id": "c2", "visibleRight": 800, "legends": [{"right": 700, "width": 100,
+                                                             "texts": ["comparis…", "…12 entries"]}]},
+              {"id": "c3", "visibleRight": 800, "legends": [{"right": 700, "width": 100, "texts": ["ok"]}]}]
+    problems = browsercheck.legend_problems(charts)
+    assert len(problems) == 2 and "150px beyond" in problems[0] and "'a'" in problems[0] and "comparis…" in problems[1]
+
+
+# ---- provenance ------------------------------------------------------------------------------
+
+def test_provenance_records_the_uncommitted_diff(tmp_path, monkeypatch):
+    row = provenance("smoke")
+    assert {"git_commit", "git_diff", "profile", "machine", "timestamp"} <= set(row)
+    assert row["git_commit"].endswith("-dirty") == bool(row["git_diff"])
+    monkeypatch.setattr("starmind_lib.provenance.git_diff", lambda root=None: "diff --git a/x b/x\n+1\n")
+    digest = diff_hash("diff --git a/x b/x\n+1\n")
+    table = ResultTable(tmp_path / "stage" / "t", key="k")
+    table.append({"k": 1, "git_diff": digest})
+    assert (tmp_path / "stage" / "diffs" / f"{digest}.diff").read_text().startswith("diff --git")
+
+
+def test_every_committed_table_has_provenance_or_is_disclosed():
+    inv = book.table_inventory("data/results")
+    disclosed = book.rewrites("data/results")
+    no_prov = disclosed[disclosed["kind"] == "no provenance"]["tables"].str.split(", ").explode()
+    lacking = set(inv.loc[inv["provenance"] != "yes", "table"])
+    assert lacking <= set(no_prov), f"tables without provenance, not disclosed in rewrites.yaml: {lacking - set(no_prov)}"
+    assert {"re-stamped", "hand-set provenance", "removed snapshot"} <= set(disclosed["kind"])
+    assert disclosed["what"].str.contains("7031107-dirty").any()
