@@ -122,7 +122,7 @@ for _, r in runs.iterrows():
 # ## The best models of the study
 #
 # Chapter 04 trains every variant of the architecture study the same way. Here are the best of
-# them near ten thousand and near a hundred thousand parameters, and what they write from
+# them within 1.5x of ten thousand and of a hundred thousand parameters, and what they write from
 # "once upon a time" (greedy, then sampled at temperature 0.8).
 
 # %%

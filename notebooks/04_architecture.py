@@ -174,8 +174,9 @@ if not golden.empty and not math.isnan(trend["b"]):
 # %% [markdown]
 # ## What the best small models write
 #
-# The best variant near ten thousand and near one hundred thousand parameters, from the prompt
-# "once upon a time" (greedy decoding, then temperature 0.8).
+# The best variant with 6,667 to 15,000 parameters (within 1.5x of ten thousand) and with 66,667 to
+# 150,000 (within 1.5x of one hundred thousand), from the prompt "once upon a time" (greedy decoding,
+# then temperature 0.8).
 
 # %%
 display(Markdown(best_samples_markdown(df)))

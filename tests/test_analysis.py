@@ -175,3 +175,16 @@ def test_device_text_is_decoded_with_the_model_files_vocabulary(tmp_path):
     out = an.attach_device_text(pts, tmp_path)
     assert out["text"].iloc[0] == b"".join(vocab[i] for i in (1, 2, 3, 4)).decode("utf-8", "replace")
     assert out["text"].iloc[1] == "kept"
+
+
+def test_fronts_leave_out_models_no_better_than_unigram_and_near_means_nearest():
+    import pandas as pd
+
+    from starmind_lib.analysis.pareto import front_mask
+    from starmind_lib.chapters.ch04_architecture import best_in_window, nearest_model
+    pts = pd.DataFrame({"bpc": [4.32, 2.5, 1.9], "unigram_bpc": [4.25] * 3, "tokens_per_s": [9000.0, 1500.0, 200.0]})
+    assert front_mask(pts, minimize=["bpc"], maximize=["tokens_per_s"]).tolist() == [False, True, True]
+    df = pd.DataFrame({"n_params": [76_000, 98_000, 120_000], "bpc": [1.4, 1.6, 1.3]})
+    assert int(nearest_model(df, 100_000).n_params) == 98_000         # nearest, not the best in the window
+    assert int(best_in_window(df, 100_000).n_params) == 120_000
+    assert nearest_model(df, 10_000) is None

@@ -171,7 +171,7 @@ def test_trend_fit_and_budget_summary_of_a_known_table():
     import pandas as pd
 
     from starmind_lib.chapters.ch04_architecture import (best_per_budget, budget_comparisons, fit_trend,
-                                                         nearest_best)
+                                                         best_in_window)
     params = [1_000, 10_000, 100_000, 1_000_000]
     df = pd.DataFrame({"variant_id": [f"budget{p // 1000}k-depth-l{i}" for i, p in enumerate(params)],
                        "axis": "budget_depth", "budget": params, "n_params": params, "tokenizer_spec": "char64",
@@ -181,8 +181,8 @@ def test_trend_fit_and_budget_summary_of_a_known_table():
     assert trend["b"] == pytest.approx(-0.5) and trend["a"] == pytest.approx(5.5) and trend["r2"] == pytest.approx(1)
     summary = best_per_budget(budget_comparisons(df))
     assert list(summary.best) == ["l0", "l1", "l2", "l3"] and (summary.spread_bpc == 0).all()
-    assert nearest_best(df, 12_000).variant_id == "budget10k-depth-l1"
-    assert nearest_best(df, 400) is None
+    assert best_in_window(df, 12_000).variant_id == "budget10k-depth-l1"
+    assert best_in_window(df, 400) is None
 
 
 def test_gpu_study_script_runs_end_to_end_on_cpu(prepared, tmp_path):

@@ -49,6 +49,8 @@ def recommend(points: pd.DataFrame, budgets: Iterable[tuple[float, float]] | Ite
         b = b if isinstance(b, Budget) else Budget(*b)
         for kind, group in points.groupby("runtime_kind", sort=True):
             ok = group[(group[memory_col] <= b.ram_kb * 1024) & (group["tokens_per_s"] >= b.min_tokens_per_s)]
+            if "unigram_bpc" in ok:        # never recommend a model no better than letter frequencies
+                ok = ok[~(ok["bpc"] >= ok["unigram_bpc"])]
             row = {"budget": b.label, "ram_kb": b.ram_kb, "min_tokens_per_s": b.min_tokens_per_s,
                    "runtime_kind": kind}
             if ok.empty:
@@ -64,6 +66,19 @@ def recommend(points: pd.DataFrame, budgets: Iterable[tuple[float, float]] | Ite
     return pd.DataFrame(rows)
 
 
+def front_mask(df: pd.DataFrame, minimize: Sequence[str] = (), maximize: Sequence[str] = ()) -> pd.Series:
+    """The Pareto front among the models that beat the unigram baseline (``bpc < unigram_bpc``, where the
+    table has both): a model no better than letter frequencies is never recommended, however fast."""
+    quality = "bpc" if "bpc" in df else "val_bpc"
+    eligible = df[quality] < df["unigram_bpc"] if {"unigram_bpc", quality} <= set(df.columns) else \
+        pd.Series(True, index=df.index)
+    eligible = eligible.fillna(True).astype(bool)
+    out = pd.Series(False, index=df.index)
+    if eligible.any():
+        out[eligible] = pareto_mask(df[eligible], minimize, maximize)
+    return out
+
+
 def pareto_chart(points: pd.DataFrame, x: str = "tokens_per_s", higher_x_is_better: bool = True,
                  color: str = "runtime_label", title: str = ""):
     """Quality against ``x`` (a speed, or a size when higher_x_is_better is False), every row a point,
@@ -71,7 +86,7 @@ def pareto_chart(points: pd.DataFrame, x: str = "tokens_per_s", higher_x_is_bett
     import altair as alt
     pts = points[points[x].notna() & points["bpc"].notna()].copy() if "bpc" in points else \
         points.assign(bpc=points["val_bpc"])
-    pts["on_front"] = pareto_mask(pts, minimize=["bpc"] + ([] if higher_x_is_better else [x]),
+    pts["on_front"] = front_mask(pts, minimize=["bpc"] + ([] if higher_x_is_better else [x]),
                                   maximize=[x] if higher_x_is_better else [])
     has_ram = "peak_ram_bytes" in pts and pts["peak_ram_bytes"].notna().any()
     if has_ram:
@@ -112,7 +127,7 @@ def headline_numbers(variants: pd.DataFrame | None, points: pd.DataFrame) -> dic
     c_points = points[points["runtime_kind"] == "c"] if len(points) else points
     if c_points.empty:
         return out
-    front = c_points[pareto_mask(c_points, minimize=["bpc"], maximize=["tokens_per_s"])]
+    front = c_points[front_mask(c_points, minimize=["bpc"], maximize=["tokens_per_s"])]
     fastest, best = front.loc[front["tokens_per_s"].idxmax()], front.loc[front["bpc"].idxmin()]
     out.update(n_device_points=str(len(c_points)), n_front=str(len(front)),
                front_fastest_tps=f"{fastest['tokens_per_s']:.1f}", front_fastest_bpc=f"{fastest['bpc']:.2f}",

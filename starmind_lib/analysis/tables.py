@@ -8,7 +8,7 @@ column is missing and which notebook makes it::
     variants = load_variants("data/results")          # one row per trained model
     runs = load_runs("data/results", "c")             # RunRecords of the C runtime
     points = device_points(variants, runs, load_quant("data/results", required=False))
-    front = points[pareto_mask(points, minimize=["bpc", "peak_ram_bytes"], maximize=["tokens_per_s"])]
+    front = points[front_mask(points, minimize=["bpc", "peak_ram_bytes"], maximize=["tokens_per_s"])]
     recommend(points, budgets=[(64, 5.0), (200, 1.0)])
 """
 from __future__ import annotations

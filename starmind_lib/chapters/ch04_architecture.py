@@ -90,8 +90,17 @@ def best_per_budget(cmp: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def nearest_best(df: pd.DataFrame, target_params: int, factor: float = 1.5) -> pd.Series | None:
-    """The lowest-bpc model with params within ``factor`` of ``target_params``."""
+def nearest_model(df: pd.DataFrame, target_params: int, factor: float = 1.5) -> pd.Series | None:
+    """"Near N parameters": the model nearest ``target_params`` in parameter count (ties: the lower bpc),
+    within a window of ``factor`` either way (None when no model is that close)."""
+    sub = df[(df.n_params >= target_params / factor) & (df.n_params <= target_params * factor)]
+    if sub.empty:
+        return None
+    return sub.assign(_dist=(sub.n_params - target_params).abs()).sort_values(["_dist", "bpc"]).iloc[0]
+
+
+def best_in_window(df: pd.DataFrame, target_params: int, factor: float = 1.5) -> pd.Series | None:
+    """The lowest-bpc model with between ``target_params / factor`` and ``target_params * factor`` parameters."""
     sub = df[(df.n_params >= target_params / factor) & (df.n_params <= target_params * factor)]
     return None if sub.empty else sub.sort_values("bpc").iloc[0]
 
@@ -102,13 +111,14 @@ def samples_of(row) -> list[dict]:
 
 
 def best_samples_markdown(df: pd.DataFrame, targets=(10_000, 100_000), prompt: str = "once upon") -> str:
-    """Markdown: the best model near each parameter target and what it writes from ``prompt``."""
+    """Markdown: the best model within 1.5x of each parameter target (window stated) and what it writes."""
     blocks = []
     for target in targets:
-        row = nearest_best(df, target)
+        row = best_in_window(df, target)
         if row is None:
             continue
-        lines = [f"**{row.variant_id}** ({int(row.n_params):,} parameters, {row.bpc:.2f} bpc)", ""]
+        lines = [f"**{row.variant_id}** ({int(row.n_params):,} parameters, {row.bpc:.2f} bpc; the best with "
+                 f"{target / 1.5:,.0f} to {target * 1.5:,.0f} parameters)", ""]
         for s in samples_of(row):
             if s["prompt"].lower().startswith(prompt):
                 lines.append(f"- *{s['mode']}*: `{s['text'].replace(chr(10), ' ⏎ ')}`")
