@@ -6,7 +6,7 @@ import math
 import pandas as pd
 
 from . import pareto, tables as an
-from ..numbers import fmt_num, fmt_pct, plural
+from ..numbers import fmt_quantity, fmt_num, fmt_pct, plural
 from .audit_base import (CLAIM_TEXT, CONTEXT, GOLDEN, AuditData, Verdict, _bar, _cols, _combine, _fmt,
                          _inconclusive, _runtime_text, _scatter, _times)
 
@@ -138,7 +138,7 @@ def claim_08(data: AuditData, slower: float = 0.95) -> Verdict:
     size_text = ("sizes not measured" if math.isnan(size_ratio)
                  else f"an int8 model file is {_times(size_ratio)} the size of the float32 one (median model)")
     if not math.isnan(q_cost):
-        size_text += f" and adds {q_cost:+.3f} bits/char (chapter 05)"
+        size_text += f" and adds {fmt_quantity(q_cost, 'bits/char', signed=True)} (chapter 05)"
     if speed.empty:
         return _inconclusive(8, claim, f"{size_text}; but no model was run both as float32 and as int8 on a "
                              "device, so the speed half is unmeasured")

@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from ..numbers import plural
+from ..numbers import fmt_quantity, plural
 from . import tables as an
 from .audit_base import (CLAIM_TEXT, FACTORS, SIZE_DIFFERS, AuditData, Verdict, _cols, _combine, _effect_chart,
                          _effects_by_runtime, _fmt, _inconclusive, _runtime_text, _scatter, speed_effects)
@@ -77,7 +77,7 @@ def claim_02(data: AuditData, limit: int = 10_000, min_tokens_per_s: float = 1.0
         if not trained.empty:
             t = trained.sort_values(["params", "tokens_per_s"]).iloc[-1]
             text += (f" The largest trained model that runs, {t['variant_id']} ({int(t['params']):,} parameters, "
-                     f"{t['bpc']:.2f} bits/char), makes {t['tokens_per_s']:.1f} tokens/s"
+                     f"{t['bpc']:.2f} bits/char), makes {fmt_quantity(t['tokens_per_s'], 'tokens_per_s')}"
                      f"{_raw_note(runs, t['variant_id'], t['runtime_label'])} on {t['runtime_label']}.")
         return Verdict(2, claim, text, "refuted", table, _runtime_text(runs), fig)
     if table["largest_tried_params"].max() <= limit:

@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-import numpy as np
 import pandas as pd
+
+from ..numbers import fmt_num
 
 from .tables import require_columns, sample_text
 
@@ -128,10 +129,13 @@ def headline_numbers(variants: pd.DataFrame | None, points: pd.DataFrame) -> dic
     if c_points.empty:
         return out
     front = c_points[front_mask(c_points, minimize=["bpc"], maximize=["tokens_per_s"])]
+    if front.empty:              # no model beats the unigram baseline (e.g. the smoke profile's tiny runs)
+        out.update(n_device_points=fmt_num(len(c_points), None))
+        return out
     fastest, best = front.loc[front["tokens_per_s"].idxmax()], front.loc[front["bpc"].idxmin()]
-    out.update(n_device_points=str(len(c_points)), n_front=str(len(front)),
-               front_fastest_tps=f"{fastest['tokens_per_s']:.1f}", front_fastest_bpc=f"{fastest['bpc']:.2f}",
-               front_best_bpc=f"{best['bpc']:.2f}", front_best_tps=f"{best['tokens_per_s']:.1f}",
+    out.update(n_device_points=fmt_num(len(c_points), None), n_front=fmt_num(len(front), None),
+               front_fastest_tps=fmt_num(fastest['tokens_per_s']), front_fastest_bpc=f"{fastest['bpc']:.2f}",
+               front_best_bpc=f"{best['bpc']:.2f}", front_best_tps=fmt_num(best['tokens_per_s']),
                front_best_ram_kb=_or_na(best.get("peak_ram_bytes"), lambda b: f"{b / 1024:.0f}"),
                front_best_params=_or_na(best.get("params"), lambda p: f"{p:,.0f}"))
     return out
