@@ -237,4 +237,4 @@ def test_claim_08_sizes_from_the_quant_table_when_devices_lack_them(world):
     no_runs = AuditData(variants=world.variants, quant=quant)
     verdict = audit.claim_08(no_runs)
     assert verdict.verdict == "inconclusive"
-    assert "0.28x the size of the float32 one" in verdict.measurement_text and "+0.020 bits/char" in verdict.measurement_text
+    assert "0.28x the size of the float32 one" in verdict.measurement_text and "+0.02 bits/char" in verdict.measurement_text

@@ -389,7 +389,7 @@ def summary(df):
     sram = base[base["weights"] == "sram"].set_index("model_id")
     for col, name in (("tokens_per_s_full_133MHz", "sram full@133"), ("tokens_per_s_full_125MHz", "sram full@125"),
                       ("tokens_per_s_last_133MHz", "sram last@133"), ("tokens_per_s_last_125MHz", "sram last@125")):
-        if col in sram:
+        if col in sram and sram[col].notna().any():     # tables from before the full-window runs lack them
             out[name] = out["model_id"].map(sram[col])
     out["status"] = out["model_id"].map(status)
     out["peak SRAM KB"] = out["model_id"].map(ram) / 1024
