@@ -18,7 +18,7 @@ from .grid import count_params
 ARCH_FIELDS = ("dim", "n_layers", "n_heads", "ffn_hidden", "activation", "pos", "tied", "tokenizer", "vocab_size")
 SEEDS = (0, 1, 2)
 UNTUNED_LR = 3e-3
-LR_GRID = (1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2)   # 2e-2 added once 1e-2, the old edge, won every bucket
+LR_GRID = (1e-3, 2e-3, 3e-3, 5e-3, 1e-2, 2e-2, 5e-2)   # 2e-2 and 5e-2 added: the old edge, 1e-2, won every bucket
 BASE_TOKENS = 2_000_000
 LONG_TOKENS = 20_000_000
 LONG_MIN_CONFIGS = 20
