@@ -26,6 +26,12 @@
 # baseline**: a model that knows how often each character occurs in the training stories, but
 # nothing about context.
 #
+# Every bits-per-character figure this book states is scored on the **whole validation split**: every
+# story whole, from its first character, with a sliding window, on the same text for every tokenizer,
+# and given with a 95 % bootstrap interval over stories (`starmind_lib.training.evaluation`). The
+# learning curves alone use a fast score on the first 32,768 validation tokens, and say so on their
+# axis: that prefix is easier than the whole split (chapter 4b measures by how much).
+#
 # This chapter trains two reference models, one of about ten thousand and one of about a hundred
 # thousand parameters, and follows their validation bpc as they learn.
 
@@ -60,9 +66,12 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from starmind_lib.book.figures import show, table
-from starmind_lib.chapters.ch04_architecture import best_samples_markdown, read_study_table
-from starmind_lib.chapters.ch03_training import curve_chart, reference_runs
+from starmind_lib.analysis.seeds import load_study
+from starmind_lib.book.figures import no_figure, show, table
+from starmind_lib.chapters.ch03_training import (curve_chart, reference_runs, seed_configs, seed_curve_chart,
+                                                 seed_curves, seed_final_table)
+from starmind_lib.chapters.ch04_architecture import best_samples_markdown, chapter_table, read_study_table
+from starmind_lib.numbers import fmt_num
 
 torch.set_num_threads(1)
 common = {"tokens": tokens, "seq_len": seq_len, "batch_size": batch_size, "lr": lr, "eval_every": eval_every,
@@ -76,6 +85,8 @@ for _, r in runs.iterrows():
     tag = r["name"].replace("-", "_")
     glue(f"train_{tag}_params", f"{int(r.n_params):,}", display=False)
     glue(f"train_{tag}_bpc", f"{r.bpc:.2f}", display=False)
+    glue(f"train_{tag}_ci", f"{r.bpc_ci_low:.2f} to {r.bpc_ci_high:.2f}", display=False)
+    glue(f"train_{tag}_prefix_bpc", f"{r.prefix_bpc:.2f}", display=False)
     glue(f"train_{tag}_tokens_per_s", f"{r.tokens_per_s:,.0f}", display=False)
 glue("train_tokens", f"{int(runs.tokens_trained.iloc[0]):,}", display=False)
 how = "trained in this run" if recompute else f"read from the committed tables in `{results_dir}`"
@@ -94,15 +105,45 @@ display(Markdown(f"Results {how}, computed from **{runs.data_source.iloc[0]}** s
 show(curve_chart(curves, unigram), alt_text="validation bits per character against training tokens")
 
 # %% [markdown]
-# The ten-thousand-parameter model ({glue:text}`train_ref_10k_params` parameters) ends at
-# {glue:text}`train_ref_10k_bpc` bits per character, the hundred-thousand-parameter one
-# ({glue:text}`train_ref_100k_params` parameters) at {glue:text}`train_ref_100k_bpc`.
+# On the whole validation split, the ten-thousand-parameter model ({glue:text}`train_ref_10k_params`
+# parameters) ends at {glue:text}`train_ref_10k_bpc` bits per character (95 % interval
+# {glue:text}`train_ref_10k_ci`; its curve's last prefix point reads {glue:text}`train_ref_10k_prefix_bpc`),
+# the hundred-thousand-parameter one ({glue:text}`train_ref_100k_params` parameters) at
+# {glue:text}`train_ref_100k_bpc` ({glue:text}`train_ref_100k_ci`; prefix
+# {glue:text}`train_ref_100k_prefix_bpc`).
 # They trained at {glue:text}`train_ref_10k_tokens_per_s` and
 # {glue:text}`train_ref_100k_tokens_per_s` tokens per second on the machine named in the table.
 
 # %%
-cols = ["name", "n_params", "tokens_trained", "bpc", "unigram_bpc", "val_loss", "tokens_per_s", "device", "machine"]
-table(runs[cols], caption="Reference runs: final validation loss (nats/token) and bits per character")
+cols = ["name", "n_params", "tokens_trained", "bpc", "bpc_ci_low", "bpc_ci_high", "prefix_bpc", "unigram_bpc",
+        "val_loss", "tokens_per_s", "device", "machine"]
+table(runs[cols], caption="Reference runs: whole-split bits per character with its 95 % story interval, the "
+                          "learning curve's last prefix score, and the validation loss (nats/token)")
+
+# %% [markdown]
+# ## The same model, three seeds
+#
+# A training run depends on its seed: the initial weights and the order of the training windows.
+# Study v2 (chapter 4b) trains every configuration of the architecture study with three seeds at its
+# tuned learning rate. Here are the character models nearest ten and a hundred thousand parameters:
+# each seed's learning curve, then each seed's whole-split score. Seed to seed, the final bits per
+# character vary by {glue:text}`train_seed_spread`: a difference between two models smaller than
+# that is not evidence that one is better, and the book says "no measurable difference" for it.
+
+# %%
+study_runs = load_study(results_dir)
+picked = seed_configs(study_runs)
+if picked:
+    finals = seed_final_table(study_runs, picked)
+    spread = finals.groupby("name")["bpc"].agg(lambda b: b.max() - b.min())
+    glue("train_seed_spread", f"{fmt_num(spread.min(), 2)} to {fmt_num(spread.max(), 2)} bits per character "
+         f"(largest minus smallest of {finals.groupby('name').size().min()} seeds)", display=False)
+    display(show(seed_curve_chart(seed_curves(study_runs, picked)),
+                 alt_text="validation-prefix bits per character against training tokens, one line per seed"))
+    display(table(finals, caption="Each seed's whole-split score (Study v2 base grid, tuned rate)"))
+else:
+    glue("train_seed_spread", "(not measured yet: no configuration has two finished seeds)", display=False)
+    display(no_figure("Study v2 has no configuration with two finished seeds yet"))
 
 # %% [markdown]
 # ## What the models write
@@ -130,4 +171,4 @@ study = read_study_table(results_dir)
 if study is None:
     display(Markdown("*The study's table is not there yet: chapter 04 (the architecture study) trains it.*"))
 else:
-    display(Markdown(best_samples_markdown(study)))
+    display(Markdown(best_samples_markdown(chapter_table(study, study_runs)[0])))

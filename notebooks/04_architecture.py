@@ -56,42 +56,50 @@ from myst_nb import glue
 
 from starmind_lib.book.figures import no_figure, show, table
 from starmind_lib.numbers import fmt_duration, fmt_num, plural
-from starmind_lib.chapters.ch04_architecture import (axis_chart, best_per_budget, bpc_vs_params_chart,
+from starmind_lib.analysis.seeds import compare_values, load_study
+from starmind_lib.chapters.ch04_architecture import (V1_SOURCE, axis_chart, best_per_budget, bpc_vs_params_chart,
                                                      budget_chart, best_samples_markdown, budget_comparisons,
-                                                     fit_trend, study_table)
+                                                     chapter_table, fit_trend, seed_values, study_table)
+from starmind_lib.training.grid import grid as grid_of
+from starmind_lib.training.plan import distinct_configs
 
 sweep_params = {"grid": grid, "tokens": tokens, "seq_len": seq_len, "batch_size": batch_size, "lr": lr,
                 "eval_every": eval_every, "eval_tokens": eval_tokens, "seed": seed, "backend": backend,
                 "workers": workers, "device": device}
-df = study_table(results_dir, runs_dir, recompute, sweep_params, data_source, data_dir, profile=profile)
+v1 = study_table(results_dir, runs_dir, recompute, sweep_params, data_source, data_dir, profile=profile)
+study_runs = load_study(results_dir)
+df, bpc_source = chapter_table(v1, study_runs)          # Study v2's base grid when it has runs, else v1
+values = seed_values(study_runs)
+is_v2 = bpc_source != V1_SOURCE
 synthetic = bool(df.is_synthetic.any())
 unigram = float(df.unigram_bpc.iloc[0])
 trend = fit_trend(df, "char")
-best = df.sort_values("bpc").iloc[0]
+ranked = df.drop_duplicates("config_hash").sort_values("bpc") if is_v2 else df.sort_values("bpc")
+best = ranked.iloc[0]
+n_configs = df.config_hash.nunique() if is_v2 else len(df)
+glue("arch_bpc_source", bpc_source, display=False)
 glue("arch_n_variants", plural(len(df), "variant"), display=False)
+glue("arch_n_configs", plural(n_configs, "distinct configuration"), display=False)
+grid_configs = len(distinct_configs(grid_of(grid)))
+glue("arch_n_missing", plural(grid_configs - n_configs, "configuration") if is_v2 else "no configuration",
+     display=False)
 glue("arch_tokens", fmt_num(int(df.tokens_trained.median()), sig=None), display=False)
-glue("arch_total_wall", fmt_duration(df.wall_s.sum()), display=False)
-glue("arch_machine", str(df.machine.iloc[0]), display=False)
+train_wall = float(study_runs[study_runs.tier == "base"].wall_s.sum()) if is_v2 else float(df.wall_s.sum())
+glue("arch_total_wall", fmt_duration(train_wall), display=False)
+glue("arch_machine", ", ".join(sorted(set(df.machine.astype(str)))), display=False)
 glue("arch_unigram_bpc", f"{unigram:.2f}", display=False)
 glue("arch_trend_slope", f"{trend['b']:.2f}", display=False)
 glue("arch_trend_r2", f"{trend['r2']:.2f}", display=False)
 glue("arch_best_id", str(best.variant_id), display=False)
 glue("arch_best_bpc", f"{best.bpc:.2f}", display=False)
 glue("arch_best_params", f"{int(best.n_params):,}", display=False)
-AXES = [("width", "dim", "width"), ("depth", "n_layers", "layers"), ("heads", "n_heads", "heads"),
-        ("ffn_ratio", "ffn_ratio", "FFN ratio"), ("vocab", "vocab_size", "vocabulary")]
-ranges = []
-for axis, col, name in AXES:
-    sel = df[df.axis == axis]
-    vals = (sel.ffn_hidden / sel.dim) if col == "ffn_ratio" else sel.get(col, sel.index.to_series())
-    if len(sel):
-        ranges.append(f"{name} ({fmt_num(vals.min())} to {fmt_num(vals.max())})")
-ranges += [name for axis, name in (("activation", "activation"), ("position", "positions"), ("tying", "tying"),
-                                   ("golden", "the write-up's Fibonacci / golden-ratio allocations"))
-           if (df.axis == axis).any()]
-glue("arch_axes", ", ".join(ranges) or "no single-factor axis", display=False)
-budgets = sorted(df["budget"].dropna().unique()) if "budget" in df else []
-glue("arch_budgets", f"{fmt_num(budgets[0])} to {fmt_num(budgets[-1])}" if len(budgets) else "no", display=False)
+if len(ranked) > 1 and is_v2 and best.config_hash in values and ranked.iloc[1].config_hash in values:
+    cmp_best = compare_values(values[ranked.iloc[1].config_hash], values[best.config_hash])
+    best_vs = (f"{fmt_num(-cmp_best['diff'], 2)} bpc better than the runner-up, {ranked.iloc[1].variant_id} "
+               f"({cmp_best['verdict']}: seed noise ±{fmt_num(cmp_best['noise'], 2)} bpc)")
+else:
+    best_vs = "not compared with the runner-up: one seed, so there is no measure of seed noise"
+glue("arch_best_vs_runner_up", best_vs, display=False)
 worse_than_unigram = df[df.bpc >= unigram]
 glue("arch_n_worse_than_unigram", plural(len(worse_than_unigram), "variant") +
      (" does" if len(worse_than_unigram) == 1 else " do"), display=False)
@@ -103,8 +111,14 @@ display(Markdown(f"Results {how}, computed from **{df.data_source.iloc[0]}** sto
 # %% [markdown]
 # ## Quality against size
 #
-# {glue:text}`arch_n_variants`, each trained on {glue:text}`arch_tokens` tokens
-# ({glue:text}`arch_total_wall` of training in all, on {glue:text}`arch_machine`).
+# Every bits-per-character figure on this page is {glue:text}`arch_bpc_source`. Chapter 4b explains
+# the measurement (the whole validation split, the learning-rate sweep and the seeds) and shows how
+# far the first, single-seed prefix scores were off. The table holds {glue:text}`arch_n_variants`,
+# {glue:text}`arch_n_configs` (several comparisons share a configuration, which is trained once per
+# seed), each trained on {glue:text}`arch_tokens` tokens ({glue:text}`arch_total_wall` of training in
+# all, on {glue:text}`arch_machine`); {glue:text}`arch_n_missing` of the grid not trained yet are
+# left out. Vertical bars are 95 % intervals of the mean over seeds (Student t).
+#
 # The dashed line is the least-squares trend of the character models, bpc = a + b log10(params),
 # with slope {glue:text}`arch_trend_slope` bits per character per tenfold increase in parameters
 # (R² = {glue:text}`arch_trend_r2`); the grey line is the unigram baseline
@@ -112,8 +126,9 @@ display(Markdown(f"Results {how}, computed from **{df.data_source.iloc[0]}** sto
 # beat the unigram baseline.
 #
 # The best model overall is {glue:text}`arch_best_id`, {glue:text}`arch_best_params` parameters,
-# {glue:text}`arch_best_bpc` bpc. Note that a BPE model trained on a fixed number of *tokens* has
-# seen several times more *text* than a character model, one reason the BPE points sit lower.
+# {glue:text}`arch_best_bpc` bpc: {glue:text}`arch_best_vs_runner_up`. Note that a BPE model trained
+# on a fixed number of *tokens* has seen several times more *text* than a character model, one reason
+# the BPE points sit lower.
 
 # %%
 show(bpc_vs_params_chart(df, trend, unigram), alt_text="bits per character against parameters, log scale")
@@ -152,8 +167,9 @@ if cmp.empty:
     display(no_figure("this grid has no fixed-budget variants"))
 else:
     display(show(budget_chart(cmp), alt_text="bits per character at fixed parameter budgets, per comparison"))
-    summary = best_per_budget(cmp)
-    display(table(summary, caption="The best option at each budget, and how much worse the worst one is (bpc)"))
+    summary = best_per_budget(cmp, values)
+    display(table(summary, caption="The best option at each budget, its margin over the runner-up and whether "
+                                   "that margin exceeds seed noise (Welch 95 %), and how much worse the worst is (bpc)"))
 
 # %% [markdown]
 # ## Golden ratio and Fibonacci layouts
@@ -182,7 +198,7 @@ if not golden.empty and not math.isnan(trend["b"]):
 display(Markdown(best_samples_markdown(df)))
 
 # %%
-cols = ["variant_id", "axis", "dim", "n_layers", "n_heads", "ffn_hidden", "tokenizer_spec", "n_params", "bpc",
-        "tokens_per_s"]
+cols = [c for c in ["variant_id", "axis", "dim", "n_layers", "n_heads", "ffn_hidden", "tokenizer_spec", "n_params",
+                   "bpc", "bpc_ci_low", "bpc_ci_high", "n_seeds", "lr", "tokens_per_s"] if c in df]
 table(df.sort_values("bpc")[cols].rename(columns={"tokens_per_s": "training tokens/s"}),
       caption="Every variant, best first", precision=3, max_rows=10, name="architecture_study")

@@ -49,18 +49,22 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from starmind_lib.analysis import pareto, tables as an
+from starmind_lib.analysis.seeds import load_study
 from starmind_lib.book.figures import show, table
+from starmind_lib.chapters.ch04_architecture import seed_values
 
 synthetic = data_source == "synthetic"
 if synthetic:
     display(Markdown("**These results come from synthetic stories (profile "
                      f"`{profile}`): they prove the pipeline, not the study.**"))
 
-try:
-    variants = an.load_variants(results_dir)
+try:   # Study v2's base grid (whole split, mean over seeds) when it has runs, else the v1 table
+    variants, bpc_source = an.load_study_variants(results_dir)
 except an.MissingResult as missing:   # the page says what is missing instead of failing the whole book
-    variants = None
+    variants, bpc_source = None, "no table"
     display(Markdown(f"**No analysis possible yet:** {missing}"))
+glue("an_bpc_source", bpc_source, display=False)
+seed_bpc = seed_values(load_study(results_dir))
 quant = an.load_quant(results_dir, required=False)
 run_frames = [r for r in (an.load_runs(results_dir, kind, required=False) for kind in ("c", "micropython", "predicted"))
               if r is not None]
@@ -74,8 +78,9 @@ for name, value in pareto.headline_numbers(variants, points).items():
     glue(name, value, display=False)
 
 # %% [markdown]
-# The sweep trained {glue:text}`n_models` models; the best reaches {glue:text}`best_bpc` bits per
-# character. {glue:text}`n_device_points` runs of the C runtime on the emulated Pico finished with
+# Quality on this page is {glue:text}`an_bpc_source`; a quantised model's bits per character add the
+# cost chapter 05 measured for its scheme. The sweep trained {glue:text}`n_models` models; the best
+# reaches {glue:text}`best_bpc` bits per character. {glue:text}`n_device_points` runs of the C runtime on the emulated Pico finished with
 # status `ok` (a model that does not fit the Pico's 264 KB of SRAM or 2 MB of flash has no speed and is
 # left out of the front).
 #
@@ -135,7 +140,9 @@ if not c_points.empty:
 # ## Recommendations
 #
 # For each budget (RAM for the whole program, a minimum speed) the table gives the model with the
-# lowest bits per character that fits it, per runtime, and the stories it wrote: on the device (the
+# lowest bits per character that fits it, per runtime, whether it is better than the next-best
+# configuration by more than seed noise ("no measurable difference" when it is not: then either
+# would do), and the stories it wrote: on the device (the
 # run's token ids decoded with the exported model's vocabulary, when that file is at hand) and right
 # after training. "No model fits" is an answer too.
 
@@ -143,12 +150,13 @@ if not c_points.empty:
 if points.empty:
     display(Markdown("No device runs: no recommendations."))
 else:
-    rec = pareto.recommend(points, [tuple(b) for b in budgets])
-    shown = ["budget", "runtime_kind", "variant_id", "weights_in", "bpc", "tokens_per_s", "ram_kb_used", "runtime",
-             "note"]
+    rec = pareto.recommend(points, [tuple(b) for b in budgets], values=seed_bpc)
+    shown = ["budget", "runtime_kind", "variant_id", "weights_in", "bpc", "bpc_ci_low", "bpc_ci_high", "tokens_per_s",
+             "ram_kb_used", "runtime", "runner_up", "vs_runner_up", "note"]
     display(table(rec[[c for c in shown if c in rec]],
-                  caption="The best model per budget; MicroPython speeds are predicted unless the runtime "
-                          "column says measured"))
+                  caption="The best model per budget, its 95 % interval over seeds, and whether it beats the best "
+                          "other configuration that fits beyond seed noise; MicroPython speeds are predicted unless "
+                          "the runtime column says measured"))
     for r in rec[rec["variant_id"].notna()].itertuples():
         stories = [(f"generated on the device ({r.runtime})", r.device_story),
                    ("sampled after training (PyTorch, T=0.8)", r.training_story)]

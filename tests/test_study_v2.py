@@ -217,3 +217,42 @@ def test_a_study_run_repeats_the_v1_sweep_recipe_exactly(prepared, tmp_path):
     assert new["tokens_trained"] == old["tokens_trained"]
     assert new["prefix_bpc"] == old["bpc"]            # bit for bit
     assert new["bpc"] != new["prefix_bpc"]            # the whole split is another measurement
+
+
+def _v2_runs(spec):
+    """Study v2 rows: {config_hash: (variant_ids, [bpc per seed])}, base tier."""
+    import pandas as pd
+    return pd.DataFrame([{"config_hash": h, "tier": "base", "lr": 1e-2, "tokens_trained": 2_000_896, "seq_len": 64,
+                          "name": ids[0], "variant_ids": ids, "n_params": 1000, "seed": s, "bpc": b,
+                          "bpc_ci_low": b - 0.01, "bpc_ci_high": b + 0.01, "unigram_bpc": 4.25, "eval_chars": 616648,
+                          "train_val_gap": 0.0, "samples": [], "wall_s": 10.0, "tokens_per_s": 1e5,
+                          "machine": "m", "git_commit": "c", "is_synthetic": False}
+                         for h, (ids, bpcs) in spec.items() for s, b in enumerate(bpcs)])
+
+
+def test_chapter_four_reads_study_v2_means_per_variant_with_verdicts_against_the_runner_up():
+    import pandas as pd
+    from starmind_lib.chapters.ch04_architecture import (V1_SOURCE, best_per_budget, budget_comparisons,
+                                                         chapter_table, seed_values)
+    v1 = pd.DataFrame([{"variant_id": v, "axis": "budget_depth", "group": "budget_depth@1000", "budget": 1000,
+                        "dim": 8, "n_layers": n, "n_heads": 1, "ffn_hidden": 32, "tokenizer_spec": "char64",
+                        "n_params": 1000, "bpc": 3.0, "unigram_bpc": 4.2}
+                       for v, n in (("budget1k-depth-l1", 1), ("budget1k-depth-l2", 2), ("budget1k-depth-l4", 4))])
+    runs = _v2_runs({"h1": (["budget1k-depth-l1"], [2.50, 2.51, 2.52]),
+                     "h2": (["budget1k-depth-l2", "width-d6"], [2.30, 2.31, 2.32]),
+                     "h4": (["budget1k-depth-l4"], [2.33, 2.20, 2.45])})
+    df, source = chapter_table(v1, runs)
+    assert source.startswith("Study v2") and "mean of 3 seeds" in source
+    assert len(df) == 3 and set(df.variant_id) == set(v1.variant_id)     # width-d6 is not in this v1 table
+    row = df.set_index("variant_id").loc["budget1k-depth-l2"]
+    assert row.bpc == pytest.approx(2.31) and row.v1_bpc == 3.0 and row.n_seeds == 3
+    assert row.bpc_ci_high - row.bpc == pytest.approx(4.303 * 0.01 / 3 ** 0.5, rel=1e-3)
+    assert row.unigram_bpc == 4.25                          # the whole split's unigram, not v1's prefix one
+    best = best_per_budget(budget_comparisons(df), seed_values(runs)).iloc[0]
+    assert (best.best, best["runner-up"], best.worst) == ("l2", "l4", "l1")
+    assert best.margin_bpc == pytest.approx((2.33 + 2.20 + 2.45) / 3 - 2.31) and best.verdict == "no measurable difference"
+    assert best.seed_noise_bpc > best.margin_bpc
+    # without Study v2 runs the chapter falls back to v1, says so, and claims no intervals
+    df1, source1 = chapter_table(v1, runs.iloc[0:0])
+    assert source1 == V1_SOURCE and df1.bpc_ci_low.isna().all()
+    assert best_per_budget(budget_comparisons(df1)).iloc[0].verdict == "one seed: not tested"

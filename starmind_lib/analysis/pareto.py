@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from ..numbers import fmt_num
@@ -41,9 +42,32 @@ class Budget:
         return f"≤ {self.ram_kb:g} KB RAM, ≥ {self.min_tokens_per_s:g} tok/s"
 
 
+def vs_runner_up(ok: pd.DataFrame, values: dict | None) -> dict:
+    """The best of ``ok`` (sorted, best first) against the best *other configuration*: its margin, and whether
+    the margin exceeds seed noise (Welch 95 % over the per-seed bpc in ``values``, by config_hash; each shifted
+    by the point's own quantisation cost so a quantised point compares as quantised)."""
+    from .seeds import NOT_TESTED, compare_values
+    best = ok.iloc[0]
+    key = "config_hash" if "config_hash" in ok else "variant_id"
+    others = ok[ok[key] != best[key]]
+    if others.empty:
+        return {"runner_up": None, "vs_runner_up": "the only model that fits"}
+    ru = others.iloc[0]
+    shift = lambda r: float(r["bpc"] - r["val_bpc"]) if "val_bpc" in r and pd.notna(r["val_bpc"]) else 0.0  # noqa: E731
+    a, b = (values or {}).get(ru.get("config_hash")), (values or {}).get(best.get("config_hash"))
+    margin = float(ru["bpc"] - best["bpc"])
+    if a is None or b is None:
+        verdict = f"{NOT_TESTED} (margin {fmt_num(margin, 2)} bpc)"
+    else:
+        c = compare_values(np.asarray(a) + shift(ru), np.asarray(b) + shift(best))
+        verdict = f"{c['verdict']} (margin {fmt_num(margin, 2)} bpc, seed noise ±{fmt_num(c['noise'], 2)})"
+    return {"runner_up": ru["variant_id"], "runner_up_bpc": float(ru["bpc"]), "vs_runner_up": verdict}
+
+
 def recommend(points: pd.DataFrame, budgets: Iterable[tuple[float, float]] | Iterable[Budget],
-              memory_col: str = "peak_ram_bytes") -> pd.DataFrame:
-    """For each budget and runtime kind, the lowest-bpc model that fits in RAM and is fast enough."""
+              memory_col: str = "peak_ram_bytes", values: dict | None = None) -> pd.DataFrame:
+    """For each budget and runtime kind, the lowest-bpc model that fits in RAM and is fast enough, and how it
+    compares with the best other configuration that fits (``vs_runner_up``; seed noise from ``values``)."""
     require_columns(points, ["bpc", "tokens_per_s", memory_col, "runtime_kind"], "the points table")
     rows = []
     for b in budgets:
@@ -57,13 +81,17 @@ def recommend(points: pd.DataFrame, budgets: Iterable[tuple[float, float]] | Ite
             if ok.empty:
                 rows.append({**row, "variant_id": None, "note": "no model fits this budget"})
                 continue
-            best = ok.sort_values(["bpc", "tokens_per_s"], ascending=[True, False]).iloc[0]
+            ok = ok.sort_values(["bpc", "tokens_per_s"], ascending=[True, False])
+            best = ok.iloc[0]
             device_story, training_story = sample_text(best.get("text")), sample_text(best.get("sample"))
             rows.append({**row, "variant_id": best["variant_id"], "bpc": best["bpc"],
                          "tokens_per_s": best["tokens_per_s"], "chars_per_s": best.get("chars_per_s"),
                          "ram_kb_used": best[memory_col] / 1024, "params": best.get("params"),
                          "runtime": best.get("runtime_label"), "speed_source": best.get("speed_source"),
-                         "weights_in": best.get("weights_in"), "device_story": device_story, "training_story": training_story, "note": ""})
+                         "weights_in": best.get("weights_in"), "bpc_ci_low": best.get("bpc_ci_low"),
+                         "bpc_ci_high": best.get("bpc_ci_high"), "bpc_of": best.get("bpc_of"),
+                         **vs_runner_up(ok, values), "device_story": device_story, "training_story": training_story,
+                         "note": ""})
     return pd.DataFrame(rows)
 
 

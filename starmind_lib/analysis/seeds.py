@@ -140,3 +140,41 @@ def nearest(summary: pd.DataFrame, n_params: int, window: float = 0.5) -> pd.Dat
     """Configurations within ``window`` (relative) of ``n_params``, nearest first: "near N parameters"."""
     rel = (summary["n_params"] - n_params).abs() / n_params
     return summary[rel <= window].assign(distance=rel[rel <= window]).sort_values(["distance", "bpc_mean"])
+
+
+# the v1 table's columns that a Study v2 score replaces (the rest, e.g. axis, group and budget, are the grid's)
+V2_REPLACES = ("bpc", "val_bpc", "val_loss", "seed", "tokens_trained", "unigram_bpc", "samples", "wall_s",
+               "tokens_per_s", "machine", "git_commit", "timestamp", "profile", "data_fingerprint", "checkpoint",
+               "device", "config_hash", "data_source", "is_synthetic")
+
+
+def study_variants(v1: pd.DataFrame, runs: pd.DataFrame, tier: str = "base") -> pd.DataFrame:
+    """The grid's variants as Study v2 scores them: one row per variant id of ``v1`` (the grid's metadata:
+    axis, group, budget, shape), ``bpc`` the mean over seeds of the whole-split bpc in ``tier``, with its
+    sd, the 95 % interval of the mean (``bpc_ci_low``/``bpc_ci_high``), ``n_seeds``, the rate, and the v1
+    prefix score kept as ``v1_bpc``. Variants whose configuration has no run in ``tier`` are left out."""
+    sel = runs[runs["tier"] == tier] if len(runs) else runs
+    if sel.empty:
+        return v1.iloc[0:0].assign(n_seeds=pd.Series(dtype=int))
+    summ = seed_summary(sel).sort_values("n_seeds").drop_duplicates("config_hash", keep="last")
+    by_cfg = sel.sort_values("seed").groupby("config_hash")
+    rows = []
+    for s in summ.itertuples():
+        g = by_cfg.get_group(s.config_hash)
+        first = g.iloc[0]
+        extra = {"config_hash": s.config_hash, "bpc": s.bpc_mean, "bpc_sd": s.bpc_sd,
+                 "bpc_ci_low": s.bpc_mean_ci_low, "bpc_ci_high": s.bpc_mean_ci_high, "n_seeds": int(s.n_seeds),
+                 "story_ci_halfwidth": s.story_ci_halfwidth, "lr": float(s.lr), "tokens_trained": int(s.tokens_trained),
+                 "unigram_bpc": s.unigram_bpc, "eval_chars": s.eval_chars, "train_val_gap": s.train_val_gap,
+                 "samples": first["samples"], "wall_s": float(g["wall_s"].mean()),
+                 "tokens_per_s": float(g["tokens_per_s"].mean()), "machine": ", ".join(sorted(set(g["machine"]))),
+                 "git_commit": ", ".join(sorted(set(g["git_commit"]))), "data_source": first.get("data_source"),
+                 "is_synthetic": bool(g["is_synthetic"].any()) if "is_synthetic" in g else False,
+                 "checkpoint": first.get("checkpoint"), "device": first.get("device"),
+                 "bpc_source": f"Study v2 {tier} tier: whole validation split, mean of {int(s.n_seeds)} "
+                               f"seed{'s' if s.n_seeds != 1 else ''}"}
+        rows.extend({"variant_id": vid, **extra} for vid in s.variant_ids)
+    v2 = pd.DataFrame(rows)
+    keep = v1.assign(v1_bpc=v1["val_bpc" if "val_bpc" in v1 else "bpc"])
+    keep = keep.drop(columns=[c for c in V2_REPLACES if c in keep])
+    return keep.merge(v2, on="variant_id", how="inner").reset_index(drop=True)

@@ -166,6 +166,20 @@ def load_variants(results_dir, chapter: str = "07") -> pd.DataFrame:
     return df
 
 
+def load_study_variants(results_dir, chapter: str = "07", tier: str = "base") -> tuple[pd.DataFrame, str]:
+    """The sweep's variants scored by Study v2 (``tier``: whole split, mean over seeds, with intervals) when
+    it has runs, else the v1 table; and a sentence saying which (see ``chapters.ch04_architecture.chapter_table``)."""
+    from .seeds import load_study, study_variants
+    v1 = load_variants(results_dir, chapter)
+    v2 = study_variants(v1, load_study(results_dir), tier)
+    if v2.empty:
+        return v1, "v1 table: first 32,768 validation tokens, one seed, rate 3e-3"
+    v2 = v2.assign(val_bpc=v2["bpc"], params=v2["n_params"] if "n_params" in v2 else v2.get("params"))
+    n = sorted(set(v2["n_seeds"]))
+    seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]} to {n[-1]}"
+    return v2, f"Study v2 ({tier} grid at the tuned rates): whole validation split, mean of {seeds} seeds"
+
+
 def load_quant(results_dir, chapter: str = "07", required: bool = True) -> pd.DataFrame | None:
     try:
         df = canonical(read_table(results_dir, "quant", chapter))
@@ -417,7 +431,8 @@ def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFram
     if ok_only:
         runs = runs[runs["status"] == "ok"]
     model_cols = [c for c in ["variant_id", "val_bpc", "params", "sample", "ffn_ratio", "unigram_bpc", "axis",
-                              "activation", "pos", "tied", *MODEL_FIELDS] if c in variants.columns]
+                              "activation", "pos", "tied", "v1_bpc", "bpc_ci_low", "bpc_ci_high", "n_seeds",
+                              "config_hash", "bpc_source", *MODEL_FIELDS] if c in variants.columns]
     points = runs.merge(variants[model_cols], on="variant_id", how="inner" if trained_only else "left",
                         suffixes=("_run", ""))
     for col in model_cols:   # the sweep's value wins; a run of a model outside the sweep keeps its own
@@ -431,11 +446,16 @@ def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFram
     points["bpc"] = points["val_bpc"]
     points["bpc_of"] = points["in_sweep"].map({True: "float model", False: "not trained in the sweep"})
     if quant is not None and "scheme" in points.columns and "val_bpc" in quant.columns:
-        qbpc = quant.set_index(["variant_id", "scheme"])["val_bpc"].to_dict()
+        # Study v2 scores (v1_bpc present) are float means on the whole split; chapter 5 measured each scheme on
+        # the v1 model: such a point is the v2 float mean plus that measured cost (bpc_delta), and says so
+        shifted = "v1_bpc" in points.columns and "bpc_delta" in quant.columns
+        qbpc = quant.set_index(["variant_id", "scheme"])["bpc_delta" if shifted else "val_bpc"].to_dict()
         quantised = points.apply(lambda r: qbpc.get((r["variant_id"], QUANT_SCHEME_OF_DEVICE.get(
             r["scheme"], r["scheme"]))), axis=1)
         has_q = quantised.notna()
-        points.loc[has_q, "bpc"] = quantised[has_q].astype(float)
-        points.loc[has_q, "bpc_of"] = points.loc[has_q, "scheme"].astype(str) + " model"
+        q = quantised[has_q].astype(float)
+        points.loc[has_q, "bpc"] = points.loc[has_q, "val_bpc"] + q if shifted else q
+        points.loc[has_q, "bpc_of"] = points.loc[has_q, "scheme"].astype(str) + (
+            " model: Study v2 float mean + chapter 5's measured cost" if shifted else " model")
     points["runtime_label"] = points.apply(run_label, axis=1) if len(points) else pd.Series(dtype=str)
     return points.reset_index(drop=True)

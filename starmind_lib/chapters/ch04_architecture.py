@@ -56,6 +56,29 @@ def study_table(results_dir, runs_dir, recompute: bool, sweep_params: dict, data
     return df.reset_index(drop=True)
 
 
+V1_SOURCE = "v1 table: first 32,768 validation tokens, one seed, rate 3e-3"
+
+
+def chapter_table(v1: pd.DataFrame, runs: pd.DataFrame | None, tier: str = "base") -> tuple[pd.DataFrame, str]:
+    """The table the chapter draws: Study v2's ``tier`` (whole split, mean over seeds, with intervals) when it
+    has runs, else the v1 table (prefix score, one seed; no intervals). Returns (table, what its bpc is)."""
+    from ..analysis.seeds import study_variants
+    v2 = study_variants(v1, runs, tier) if runs is not None and len(runs) else v1.iloc[0:0]
+    if len(v2):
+        n = sorted(set(v2["n_seeds"]))
+        seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]} to {n[-1]}"
+        return v2, f"Study v2 ({tier} grid at the tuned rates): whole validation split, mean of {seeds} seeds"
+    return v1.assign(bpc_ci_low=np.nan, bpc_ci_high=np.nan, n_seeds=1, bpc_source=V1_SOURCE), V1_SOURCE
+
+
+def seed_values(runs: pd.DataFrame | None, tier: str = "base") -> dict[str, np.ndarray]:
+    """{config_hash: per-seed whole-split bpc} for one tier (empty without Study v2 runs)."""
+    if runs is None or not len(runs):
+        return {}
+    sel = runs[runs["tier"] == tier]
+    return {h: g["bpc"].to_numpy(float) for h, g in sel.groupby("config_hash")}
+
+
 def fit_trend(df: pd.DataFrame, tokenizer: str = "char") -> dict:
     """Least-squares bpc = a + b * log10(params) over the models of one tokenizer kind."""
     sub = df[df.tokenizer_spec.str.startswith(tokenizer)]
@@ -75,18 +98,28 @@ def budget_comparisons(df: pd.DataFrame) -> pd.DataFrame:
         return sub
     sub["compare"] = sub.axis.str.replace("budget_", "", regex=False)
     sub["option"] = sub.variant_id.str.split("-").str[-1]
-    return sub[["compare", "budget", "option", "variant_id", "dim", "n_layers", "n_heads", "ffn_hidden",
-                "tokenizer_spec", "n_params", "bpc"]].sort_values(["compare", "budget", "bpc"])
+    cols = ["compare", "budget", "option", "variant_id", "dim", "n_layers", "n_heads", "ffn_hidden",
+            "tokenizer_spec", "n_params", "bpc", "bpc_ci_low", "bpc_ci_high", "config_hash"]
+    return sub[[c for c in cols if c in sub]].sort_values(["compare", "budget", "bpc"])
 
 
-def best_per_budget(cmp: pd.DataFrame) -> pd.DataFrame:
-    """For each comparison and budget, the option with the lowest bpc and its margin over the worst."""
+def best_per_budget(cmp: pd.DataFrame, values: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """For each comparison and budget: the option with the lowest bpc, the runner-up, the margin, the worst,
+    and (with per-seed ``values`` by config_hash) whether the best beats the runner-up beyond seed noise."""
+    from ..analysis.seeds import NOT_TESTED, compare_values
     rows = []
     for (compare, budget), g in cmp.groupby(["compare", "budget"]):
         g = g.sort_values("bpc")
-        rows.append({"compare": compare, "budget": int(budget), "best": g.option.iloc[0],
-                     "best_bpc": g.bpc.iloc[0], "worst": g.option.iloc[-1], "spread_bpc": g.bpc.iloc[-1] - g.bpc.iloc[0],
-                     "options": len(g)})
+        row = {"compare": compare, "budget": int(budget), "options": len(g), "best": g.option.iloc[0],
+               "best_bpc": g.bpc.iloc[0]}
+        if len(g) > 1:
+            row |= {"runner-up": g.option.iloc[1], "margin_bpc": g.bpc.iloc[1] - g.bpc.iloc[0]}
+            a, b = (values or {}).get(g.config_hash.iloc[1]) if "config_hash" in g else None, \
+                (values or {}).get(g.config_hash.iloc[0]) if "config_hash" in g else None
+            cmp_ = compare_values(a, b) if a is not None and b is not None else {"noise": np.nan, "verdict": NOT_TESTED}
+            row |= {"seed_noise_bpc": cmp_["noise"], "verdict": cmp_["verdict"],
+                    "worst": g.option.iloc[-1], "spread_bpc": g.bpc.iloc[-1] - g.bpc.iloc[0]}
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -117,7 +150,9 @@ def best_samples_markdown(df: pd.DataFrame, targets=(10_000, 100_000), prompt: s
         row = best_in_window(df, target)
         if row is None:
             continue
-        lines = [f"**{row.variant_id}** ({int(row.n_params):,} parameters, {row.bpc:.2f} bpc; the best with "
+        seeds = int(row.get("n_seeds", 1) or 1)
+        how = f"{row.bpc:.2f} bpc" + (f", mean of {seeds} seeds, whole split" if seeds > 1 else "")
+        lines = [f"**{row.variant_id}** ({int(row.n_params):,} parameters, {how}; the best with "
                  f"{target / 1.5:,.0f} to {target * 1.5:,.0f} parameters)", ""]
         for s in samples_of(row):
             if s["prompt"].lower().startswith(prompt):
@@ -133,6 +168,11 @@ def read_study_table(results_dir) -> pd.DataFrame | None:
 
 
 # ---------------------------------------------------------------- figures
+def has_intervals(df: pd.DataFrame) -> bool:
+    """Whether rows carry a 95 % interval of the mean over seeds (Study v2 rows with two or more seeds)."""
+    return "bpc_ci_low" in df and bool(df["bpc_ci_low"].notna().any())
+
+
 def bpc_vs_params_chart(df: pd.DataFrame, trend: dict, unigram: float | None = None):
     import altair as alt
 
@@ -145,6 +185,9 @@ def bpc_vs_params_chart(df: pd.DataFrame, trend: dict, unigram: float | None = N
         x=x, y=y, color=alt.Color("axis_label:N", title="comparison"), shape=alt.Shape("kind:N", title="tokenizer"),
         tooltip=["variant_id", "n_params", alt.Tooltip("bpc:Q", format=".3f"), "tokenizer_spec"])
     layers = [points]
+    if has_intervals(data):
+        layers.append(alt.Chart(data).mark_rule(opacity=0.6).encode(
+            x=x, y="bpc_ci_low:Q", y2="bpc_ci_high:Q", color=alt.Color("axis_label:N", legend=None)))
     if not math.isnan(trend.get("b", math.nan)):
         xs = np.logspace(np.log10(data.n_params.min()), np.log10(data.n_params.max()), 50)
         line = pd.DataFrame({"n_params": xs, "bpc": trend["a"] + trend["b"] * np.log10(xs)})
@@ -161,12 +204,14 @@ def budget_chart(cmp: pd.DataFrame):
     names = {"depth": "depth (l = layers)", "heads": "heads (h)", "ffn_ratio": "FFN ratio (r)",
              "vocab": "vocabulary"}
     cmp = cmp.assign(comparison=cmp["compare"].map(lambda c: names.get(c, str(c).replace("_", " "))))
-    return alt.Chart(cmp).mark_line(point=True).encode(
-        x=alt.X("budget:Q", scale=alt.Scale(type="log"), title=label("parameter budget", "log scale")),
-        y=alt.Y("bpc:Q", title="bits per character", scale=alt.Scale(zero=False)),
-        color=alt.Color("option:N", title="option", legend=alt.Legend(columns=4)),
-        tooltip=["variant_id", "n_params", alt.Tooltip("bpc:Q", format=".3f")],
-    ).properties(width=240, height=180).facet(
+    x = alt.X("budget:Q", scale=alt.Scale(type="log"), title=label("parameter budget", "log scale"))
+    color = alt.Color("option:N", title="option", legend=alt.Legend(columns=4))
+    layers = [alt.Chart().mark_line(point=True).encode(
+        x=x, y=alt.Y("bpc:Q", title="bits per character", scale=alt.Scale(zero=False)), color=color,
+        tooltip=["variant_id", "n_params", alt.Tooltip("bpc:Q", format=".3f")])]
+    if has_intervals(cmp):
+        layers.append(alt.Chart().mark_rule().encode(x=x, y="bpc_ci_low:Q", y2="bpc_ci_high:Q", color=color))
+    return alt.layer(*layers, data=cmp).properties(width=240, height=180).facet(
         facet=alt.Facet("comparison:N", title=None, header=alt.Header(labelFontSize=13, labelFontWeight="bold")),
         columns=2)
 
@@ -178,9 +223,12 @@ def axis_chart(df: pd.DataFrame, axis: str, x_field: str, x_title: str, log_x: b
     from ..book.figures import label
     sub = df[df.axis == axis]
     scale = alt.Scale(type="log") if log_x else alt.Scale(zero=False)
-    return alt.Chart(sub).mark_line(point=True).encode(
-        x=alt.X(f"{x_field}:Q", scale=scale, title=x_title),
-        y=alt.Y("bpc:Q", title=label("bits per character"), scale=alt.Scale(zero=False)),
+    x = alt.X(f"{x_field}:Q", scale=scale, title=x_title)
+    layers = [alt.Chart(sub).mark_line(point=True).encode(
+        x=x, y=alt.Y("bpc:Q", title=label("bits per character"), scale=alt.Scale(zero=False)),
         color=alt.Color("group:N", title=None),
-        tooltip=["variant_id", "n_params", alt.Tooltip("bpc:Q", format=".3f")],
-    ).properties(width=240, height=180, title=AXIS_LABELS.get(axis, axis))
+        tooltip=["variant_id", "n_params", alt.Tooltip("bpc:Q", format=".3f")])]
+    if has_intervals(sub):
+        layers.append(alt.Chart(sub).mark_rule().encode(x=x, y="bpc_ci_low:Q", y2="bpc_ci_high:Q",
+                                                        color=alt.Color("group:N", title=None)))
+    return alt.layer(*layers).properties(width=240, height=180, title=AXIS_LABELS.get(axis, axis))
