@@ -59,7 +59,8 @@ from myst_nb import glue
 from starmind_lib.analysis.tables import load_variants
 from starmind_lib.book.figures import no_figure, show, table
 from starmind_lib.chapters.ch04b_study_v2 import (context_table, effects_table, lr_chart, prefix_vs_whole,
-                                                  progress_table, rates_table, seed_table, study_v2_table)
+                                                  progress_table, rates_table, seed_table, study_v2_table,
+                                                  targets_table, tuning_moves)
 from starmind_lib.numbers import fmt_num, plural
 
 params = {"grid": grid, "tiers": tiers, "seeds": seeds, "lr_grid": lr_grid, "base_tokens": base_tokens,
@@ -165,3 +166,41 @@ if len(st):
                       max_rows=40))
 else:
     display(no_figure("no configuration has two finished seeds of the base grid yet"))
+
+# %% [markdown]
+# ## What tuning the rate changes
+#
+# Each comparison of chapter 4 (one axis at a time, or one budget) trained at the old single rate
+# (3e-3, seed 0) and at its bucket's tuned rate (mean over seeds): its winner at each, and the rank
+# correlation of its variants between the two. A comparison whose winner changes, or whose ranks
+# correlate weakly, drew its chapter-4 conclusion from the rate rather than from the architecture.
+
+# %%
+moves = tuning_moves(runs, grid)
+glue("v2_n_compared", fmt_num(len(moves), sig=None), display=False)
+glue("v2_n_moved", plural(int((moves["same winner"] == "no").sum()) if len(moves) else 0, "comparison"),
+     display=False)
+if len(moves):
+    display(table(moves, caption="Each comparison's winner at 3e-3 and at the tuned rate", max_rows=12))
+else:
+    display(no_figure("no comparison has been trained at both the old and the tuned rate yet"))
+
+# %% [markdown]
+# Of {glue:text}`v2_n_compared` comparisons trained at both rates so far, {glue:text}`v2_n_moved`
+# changed winner.
+
+# %% [markdown]
+# ## The targets
+#
+# Study v2 set itself three targets, each the mean over seeds on the whole validation split: at most
+# 1.90 bits per character near ten thousand parameters, 1.35 near a hundred thousand, 1.15 for the
+# best model. "Near N" is the best model between N/1.5 and 1.5 N parameters; the model nearest N is
+# shown beside it. Where a target is missed, the long tier's curves of bits per character against
+# tokens seen say whether more training would reach it.
+
+# %%
+tt = targets_table(runs)
+if len(tt):
+    display(table(tt, caption="Targets against the base grid (tuned rate, mean over seeds)"))
+else:
+    display(no_figure("no base-grid run has finished yet"))

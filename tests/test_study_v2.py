@@ -256,3 +256,31 @@ def test_chapter_four_reads_study_v2_means_per_variant_with_verdicts_against_the
     df1, source1 = chapter_table(v1, runs.iloc[0:0])
     assert source1 == V1_SOURCE and df1.bpc_ci_low.isna().all()
     assert best_per_budget(budget_comparisons(df1)).iloc[0].verdict == "one seed: not tested"
+
+
+def test_chapters_keep_the_v1_table_whole_until_study_v2_covers_it():
+    import pandas as pd
+    from starmind_lib.analysis.seeds import V1_SOURCE
+    from starmind_lib.chapters.ch04_architecture import chapter_table
+    v1 = pd.DataFrame([{"variant_id": f"v{i}", "n_params": 1000 * (i + 1), "bpc": 3.0, "unigram_bpc": 4.2}
+                       for i in range(10)])
+    partial = _v2_runs({f"h{i}": ([f"v{i}"], [2.5, 2.6, 2.7]) for i in range(8)})
+    df, source = chapter_table(v1, partial)
+    assert source.startswith(V1_SOURCE) and "8 of these 10 variants" in source
+    assert len(df) == 10 and (df.bpc == 3.0).all()                      # v1 whole, not a mix
+    df, source = chapter_table(v1, _v2_runs({f"h{i}": ([f"v{i}"], [2.5, 2.6, 2.7]) for i in range(9)}))
+    assert source.startswith("Study v2") and len(df) == 9 and df.bpc.round(6).eq(2.6).all()
+
+
+def test_named_configurations_train_first_and_unknown_names_are_refused():
+    from starmind_lib.config import ConfigError
+    from starmind_lib.training.plan import estimated_cost, job_order
+    configs = distinct_configs(grid("full"))
+    study = StudyConfig.from_params({"first": ["vocab-d32-bpe2048"]})
+    jobs, _ = plan_jobs("untuned", study, configs, [])
+    ordered = job_order(jobs, study.first)
+    assert "vocab-d32-bpe2048" in ordered[0].config["variant_ids"]
+    costs = [estimated_cost(j) for j in ordered[1:]]
+    assert costs == sorted(costs) and len(ordered) == len(jobs) == 155
+    with pytest.raises(ConfigError, match=r"'first': \['no-such-model'\] not in the 'full' grid"):
+        StudyConfig.from_params({"first": ["no-such-model"]})

@@ -31,6 +31,8 @@ GROUP = ["config_hash", "tier", "lr", "tokens_trained", "seq_len"]
 NOT_TESTED = "one seed: not tested"
 NO_DIFF = "no measurable difference"
 REAL = "exceeds seed noise"
+V1_SOURCE = "the first study's score: the first 32,768 validation tokens, one seed, rate 3e-3"
+MIN_COVERAGE = 0.9   # Study v2 replaces the v1 table once it scores this share of the v1 table's variants
 
 
 def t975(df: float) -> float:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..analysis.seeds import MIN_COVERAGE, V1_SOURCE
 from ..training.sweep import SweepConfig, prepare_data, results_table, run_sweep, study_data_config
 from ..training.grid import tokenizers_needed
 
@@ -56,19 +57,23 @@ def study_table(results_dir, runs_dir, recompute: bool, sweep_params: dict, data
     return df.reset_index(drop=True)
 
 
-V1_SOURCE = "v1 table: first 32,768 validation tokens, one seed, rate 3e-3"
 
 
-def chapter_table(v1: pd.DataFrame, runs: pd.DataFrame | None, tier: str = "base") -> tuple[pd.DataFrame, str]:
-    """The table the chapter draws: Study v2's ``tier`` (whole split, mean over seeds, with intervals) when it
-    has runs, else the v1 table (prefix score, one seed; no intervals). Returns (table, what its bpc is)."""
+def chapter_table(v1: pd.DataFrame, runs: pd.DataFrame | None, tier: str = "base",
+                  min_coverage: float = MIN_COVERAGE) -> tuple[pd.DataFrame, str]:
+    """The table the chapter draws: Study v2's ``tier`` (whole split, mean over seeds, with intervals) once it
+    covers ``min_coverage`` of the v1 table's variants, else the v1 table (prefix score, one seed; no
+    intervals) whole, never a mix of the two. Returns (table, what its bpc is)."""
     from ..analysis.seeds import study_variants
     v2 = study_variants(v1, runs, tier) if runs is not None and len(runs) else v1.iloc[0:0]
-    if len(v2):
+    if len(v2) and len(v2) >= min_coverage * len(v1):
         n = sorted(set(v2["n_seeds"]))
         seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]} to {n[-1]}"
-        return v2, f"Study v2 ({tier} grid at the tuned rates): whole validation split, mean of {seeds} seeds"
-    return v1.assign(bpc_ci_low=np.nan, bpc_ci_high=np.nan, n_seeds=1, bpc_source=V1_SOURCE), V1_SOURCE
+        return v2, (f"Study v2's score ({tier} grid at the tuned rates): the whole validation split, "
+                    f"mean of {seeds} seeds")
+    source = V1_SOURCE + (f" (Study v2's {tier} grid has {len(v2)} of these {len(v1)} variants so far: chapter 4b)"
+                          if len(v2) else "")
+    return v1.assign(bpc_ci_low=np.nan, bpc_ci_high=np.nan, n_seeds=1, bpc_source=source), source
 
 
 def seed_values(runs: pd.DataFrame | None, tier: str = "base") -> dict[str, np.ndarray]:

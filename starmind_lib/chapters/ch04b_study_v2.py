@@ -148,3 +148,63 @@ def effects_table(runs: pd.DataFrame, grid_name: str = "full", tier: str = "base
     if sel.empty:
         return pd.DataFrame()
     return axis_effects(sel, grid(grid_name), tier)
+
+
+def tuning_moves(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
+    """How far each comparison's conclusion moves when the rate is tuned: per comparison group, the best
+    variant at the old rate (untuned tier, 3e-3, seed 0) and at the tuned rate (base tier, mean over seeds),
+    and the rank correlation of the group's variants between the two (groups trained in both tiers)."""
+    from ..analysis.seeds import rank_correlation
+    if runs.empty:
+        return pd.DataFrame()
+    means = {}
+    for tier in ("untuned", "base"):
+        sel = runs[runs.tier == tier]
+        means[tier] = sel.groupby("config_hash")["bpc"].mean().to_dict()
+        means[tier + "_ids"] = {vid: h for h, ids in zip(sel["config_hash"], sel["variant_ids"]) for vid in ids}
+    groups: dict[str, list[str]] = {}
+    for v in grid(grid_name):
+        groups.setdefault(v["group"], []).append(v["variant_id"])
+    rows = []
+    for group, ids in groups.items():
+        both = [i for i in ids if i in means["untuned_ids"] and i in means["base_ids"]]
+        if len(both) < 2:
+            continue
+        old = pd.Series({i: means["untuned"][means["untuned_ids"][i]] for i in both})
+        new = pd.Series({i: means["base"][means["base_ids"][i]] for i in both})
+        rows.append({"comparison": group, "variants": len(both), "best at 3e-3": old.idxmin(),
+                     "best tuned": new.idxmin(), "same winner": "yes" if old.idxmin() == new.idxmin() else "no",
+                     "best bpc at 3e-3": float(old.min()), "best bpc tuned": float(new.min()),
+                     "rank correlation": rank_correlation(old, new)})
+    return pd.DataFrame(rows)
+
+
+TARGETS = ((10_000, 1.90), (100_000, 1.35))   # issue 10's targets: (near N parameters, bpc at most)
+BEST_TARGET = 1.15
+WINDOW = 1.5                                  # "near N": between N / 1.5 and N * 1.5 parameters
+
+
+def targets_table(runs: pd.DataFrame, tier: str = "base") -> pd.DataFrame:
+    """The study's targets against the best mean over seeds: near 10K and 100K parameters (the best model
+    within a factor of ``WINDOW``; the nearest model beside it) and overall."""
+    sel = runs[runs.tier == tier] if len(runs) else runs
+    summ = seed_summary(sel)
+    rows = []
+    if summ.empty:
+        return pd.DataFrame()
+    for n, target in (*TARGETS, (None, BEST_TARGET)):
+        cand = summ if n is None else summ[(summ.n_params >= n / WINDOW) & (summ.n_params <= n * WINDOW)]
+        if cand.empty:
+            continue
+        best = cand.sort_values("bpc_mean").iloc[0]
+        row = {"target": "best overall" if n is None else f"best near {n:,} parameters ({n / WINDOW:,.0f} to "
+                                                                f"{n * WINDOW:,.0f})",
+               "goal (bpc at most)": target, "model": best["name"], "params": int(best.n_params),
+               "seeds": int(best.n_seeds), "bpc (mean)": float(best.bpc_mean), "95 % interval low": best.bpc_mean_ci_low,
+               "95 % interval high": best.bpc_mean_ci_high,
+               "met": "yes" if best.bpc_mean <= target else "no"}
+        if n is not None:
+            near = cand.assign(d=(cand.n_params - n).abs()).sort_values(["d", "bpc_mean"]).iloc[0]
+            row["nearest model"] = f"{near['name']} ({int(near.n_params):,}): {near.bpc_mean:.3f}"
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -88,12 +88,14 @@ class StudyConfig(StageConfig):
     base_tokens: int = field(default=BASE_TOKENS, metadata=between(1, 10**12))
     long_tokens: int = field(default=LONG_TOKENS, metadata=between(1, 10**12))
     long_configs: int = field(default=LONG_MIN_CONFIGS, metadata=between(1, 1000))
+    long_seeds: int = field(default=len(SEEDS), metadata=between(1, 100))   # 1 on a CPU: the base tier has the seeds
     seq_len: int = field(default=64, metadata=between(2, 4096))
     batch_size: int = field(default=32, metadata=between(1, 1 << 16))
     eval_every: int = field(default=250, metadata=between(1, None))
     workers: int = field(default=2, metadata=between(1, 256))
     device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda")})
     max_params: int = field(default=10**9, metadata=between(1, None))   # skip larger configs (CPU runs)
+    first: tuple[str, ...] = ()         # configurations (any variant id using them) each tier trains first
 
     def validate(self) -> None:
         bad = sorted(set(self.tiers) - {"lr", "base", "untuned", "long", "context"})
@@ -102,6 +104,11 @@ class StudyConfig(StageConfig):
                               "choose from 'lr', 'base', 'untuned', 'long', 'context'")
         if not self.seeds:
             raise ConfigError("parameter 'seeds' must list at least one seed")
+        if self.first:
+            from .grid import grid
+            unknown = sorted(set(self.first) - {v["variant_id"] for v in grid(self.grid)})
+            if unknown:
+                raise ConfigError(f"parameter 'first': {unknown} not in the {self.grid!r} grid")
 
 
 # ---------------------------------------------------------------- planning
@@ -218,11 +225,19 @@ def plan_jobs(tier: str, study: StudyConfig, configs: list[dict], rows: list[dic
         chosen = long_tier_configs(rows, configs, study.long_configs)
         if len(chosen) < min(study.long_configs, len(configs)):
             return [], f"tier 'long' waits for the base tier ({len(chosen)} configurations chosen so far)"
-        return [Job(c, s, rates[c["bucket"]], study.long_tokens, tier) for c in chosen for s in study.seeds], ""
+        return [Job(c, s, rates[c["bucket"]], study.long_tokens, tier) for c in chosen
+                for s in study.seeds[:study.long_seeds]], ""
     if tier == "context":
         ctl = context_controls(configs, chars_per_token or {}, study.seq_len)
         return [Job(c, s, rates[c["bucket"]], study.base_tokens, tier) for c in ctl for s in study.seeds], ""
     raise ValueError(f"unknown tier {tier!r}")
+
+
+def job_order(jobs: list[Job], first: tuple[str, ...] = ()) -> list[Job]:
+    """The order a tier trains its jobs: the configurations named in ``first`` (by any variant id using
+    them), then the rest; cheapest first within each."""
+    wanted = set(first)
+    return sorted(jobs, key=lambda j: (not (set(j.config["variant_ids"]) & wanted), estimated_cost(j)))
 
 
 def estimated_cost(job: Job) -> float:

@@ -39,7 +39,7 @@ import numpy as np
 
 from .grid import grid, tokenizer_spec
 from .plan import (ARCH_FIELDS, DEV_STORIES, TABLE_STEM, TRAIN_EVAL_STORIES, Job, StudyConfig, distinct_configs,
-                   estimated_cost, plan_jobs)
+                   job_order, plan_jobs)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -190,7 +190,7 @@ def run_study(study: StudyConfig, data_dir: str | Path, results_dir: str | Path,
             print(f"study: {why}")
             continue
         done = table.keys()
-        todo = sorted((j for j in jobs if j.run_key not in done), key=estimated_cost)   # cheapest first
+        todo = job_order([j for j in jobs if j.run_key not in done], study.first)    # cheapest first
         if progress:
             print(f"study: tier {tier!r}: {len(jobs)} runs, {len(todo)} to train")
         remaining = None if deadline_s is None else deadline_s - (time.perf_counter() - t0)
