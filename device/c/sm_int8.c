@@ -3,10 +3,11 @@
  * Every product of int8 vectors goes through the whole-matrix kernels of
  * sm_kernels.h (Thumb assembly on the RP2040): matrix-vector products with their
  * requantisation (sm_linear4_i8), attention scores over the cached keys (its
- * SM_LIN_QK mode) and the weighted sum of the cached values (sm_wsum4_i8).  The rest (requantisation,
- * RMSNorm, softmax, rotary, ...) is in the small functions below; each is its
- * own (noinline) function so that a per-function cycle profile on the emulated
- * Pico splits a token's cycles by phase (starmind_lib's device bench). */
+ * SM_LIN_QK mode) and the weighted sum of the cached values (sm_wsum4_i8, rounded to int8); one head's
+ * softmax (sm_softmax), the rotary embedding (sm_rope) and RMSNorm's sum of squares (sm_sumsq) are
+ * kernels too.  The rest is in the small functions below; each phase is its own (noinline) function
+ * or kernel so that a per-function cycle profile on the emulated Pico splits a token's cycles by
+ * phase (starmind_lib's device bench). */
 #include "sm_internal.h"
 #include "sm_kernels.h"
 
@@ -47,7 +48,13 @@ static SM_PHASE void tail_rows(int mode, const int8_t *a, const int8_t *w, uint3
  * rows in the kernel; a last partial group as the last 4 rows again: the same values written twice
  * (for LINEAR_RES the residual rows the two overlap on get their old values back first, so that
  * they are not added to twice). */
-static SM_HOT void linear(const sm_mat *W, const int8_t *a, void *out, int mode, const int8_t *lut)
+#if defined(__GNUC__)
+#define SM_INLINE inline __attribute__((always_inline))
+#else
+#define SM_INLINE inline
+#endif
+
+static SM_INLINE void linear(const sm_mat *W, const int8_t *a, void *out, int mode, const int8_t *lut)
 {
     const int8_t *w = (const int8_t *)W->w;
     uint32_t R = W->rows, C = W->cols, k = R & 3;
@@ -99,8 +106,7 @@ static SM_PHASE void rmsnorm(const sm_model *m, const int32_t *x, const int16_t 
     uint32_t D = m->dim, L = 0;
     while ((1u << L) < D) L++;                   /* ceil(log2(dim)) */
     int32_t NF = 15 - (int32_t)((L + 1) / 2);
-    uint32_t S = m->eps_q;
-    for (uint32_t c = 0; c < D; c++) S += (uint32_t)(x[c] * x[c]) >> L;
+    uint32_t S = m->eps_q + sm_sumsq(x, D, L);
     int32_t e = 0;                               /* while S < 2^28: S <<= 2, e++ (at most 14 times) */
     if (S < (1u << 14)) { S <<= 16; e += 8; }
     if (S < (1u << 22)) { S <<= 8; e += 4; }
@@ -115,34 +121,15 @@ static SM_PHASE void rmsnorm(const sm_model *m, const int32_t *x, const int16_t 
     }
 }
 
-/* Rotary embedding of q and k (the same angles) at position pos. */
+/* Rotary embedding of q and k (the same angles) at position pos, head by head. */
 static SM_PHASE void rope(const sm_model *m, int8_t *q, int8_t *k, uint32_t pos)
 {
     uint32_t hd = m->head_dim, half = hd / 2;
     const int16_t *C = (const int16_t *)m->rope_cos + pos * half, *Sn = (const int16_t *)m->rope_sin + pos * half;
     for (uint32_t h = 0; h < m->n_heads; h++, q += hd, k += hd) {
-        for (uint32_t j = 0; j < half; j++) {
-            int32_t c = C[j], s = Sn[j], u0 = q[2 * j], u1 = q[2 * j + 1];
-            q[2 * j] = (int8_t)clamp((u0 * c - u1 * s + (1 << 13)) >> 14, -127, 127);
-            q[2 * j + 1] = (int8_t)clamp((u0 * s + u1 * c + (1 << 13)) >> 14, -127, 127);
-            u0 = k[2 * j]; u1 = k[2 * j + 1];
-            k[2 * j] = (int8_t)clamp((u0 * c - u1 * s + (1 << 13)) >> 14, -127, 127);
-            k[2 * j + 1] = (int8_t)clamp((u0 * s + u1 * c + (1 << 13)) >> 14, -127, 127);
-        }
+        sm_rope(q, C, Sn, half);
+        sm_rope(k, C, Sn, half);
     }
-}
-
-/* Scores sc[0..n-1] of one head -> Q15 probabilities in place (section 6.4): the exponentials
- * w and their sum W (sm_softmax_w), one division per head, pr = (w * R) >> 15. */
-static SM_PHASE void softmax(int32_t *sc, uint32_t n, const int32_t *consts, const uint16_t *lut)
-{
-    uint32_t R = (1u << 30) / sm_softmax_w(sc, n, consts + 2, lut);
-    uint32_t s = 0;
-    for (; s + 2 <= n; s += 2) {
-        sc[s] = (int32_t)(((uint32_t)sc[s] * R) >> 15);
-        sc[s + 1] = (int32_t)(((uint32_t)sc[s + 1] * R) >> 15);
-    }
-    if (s < n) sc[s] = (int32_t)(((uint32_t)sc[s] * R) >> 15);
 }
 
 /* Causal softmax attention of q over cached positions 0..pos of one layer (section 6.4). */
@@ -150,23 +137,23 @@ static SM_PHASE void attention(const sm_model *m, const int32_t *consts, const i
                                const int8_t *Vc, uint32_t pos, int8_t *o)
 {
     uint32_t D = m->dim, hd = m->head_dim, n = pos + 1;
-    int32_t *sc = (int32_t *)m->scores, *acc = m->att_acc;
+    int32_t *sc = (int32_t *)m->scores;
     for (uint32_t h = 0; h < m->n_heads; h++) {
         const int8_t *qh = q + h * hd, *Kh = K + h * hd, *Vh = Vc + h * hd;
         scores(qh, Kh, hd, D, sc, n, m->n_ctx);
-        softmax(sc, n, consts, m->exp_lut);
+        sm_softmax(sc, n, consts + 2, m->exp_lut);      /* -> Q15 probabilities, in place */
         /* o[d] = RSHR(sum_s pr[s] V[s][d], 15), 4 columns at a time (a partial group: the last 4 again) */
+        int8_t *oh = o + h * hd;
         if (hd >= 4) {
-            sm_wsum4_i8(sc, Vh, (int32_t)n, (int32_t)D, acc, (int32_t)(hd / 4));
-            if (hd & 3) sm_wsum4_i8(sc, Vh + hd - 4, (int32_t)n, (int32_t)D, acc + hd - 4, 1);
+            sm_wsum4_i8(sc, Vh, (int32_t)n, (int32_t)D, oh, (int32_t)(hd / 4));
+            if (hd & 3) sm_wsum4_i8(sc, Vh + hd - 4, (int32_t)n, (int32_t)D, oh + hd - 4, 1);
         } else {
             for (uint32_t d = 0; d < hd; d++) {
                 int32_t t = 0;
                 for (uint32_t s = 0; s < n; s++) t += sc[s] * Vh[s * D + d];
-                acc[d] = t;
+                oh[d] = (int8_t)((t + (1 << 14)) >> 15);
             }
         }
-        for (uint32_t d = 0; d < hd; d++) o[h * hd + d] = (int8_t)((acc[d] + (1 << 14)) >> 15);
     }
 }
 

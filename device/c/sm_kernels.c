@@ -69,8 +69,8 @@ void sm_linear4_i8_c(int mode, const int8_t *x, const int8_t *w, int32_t n, int3
     }
 }
 
-void sm_wsum4_i8_c(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t stride, int32_t *out,
-                          int32_t n_groups)
+void sm_wsum4_i8_c(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t stride, int8_t *out,
+                   int32_t n_groups)
 {
     for (int32_t g = 0; g < n_groups; g++) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
@@ -79,11 +79,12 @@ void sm_wsum4_i8_c(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t str
             int32_t ps = p[s];
             a0 += ps * c[0]; a1 += ps * c[1]; a2 += ps * c[2]; a3 += ps * c[3];
         }
-        out[4 * g] = a0; out[4 * g + 1] = a1; out[4 * g + 2] = a2; out[4 * g + 3] = a3;
+        out[4 * g] = (int8_t)((a0 + (1 << 14)) >> 15); out[4 * g + 1] = (int8_t)((a1 + (1 << 14)) >> 15);
+        out[4 * g + 2] = (int8_t)((a2 + (1 << 14)) >> 15); out[4 * g + 3] = (int8_t)((a3 + (1 << 14)) >> 15);
     }
 }
 
-uint32_t sm_softmax_w_c(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut)
+void sm_softmax_c(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut)
 {
     int32_t top = sc[0];
     for (uint32_t s = 1; s < n; s++) if (sc[s] > top) top = sc[s];
@@ -94,5 +95,24 @@ uint32_t sm_softmax_w_c(int32_t *sc, uint32_t n, const int32_t *ms, const uint16
         sc[s] = (int32_t)w;
         W += w;
     }
-    return W;
+    uint32_t R = (1u << 30) / W;
+    for (uint32_t s = 0; s < n; s++) sc[s] = (int32_t)(((uint32_t)sc[s] * R) >> 15);
+}
+
+static int32_t rot(int32_t v) { return clamp_i32((v + (1 << 13)) >> 14, -127, 127); }
+
+void sm_rope_c(int8_t *v, const int16_t *C, const int16_t *S, uint32_t half)
+{
+    for (uint32_t j = 0; j < half; j++) {
+        int32_t c = C[j], s = S[j], u0 = v[2 * j], u1 = v[2 * j + 1];
+        v[2 * j] = (int8_t)rot(u0 * c - u1 * s);
+        v[2 * j + 1] = (int8_t)rot(u0 * s + u1 * c);
+    }
+}
+
+uint32_t sm_sumsq_c(const int32_t *x, uint32_t n, uint32_t L)
+{
+    uint32_t S = 0;
+    for (uint32_t c = 0; c < n; c++) S += (uint32_t)(x[c] * x[c]) >> L;
+    return S;
 }

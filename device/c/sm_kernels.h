@@ -26,14 +26,21 @@ void sm_dot4_i8_c(const int8_t *x, const int8_t *w, int32_t n, int32_t stride, i
  *     SM_LIN_RES    int32 out[r] = clamp(out[r] + REQUANT(acc[r], m, s), -32767, 32767)  LINEAR_RES
  *     SM_LIN_LOGIT  int32 out[r] = clamp(REQUANT(acc[r], m, s), -2^29, 2^29)       logits
  *     SM_LIN_ACTLUT int8  out[r] = lut[128 + clamp(REQUANT(acc[r], m, s), -127, 127)]   FFN W1 + act_lut
- * sm_wsum4_i8: out[4g + r] = sum_s p[s] * v[s * stride + 4g + r] (the attention's weighted values). */
+ * sm_wsum4_i8: int8 out[4g + r] = RSHR(sum_s p[s] * v[s * stride + 4g + r], 15) (the attention output:
+ *     the probabilities times the cached values; |sum| <= 127 * 2^15, so it fits int8). */
 enum { SM_LIN_QK, SM_LIN_ACT, SM_LIN_RES, SM_LIN_LOGIT, SM_LIN_ACTLUT };
 void sm_linear4_i8_c(int mode, const int8_t *x, const int8_t *w, int32_t n, int32_t stride, void *out,
                      int32_t n_groups, const int32_t *rq, const int8_t *lut);
-void sm_wsum4_i8_c(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t stride, int32_t *out, int32_t n_groups);
-/* One head's softmax exponentials (FORMAT.md 6.4), in place: top = max sc, then
- * sc[s] = EXP_LUT[REQUANT(top - sc[s], ms[0], ms[1])] (0 from index 1024 on); returns their sum. */
-uint32_t sm_softmax_w_c(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut);
+void sm_wsum4_i8_c(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t stride, int8_t *out, int32_t n_groups);
+/* One head's softmax (FORMAT.md 6.4), in place (n >= 1): top = max sc, the exponentials
+ * w[s] = EXP_LUT[REQUANT(top - sc[s], ms[0], ms[1])] (0 from index 1024 on), their sum W,
+ * R = 2^30 / W, sc[s] = (w[s] * R) >> 15 (Q15 probabilities). */
+void sm_softmax_c(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut);
+/* The rotary embedding of one head in place (FORMAT.md 6.4; v 2-byte aligned, C and S: the position's
+ * cos and sin rows): (v[2j], v[2j+1]) -> clamp(RSHR(u0 C[j] - u1 S[j], 14)), clamp(RSHR(u0 S[j] + u1 C[j], 14)). */
+void sm_rope_c(int8_t *v, const int16_t *C, const int16_t *S, uint32_t half);
+/* RMSNorm's sum without eps (FORMAT.md 6.2): sum_c (uint32)(x[c] * x[c]) >> L, n >= 1. */
+uint32_t sm_sumsq_c(const int32_t *x, uint32_t n, uint32_t L);
 
 #if defined(__ARM_ARCH_6M__) && !defined(SM_NO_ASM)
 void sm_dot4_i8_m0(const int8_t *x, const int8_t *w, int32_t n, int32_t stride, int32_t *out);
@@ -45,7 +52,7 @@ void sm_linact4_i8_m0(SM_LIN_ARGS);
 void sm_linres4_i8_m0(SM_LIN_ARGS);
 void sm_linlogit4_i8_m0(SM_LIN_ARGS);
 void sm_linactlut4_i8_m0(SM_LIN_ARGS);
-void sm_wsum4_i8_m0(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t stride, int32_t *out, int32_t n_groups);
+void sm_wsum4_i8_m0(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t stride, int8_t *out, int32_t n_groups);
 #define sm_dot4_i8 sm_dot4_i8_m0
 #define sm_linear4_i8(mode, x, w, n, stride, out, g, rq, lut)                                               \
     ((mode) == SM_LIN_QK ? sm_qk4_i8_m0(x, w, n, stride, out, g, rq, lut)                                  \
@@ -54,13 +61,19 @@ void sm_wsum4_i8_m0(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t st
      : (mode) == SM_LIN_LOGIT ? sm_linlogit4_i8_m0(x, w, n, stride, out, g, rq, lut)                       \
                               : sm_linactlut4_i8_m0(x, w, n, stride, out, g, rq, lut))
 #define sm_wsum4_i8 sm_wsum4_i8_m0
-uint32_t sm_softmax_w_m0(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut);
-#define sm_softmax_w sm_softmax_w_m0
+void sm_softmax_m0(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut);   /* sm_ops_m0.S */
+#define sm_softmax sm_softmax_m0
+void sm_rope_m0(int8_t *v, const int16_t *C, const int16_t *S, uint32_t half);
+#define sm_rope sm_rope_m0
+uint32_t sm_sumsq_m0(const int32_t *x, uint32_t n, uint32_t L);
+#define sm_sumsq sm_sumsq_m0
 #else
 #define sm_dot4_i8 sm_dot4_i8_c
 #define sm_linear4_i8 sm_linear4_i8_c
 #define sm_wsum4_i8 sm_wsum4_i8_c
-#define sm_softmax_w sm_softmax_w_c
+#define sm_softmax sm_softmax_c
+#define sm_rope sm_rope_c
+#define sm_sumsq sm_sumsq_c
 #endif
 
 #endif

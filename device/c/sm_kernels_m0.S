@@ -83,11 +83,12 @@ sm_dot4_i8_m0:
  * The dot4 loop above, unrolled four times (n mod 4 picks the copy to enter),
  * with the loop over row groups and the requantisation (FORMAT.md 6.1) inside:
  *   per 4 columns x 4 rows: 4 x (ldrsb x + 4 x (ldrsb + muls + add) + adds) + bne = 78 cycles
- *   = 4.875 cycles/MAC, plus about 30 cycles per group of 4 rows and about 23 (mode 1)
- *   to 35 (mode 2) cycles per row for the requantisation.
+ *   = 4.875 cycles/MAC (the first column of a group sets the sums instead of zeroing them),
+ *   plus about 20 cycles per group of 4 rows and about 23 (mode 1) to 35 (mode 2) cycles per
+ *   row for the requantisation.
  * Registers in the loop: r0 x end, r1/r3/r4/r5 the ends of the 4 rows, r2 the index
- * (-n .. 0), r6 x[i], r7 the product, r8-r11 the 4 sums; r12 out, lr the groups left;
- * on the stack: n, stride, rq, lut. */
+ * (-n .. 0), r6 x[i], r7 the product, r8-r11 the 4 sums; r12 out, lr the end of rq (of out in
+ * mode 0), where the loop over groups stops; on the stack: -n, stride, rq, lut. */
     .macro MAC4COL
     ldrsb r6, [r0, r2]
     ldrsb r7, [r1, r2]
@@ -191,30 +192,49 @@ sm_dot4_i8_m0:
     push {r4-r7}
     ldr r4, [sp, #36]       /* out */
     mov r12, r4
-    ldr r4, [sp, #40]       /* n_groups */
-    mov lr, r4
+    ldr r5, [sp, #40]       /* n_groups */
+    .if \mode == 0
+    lsls r5, r5, #4
+    adds r5, r4, r5         /* the end of out: 4 int32 per group */
+    .else
+    ldr r6, [sp, #44]       /* rq */
+    lsls r5, r5, #5
+    adds r5, r6, r5         /* the end of rq: 4 (m, s) pairs per group */
+    .endif
+    mov lr, r5              /* the loop ends when out (mode 0) or rq reaches it */
     ldr r4, [sp, #48]       /* act_lut (mode 4) */
     sub sp, #16
     str r4, [sp, #12]
     ldr r4, [sp, #60]       /* rq */
-    str r2, [sp, #0]        /* n */
+    rsbs r5, r2, #0
+    str r5, [sp, #0]        /* -n */
     str r3, [sp, #4]        /* stride */
     str r4, [sp, #8]        /* rq (advances) */
     adds r0, r0, r2         /* x end */
     adds r1, r1, r2         /* row 0 end of the first group */
 10: /* a group of 4 rows: r1 = its row 0 end */
-    movs r6, #0
-    mov r8, r6
-    mov r9, r6
-    mov r10, r6
-    mov r11, r6
     ldr r7, [sp, #4]
     adds r3, r1, r7         /* row 1 end */
     adds r4, r3, r7         /* row 2 end */
     adds r5, r4, r7         /* row 3 end */
-    ldr r2, [sp, #0]
-    rsbs r2, r2, #0         /* i = -n; enter at copy j = (-n) mod 4 */
-    lsls r6, r2, #31        /* C = bit 1 of j, N = bit 0 of j */
+    ldr r2, [sp, #0]        /* i = -n */
+    /* the first column sets the 4 sums (no zeroing) */
+    ldrsb r6, [r0, r2]
+    ldrsb r7, [r1, r2]
+    muls r7, r6
+    mov r8, r7
+    ldrsb r7, [r3, r2]
+    muls r7, r6
+    mov r9, r7
+    ldrsb r7, [r4, r2]
+    muls r7, r6
+    mov r10, r7
+    ldrsb r7, [r5, r2]
+    muls r7, r6
+    mov r11, r7
+    adds r2, r2, #1
+    beq \name\()_store      /* n == 1 */
+    lsls r6, r2, #31        /* enter at copy j = i mod 4: C = bit 1 of j, N = bit 0 of j */
     bcs 17f
     bmi 12f
     b 11f
@@ -239,6 +259,8 @@ sm_dot4_i8_m0:
     mov r6, r10
     mov r7, r11
     stmia r3!, {r4-r7}
+    mov r12, r3
+    cmp r3, lr
     .else
     ldr r2, [sp, #8]
     .if \mode == 1 || \mode == 4
@@ -261,11 +283,9 @@ sm_dot4_i8_m0:
     adds r3, r3, #16
     .endif
     str r2, [sp, #8]
-    .endif
     mov r12, r3
-    mov r7, lr
-    subs r7, r7, #1
-    mov lr, r7
+    cmp r2, lr
+    .endif
     beq 19f
     b 10b
 19:
@@ -286,7 +306,7 @@ sm_dot4_i8_m0:
     LINEAR4 sm_linactlut4_i8_m0, 4
 
 /* sm_wsum4_i8_m0(p, v, n_pos, stride, out, n_groups), n_pos >= 1, n_groups >= 1:
- * out[4g + r] = sum_s p[s] * v[s * stride + 4g + r] for g < n_groups, r = 0..3
+ * out[4g + r] = RSHR(sum_s p[s] * v[s * stride + 4g + r], 15) (int8) for g < n_groups, r = 0..3
  * (p int32, v int8): the attention output, the probabilities times the cached
  * values, 4 value columns per probability load.  Unrolled twice (an odd n_pos
  * enters at the second copy):
@@ -363,12 +383,26 @@ sm_wsum4_i8_m0:
     cmp r0, lr
     bne 2b
     adds r1, r1, #4         /* the next 4 columns */
-    mov r3, r8
-    mov r4, r9
-    mov r5, r10
-    mov r6, r11
     ldr r2, [sp, #8]
-    stmia r2!, {r3-r6}
+    movs r7, #1
+    lsls r7, r7, #14        /* out = RSHR(sum, 15) as int8 */
+    mov r6, r8
+    adds r6, r6, r7
+    asrs r6, r6, #15
+    strb r6, [r2, #0]
+    mov r6, r9
+    adds r6, r6, r7
+    asrs r6, r6, #15
+    strb r6, [r2, #1]
+    mov r6, r10
+    adds r6, r6, r7
+    asrs r6, r6, #15
+    strb r6, [r2, #2]
+    mov r6, r11
+    adds r6, r6, r7
+    asrs r6, r6, #15
+    strb r6, [r2, #3]
+    adds r2, r2, #4
     str r2, [sp, #8]
     ldr r7, [sp, #12]
     subs r7, r7, #1
@@ -382,77 +416,3 @@ sm_wsum4_i8_m0:
     mov r11, r7
     pop {r4-r7, pc}
     .size sm_wsum4_i8_m0, . - sm_wsum4_i8_m0
-
-/* sm_softmax_w_m0(sc, n, ms, lut), n >= 1: the exponentials of one head's softmax
- * (FORMAT.md 6.4), in place, returning their sum W:
- *     top = max sc;  idx = REQUANT(top - sc[s], ms[0], ms[1]);  sc[s] = idx < 1024 ? lut[idx] : 0
- * top - sc >= 0, so below 2^16 floor((top - sc) * m / 2^15) is one unsigned multiply
- * ((top - sc) * m < 2^32); from 2^16 on it is REQUANT's two products.
- * About 8 cycles per score for the maximum and 20 for the exponential. */
-    .section .time_critical.sm_softmax_w_m0, "ax", %progbits
-    .global sm_softmax_w_m0
-    .type sm_softmax_w_m0, %function
-    .thumb_func
-sm_softmax_w_m0:
-    push {r4-r7, lr}
-    mov r4, r8
-    mov r5, r9
-    mov r6, r10
-    mov r7, r11
-    push {r4-r7}
-    lsls r1, r1, #2
-    adds r1, r0, r1
-    mov r10, r1             /* end */
-    ldr r6, [r0, #0]        /* top */
-    mov r4, r0
-1:  ldm r4!, {r5}
-    cmp r5, r6
-    ble 2f
-    mov r6, r5
-2:  cmp r4, r1
-    bne 1b
-    ldr r1, [r2, #0]        /* m */
-    ldr r2, [r2, #4]        /* shift */
-    movs r5, #1
-    lsls r5, r2
-    lsrs r5, r5, #1
-    mov r9, r5              /* rounding term of RSHR */
-    movs r5, #1
-    lsls r5, r5, #10
-    mov r8, r5              /* 1024 */
-    movs r5, #0
-    mov r11, r5             /* W */
-3:  ldr r5, [r0, #0]
-    subs r5, r6, r5         /* d = top - sc */
-    lsrs r7, r5, #16
-    bne 5f
-    muls r5, r1
-    lsrs r5, r5, #15
-4:  add r5, r9
-    lsrs r5, r2             /* idx */
-    cmp r5, r8
-    bhs 6f
-    lsls r5, r5, #1
-    ldrh r5, [r3, r5]
-    add r11, r5
-7:  stm r0!, {r5}
-    cmp r0, r10
-    bne 3b
-    mov r0, r11
-    pop {r4-r7}
-    mov r8, r4
-    mov r9, r5
-    mov r10, r6
-    mov r11, r7
-    pop {r4-r7, pc}
-5:  lsrs r7, r5, #15        /* d >= 2^16: (d >> 15) * m + (((d & 32767) * m) >> 15) */
-    muls r7, r1
-    lsls r5, r5, #17
-    lsrs r5, r5, #17
-    muls r5, r1
-    lsrs r5, r5, #15
-    adds r5, r5, r7
-    b 4b
-6:  movs r5, #0
-    b 7b
-    .size sm_softmax_w_m0, . - sm_softmax_w_m0

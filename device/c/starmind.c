@@ -656,8 +656,9 @@ SM_HOT static int greedy(const sm_model *m)
             if (l[v] > l[best]) best = v;
     } else {
         const int32_t *l = (const int32_t *)m->logits;
+        int32_t top = l[0];
         for (uint32_t v = 1; v < m->vocab_size; v++)
-            if (l[v] > l[best]) best = v;
+            if (l[v] > top) { top = l[v]; best = v; }
     }
     return (int)best;
 }

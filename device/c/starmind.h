@@ -18,7 +18,7 @@
  *         sm_forward(&m, tok);
  *     }
  *
- * Build: any C99 compiler; on the RP2040 add sm_kernels_m0.S (Thumb kernels)
+ * Build: any C99 compiler; on the RP2040 add sm_kernels_m0.S and sm_ops_m0.S (Thumb kernels)
  * and, for the float path, sm_rom_float.c (boot ROM float routines).
  */
 #ifndef STARMIND_H

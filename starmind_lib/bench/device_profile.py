@@ -27,10 +27,10 @@ FUNCTION_GROUPS = {
                                      "sm_linres4_i8_m0_store", "sm_linlogit4_i8_m0_store", "tail_rows")},
     "sm_qk4_i8_m0": "attention q.k", "sm_qk4_i8_m0_store": "attention q.k",
     "sm_wsum4_i8_m0": "attention weighted values",
-    "sm_softmax_w_m0": "attention softmax", "softmax": "attention softmax",
+    "sm_softmax_m0": "attention softmax", "sm_softmax_w_m0": "attention softmax", "softmax": "attention softmax",
     "attention": "attention other (output rounding, calls)",
-    "rmsnorm": "RMSNorm", "rope": "rotary embedding",
-    "__udivsi3": "division", "__aeabi_uidiv": "division",
+    "rmsnorm": "RMSNorm", "sm_sumsq_m0": "RMSNorm", "rope": "rotary embedding", "sm_rope_m0": "rotary embedding",
+    "__udivsi3": "division", "__aeabi_uidiv": "division", "__wrap___aeabi_uidiv": "division",
     "sm_sample": "sampling", "greedy": "sampling", "logit_at": "sampling", "count_at_least": "sampling",
     "rng_next": "sampling",
 }
