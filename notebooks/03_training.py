@@ -142,7 +142,8 @@ if picked:
                  alt_text="validation-prefix bits per character against training tokens, one line per seed"))
     display(table(finals, caption="Each seed's whole-split score (Study v2 base grid, tuned rate)"))
 else:
-    glue("train_seed_spread", "(not measured yet: no configuration has two finished seeds)", display=False)
+    glue("train_seed_spread", "an amount not measured yet (no configuration of these sizes has two finished seeds)",
+         display=False)
     display(no_figure("Study v2 has no configuration with two finished seeds yet"))
 
 # %% [markdown]

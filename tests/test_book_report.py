@@ -40,6 +40,77 @@ def _bpc(v):
     return v["val_bpc"] if "val_bpc" in v else v["bpc"]
 
 
+def _tok(kind, vocab, lowercase, col):
+    t = _read("tokenizers/tokenizers")
+    return float(t[(t["kind"] == kind) & (t["requested_vocab_size"] == vocab) & (t["lowercase"] == lowercase)]
+                 .iloc[-1][col])
+
+
+def _bpe_sizes():
+    t = _read("tokenizers/tokenizers")
+    sizes = sorted(set(t.loc[t["kind"] == "bpe", "requested_vocab_size"]))
+    return next(v for v in sizes if v > 258), sizes[-1]
+
+
+def _char_small():
+    t = _read("tokenizers/tokenizers")
+    return int(t.loc[t["kind"] == "char", "requested_vocab_size"].min())
+
+
+def _ref(name, col):
+    r = _read("train/runs")
+    return r[r["name"] == name].sort_values("timestamp").iloc[-1][col]
+
+
+def _study_scores():
+    """(variant_id, bpc, n_params, unigram) of the chapters' table: Study v2's base grid (mean over seeds,
+    expanded to every variant id using a configuration) once it covers 90 % of the v1 table, else v1."""
+    v1 = _variants()
+    runs = _read("sweep/study_v2")
+    base = runs[runs["tier"] == "base"] if len(runs) else runs
+    rows = []
+    for _, g in base.groupby("config_hash"):
+        for vid in g["variant_ids"].iloc[0]:
+            if vid in set(v1["variant_id"]):
+                rows.append({"variant_id": vid, "bpc": g["bpc"].mean(), "n_params": int(g["n_params"].iloc[0]),
+                             "unigram_bpc": float(g["unigram_bpc"].iloc[0]),
+                             "tokens_trained": int(g["tokens_trained"].iloc[0])})
+    if len(rows) >= 0.9 * len(v1):
+        return pd.DataFrame(rows)
+    return v1.assign(bpc=_bpc(v1))[["variant_id", "bpc", "n_params", "unigram_bpc", "tokens_trained"]]
+
+
+def _quant(scheme=None):
+    q = _read("quant/quant")
+    return q if scheme is None else q[q["scheme"] == scheme]
+
+
+def _c_ok(kv: bool | None = None, weights: str | None = "flash"):
+    c = _read("device/c_runs")
+    c = c[(c["status"] == "ok") & (c["scheme"] == "int8")]
+    if weights:
+        c = c[c["weights"] == weights]
+    return c[c["kv_cache"].astype(bool)] if kv else c
+
+
+def _c_largest():
+    c = _c_ok()
+    return c.loc[c["n_params"].idxmax()]
+
+
+def _c_best_near(target):
+    """The trained model nearest ``target`` parameters (0.75x to 1.33x), its fastest int8 KV-cache run."""
+    c = _c_ok(kv=True, weights=None)
+    c = c[(c["n_params"] >= 0.75 * target) & (c["n_params"] <= 1.33 * target) & c["trained"].astype(bool)]
+    c = c.assign(d=(c["n_params"] - target).abs()).sort_values(["d", "tokens_per_s_133MHz"], ascending=[True, False])
+    return c.iloc[0]
+
+
+def _best():
+    s = _study_scores()
+    return s.loc[s["bpc"].idxmin()]
+
+
 # (chapter, glue name) -> the value, computed from the committed tables without the chapter's code
 EXPECTED = {
     ("01_data", "train_chars_cased"): lambda: _stats("cased", "train", "characters"),
@@ -47,23 +118,112 @@ EXPECTED = {
     ("01_data", "distinct_chars_cased"): lambda: _stats("cased", "train", "distinct_characters"),
     ("01_data", "train_chars_lc"): lambda: _stats("lowercased", "train", "characters"),
     ("01_data", "train_stories_lc"): lambda: _stats("lowercased", "train", "stories"),
+    ("01_data", "distinct_chars_lc"): lambda: _stats("lowercased", "train", "distinct_characters"),
     ("01_data", "val_stories"): lambda: _stats("cased", "val", "stories"),
     ("01_data", "val_chars"): lambda: _stats("cased", "val", "characters"),
     ("01_data", "median_story_chars"): lambda: _stats("cased", "train", "median_story_chars"),
     ("01_data", "chars_999"): lambda: int((_read("data/chars").sort_values("count", ascending=False)["count"]
                                            .cumsum() / _read("data/chars")["count"].sum() < 0.999).sum() + 1),
-    ("04_architecture", "arch_n_variants"): lambda: len(_variants()),
-    ("04_architecture", "arch_tokens"): lambda: _variants()["tokens_trained"].median(),
-    ("04_architecture", "arch_best_bpc"): lambda: _bpc(_variants()).min(),
-    ("04_architecture", "arch_best_id"): lambda: _variants().loc[_bpc(_variants()).idxmin(), "variant_id"],
-    ("04_architecture", "arch_n_worse_than_unigram"): lambda: int((_bpc(_variants()) >= _variants()["unigram_bpc"]
-                                                                   .iloc[0]).sum()),
-    ("04_architecture", "arch_unigram_bpc"): lambda: _variants()["unigram_bpc"].iloc[0],
-    ("05_quantisation", "n_models"): lambda: _read("quant/quant")["variant_id"].nunique(),
+    ("02_tokenizers", "bpe_small"): lambda: _bpe_sizes()[0],
+    ("02_tokenizers", "bpe_large"): lambda: _bpe_sizes()[1],
+    ("02_tokenizers", "bpe_cpt_small"): lambda: _tok("bpe", _bpe_sizes()[0], False, "chars_per_token"),
+    ("02_tokenizers", "bpe_cpt_large"): lambda: _tok("bpe", _bpe_sizes()[1], False, "chars_per_token"),
+    ("02_tokenizers", "bpe_lc_cpt_large"): lambda: _tok("bpe", _bpe_sizes()[1], True, "chars_per_token"),
+    ("02_tokenizers", "bpe_bytes_large_d64"): lambda: _tok("bpe", _bpe_sizes()[1], False, "device_bytes_d64"),
+    ("02_tokenizers", "bpe_merges_large"): lambda: _tok("bpe", _bpe_sizes()[1], False, "merges_bytes"),
+    ("02_tokenizers", "char_small"): _char_small,
+    ("02_tokenizers", "char_small_chars"): lambda: _char_small() - 3,
+    ("02_tokenizers", "char_small_unk_pct"): lambda: 100 * _tok("char", _char_small(), False, "unk_rate"),
+    ("02_tokenizers", "char_small_lc_unk_pct"): lambda: 100 * _tok("char", _char_small(), True, "unk_rate"),
+    ("03_training", "train_unigram_bpc"): lambda: _ref("ref-10k", "unigram_bpc"),
+    ("03_training", "train_ref_10k_params"): lambda: _ref("ref-10k", "n_params"),
+    ("03_training", "train_ref_10k_bpc"): lambda: _ref("ref-10k", "bpc"),
+    ("03_training", "train_ref_10k_prefix_bpc"): lambda: _ref("ref-10k", "prefix_bpc"),
+    ("03_training", "train_ref_100k_params"): lambda: _ref("ref-100k", "n_params"),
+    ("03_training", "train_ref_100k_bpc"): lambda: _ref("ref-100k", "bpc"),
+    ("03_training", "train_ref_100k_prefix_bpc"): lambda: _ref("ref-100k", "prefix_bpc"),
+    ("03_training", "train_ref_10k_ci"): lambda: _ref("ref-10k", "bpc_ci_low"),       # the first number
+    ("03_training", "train_ref_100k_ci"): lambda: _ref("ref-100k", "bpc_ci_low"),
+    ("03_training", "train_tokens"): lambda: _ref("ref-10k", "tokens_trained"),
+    ("04_architecture", "arch_n_variants"): lambda: len(_study_scores()),
+    ("04_architecture", "arch_tokens"): lambda: _study_scores()["tokens_trained"].median(),
+    ("04_architecture", "arch_best_bpc"): lambda: _best()["bpc"],
+    ("04_architecture", "arch_best_id"): lambda: _best()["variant_id"],
+    ("04_architecture", "arch_best_params"): lambda: _best()["n_params"],
+    ("04_architecture", "arch_n_worse_than_unigram"): lambda: int((_study_scores()["bpc"] >= _study_scores()
+                                                                   ["unigram_bpc"].iloc[0]).sum()),
+    ("04_architecture", "arch_unigram_bpc"): lambda: _study_scores()["unigram_bpc"].iloc[0],
+    ("04b_study_v2", "v2_n_runs"): lambda: len(_read("sweep/study_v2")),
+    ("04b_study_v2", "v2_eval_chars"): lambda: _read("sweep/study_v2")["eval_chars"].iloc[0],
+    ("04b_study_v2", "v2_eval_stories"): lambda: _read("sweep/study_v2")["eval_stories"].iloc[0],
+    ("05_quantisation", "n_models"): lambda: _quant()["variant_id"].nunique(),
+    ("05_quantisation", "eval_tokens"): lambda: _quant()["eval_tokens"].median(),
+    ("05_quantisation", "eval_chars"): lambda: _quant()["eval_chars"].median(),
+    ("05_quantisation", "agreement_median"): lambda: _quant("int8_engine")["greedy_agreement"].median(),
+    ("05_quantisation", "agreement_min"): lambda: _quant("int8_engine")["greedy_agreement"].min(),
+    ("05_quantisation", "worst_engine_variant"): lambda: _quant("int8_engine").sort_values("bpc_delta")
+                                                         .iloc[-1]["variant_id"],
+    ("05_quantisation", "max_delta_int8_engine"): lambda: _quant("int8_engine")["bpc_delta"].max(),
+    ("05_quantisation", "median_delta_int8_engine"): lambda: _quant("int8_engine")["bpc_delta"].median(),
+    ("05_quantisation", "max_delta_int4_group32"): lambda: _quant("int4_group32")["bpc_delta"].max(),
+    ("05_quantisation", "median_delta_int4_group32"): lambda: _quant("int4_group32")["bpc_delta"].median(),
     ("06_device", "n_runs"): lambda: len(_read("device/c_runs")),
+    ("06_device", "n_checked"): lambda: int(_read("device/c_runs")["matches_reference"].notna().sum()),
+    ("06_device", "n_mismatch"): lambda: int((_read("device/c_runs")["matches_reference"] == False).sum()),  # noqa
+    ("06_device", "largest_params"): lambda: _c_largest()["n_params"],
+    ("06_device", "largest_tps"): lambda: _c_largest()["tokens_per_s_133MHz"],
+    ("06_device", "largest_fit_params"): lambda: _c_ok(kv=True)["n_params"].max(),
+    ("06_device", "best_10k_tps"): lambda: _c_best_near(10_000)["tokens_per_s_133MHz"],
+    ("06_device", "best_100k_tps"): lambda: _c_best_near(100_000)["tokens_per_s_133MHz"],
+    ("07_analysis", "n_models"): lambda: len(_study_scores()),
+    ("07_analysis", "best_bpc"): lambda: _best()["bpc"],
     ("09_appendix", "appendix_n_rows"): lambda: sum(len(_read(p.relative_to(RESULTS).with_suffix("").as_posix()))
                                                     for p in sorted({q.with_suffix("") for q in RESULTS.rglob("*.*")
                                                                      if q.suffix in (".parquet", ".jsonl")})),
+    ("09_appendix", "appendix_n_tables"): lambda: len({q.with_suffix("") for q in RESULTS.rglob("*.*")
+                                                        if q.suffix in (".parquet", ".jsonl")}),
+}
+
+# glued values that are not numbers read from a table, and why they are not checked here; a glued name
+# in neither dict fails test_every_glued_value_is_checked_or_exempt (a new number must be added to one)
+EXEMPT = {
+    "01_data": {"mojibake_stories": "a count the data stage logs per shard; tests/test_data.py checks it"},
+    "02_tokenizers": {},
+    "03_training": {"train_ref_10k_tokens_per_s": "a training speed of the machine in the table (not a result)",
+                    "train_ref_100k_tokens_per_s": "a training speed of the machine in the table (not a result)",
+                    "train_seed_spread": "a sentence; its numbers are the spread of the seed table shown below it"},
+    "04_architecture": {"arch_bpc_source": "a sentence naming the table", "arch_n_configs": "a count of the grid",
+                        "arch_bars": "a sentence", "arch_total_wall": "a duration, formatted",
+                        "arch_machine": "machine names", "arch_trend_slope": "a least-squares fit of the table",
+                        "arch_trend_r2": "a least-squares fit of the table", "arch_axes": "the grid's ranges",
+                        "arch_budgets": "the grid's budgets", "arch_golden_mean_vs_trend": "a fit of the table",
+                        "arch_best_vs_runner_up": "a sentence with a Welch test (tests/test_study_v2.py)"},
+    "04b_study_v2": {"v2_machines": "machine names", "v2_prefix_gap_median": "a difference of two columns",
+                     "v2_machine_diff_max": "a difference of two tables", "v2_n_compared": "a count of comparisons",
+                     "v2_n_moved": "a count of comparisons (tests/test_study_v2.py)"},
+    "05_quantisation": {"calib_windows": "a parameter", "worst_engine_head_dim": "the worst model's shape",
+                        "n_ref_models": "the committed reference models", "ref_all_match": "a word",
+                        **{f"{w}_delta_{s}": "the same statistic as int8_engine's, for another scheme"
+                           for w in ("median", "max") for s in ("float32", "float16", "int8_tensor", "int8_row")}},
+    "06_device": {"miss_penalty": "the XIP model's constant", "asm_cpm": "a kernel benchmark (tests/test_kernels*)",
+                  "plain_cpm": "a kernel benchmark", "best_10k_model": "a name", "best_100k_model": "a name",
+                  "best_10k_goal": "a word", "best_100k_goal": "a word",
+                  "best_10k_flash_tps": "the same rule as best_10k_tps, weights in flash",
+                  "best_100k_flash_tps": "the same rule as best_100k_tps, weights in flash",
+                  "largest_model": "a name", "largest_ram_kb": "the largest model's row",
+                  "largest_trained": "a sentence", "dot_share": "the cycle profile's range",
+                  "top_axis": "a name", "sram_max_params": "a parameter of the isolation runs",
+                  "nokv_max_params": "a parameter", "float_max_params": "a parameter",
+                  "iso_kv_cache_off": "a median of paired runs", "iso_float32_sram": "a median of paired runs",
+                  "iso_float32_flash": "a median of paired runs", "iso_int8_sram": "a median of paired runs",
+                  "n_tokens_g": "a parameter", "n_prompt_g": "a parameter", "smallest_nofit": "a sentence"},
+    "07_analysis": {"an_bpc_source": "a sentence naming the table", "n_device_points": "a count of joined runs",
+                    "n_front": "the Pareto front (tests/test_pareto*.py)", "front_fastest_tps": "the front",
+                    "front_fastest_bpc": "the front", "front_best_bpc": "the front", "front_best_tps": "the front",
+                    "front_best_ram_kb": "the front", "front_best_params": "the front"},
+    "08_audit": {"*": "verdicts computed by the audit from every table; tests/test_audit*.py check each claim"},
+    "09_appendix": {"appendix_profile": "a parameter", "appendix_results_dir": "a parameter",
+                    "appendix_data_source": "a parameter"},
 }
 
 
@@ -120,6 +280,17 @@ def test_numbers_glued_into_prose_equal_their_table_values(report_book):
         if not _matches(values[key], expected):
             wrong.append(f"{key[0]} {key[1]}: page says {values[key]!r}, the committed tables give {expected!r}")
     assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_every_glued_value_is_checked_or_exempt(report_book):
+    out, _ = report_book
+    loose = sorted(f"{chapter} {name}" for chapter, name in glued(out)
+                   if (chapter, name) not in EXPECTED and name not in EXEMPT.get(chapter, {})
+                   and "*" not in EXEMPT.get(chapter, {}))
+    assert not loose, ("glued into prose but neither checked against a table (EXPECTED) nor exempt with a "
+                       "reason (EXEMPT): " + ", ".join(loose))
 
 
 @pytest.mark.slow
