@@ -156,6 +156,7 @@ EXPECTED = {
     ("04b_study_v2", "v2_n_runs"): lambda: len(_read("sweep/study_v2")),
     ("04b_study_v2", "v2_eval_chars"): lambda: _read("sweep/study_v2")["eval_chars"].iloc[0],
     ("04b_study_v2", "v2_eval_stories"): lambda: _read("sweep/study_v2")["eval_stories"].iloc[0],
+    ("04b_study_v2", "v2_epochs"): lambda: 20_000_000 / _stats("lowercased", "train", "characters"),
     ("05_quantisation", "n_models"): lambda: _quant()["variant_id"].nunique(),
     ("05_quantisation", "eval_tokens"): lambda: _quant()["eval_tokens"].median(),
     ("05_quantisation", "eval_chars"): lambda: _quant()["eval_chars"].median(),
@@ -200,7 +201,8 @@ EXEMPT = {
                         "arch_best_vs_runner_up": "a sentence with a Welch test (tests/test_study_v2.py)"},
     "04b_study_v2": {"v2_machines": "machine names", "v2_prefix_gap_median": "a difference of two columns",
                      "v2_machine_diff_max": "a difference of two tables", "v2_n_compared": "a count of comparisons",
-                     "v2_n_moved": "a count of comparisons (tests/test_study_v2.py)"},
+                     "v2_n_moved": "a count of comparisons (tests/test_study_v2.py)",
+                     "v2_long_rank": "a rank correlation (tests/test_study_v2.py)"},
     "05_quantisation": {"calib_windows": "a parameter", "worst_engine_head_dim": "the worst model's shape",
                         "n_ref_models": "the committed reference models", "ref_all_match": "a word",
                         **{f"{w}_delta_{s}": "the same statistic as int8_engine's, for another scheme"

@@ -284,3 +284,16 @@ def test_named_configurations_train_first_and_unknown_names_are_refused():
     assert costs == sorted(costs) and len(ordered) == len(jobs) == 155
     with pytest.raises(ConfigError, match=r"'first': \['no-such-model'\] not in the 'full' grid"):
         StudyConfig.from_params({"first": ["no-such-model"]})
+
+
+def test_long_tier_table_compares_two_and_twenty_million_tokens_per_configuration():
+    import pandas as pd
+    from starmind_lib.chapters.ch04b_study_v2 import long_rank_correlation, long_tier_table
+    base = _v2_runs({"a": (["x"], [2.0, 2.1, 2.2]), "b": (["y"], [1.5, 1.5, 1.5]), "c": (["z"], [3.0, 3.0, 3.0])})
+    long = _v2_runs({"a": (["x"], [1.8]), "b": (["y"], [1.2]), "c": (["z"], [2.9])}).assign(
+        tier="long", tokens_trained=20_000_000, best_tokens=12_000_000, curve=[[]] * 3)
+    t = long_tier_table(pd.concat([base, long], ignore_index=True)).set_index("configuration")
+    assert t.loc["x", "bpc at 2 M tokens"] == pytest.approx(2.1) and t.loc["x", "gain"] == pytest.approx(0.3)
+    assert t.loc["y", "tokens"] == 20_000_000 and t.loc["z", "best dev step (tokens)"] == 12_000_000
+    assert long_rank_correlation(pd.concat([base, long], ignore_index=True)) == pytest.approx(1.0)
+    assert long_tier_table(base).empty

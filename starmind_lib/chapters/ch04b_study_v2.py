@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis.seeds import axis_effects, load_study, seed_summary
+from ..analysis.seeds import axis_effects, load_study, rank_correlation, seed_summary
 from ..training.grid import grid
 from ..training.plan import StudyConfig, distinct_configs, plan_jobs, representatives, tuned_rates
 from ..training.study import chars_per_token, run_study
@@ -154,7 +154,6 @@ def tuning_moves(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
     """How far each comparison's conclusion moves when the rate is tuned: per comparison group, the best
     variant at the old rate (untuned tier, 3e-3, seed 0) and at the tuned rate (base tier, mean over seeds),
     and the rank correlation of the group's variants between the two (groups trained in both tiers)."""
-    from ..analysis.seeds import rank_correlation
     if runs.empty:
         return pd.DataFrame()
     means = {}
@@ -208,3 +207,57 @@ def targets_table(runs: pd.DataFrame, tier: str = "base") -> pd.DataFrame:
             row["nearest model"] = f"{near['name']} ({int(near.n_params):,}): {near.bpc_mean:.3f}"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def long_tier_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per long-tier configuration: bpc after 2 M tokens (base grid, mean over seeds) and after the long
+    budget (mean over its seeds), the gain, the train-validation gap, and where the dev set was best."""
+    if runs.empty or not (runs.tier == "long").any():
+        return pd.DataFrame()
+    base = runs[runs.tier == "base"].groupby("config_hash")["bpc"].mean()
+    rows = []
+    for h, g in runs[runs.tier == "long"].groupby("config_hash"):
+        long_bpc = float(g["bpc"].mean())
+        rows.append({"configuration": g["name"].iloc[0], "params": int(g["n_params"].iloc[0]),
+                     "seeds": len(g), "tokens": int(g["tokens_trained"].max()),
+                     "bpc at 2 M tokens": float(base.get(h, np.nan)), "bpc long": long_bpc,
+                     "gain": float(base.get(h, np.nan)) - long_bpc,
+                     "train-validation gap": float(g["train_val_gap"].mean()),
+                     "best dev step (tokens)": int(g["best_tokens"].median())})
+    return pd.DataFrame(rows).sort_values("params").reset_index(drop=True)
+
+
+def long_rank_correlation(runs: pd.DataFrame) -> float:
+    """Spearman rank correlation, over the long tier's configurations, of bpc at 2 M and at the long budget."""
+    t = long_tier_table(runs)
+    if t.empty:
+        return float("nan")
+    return rank_correlation(t["bpc at 2 M tokens"], t["bpc long"])
+
+
+def long_curves_chart(runs: pd.DataFrame):
+    """Learning curves of the long tier (validation prefix, labelled), one line per configuration and seed."""
+    import altair as alt
+
+    from ..book.figures import label
+    rows = [{"configuration": f"{r.name} ({int(r.n_params):,})", "params": int(r.n_params), "seed": int(r.seed),
+             "tokens": p["tokens"], "bpc": p["val_bpc"]}
+            for r in runs[runs.tier == "long"].itertuples() for p in r.curve]
+    data = pd.DataFrame(rows)
+    return alt.Chart(data).mark_line(opacity=0.8).encode(
+        x=alt.X("tokens:Q", scale=alt.Scale(type="log"), title=label("training tokens", "log scale")),
+        y=alt.Y("bpc:Q", scale=alt.Scale(zero=False), title=label("validation prefix (learning curve)",
+                                                                   "bits per character")),
+        color=alt.Color("params:Q", scale=alt.Scale(type="log", scheme="viridis"), title="parameters"),
+        detail="seed:N", tooltip=["configuration", "seed", "tokens", alt.Tooltip("bpc:Q", format=".3f")],
+    ).properties(width=560, height=320, title="Long tier: bits per character against tokens seen")
+
+
+def train_chars_total(results_dir) -> int:
+    """Characters in the lowercased training split (chapter 01's table; 0 when it is absent)."""
+    from ..provenance import ResultTable
+    df = ResultTable(Path(results_dir) / "data" / "stats", key="row_id").frame()
+    if df.empty:
+        return 0
+    sel = df[(df["view"] == "lowercased") & (df["split"] == "train")]
+    return int(sel.sort_values("timestamp").iloc[-1]["characters"]) if len(sel) else 0
