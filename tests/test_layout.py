@@ -108,9 +108,12 @@ def test_every_committed_config_hash_reproduces():
     assert any("sweep/" in t for t in tables), "no committed sweep rows carry config_hash"
     bad = []
     from starmind_lib.training.plan import config_hash
+    run_hash = {row["run_id"]: row["config_hash"] for _, row in rows if "config" in row and "run_id" in row}
     for where, row in rows:
         if "run_key" in row:     # Study v2: the configuration's hash (shape, tokenizer, context; no seed or rate)
             got = config_hash(row, row["seq_len"])
+        elif "config" not in row and "run_id" in row:    # a learning-curve point: its run's hash
+            got = run_hash.get(row["run_id"], f"no run {row['run_id']!r}")
         else:
             config = row["config"] if isinstance(row["config"], dict) else json.loads(row["config"])
             got = TrainConfig.from_params(config).key(row["data_fingerprint"])

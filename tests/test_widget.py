@@ -135,6 +135,44 @@ def test_ui_writes_what_the_reference_engine_writes(page, golden_path):
     assert "--seed 0 --temperature-q8 0 --top-k 0" in cmd and f"--model {mid}.smd" in cmd
 
 
+def test_study_models_in_the_page_write_what_the_reference_engine_writes(page):
+    """Every study model in the page (the committed Study v2 exports of data/models, when present): its
+    bytes are the committed file named by its provenance row, its encoder gives the file's ids, and the
+    page (API and UI) writes what the integer reference engine writes from those bytes, window included."""
+    import base64
+    import hashlib
+
+    from starmind_lib.quant.intengine import IntEngine
+    from starmind_lib.quant.smd import parse_smd
+    from starmind_lib.quant.smd_text import encode
+    models = [m for m in page.page.evaluate("StarmindWidget.data.models") if m["kind"] == "study"]
+    if not models:
+        pytest.skip("no study models in the page (no committed export in data/models)")
+    text = "once upon a time, a little girl named lily"
+    for m in models:
+        data = base64.b64decode(m["smd"])
+        if m.get("committed"):
+            from starmind_lib.quant.export import committed_row
+            path = widget.MODELS_DIR / m["file_name"]
+            assert data == path.read_bytes() and committed_row(path)["sha256"] == hashlib.sha256(data).hexdigest()
+        smd = parse_smd(data)
+        assert smd.version == 2 and smd.can_encode
+        ids = encode(smd.text, smd.vocab, text)
+        assert _js(page, "([m, t]) => StarmindWidget.encode(m, t)", m["id"], text) == ids
+        eng = IntEngine(smd)
+        for seed, tq8, k, n in ((0, 0, 0, 100), (7, 200, 8, 100), (3, 256, 0, 40)):
+            want = eng.generate(ids, n, tq8, k, seed, window=True)
+            got = _js(page, "([m, t, n, s, q, k]) => StarmindWidget.generate(m, t, n, s, q, k)", m["id"], text,
+                      n, seed, tq8, k)
+            assert got["prompt_ids"] == ids and got["output_ids"] == want, (m["id"], seed, tq8, k)
+        run, w = _run_ui(page, 0, m["id"], text, n=60, seed=11, temperature_q8=200, top_k=10)
+        assert run["output_ids"] == eng.generate(ids, 60, 200, 10, 11, window=True)
+        stats = w.locator(".smw-stats").inner_text()
+        assert m["bpc_text"] in stats and "tokens/s" in stats
+        print(f"{m['id']}: {m['file_name']} ({m['file_bytes']:,} bytes), {m['bpc_text']}; "
+              f"story: {w.locator('.smw-story').inner_text()[:120]!r}")
+
+
 def test_typing_a_prompt_changes_the_story(page):
     g = _golden(widget.REFERENCE_DIR / "ref_rope_silu.golden.json")
     texts = [e["text"] for e in g["encode"] if e["text"].strip()][:2] or ["the cat ", "a dog "]
@@ -182,14 +220,15 @@ def test_recommended_study_models_are_offered_when_exported(tmp_path):
     """Chapter 07's recommended C models join the widget when their format-v2 exports exist (here a
     reference file stands in for the first one, under its name); others are reported as left out."""
     import shutil
-    study, skipped = widget.study_models(widget.REPO_ROOT / "data" / "results", tmp_path)
+    results, models = widget.REPO_ROOT / "data" / "results", tmp_path / "models"
+    study, skipped = widget.study_models(results, tmp_path, models_dir=models)
     if not study and not skipped:
         pytest.skip("no recommendations in the committed tables")
     assert not study and all("no exported file" in s for s in skipped)
     first = skipped[0].split(":")[0]
     (tmp_path / "smd").mkdir()
     shutil.copy(widget.REFERENCE_DIR / "ref_bpe_lc.smd", tmp_path / "smd" / f"{first}.smd")
-    study, skipped = widget.study_models(widget.REPO_ROOT / "data" / "results", tmp_path)
+    study, skipped = widget.study_models(results, tmp_path, models_dir=models)
     assert [m["id"] for m in study] == [first]
     m = study[0]
     assert m["kind"] == "study" and m["bpc"] > 0 and "bpc" in m["bpc_text"]
@@ -197,3 +236,54 @@ def test_recommended_study_models_are_offered_when_exported(tmp_path):
     assert c["kind"] == "c" and c["tokens_per_s"] > 0 and c["ram_bytes"] > 0 and "cycle-counted" in c["label"]
     text = widget.asset_text(study, b"\0asm", skipped)
     assert len(text.encode()) < widget.MAX_ASSET_BYTES and first in text
+
+
+def test_committed_study_exports_come_first_with_the_bpc_of_the_model_they_run(tmp_path):
+    """A committed export (data/models/<id>.smd with its provenance row, matched by SHA-256) is offered
+    before <runs_dir>/smd; its bpc is its Study v2 configuration's (mean over seeds with >= 2 seeds, else the
+    run's own with its story interval), labelled as the float model on the whole split; a file without a
+    row is left out, saying why; other committed exports follow the recommendations."""
+    import shutil
+
+    from starmind_lib.quant import export
+    results, models = widget.REPO_ROOT / "data" / "results", tmp_path / "models"
+    _, skipped = widget.study_models(results, tmp_path, models_dir=models)
+    if not skipped:
+        pytest.skip("no recommendations in the committed tables")
+    first = skipped[0].split(":")[0]
+    models.mkdir()
+    (tmp_path / "smd").mkdir()
+    shutil.copy(widget.REFERENCE_DIR / "ref_bpe_lc.smd", tmp_path / "smd" / f"{first}.smd")
+    shutil.copy(widget.REFERENCE_DIR / "ref_rope_silu.smd", models / f"{first}.smd")
+    study, skipped = widget.study_models(results, tmp_path, models_dir=models)
+    assert first not in [m["id"] for m in study]
+    assert any(s.startswith(f"{first}: {models / first}.smd has no provenance row") for s in skipped)
+    row = {"key": f"{first}/x", "variant_id": first, "file": f"{first}.smd", "run_key": "not-in-the-table",
+           "sha256": export.sha256_file(models / f"{first}.smd"), "seed": 0, "tier": "base", "bpc": 2.5,
+           "bpc_ci_low": 2.45, "bpc_ci_high": 2.56, "n_seeds": 1, "bpc_mean": None}
+    export.models_table(models).append(row)
+    shutil.copy(widget.REFERENCE_DIR / "ref_bpe_lc.smd", models / "budget10k-vocab-bpe1024.smd")
+    export.models_table(models).append({**row, "key": "b/x", "variant_id": "budget10k-vocab-bpe1024",
+                                        "file": "budget10k-vocab-bpe1024.smd", "n_seeds": 3, "bpc_mean": 2.0,
+                                        "bpc_mean_ci_low": 1.9, "bpc_mean_ci_high": 2.1,
+                                        "sha256": export.sha256_file(models / "budget10k-vocab-bpe1024.smd")})
+    study, skipped = widget.study_models(results, tmp_path, models_dir=models)
+    by_id = {m["id"]: m for m in study}
+    m = by_id[first]
+    assert study[0]["id"] == first and m["file"] == models / f"{first}.smd" and m["committed"]
+    assert m["bpc"] == 2.5
+    assert m["bpc_text"] == ("2.5 bpc (one seed, 95 % story interval 2.45–2.56; float model, whole validation "
+                             "split; this file: seed 0, int8)")
+    assert "Study v2 run not-in-the-table (seed 0)" in m["note"]
+    b = by_id["budget10k-vocab-bpe1024"]
+    assert b["bpc"] == 2.0 and b["bpc_text"].startswith("2 bpc (mean of 3 seeds, 95 % interval 1.9–2.1; float")
+    assert b["runtimes"][0]["kind"] == "c" and [m["id"] for m in study].index(b["id"]) > 0
+
+
+def test_micropython_speeds_are_labelled_emulated_never_measured():
+    label = widget.MP_LABEL.format(mhz=125)
+    assert "emulated stock firmware (MicroPython 1.27 in rp2040js, cycle-counted)" in label
+    assert "measured" not in label
+    for m in widget.reference_models(widget.REPO_ROOT / "data" / "results"):
+        for r in m["runtimes"]:
+            assert "(measured)" not in r["label"], r

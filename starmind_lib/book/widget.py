@@ -10,13 +10,18 @@ UI (``device/wasm/starmind-widget.js``), which mounts itself on every ``div.star
 (:func:`widget_html`).
 
 Which models: the C-runtime models that chapter 07 recommends (``pareto.recommend`` over the same
-tables and budgets) when their exported format-v2 files are at hand (``<runs_dir>/smd/<id>.smd``,
-written by chapter 05 with ``export_models``; ignored, so absent from a fresh clone), and always
+tables and budgets) when their exported format-v2 files are at hand: first the committed Study v2
+exports (``data/models/<id>.smd``, written by ``python -m starmind_lib.quant.export`` with a
+provenance row each in ``data/models/models.jsonl``), else ``<runs_dir>/smd/<id>.smd`` (chapter 05's
+``export_models``; ignored, so absent from a fresh clone); then any other committed export; and always
 the committed reference models (``data/reference``: what the golden vectors cover; trained for
-seconds on synthetic sentences, not on stories, and labelled so). Each carries the pace and
-memory of its runs: the C int8 runtime on the emulated Pico at 133 MHz (cycle-counted emulation,
-weights in flash, KV cache) from ``device/c_runs``, and MicroPython where ``micropython_runs``
-measured it. The whole asset must stay under :data:`MAX_ASSET_BYTES`.
+seconds on synthetic sentences, not on stories, and labelled so). A committed model shows the bpc of
+the model it runs: its Study v2 configuration's mean over seeds with the 95 % interval (the run's own
+whole-split bpc and story interval with one seed), as a float model on the whole validation split.
+Each carries the pace and memory of its runs: the C int8 runtime on the emulated Pico at 133 MHz
+(cycle-counted emulation, weights in flash, KV cache) from ``device/c_runs``, and MicroPython where
+``micropython_runs`` has it (stock firmware in rp2040js, cycle-counted: emulated, not measured on a
+Pico). The whole asset must stay under :data:`MAX_ASSET_BYTES`.
 """
 from __future__ import annotations
 
@@ -35,12 +40,14 @@ from ..provenance import REPO_ROOT, atomic_write_text
 WASM_DIR = REPO_ROOT / "device" / "wasm"
 WASM_FILE = WASM_DIR / "build" / "starmind.wasm"
 REFERENCE_DIR = REPO_ROOT / "data" / "reference"
+MODELS_DIR = REPO_ROOT / "data" / "models"     # committed Study v2 exports (starmind_lib.quant.export)
 ASSET_NAME = "starmind-widget.js"
 MAX_ASSET_BYTES = 3_000_000        # the issue's budget for the whole widget (models + wasm + code)
 STUDY_BUDGET_BYTES = 1_500_000     # raw .smd bytes of study models at most (base64 adds a third)
 BUDGETS = [[16, 200.0], [24, 100.0], [32, 50.0], [64, 20.0], [264, 1.0]]   # notebooks/07_analysis.py
 C_LABEL = "C int8, emulated RP2040 at 133 MHz (cycle-counted emulation + XIP miss model; weights in flash, KV cache)"
-MP_LABEL = "MicroPython (viper kernels), stock firmware in rp2040js at {mhz} MHz (measured)"
+MP_LABEL = ("MicroPython (viper kernels), emulated stock firmware (MicroPython 1.27 in rp2040js, cycle-counted) "
+            "at {mhz} MHz")
 UNMEASURED_C = {"kind": "c", "label": "C int8 (not yet measured on the emulated Pico: full speed only)",
                 "tokens_per_s": None, "tokens_per_s_text": "not measured", "ram_bytes": None, "ram_text": "n/a",
                 "flash_bytes": None, "flash_text": "n/a"}
@@ -170,14 +177,64 @@ def _bpc_interval(results_dir: Path, variant_id: str) -> tuple[float, float] | N
     return None
 
 
-def study_models(results_dir: Path, runs_dir: Path,
-                 byte_budget: int = STUDY_BUDGET_BYTES) -> tuple[list[dict], list[str]]:
-    """Chapter 07's recommended C models whose exported files exist (and load as format v2)."""
+def committed_bpc(results_dir: Path, row: dict) -> tuple[float, str]:
+    """The bpc of a committed export's model and its text: the Study v2 configuration's mean over seeds
+    (same tier, rate, budget) with its 95 % interval when the table has >= 2 seeds, else the run's own
+    whole-split bpc and story interval; float model, whole validation split (the file: that seed, int8)."""
+    from ..quant.export import BPC_LABEL, seed_stats
+    from ..training.study import results_table
+    stats = {k: row.get(k) for k in ("n_seeds", "bpc_mean", "bpc_mean_ci_low", "bpc_mean_ci_high")}
+    try:   # the table as it is now (more seeds may have finished since the export)
+        runs = results_table(results_dir).rows()
+        if any(r.get("run_key") == row.get("run_key") for r in runs):
+            stats = seed_stats(runs, row)
+    except Exception:   # noqa: BLE001 - no study table: the values recorded at export
+        pass
+    tail = f"{BPC_LABEL}; this file: seed {row.get('seed')}, int8"
+    q = lambda x: fmt_quantity(x, "bpc", unit=False)  # noqa: E731
+    if (stats.get("n_seeds") or 0) >= 2 and _num(stats.get("bpc_mean")) is not None:
+        bpc = float(stats["bpc_mean"])
+        return bpc, (f"{fmt_quantity(bpc, 'bpc')} (mean of {stats['n_seeds']} seeds, 95 % interval "
+                     f"{q(stats['bpc_mean_ci_low'])}–{q(stats['bpc_mean_ci_high'])}; {tail})")
+    bpc = float(row["bpc"])
+    return bpc, (f"{fmt_quantity(bpc, 'bpc')} (one seed, 95 % story interval {q(row['bpc_ci_low'])}–"
+                 f"{q(row['bpc_ci_high'])}; {tail})")
+
+
+def _c_runtime(points, variant_id: str, weights_in: str | None) -> dict:
+    rows = points[(points["variant_id"] == variant_id) & (points["runtime_kind"] == "c")]
+    if weights_in is None and (rows["weights_in"] == "flash").any():   # not recommended: weights in flash
+        weights_in = "flash"
+    if weights_in is not None:
+        rows = rows[rows["weights_in"] == weights_in]
+    if rows.empty:
+        return UNMEASURED_C
+    row = rows.sort_values("bpc").iloc[0]
+    label = C_LABEL.replace("weights in flash", f"weights in {row['weights_in']}")
+    return _runtime("c", row["tokens_per_s"], row["peak_ram_bytes"], row["flash_bytes"], label) or UNMEASURED_C
+
+
+def _mp_point_runtime(points, variant_id: str) -> dict | None:
+    mp = points[(points["variant_id"] == variant_id) & (points["runtime_kind"] == "micropython")]
+    mp = mp[mp["speed_source"].astype(str).str.contains("measured|emulated_stock", regex=True)]   # not predicted
+    if mp.empty:
+        return None
+    m = mp.iloc[0]
+    return _runtime("micropython", m["tokens_per_s"], m.get("peak_ram_bytes"), m.get("flash_bytes"),
+                    str(m.get("runtime_label") or "MicroPython, emulated stock firmware (cycle-counted)"))
+
+
+def study_models(results_dir: Path, runs_dir: Path, byte_budget: int = STUDY_BUDGET_BYTES,
+                 models_dir: Path | None = None) -> tuple[list[dict], list[str]]:
+    """Chapter 07's recommended C models whose exported files exist (and load as format v2): the committed
+    export (``models_dir``) first, else ``<runs_dir>/smd``; then the other committed exports."""
     import pandas as pd
     from ..analysis import pareto, tables as an
+    from ..quant.export import committed_row
     from ..quant.smd import read_smd
+    models_dir = Path(models_dir or MODELS_DIR)
     try:
-        variants = an.load_variants(results_dir)
+        variants, _ = an.load_study_variants(results_dir)   # what chapter 07 recommends from
         quant = an.load_quant(results_dir, required=False)
         frames = [r for r in (an.load_runs(results_dir, k, required=False) for k in ("c", "micropython", "predicted"))
                   if r is not None]
@@ -186,42 +243,48 @@ def study_models(results_dir: Path, runs_dir: Path,
         return [], [f"no recommendations ({exc})"]
     points = points[points["speed_source"] != "host_timing_not_representative"]
     rec = pareto.recommend(points, [tuple(b) for b in BUDGETS])
-    rec = rec[(rec["runtime_kind"] == "c") & rec["variant_id"].notna()]
+    rec = rec[(rec["runtime_kind"] == "c") & rec["variant_id"].notna()].drop_duplicates("variant_id")
+    wanted = [(r.variant_id, r.weights_in, r.budget, float(r.bpc)) for r in rec.itertuples()]
+    wanted += [(p.stem, None, None, None) for p in sorted(Path(models_dir).glob("*.smd"))
+               if p.stem not in set(rec["variant_id"])]
     out, skipped, used = [], [], 0
-    for r in rec.drop_duplicates("variant_id").itertuples():
-        path = Path(runs_dir) / "smd" / f"{r.variant_id}.smd"
+    for vid, weights_in, budget, rec_bpc in wanted:
+        committed, local = Path(models_dir) / f"{vid}.smd", Path(runs_dir) / "smd" / f"{vid}.smd"
+        path = committed if committed.exists() else local
         if not path.exists():
-            skipped.append(f"{r.variant_id}: no exported file {path}")
+            skipped.append(f"{vid}: no exported file {committed} or {local}")
             continue
         try:
             model = read_smd(path)
+            prov = committed_row(path) if path == committed else None
         except Exception as exc:   # noqa: BLE001
-            skipped.append(f"{r.variant_id}: {exc}")
+            skipped.append(f"{vid}: {path}: {exc}")
             continue
-        if model.version < 2 or not getattr(model.text, "encoder", "none") or model.text.encoder == "none":
-            skipped.append(f"{r.variant_id}: the file has no encoder (format v1)")
+        if model.version < 2 or not model.can_encode:
+            skipped.append(f"{vid}: {path} has no encoder (format v{model.version})")
+            continue
+        if path == committed and prov is None:
+            skipped.append(f"{vid}: {path} has no provenance row (sha256) in {Path(models_dir) / 'models.jsonl'}; "
+                           "export it with `python -m starmind_lib.quant.export`")
             continue
         if used + path.stat().st_size > byte_budget:
-            skipped.append(f"{r.variant_id}: over the widget's size budget")
+            skipped.append(f"{vid}: over the widget's size budget")
             continue
         used += path.stat().st_size
-        row = points[(points["variant_id"] == r.variant_id) & (points["runtime_kind"] == "c")
-                     & (points["weights_in"] == r.weights_in)].sort_values("bpc").iloc[0]
-        label = C_LABEL.replace("weights in flash", f"weights in {r.weights_in}")
-        runtimes = [_runtime("c", row["tokens_per_s"], row["peak_ram_bytes"], row["flash_bytes"], label)]
-        mp = points[(points["variant_id"] == r.variant_id) & (points["runtime_kind"] == "micropython")]
-        mp = mp[mp["speed_source"].astype(str).str.contains("measured|emulated_stock", regex=True)]   # not predicted
-        if len(mp):
-            m = mp.iloc[0]
-            runtimes.append(_runtime("micropython", m["tokens_per_s"], m.get("peak_ram_bytes"), m.get("flash_bytes"),
-                                     str(m.get("runtime_label") or "MicroPython (measured)")))
-        interval = _bpc_interval(results_dir, r.variant_id)
-        bpc_text = fmt_quantity(r.bpc, "bpc")
-        bpc_text += (f" (95 % seed interval {fmt_num(interval[0])}–{fmt_num(interval[1])})" if interval
-                     else " (one seed: no interval)")
-        out.append({"id": r.variant_id, "kind": "study", "file": path,
-                    "label": f"{r.variant_id} ({r.budget})", "note": f"recommended for {r.budget}",
-                    "bpc": float(r.bpc), "bpc_text": bpc_text, "runtimes": [x for x in runtimes if x],
+        if prov is not None:
+            bpc, bpc_text = committed_bpc(results_dir, prov)
+        else:   # chapter 05's export of the sweep's model: the bpc chapter 07 shows for it
+            interval = _bpc_interval(results_dir, vid)
+            bpc, bpc_text = rec_bpc, fmt_quantity(rec_bpc, "bpc") + (
+                f" (95 % seed interval {fmt_num(interval[0])}–{fmt_num(interval[1])})" if interval
+                else " (one seed: no interval)")
+        note = f"recommended for {budget}" if budget else "a Study v2 model (not a recommendation in today's tables)"
+        if prov is not None:
+            note += f"; the file is Study v2 run {prov['run_key']} (seed {prov['seed']}), int8"
+        runtimes = [_c_runtime(points, vid, weights_in), _mp_point_runtime(points, vid)]
+        out.append({"id": vid, "kind": "study", "file": path, "committed": prov is not None,
+                    "label": f"{vid} ({budget})" if budget else f"{vid} (Study v2)", "note": note,
+                    "bpc": bpc, "bpc_text": bpc_text, "runtimes": [x for x in runtimes if x],
                     "encoder": model.text.encoder, "prompt_text": "once upon a time", "prompt_ids": []})
     return out, skipped
 
