@@ -125,7 +125,10 @@ else:
 #
 # Seven peak rates (1e-3 to 5e-2), two representatives (a character and a BPE model) per size bucket, 2 M tokens.
 # Error bars are the 95 % story bootstrap intervals. The rate with the lowest mean over a bucket's
-# representatives is the one the base grid uses for every configuration in that bucket.
+# representatives is the one the base grid uses for every configuration in that bucket. The 300k
+# bucket (200K to 600K parameters) was split from the 100k one after the 100k bucket's rate proved too
+# high for its largest models; the runs trained before the split stay in the table, labelled
+# superseded in the progress table, and are never averaged with the base grid.
 
 # %%
 if len(runs) and (runs.tier == "lr").any():

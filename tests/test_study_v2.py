@@ -116,7 +116,7 @@ def _rows(configs, bpc_of):
 def test_tuned_rates_need_every_representative_at_every_rate():
     configs = distinct_configs(grid("full"))
     reps = [c for c in configs if set(c["variant_ids"]) & {n for ns in LR_REPRESENTATIVES.values() for n in ns}]
-    best = {"1k": 1e-2, "10k": 5e-3, "100k": 2e-3, "1m": 1e-3}
+    best = {"1k": 1e-2, "10k": 5e-3, "100k": 2e-3, "300k": 2e-3, "1m": 1e-3}
     rows = _rows(reps, lambda c, lr: 2.0 + abs(math.log(lr / best[c["bucket"]])))
     assert tuned_rates(rows) == best
     assert "1m" not in tuned_rates([r for r in rows if not (r["bucket"] == "1m" and r["lr"] == 1e-2)])
@@ -297,3 +297,24 @@ def test_long_tier_table_compares_two_and_twenty_million_tokens_per_configuratio
     assert t.loc["y", "tokens"] == 20_000_000 and t.loc["z", "best dev step (tokens)"] == 12_000_000
     assert long_rank_correlation(pd.concat([base, long], ignore_index=True)) == pytest.approx(1.0)
     assert long_tier_table(base).empty
+
+
+def test_base_runs_at_a_rate_that_is_no_longer_their_buckets_are_kept_apart(tmp_path):
+    from starmind_lib.analysis.seeds import SUPERSEDED, load_study
+    from starmind_lib.provenance import ResultTable
+    configs = distinct_configs(grid("full"))
+    reps = [c for c in configs if set(c["variant_ids"]) & {n for ns in LR_REPRESENTATIVES.values() for n in ns}]
+    rows = _rows(reps, lambda c, lr: 2.0 + abs(math.log(lr / 1e-2)))        # every bucket tunes to 1e-2
+    big = next(c for c in configs if "budget300k-vocab-bpe1024" in c["variant_ids"])
+    for lr in (1e-2, 2e-2):
+        rows.append({"tier": "base", "name": big["name"], "variant_ids": big["variant_ids"], "lr": lr, "bpc": 1.5,
+                     "config_hash": big["config_hash"], "unigram_bpc": 4.0, "n_params": big["n_params"],
+                     "bucket": "100k"})                                    # the bucket it was trained in
+    table = ResultTable(tmp_path / "sweep" / "study_v2", key="run_key")
+    for i, r in enumerate(rows):
+        table.append({"run_key": f"k{i}", "seed": 0, "tokens_trained": 1, "seq_len": 64,
+                      "n_params": r.get("n_params", 1000), **r})
+    runs = load_study(tmp_path)
+    base = runs[(runs["config_hash"] == big["config_hash"]) & runs["tier"].isin(["base", SUPERSEDED])]
+    assert set(base["bucket"]) == {"300k"}
+    assert base.set_index("lr")["tier"].to_dict() == {1e-2: "base", 2e-2: SUPERSEDED}

@@ -48,12 +48,27 @@ def t975(df: float) -> float:
     return a + (b - a) * frac
 
 
+SUPERSEDED = "base_superseded"
+
+
 def load_study(results_dir: str | Path) -> pd.DataFrame:
-    """All Study v2 runs (empty frame with the right columns when none have been trained)."""
+    """All Study v2 runs (empty frame with the right columns when none have been trained).
+
+    ``bucket`` is recomputed from the parameter count (the buckets in force, ``training.plan.BUCKETS``), and a
+    base-grid run whose rate is not its bucket's tuned rate (trained before a bucket was split or re-tuned) is
+    relabelled tier ``base_superseded``: kept and counted, never averaged with the base grid.
+    """
     from ..provenance import ResultTable
+    from ..training.plan import bucket_of, tuned_rates
     table = ResultTable(Path(results_dir) / "sweep" / "study_v2", key="run_key")
     df = table.frame()
-    return df if len(df) else pd.DataFrame(columns=GROUP + ["run_key", "seed", "bpc", "name", "n_params"])
+    if not len(df):
+        return pd.DataFrame(columns=GROUP + ["run_key", "seed", "bpc", "name", "n_params"])
+    df["bucket"] = df["n_params"].map(lambda n: bucket_of(int(n)))
+    rates = tuned_rates(df.to_dict("records"))
+    stale = (df["tier"] == "base") & (df["lr"] != df["bucket"].map(rates))
+    df.loc[stale, "tier"] = SUPERSEDED
+    return df
 
 
 def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis.seeds import axis_effects, load_study, rank_correlation, seed_summary
+from ..analysis.seeds import SUPERSEDED, axis_effects, load_study, rank_correlation, seed_summary
 from ..training.grid import grid
 from ..training.plan import StudyConfig, distinct_configs, plan_jobs, representatives, tuned_rates
 from ..training.study import chars_per_token, run_study
@@ -52,6 +52,10 @@ def progress_table(runs: pd.DataFrame, params: dict, data_dir: str | Path | None
         out.append({"tier": TIER_LABELS[tier], "runs planned": len(jobs) if not why else np.nan,
                     "runs done": n_done if not why else int((runs["tier"] == tier).sum()) if len(runs) else 0,
                     "note": why or ("complete" if jobs and n_done == len(jobs) else "")})
+    stale = int((runs["tier"] == SUPERSEDED).sum()) if len(runs) else 0
+    if stale:
+        out.append({"tier": "base grid at a superseded rate", "runs planned": np.nan, "runs done": stale,
+                    "note": "kept, never averaged: trained before its size bucket's rate was tuned again"})
     return pd.DataFrame(out)
 
 
