@@ -126,7 +126,13 @@ def test_tuned_rates_need_every_representative_at_every_rate():
     assert {j.lr for j in jobs if j.config["bucket"] == "100k"} == {2e-3}
     assert len({j.run_key for j in jobs}) == len(jobs)
     jobs, why = plan_jobs("base", study, configs, rows[:3])
-    assert jobs == [] and "waits for the learning-rate sweep" in why
+    assert jobs == [] and "wait for their learning-rate sweep" in why
+    # a bucket whose sweep is complete trains while the others wait
+    no_1m = [r for r in rows if r["bucket"] != "1m"]
+    jobs, why = plan_jobs("base", study, configs, no_1m)
+    assert {j.config["bucket"] for j in jobs} == {"1k", "10k", "100k", "300k"} and "['1m']" in why
+    assert plan_jobs("long", study, configs, no_1m) == ([], "tier 'long' waits for the learning-rate sweep of "
+                                                            "bucket(s) ['1m']")
 
 
 def test_long_tier_takes_the_front_then_fills_to_twenty_only_models_beating_unigram():

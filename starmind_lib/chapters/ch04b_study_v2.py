@@ -49,8 +49,8 @@ def progress_table(runs: pd.DataFrame, params: dict, data_dir: str | Path | None
     for tier in study.tiers:
         jobs, why = plan_jobs(tier, study, configs, rows, chars_per_token(data_dir) if data_dir else {})
         n_done = sum(j.run_key in done for j in jobs)
-        out.append({"tier": TIER_LABELS[tier], "runs planned": len(jobs) if not why else np.nan,
-                    "runs done": n_done if not why else int((runs["tier"] == tier).sum()) if len(runs) else 0,
+        out.append({"tier": TIER_LABELS[tier], "runs planned": len(jobs) if jobs else np.nan,
+                    "runs done": n_done if jobs else int((runs["tier"] == tier).sum()) if len(runs) else 0,
                     "note": why or ("complete" if jobs and n_done == len(jobs) else "")})
     stale = int((runs["tier"] == SUPERSEDED).sum()) if len(runs) else 0
     if stale:

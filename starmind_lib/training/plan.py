@@ -208,7 +208,8 @@ def context_controls(configs: list[dict], chars_per_token: dict[str, float], seq
 
 def plan_jobs(tier: str, study: StudyConfig, configs: list[dict], rows: list[dict],
               chars_per_token: dict[str, float] | None = None) -> tuple[list[Job], str]:
-    """The jobs of one tier, and why a tier has none yet (e.g. its rates are not decided)."""
+    """The jobs of one tier, and what it still waits for ('' when nothing: e.g. a bucket's rate not decided
+    yet; the base tier plans the buckets that are decided, the others tiers nothing until all are)."""
     configs = [c for c in configs if c["n_params"] <= study.max_params]
     reps = representatives(configs)
     rates = tuned_rates(rows, study.lr_grid, reps)
@@ -220,10 +221,12 @@ def plan_jobs(tier: str, study: StudyConfig, configs: list[dict], rows: list[dic
     if tier == "untuned":
         return [Job(c, s, UNTUNED_LR, study.base_tokens, tier) for c in configs for s in _seed_list(study, tier)], ""
     missing = sorted({c["bucket"] for c in configs} - set(rates))
+    if tier == "base":           # each bucket as soon as its rate is decided
+        return ([Job(c, s, rates[c["bucket"]], study.base_tokens, tier) for c in configs if c["bucket"] in rates
+                 for s in study.seeds],
+                f"the base grid's bucket(s) {missing} wait for their learning-rate sweep" if missing else "")
     if missing:
         return [], f"tier {tier!r} waits for the learning-rate sweep of bucket(s) {missing}"
-    if tier == "base":
-        return [Job(c, s, rates[c["bucket"]], study.base_tokens, tier) for c in configs for s in study.seeds], ""
     if tier == "long":
         chosen = long_tier_configs(rows, configs, study.long_configs)
         if len(chosen) < min(study.long_configs, len(configs)):

@@ -188,6 +188,7 @@ def run_study(study: StudyConfig, data_dir: str | Path, results_dir: str | Path,
         jobs, why = plan_jobs(tier, study, configs, rows, chars_per_token(data_dir))
         if why:
             print(f"study: {why}")
+        if not jobs:
             continue
         done = table.keys()
         todo = job_order([j for j in jobs if j.run_key not in done], study.first)    # cheapest first
