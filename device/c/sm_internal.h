@@ -7,6 +7,11 @@
 void sm_step_int8(sm_model *m, uint32_t token, uint32_t pos, int want_logits);
 void sm_step_f32(sm_model *m, uint32_t token, uint32_t pos, int want_logits);
 
+/* Weights in SRAM (int8 scheme): sm_load stores every matrix of a linear layer (and the head, the tied
+ * embedding with it) with its first 8 * floor(rows / 8) rows in blocks of 8 rows, column by column, as
+ * unsigned bytes (sm_lin8_i8 in sm_kernels.h); the other rows stay as in the file. */
+#define SM_INTERLEAVED(m) (((m)->flags & SM_WEIGHTS_IN_SRAM) && !(m)->is_float)
+
 #define SM_ACT_SILU 0
 #define SM_ACT_GELU 1
 #define SM_ACT_SWIGLU 2

@@ -52,21 +52,61 @@ static int32_t requant_i32(int32_t acc, int32_t m, int32_t s)
     return (v + (int32_t)((1u << s) >> 1)) >> s;
 }
 
+/* one output row of the whole-matrix kernels (mode SM_LIN_*, sm_kernels.h) */
+static void store_row(int mode, void *out, int32_t r, int32_t a, const int32_t *rq, const int8_t *lut)
+{
+    int32_t *o32 = (int32_t *)out;
+    if (mode == SM_LIN_QK) o32[r] = a;
+    else if (mode == SM_LIN_RES) o32[r] = clamp_i32(o32[r] + requant_i32(a, rq[2 * r], rq[2 * r + 1]), -32767, 32767);
+    else if (mode == SM_LIN_LOGIT) o32[r] = clamp_i32(requant_i32(a, rq[2 * r], rq[2 * r + 1]), -(1 << 29), 1 << 29);
+    else {
+        int32_t v = clamp_i32(requant_i32(a, rq[2 * r], rq[2 * r + 1]), -127, 127);
+        if (mode == SM_LIN_ACTB) ((uint8_t *)out)[r] = (uint8_t)(v + 128);
+        else ((int8_t *)out)[r] = (int8_t)(mode == SM_LIN_ACT ? v : lut[v + 128]);
+    }
+}
+
 void sm_linear4_i8_c(int mode, const int8_t *x, const int8_t *w, int32_t n, int32_t stride, void *out,
                      int32_t n_groups, const int32_t *rq, const int8_t *lut)
 {
     int32_t acc[4];
     for (int32_t r = 0; r < 4 * n_groups; r++) {
         if ((r & 3) == 0) sm_dot4_i8_c(x, w + r * stride, n, stride, acc);
-        int32_t a = acc[r & 3], *o32 = (int32_t *)out;
-        if (mode == SM_LIN_QK) o32[r] = a;
-        else if (mode == SM_LIN_RES) o32[r] = clamp_i32(o32[r] + requant_i32(a, rq[2 * r], rq[2 * r + 1]), -32767, 32767);
-        else if (mode == SM_LIN_LOGIT) o32[r] = clamp_i32(requant_i32(a, rq[2 * r], rq[2 * r + 1]), -(1 << 29), 1 << 29);
-        else {
-            int32_t v = clamp_i32(requant_i32(a, rq[2 * r], rq[2 * r + 1]), -127, 127);
-            ((int8_t *)out)[r] = (int8_t)(mode == SM_LIN_ACT ? v : lut[v + 128]);
-        }
+        store_row(mode, out, r, acc[r & 3], rq, lut);
     }
+}
+
+void sm_linK_i8_c(int mode, int K, const int32_t *x, const uint8_t *w, int32_t n, void *out, int32_t n_groups,
+                  const int32_t *rq, const int8_t *lut, int32_t bias, int32_t tail)
+{
+    int32_t r = 0;
+    for (int32_t g = 0; g < n_groups || tail; g++, w += K * n, r += K) {
+        if (g >= n_groups) { /* the tail: one block of 4, 2 or 1 rows */
+            K = tail >= 4 ? 4 : tail >= 2 ? 2 : 1;
+            tail -= K;
+        }
+        int32_t acc[8];
+        for (int j = 0; j < K; j++) acc[j] = bias;
+        for (int32_t i = 0; i < n; i++) {
+            int32_t xi = x[i];
+            for (int j = 0; j < K; j++) acc[j] += xi * w[K * i + j];
+        }
+        for (int j = 0; j < K; j++) store_row(mode, out, r + j, acc[j], rq, lut);
+    }
+}
+
+int32_t sm_wsumK_i8_c(int K, const int32_t *p, const uint8_t *v, int32_t n_pos, int32_t stride, int32_t *out,
+                      int32_t n_groups, int32_t bias)
+{
+    int32_t S = 0;
+    for (int32_t g = 0; g < n_groups; g++, v += K, out += K)
+        for (int j = 0; j < K; j++) {
+            int32_t a = bias;
+            for (int32_t s = 0; s < n_pos; s++) a += p[s] * v[s * stride + j];
+            out[j] = (a + (1 << 14)) >> 15;
+            S += out[j];
+        }
+    return S;
 }
 
 void sm_wsum4_i8_c(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t stride, int8_t *out,
@@ -84,7 +124,7 @@ void sm_wsum4_i8_c(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t str
     }
 }
 
-void sm_softmax_c(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut)
+uint32_t sm_softmax_c(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut)
 {
     int32_t top = sc[0];
     for (uint32_t s = 1; s < n; s++) if (sc[s] > top) top = sc[s];
@@ -96,7 +136,9 @@ void sm_softmax_c(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lu
         W += w;
     }
     uint32_t R = (1u << 30) / W;
-    for (uint32_t s = 0; s < n; s++) sc[s] = (int32_t)(((uint32_t)sc[s] * R) >> 15);
+    uint32_t P = 0;
+    for (uint32_t s = 0; s < n; s++) { sc[s] = (int32_t)(((uint32_t)sc[s] * R) >> 15); P += (uint32_t)sc[s]; }
+    return P;
 }
 
 static int32_t rot(int32_t v) { return clamp_i32((v + (1 << 13)) >> 14, -127, 127); }
@@ -114,5 +156,23 @@ uint32_t sm_sumsq_c(const int32_t *x, uint32_t n, uint32_t L)
 {
     uint32_t S = 0;
     for (uint32_t c = 0; c < n; c++) S += (uint32_t)(x[c] * x[c]) >> L;
+    return S;
+}
+
+int32_t sm_widen_i8_c(const int8_t *x, uint32_t n, int32_t *y)
+{
+    int32_t s = 0;
+    for (uint32_t c = 0; c < n; c++) { y[c] = x[c]; s += x[c]; }
+    return s;
+}
+
+int32_t sm_rmsn_c(const int32_t *x, const int16_t *G, int32_t *y, uint32_t n, int32_t inv, uint32_t sh, uint32_t gs)
+{
+    int32_t rs = (int32_t)((1u << sh) >> 1), rg = (int32_t)((1u << gs) >> 1), S = 0;
+    for (uint32_t c = 0; c < n; c++) {
+        int32_t v = (int32_t)((uint32_t)x[c] * (uint32_t)inv + (uint32_t)rs) >> sh;   /* int32 products, wrapping */
+        y[c] = clamp_i32((int32_t)((uint32_t)v * (uint32_t)(int32_t)G[c] + (uint32_t)rg) >> gs, -127, 127);
+        S += y[c];
+    }
     return S;
 }

@@ -108,8 +108,12 @@ sm_dot4_i8_m0:
 
     /* r6 = REQUANT(acc, m, s) = RSHR(floor(acc * m / 2^15), s) with (m, s) from [r2], r2 += 8;
      * RSHR(v, s) = (v + ((1 << s) >> 1)) >> s.  Uses r4, r5, r7. */
-    .macro REQUANT acc
+    .macro REQUANT acc, ld=0
+    .if \ld
+    ldr r6, [sp, #\acc]
+    .else
     mov r6, \acc
+    .endif
     ldm r2!, {r4, r5}
     asrs r7, r6, #15
     muls r7, r4
@@ -125,8 +129,8 @@ sm_dot4_i8_m0:
     asrs r6, r5
     .endm
 
-    .macro STORE_ACT acc, k, mode   /* out int8 at r3; mode 4: then through the table at [sp, #12] */
-    REQUANT \acc
+    .macro STORE_ACT acc, k, mode, ld=0, lutoff=12   /* out int8 at r3; mode 4: then through the table at [sp, #lutoff] */
+    REQUANT \acc, \ld
     movs r7, r6
     adds r7, #127
     cmp r7, #254                     /* v + 127 in [0, 254]: no clamp */
@@ -137,15 +141,18 @@ sm_dot4_i8_m0:
     negs r6, r6
 1:
     .if \mode == 4
-    ldr r4, [sp, #12]
+    ldr r4, [sp, #\lutoff]
     adds r6, #128
     ldrsb r6, [r4, r6]
+    .endif
+    .if \mode == 5                  /* biased: v + 128 as an unsigned byte */
+    adds r6, #128
     .endif
     strb r6, [r3, #\k]
     .endm
 
-    .macro STORE_RES acc, k          /* out int32 at r3 */
-    REQUANT \acc
+    .macro STORE_RES acc, k, ld=0    /* out int32 at r3 */
+    REQUANT \acc, \ld
     ldr r7, [r3, #4 * \k]
     adds r6, r6, r7
     movs r4, #128
@@ -160,8 +167,8 @@ sm_dot4_i8_m0:
 2:  str r6, [r3, #4 * \k]
     .endm
 
-    .macro STORE_LOGIT acc, k        /* out int32 at r3 */
-    REQUANT \acc
+    .macro STORE_LOGIT acc, k, ld=0  /* out int32 at r3 */
+    REQUANT \acc, \ld
     asrs r7, r6, #29
     adds r7, r7, #1
     cmp r7, #1                       /* v in [-2^29, 2^29): no clamp */
@@ -304,6 +311,462 @@ sm_dot4_i8_m0:
     LINEAR4 sm_linres4_i8_m0, 2
     LINEAR4 sm_linlogit4_i8_m0, 3
     LINEAR4 sm_linactlut4_i8_m0, 4
+
+/* Blocks of K = 8, 4, 2 or 1 rows (weights in SRAM, sm_linK_i8 of sm_kernels.h): LINEARK name, mode, K:
+ * name(x, w, n, out, n_groups, rq, lut, bias, tail), n >= 1, n_groups >= 1, x int32 (the activations widened by
+ * sm_widen_i8), w[K g n + K i + j] = W[Kg + j][i] + 128 (unsigned), mode 1, 2, 3, 4 of LINEAR4 or 5
+ * (SM_LIN_ACTB: mode 1's value + 128).  The K sums start at bias = -128 sum_i x[i] (the bias of
+ * the weights); one activation load serves K rows whose bytes are adjacent, so they load
+ * with immediate offsets from one pointer:
+ *   K = 8, per 4 columns x 8 rows: 4 x (ldr + 8 x (ldrb + muls + add)) + 2 adds + cmp + bne
+ *   = 141 cycles = 4.41 cycles/MAC (n mod 4 picks the copy to enter; the pointers start that many
+ *   columns early).
+ * Then tail (0..7) more rows after the blocks, in one block each of 4, 2, 1 rows as tail asks: the code of
+ * the same mode for that K (the same section and frame) takes over.
+ * Registers in the loop: r0 x (advances), r1 w (advances), r2-r5 and r8-r11 the sums, r6 x[i],
+ * r7 the product, r12 the end of x, lr the bias; on the stack: x - pre, pre (= -n mod 4), out, rq
+ * (both advance), the end of rq, lut, tail. */
+    .macro MACK reg, off
+    ldrb r7, [r1, #\off]
+    muls r7, r6
+    .ifc \reg, r2
+    adds r2, r2, r7
+    .else
+    .ifc \reg, r3
+    adds r3, r3, r7
+    .else
+    .ifc \reg, r4
+    adds r4, r4, r7
+    .else
+    .ifc \reg, r5
+    adds r5, r5, r7
+    .else
+    add \reg, r7
+    .endif
+    .endif
+    .endif
+    .endif
+    .endm
+
+    .macro COLK j, K
+    ldr r6, [r0, #4 * \j]
+    MACK r2, \K * \j + 0
+    .if \K >= 2
+    MACK r3, \K * \j + 1
+    .endif
+    .if \K >= 4
+    MACK r4, \K * \j + 2
+    MACK r5, \K * \j + 3
+    .endif
+    .if \K >= 8
+    MACK r8, \K * \j + 4
+    MACK r9, \K * \j + 5
+    MACK r10, \K * \j + 6
+    MACK r11, \K * \j + 7
+    .endif
+    .endm
+
+    /* The stores of LINEARK: r0 holds 127 (modes 1, 4, 5) or 32767 (mode 2); a value out of range
+     * branches (not taken: 1 cycle) to its row's stub (label 6k, placed out of line by STUBS), which
+     * clamps it and comes back to label 5k.  d: the stubs' direction (f: after the row, b: before). */
+    .macro STOREK mode, acc, k, ld, d
+    .if \mode == 1 || \mode == 4 || \mode == 5
+    REQUANT \acc, \ld
+    adds r7, r6, r0                  /* v + 127 in [0, 254]: no clamp */
+    cmp r7, #254
+    bhi 6\k\d
+5\k:
+    .if \mode == 4
+    ldr r4, [sp, #36]
+    adds r6, #128
+    ldrsb r6, [r4, r6]
+    .endif
+    .if \mode == 5
+    adds r6, #128
+    .endif
+    strb r6, [r3, #\k]
+    .elseif \mode == 2
+    REQUANT \acc, \ld
+    ldr r7, [r3, #4 * \k]
+    adds r6, r6, r7
+    cmp r6, r0
+    bgt 6\k\d
+    cmn r6, r0
+    blt 6\k\d
+5\k:
+    str r6, [r3, #4 * \k]
+    .else
+    STORE_LOGIT \acc, \k, \ld
+    .endif
+    .endm
+
+    .macro STUB mode, k, d           /* d: the direction back to the row */
+6\k:
+    .if \mode == 2
+    cmp r6, #0
+    mov r6, r0
+    bgt 5\k\d
+    negs r6, r0
+    b 5\k\d
+    .elseif \mode != 3
+    movs r6, #127
+    cmp r7, #0
+    bgt 5\k\d
+    negs r6, r6
+    b 5\k\d
+    .endif
+    .endm
+
+    .macro STUBS mode, nrows, d
+    .if \mode != 3
+    b 70f
+    .irp kk, 0, 1, 2, 3, 4, 5, 6, 7
+    .if \kk < \nrows
+    .if \kk < 4
+    STUB \mode, \kk, b
+    .else
+    STUB \mode, \kk, f
+    .endif
+    .endif
+    .endr
+70:
+    .endif
+    .endm
+
+    .macro LINEARK name, mode, K, sec, n4, n2, n1
+    .section .time_critical.\sec, "ax", %progbits
+    .global \name
+    .type \name, %function
+    .thumb_func
+\name:
+    push {r4-r7, lr}
+    mov r4, r8
+    mov r5, r9
+    mov r6, r10
+    mov r7, r11
+    push {r4-r7}
+    ldr r4, [sp, #48]       /* bias */
+    mov lr, r4
+    lsls r5, r2, #2
+    adds r5, r0, r5
+    mov r12, r5             /* the end of x */
+    ldr r4, [sp, #52]       /* tail */
+    sub sp, #28
+    str r4, [sp, #24]
+    rsbs r6, r2, #0
+    movs r7, #3
+    ands r6, r7             /* pre = -n mod 4 */
+    str r6, [sp, #4]
+    lsls r7, r6, #2
+    subs r7, r0, r7
+    str r7, [sp, #0]        /* x - pre (int32) */
+    str r3, [sp, #8]        /* out */
+    ldr r4, [sp, #68]       /* rq */
+    str r4, [sp, #12]
+    ldr r5, [sp, #64]       /* n_groups */
+    .if \K == 8
+    lsls r5, r5, #6
+    .elseif \K == 4
+    lsls r5, r5, #5
+    .elseif \K == 2
+    lsls r5, r5, #4
+    .else
+    lsls r5, r5, #3
+    .endif
+    adds r5, r4, r5
+    str r5, [sp, #16]       /* the end of rq: K (m, s) pairs per group */
+    ldr r5, [sp, #72]
+    str r5, [sp, #20]       /* lut */
+    b 10f
+17: bpl 13f                 /* pre = 2 or 3 (from the dispatch below) */
+    b 14f
+\name\()_blk:
+10: /* a block of K rows: r1 = its start */
+    ldr r0, [sp, #0]
+    ldr r6, [sp, #4]
+    .if \K == 8
+    lsls r7, r6, #3
+    .elseif \K == 4
+    lsls r7, r6, #2
+    .elseif \K == 2
+    lsls r7, r6, #1
+    .else
+    movs r7, r6
+    .endif
+    subs r1, r1, r7
+    mov r2, lr
+    .if \K >= 2
+    mov r3, lr
+    .endif
+    .if \K >= 4
+    mov r4, lr
+    mov r5, lr
+    .endif
+    .if \K >= 8
+    mov r8, lr
+    mov r9, lr
+    mov r10, lr
+    mov r11, lr
+    .endif
+    lsls r6, r6, #31        /* enter at copy pre: C = bit 1, N = bit 0 */
+    bcs 17b
+    bmi 12f
+11: COLK 0, \K
+12: COLK 1, \K
+13: COLK 2, \K
+14: COLK 3, \K
+    adds r0, r0, #16
+    adds r1, r1, #4 * \K
+    cmp r0, r12
+    bne 11b
+    .size \name, . - \name
+    .type \name\()_store, %function
+\name\()_store:
+    push {r2-r5}            /* sums 0-3 at [sp, #0..12]; the frame above them */
+    ldr r2, [sp, #28]       /* rq */
+    ldr r3, [sp, #24]       /* out */
+    .if \mode == 2
+    movs r0, #128
+    lsls r0, r0, #8
+    subs r0, r0, #1         /* 32767 */
+    .else
+    movs r0, #127
+    .endif
+    STOREK \mode, 0, 0, 1, f
+    .if \K >= 2
+    STOREK \mode, 4, 1, 1, f
+    .endif
+    .if \K >= 4
+    STOREK \mode, 8, 2, 1, f
+    STOREK \mode, 12, 3, 1, f
+    .endif
+    .if \K >= 8
+    STUBS \mode, 8, b
+    STOREK \mode, r8, 4, 0, b
+    STOREK \mode, r9, 5, 0, b
+    STOREK \mode, r10, 6, 0, b
+    STOREK \mode, r11, 7, 0, b
+    .else
+    STUBS \mode, \K, b
+    .endif
+    .if \mode == 1 || \mode == 4 || \mode == 5
+    adds r3, r3, #\K
+    .else
+    adds r3, r3, #4 * \K
+    .endif
+    add sp, #16
+    str r3, [sp, #8]
+    str r2, [sp, #12]
+    ldr r7, [sp, #16]
+    cmp r2, r7
+    beq 19f
+    b 10b
+19: /* the tail: the rows after the blocks, in blocks of 4, 2 and 1 of the same mode (same frame) */
+    ldr r6, [sp, #24]
+    cmp r6, #0
+    beq 23f
+    ldr r7, [sp, #16]
+    .if \K > 4
+    cmp r6, #4
+    blo 21f
+    subs r6, r6, #4
+    adds r7, r7, #32
+    str r6, [sp, #24]
+    str r7, [sp, #16]
+    b \n4\()_blk
+21:
+    .endif
+    .if \K > 2
+    cmp r6, #2
+    blo 22f
+    subs r6, r6, #2
+    adds r7, r7, #16
+    str r6, [sp, #24]
+    str r7, [sp, #16]
+    b \n2\()_blk
+22:
+    .endif
+    .if \K > 1
+    cmp r6, #1
+    blo 23f
+    subs r6, r6, #1
+    adds r7, r7, #8
+    str r6, [sp, #24]
+    str r7, [sp, #16]
+    b \n1\()_blk
+    .endif
+23:
+    add sp, #28
+    pop {r4-r7}
+    mov r8, r4
+    mov r9, r5
+    mov r10, r6
+    mov r11, r7
+    pop {r4-r7, pc}
+    .size \name\()_store, . - \name\()_store
+    .endm
+
+    LINEARK sm_linact8_i8_m0, 1, 8, sm_linact_m0, sm_linact4x_i8_m0, sm_linact2_i8_m0, sm_linact1_i8_m0
+    LINEARK sm_linact4x_i8_m0, 1, 4, sm_linact_m0, sm_linact4x_i8_m0, sm_linact2_i8_m0, sm_linact1_i8_m0
+    LINEARK sm_linact2_i8_m0, 1, 2, sm_linact_m0, sm_linact4x_i8_m0, sm_linact2_i8_m0, sm_linact1_i8_m0
+    LINEARK sm_linact1_i8_m0, 1, 1, sm_linact_m0, sm_linact4x_i8_m0, sm_linact2_i8_m0, sm_linact1_i8_m0
+    LINEARK sm_linres8_i8_m0, 2, 8, sm_linres_m0, sm_linres4x_i8_m0, sm_linres2_i8_m0, sm_linres1_i8_m0
+    LINEARK sm_linres4x_i8_m0, 2, 4, sm_linres_m0, sm_linres4x_i8_m0, sm_linres2_i8_m0, sm_linres1_i8_m0
+    LINEARK sm_linres2_i8_m0, 2, 2, sm_linres_m0, sm_linres4x_i8_m0, sm_linres2_i8_m0, sm_linres1_i8_m0
+    LINEARK sm_linres1_i8_m0, 2, 1, sm_linres_m0, sm_linres4x_i8_m0, sm_linres2_i8_m0, sm_linres1_i8_m0
+    LINEARK sm_linlogit8_i8_m0, 3, 8, sm_linlogit_m0, sm_linlogit4x_i8_m0, sm_linlogit2_i8_m0, sm_linlogit1_i8_m0
+    LINEARK sm_linlogit4x_i8_m0, 3, 4, sm_linlogit_m0, sm_linlogit4x_i8_m0, sm_linlogit2_i8_m0, sm_linlogit1_i8_m0
+    LINEARK sm_linlogit2_i8_m0, 3, 2, sm_linlogit_m0, sm_linlogit4x_i8_m0, sm_linlogit2_i8_m0, sm_linlogit1_i8_m0
+    LINEARK sm_linlogit1_i8_m0, 3, 1, sm_linlogit_m0, sm_linlogit4x_i8_m0, sm_linlogit2_i8_m0, sm_linlogit1_i8_m0
+    LINEARK sm_linactlut8_i8_m0, 4, 8, sm_linactlut_m0, sm_linactlut4x_i8_m0, sm_linactlut2_i8_m0, sm_linactlut1_i8_m0
+    LINEARK sm_linactlut4x_i8_m0, 4, 4, sm_linactlut_m0, sm_linactlut4x_i8_m0, sm_linactlut2_i8_m0, sm_linactlut1_i8_m0
+    LINEARK sm_linactlut2_i8_m0, 4, 2, sm_linactlut_m0, sm_linactlut4x_i8_m0, sm_linactlut2_i8_m0, sm_linactlut1_i8_m0
+    LINEARK sm_linactlut1_i8_m0, 4, 1, sm_linactlut_m0, sm_linactlut4x_i8_m0, sm_linactlut2_i8_m0, sm_linactlut1_i8_m0
+    LINEARK sm_linactb8_i8_m0, 5, 8, sm_linactb_m0, sm_linactb4x_i8_m0, sm_linactb2_i8_m0, sm_linactb1_i8_m0
+    LINEARK sm_linactb4x_i8_m0, 5, 4, sm_linactb_m0, sm_linactb4x_i8_m0, sm_linactb2_i8_m0, sm_linactb1_i8_m0
+    LINEARK sm_linactb2_i8_m0, 5, 2, sm_linactb_m0, sm_linactb4x_i8_m0, sm_linactb2_i8_m0, sm_linactb1_i8_m0
+    LINEARK sm_linactb1_i8_m0, 5, 1, sm_linactb_m0, sm_linactb4x_i8_m0, sm_linactb2_i8_m0, sm_linactb1_i8_m0
+
+/* WSUMK name, K (K = 8, 4, 2 or 1): name(p, v, n_pos, stride, out, n_groups, bias), n_pos >= 1, n_groups >= 1:
+ * int32 out[Kg + j] = RSHR(bias + sum_s p[s] * v[s * stride + Kg + j], 15) for g < n_groups, j < K (values of
+ * int8: the attention output widened for sm_linK_i8), returns the sum of the outputs (their bias)
+ * (p int32, v unsigned bytes: the attention's cached values biased by 128 with weights in SRAM,
+ * bias = -128 sum_s p[s]): K value columns per probability load, their bytes adjacent.  Unrolled
+ * twice (an odd n_pos enters at the second copy):
+ *   K = 8, per position: ldm p + 8 x (ldrb + muls + add) + add stride, + (cmp + bne) / 2 = 36.5 cycles
+ *   = 4.56 cycles/MAC.
+ * r0 p (advances), r1 the values (advance by stride), r2-r5 and r8-r11 the sums, r6 p[s], r7 the product,
+ * r12 the end of p, lr stride; on the stack: p, out (advances), groups left, bias, v (advances), the sum of
+ * the outputs. */
+    .macro WPOS K
+    ldm r0!, {r6}
+    MACK r2, 0
+    .if \K >= 2
+    MACK r3, 1
+    .endif
+    .if \K >= 4
+    MACK r4, 2
+    MACK r5, 3
+    .endif
+    .if \K >= 8
+    MACK r8, 4
+    MACK r9, 5
+    MACK r10, 6
+    MACK r11, 7
+    .endif
+    add r1, lr
+    .endm
+
+    .macro WOUT acc, k, low
+    .if \low
+    adds r6, \acc, r7
+    .else
+    mov r6, \acc
+    adds r6, r6, r7
+    .endif
+    asrs r6, r6, #15
+    str r6, [r0, #4 * \k]
+    adds r1, r1, r6
+    .endm
+
+    .macro WSUMK name, K
+    .section .time_critical.\name, "ax", %progbits
+    .global \name
+    .type \name, %function
+    .thumb_func
+\name:
+    push {r4-r7, lr}
+    mov r4, r8
+    mov r5, r9
+    mov r6, r10
+    mov r7, r11
+    push {r4-r7}
+    mov lr, r3              /* stride */
+    lsls r2, r2, #2
+    adds r2, r0, r2
+    mov r12, r2             /* the end of p */
+    sub sp, #24
+    str r0, [sp, #0]        /* p */
+    ldr r4, [sp, #60]
+    str r4, [sp, #4]        /* out */
+    ldr r4, [sp, #64]
+    str r4, [sp, #8]        /* groups left */
+    ldr r4, [sp, #68]
+    str r4, [sp, #12]       /* bias */
+    str r1, [sp, #16]       /* v */
+    movs r4, #0
+    str r4, [sp, #20]       /* the sum of the outputs */
+10:
+    ldr r0, [sp, #0]
+    ldr r1, [sp, #16]
+    ldr r6, [sp, #12]
+    mov r2, r6
+    .if \K >= 2
+    mov r3, r6
+    .endif
+    .if \K >= 4
+    mov r4, r6
+    mov r5, r6
+    .endif
+    .if \K >= 8
+    mov r8, r6
+    mov r9, r6
+    mov r10, r6
+    mov r11, r6
+    .endif
+    mov r7, r12
+    subs r7, r7, r0
+    lsrs r7, r7, #3         /* carry = n_pos odd */
+    bcs 3f
+2:  WPOS \K
+3:  WPOS \K
+    cmp r0, r12
+    bne 2b
+    ldr r0, [sp, #4]
+    ldr r1, [sp, #20]
+    movs r7, #1
+    lsls r7, r7, #14
+    WOUT r2, 0, 1
+    .if \K >= 2
+    WOUT r3, 1, 1
+    .endif
+    .if \K >= 4
+    WOUT r4, 2, 1
+    WOUT r5, 3, 1
+    .endif
+    .if \K >= 8
+    WOUT r8, 4, 0
+    WOUT r9, 5, 0
+    WOUT r10, 6, 0
+    WOUT r11, 7, 0
+    .endif
+    adds r0, r0, #4 * \K
+    str r0, [sp, #4]
+    str r1, [sp, #20]
+    ldr r1, [sp, #16]
+    adds r1, r1, #\K
+    str r1, [sp, #16]
+    ldr r7, [sp, #8]
+    subs r7, r7, #1
+    str r7, [sp, #8]
+    beq 19f
+    b 10b
+19:
+    ldr r0, [sp, #20]
+    add sp, #24
+    pop {r4-r7}
+    mov r8, r4
+    mov r9, r5
+    mov r10, r6
+    mov r11, r7
+    pop {r4-r7, pc}
+    .size \name, . - \name
+    .endm
+
+    WSUMK sm_wsum8_i8_m0, 8
+    WSUMK sm_wsum4x_i8_m0, 4
+    WSUMK sm_wsum2_i8_m0, 2
+    WSUMK sm_wsum1_i8_m0, 1
 
 /* sm_wsum4_i8_m0(p, v, n_pos, stride, out, n_groups), n_pos >= 1, n_groups >= 1:
  * out[4g + r] = RSHR(sum_s p[s] * v[s * stride + 4g + r], 15) (int8) for g < n_groups, r = 0..3

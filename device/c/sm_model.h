@@ -33,7 +33,7 @@ typedef struct sm_model {
     uint32_t flags, n_ctx, pos_next, arena_used;
     uint32_t *tokens;                   /* history, for SM_NO_KV_CACHE */
     void *x, *a, *q, *o, *h, *u, *logits;  /* work vectors (int32/int8 or float) */
-    int32_t *att_acc;                   /* int8: attention output accumulators [dim] */
+    int32_t *att_acc;                   /* int8: [dim] (weights in SRAM: [max(dim, ffn_hidden)]), the widened activations */
     void *scores;                       /* [n_ctx] */
     void *kc, *vc;                      /* KV cache [n_layers][n_ctx][dim] */
     /* format version 2: special tokens, stop rule, encoder (FORMAT.md 2.4); none = 0xFFFFFFFF */

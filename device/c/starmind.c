@@ -480,7 +480,7 @@ static uint64_t plan(const sm_model *m, uint32_t flags, uint32_t n_ctx, uint64_t
     o[7] = take(&p, es * F);                                          /* h */
     o[8] = take(&p, m->activation == SM_ACT_SWIGLU ? es * F : 0);     /* u */
     o[9] = take(&p, 4 * (uint64_t)m->vocab_size);                     /* logits */
-    o[10] = take(&p, m->is_float ? 0 : 4 * D);                        /* attention accumulators */
+    o[10] = take(&p, m->is_float ? 0 : 4 * ((flags & SM_WEIGHTS_IN_SRAM) && F > D ? F : D));   /* int8: the widened activations */
     o[11] = take(&p, 4 * (uint64_t)n_ctx);                            /* scores */
     o[12] = take(&p, es * m->n_layers * n_ctx * D);                   /* K cache */
     o[13] = take(&p, es * m->n_layers * n_ctx * D);                   /* V cache */
@@ -515,6 +515,22 @@ uint32_t sm_arena_needed(const uint8_t *file, uint32_t file_size, uint32_t flags
     return (uint32_t)total;
 }
 
+/* SM_INTERLEAVED (sm_internal.h): the copy of matrix M in the arena (at `copy`) gets its rows from the
+ * original file `src` in blocks of K = 8 rows, then one block of 4, of 2 and of 1 as rows mod 8 ask, each
+ * column by column, biased to unsigned bytes: row r0 + j of the block at row r0, column i, at
+ * r0 cols + K i + j = W[r0 + j][i] + 128. */
+static void interleave(const sm_mat *M, const uint8_t *src, const uint8_t *copy)
+{
+    uint32_t C = M->cols, R = M->rows, K = 8;
+    const int8_t *w = (const int8_t *)(const void *)(src + ((const uint8_t *)M->w - copy));
+    uint8_t *d = (uint8_t *)(uintptr_t)M->w;
+    for (uint32_t r0 = 0; r0 < R; r0 += K) {
+        while (r0 + K > R) K >>= 1;
+        for (uint32_t i = 0; i < C; i++)
+            for (uint32_t j = 0; j < K; j++) d[r0 * C + K * i + j] = (uint8_t)(w[(r0 + j) * C + i] + 128);
+    }
+}
+
 int sm_load(sm_model *m, const uint8_t *file, uint32_t file_size, uint8_t *arena, uint32_t arena_size,
             uint32_t flags, uint32_t n_ctx)
 {
@@ -526,12 +542,22 @@ int sm_load(sm_model *m, const uint8_t *file, uint32_t file_size, uint8_t *arena
     uint64_t o[15], total = plan(m, flags, n_ctx, o);
     if (total > arena_size) return SM_ERR_NO_MEMORY;
     if (!arena && total) return SM_ERR_ARG;
+    const uint8_t *orig = file;
     if (flags & SM_WEIGHTS_IN_SRAM) { /* run from the copy: every later pointer points into SRAM */
         memcpy(arena + o[0], file, file_size);
         file = arena + o[0];
     }
     if ((err = open_file(m, file, file_size, (sm_layer *)(void *)(arena + o[1]))) != SM_OK) return err;
     m->flags = flags;
+    if (SM_INTERLEAVED(m)) { /* after every check of the copy */
+        for (uint32_t i = 0; i < m->n_layers; i++) {
+            const sm_layer *L = &m->layers[i];
+            interleave(&L->wq, orig, file); interleave(&L->wk, orig, file); interleave(&L->wv, orig, file);
+            interleave(&L->wo, orig, file); interleave(&L->w1, orig, file); interleave(&L->w2, orig, file);
+            if (m->activation == SM_ACT_SWIGLU) interleave(&L->w3, orig, file);
+        }
+        interleave(&m->head, orig, file);
+    }
     m->n_ctx = n_ctx;
     m->arena_used = (uint32_t)total;
     m->tokens = (uint32_t *)(void *)(arena + o[2]);

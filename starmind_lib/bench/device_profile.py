@@ -25,11 +25,17 @@ FUNCTION_GROUPS = {
                            "sm_dot4_i8_m0", "sm_dot_i8_unroll4")},
     **{k: "requantisation" for k in ("sm_linact4_i8_m0_store", "sm_linactlut4_i8_m0_store",
                                      "sm_linres4_i8_m0_store", "sm_linlogit4_i8_m0_store", "tail_rows")},
+    # weights in SRAM: blocks of 8 (4, 2, 1) interleaved rows, their stores, the int8 -> int32 activations
+    **{f"sm_lin{m}{k}_i8_m0": MATVEC for m in ("act", "res", "logit", "actlut", "actb") for k in ("8", "4x", "2", "1")},
+    **{f"sm_lin{m}{k}_i8_m0_store": "requantisation"
+       for m in ("act", "res", "logit", "actlut", "actb") for k in ("8", "4x", "2", "1")},
+    "sm_widen_i8_m0": "requantisation",
     "sm_qk4_i8_m0": "attention q.k", "sm_qk4_i8_m0_store": "attention q.k",
     "sm_wsum4_i8_m0": "attention weighted values",
+    **{f"sm_wsum{k}_i8_m0": "attention weighted values" for k in ("8", "4x", "2", "1")},
     "sm_softmax_m0": "attention softmax", "sm_softmax_w_m0": "attention softmax", "softmax": "attention softmax",
     "attention": "attention other (output rounding, calls)",
-    "rmsnorm": "RMSNorm", "sm_sumsq_m0": "RMSNorm", "rope": "rotary embedding", "sm_rope_m0": "rotary embedding",
+    "rmsnorm": "RMSNorm", "sm_sumsq_m0": "RMSNorm", "sm_rmsn_m0": "RMSNorm", "rope": "rotary embedding", "sm_rope_m0": "rotary embedding",
     "__udivsi3": "division", "__aeabi_uidiv": "division", "__wrap___aeabi_uidiv": "division",
     "sm_sample": "sampling", "greedy": "sampling", "logit_at": "sampling", "count_at_least": "sampling",
     "rng_next": "sampling",
@@ -38,7 +44,7 @@ PROFILE_MODELS = ("budget10k-ffn_ratio-r1", "budget100k-depth-l1")   # the ~10K 
 LOAD_FUNCTIONS = {"parse_header", "sm_crc32", "mat_ok", "int8_ok", "rq_ok", "range_ok", "int8_values_ok",
                   "bind_tensors", "check_vocab", "expect", "sm_load", "sm_arena_needed", "reset_handler",
                   "memcpy", "memset", "open_file", "plan", "take", "expect_mat", "layer_name", "name_cat",
-                  "sm_rom_float_init", "main", "fw_generate", "rom"}
+                  "sm_rom_float_init", "main", "fw_generate", "rom", "interleave"}
 
 
 def model_file(row: dict, runs_dir: Path) -> Path:
