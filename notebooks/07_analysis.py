@@ -177,10 +177,13 @@ else:
 # token by token at the speed that runtime measured for that model on the emulated Pico (or at full
 # speed). Temperature, top-k and the seed go to the same integer sampler as on the device: with the
 # same settings the page writes exactly what `starmind board generate` writes on a board (the command
-# is shown under the story). The recommended models above are listed first when their chapter 05
-# exports are at hand; otherwise (a fresh clone) the widget offers the committed reference models,
-# trained for seconds on synthetic sentences: they show the runtime and its pace, not the study's
-# quality.
+# is shown under the story). The recommended models above come first, from the files committed in
+# `data/models` (Study v2's seed-0 run of each configuration, exported to int8 by
+# `python -m starmind_lib.quant.export`, with a provenance row each); the bits per character beside
+# the story are the configuration's float mean over seeds on the whole validation split. A
+# recommended model with no committed file is left out and the page says so. The committed
+# reference models follow: trained for seconds on synthetic sentences, they show the runtime and its
+# pace, not the study's quality.
 
 # %%
 from IPython.display import HTML

@@ -95,6 +95,10 @@
       this.cmd = el('div', {class: 'smw-cmd smw-adv'});
       this.status = el('div', {class: 'smw-status'});
       r.append(controls, el('div', {class: 'smw-body'}, this.story, this.stats), this.note, this.cmd, this.status);
+      if (!this.compact && DATA.skipped && DATA.skipped.length) {   // recommended models this page cannot offer
+        r.append(el('details', {class: 'smw-skipped'}, el('summary', {text: `Not offered here (${DATA.skipped.length})`}),
+          el('ul', {}, ...DATA.skipped.map(t => el('li', {text: t})))));
+      }
       this.model.addEventListener('change', () => this.pickModel(true));
       this.runtime.addEventListener('change', () => this.showStats());
       for (const i of [this.prompt, this.n, this.temp, this.topk, this.seed]) i.addEventListener('input', () => this.showCommand());

@@ -55,6 +55,14 @@ REFERENCE_NOTE = ("reference model: trained for seconds on synthetic sentences, 
                   "it shows the runtime, not the study's quality")
 
 
+def _rel(path: Path) -> str:
+    """A path as the page shows it: relative to the repository when inside it (no machine's paths in a page)."""
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
 class WidgetError(RuntimeError):
     """The widget asset cannot be built (reported by the book build)."""
 
@@ -252,23 +260,23 @@ def study_models(results_dir: Path, runs_dir: Path, byte_budget: int = STUDY_BUD
         committed, local = Path(models_dir) / f"{vid}.smd", Path(runs_dir) / "smd" / f"{vid}.smd"
         path = committed if committed.exists() else local
         if not path.exists():
-            skipped.append(f"{vid}: no exported file {committed} or {local}")
+            skipped.append(f"{vid}: no exported file {_rel(committed)} or {_rel(local)}")
             continue
         try:
             model = read_smd(path)
             prov = committed_row(path) if path == committed else None
         except Exception as exc:   # noqa: BLE001
-            skipped.append(f"{vid}: {path}: {exc}")
+            skipped.append(f"{vid}: {_rel(path)}: {exc}")
             continue
         if model.version < 2 or not model.can_encode:
-            skipped.append(f"{vid}: {path} has no encoder (format v{model.version})")
+            skipped.append(f"{vid}: {_rel(path)} has no encoder (format v{model.version})")
             continue
         if path == committed and prov is None:
-            skipped.append(f"{vid}: {path} has no provenance row (sha256) in {Path(models_dir) / 'models.jsonl'}; "
+            skipped.append(f"{vid}: {_rel(path)} has no provenance row (sha256) in {_rel(Path(models_dir) / 'models.jsonl')}; "
                            "export it with `python -m starmind_lib.quant.export`")
             continue
         if used + path.stat().st_size > byte_budget:
-            skipped.append(f"{vid}: over the widget's size budget")
+            skipped.append(f"{vid}: {path.stat().st_size:,} bytes, over the widget's size budget")
             continue
         used += path.stat().st_size
         if prov is not None:
