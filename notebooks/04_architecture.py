@@ -103,6 +103,20 @@ if len(ranked) > 1 and is_v2 and best.config_hash in values and ranked.iloc[1].c
 else:
     best_vs = "not compared with the runner-up: one seed, so there is no measure of seed noise"
 glue("arch_best_vs_runner_up", best_vs, display=False)
+AXES = [("width", "dim", "width"), ("depth", "n_layers", "layers"), ("heads", "n_heads", "heads"),
+        ("ffn_ratio", "ffn_ratio", "FFN ratio"), ("vocab", "vocab_size", "vocabulary")]
+ranges = []
+for axis, col, name in AXES:
+    sel = df[df.axis == axis]
+    vals = (sel.ffn_hidden / sel.dim) if col == "ffn_ratio" else sel.get(col, sel.index.to_series())
+    if len(sel):
+        ranges.append(f"{name} ({fmt_num(vals.min())} to {fmt_num(vals.max())})")
+ranges += [name for axis, name in (("activation", "activation"), ("position", "positions"), ("tying", "tying"),
+                                   ("golden", "the write-up's Fibonacci / golden-ratio allocations"))
+           if (df.axis == axis).any()]
+glue("arch_axes", ", ".join(ranges) or "no single-factor axis", display=False)
+budgets = sorted(df["budget"].dropna().unique()) if "budget" in df else []
+glue("arch_budgets", f"{fmt_num(budgets[0])} to {fmt_num(budgets[-1])}" if len(budgets) else "no", display=False)
 worse_than_unigram = df[df.bpc >= unigram]
 glue("arch_n_worse_than_unigram", plural(len(worse_than_unigram), "variant") +
      (" does" if len(worse_than_unigram) == 1 else " do"), display=False)
