@@ -116,9 +116,10 @@ show(curve_chart(curves, unigram), alt_text="validation bits per character again
 
 # %%
 cols = ["name", "n_params", "tokens_trained", "bpc", "bpc_ci_low", "bpc_ci_high", "prefix_bpc", "unigram_bpc",
-        "val_loss", "tokens_per_s", "device", "machine"]
-table(runs[cols], caption="Reference runs: whole-split bits per character with its 95 % story interval, the "
-                          "learning curve's last prefix score, and the validation loss (nats/token)")
+        "tokens_per_s"]
+table(runs[cols].rename(columns={"tokens_per_s": "training tokens/s"}),
+      caption="Reference runs: whole-split bits per character with its 95 % story interval, and the learning "
+              "curve's last prefix score (the machine is in the table's provenance columns)")
 
 # %% [markdown]
 # ## The same model, three seeds
@@ -136,7 +137,8 @@ picked = seed_configs(study_runs)
 if picked:
     finals = seed_final_table(study_runs, picked)
     spread = finals.groupby("name")["bpc"].agg(lambda b: b.max() - b.min())
-    glue("train_seed_spread", f"{fmt_num(spread.min(), 2)} to {fmt_num(spread.max(), 2)} bits per character "
+    lo, hi = fmt_num(spread.min(), 2), fmt_num(spread.max(), 2)
+    glue("train_seed_spread", f"{lo if lo == hi else f'{lo} to {hi}'} bits per character "
          f"(largest minus smallest of {finals.groupby('name').size().min()} seeds)", display=False)
     display(show(seed_curve_chart(seed_curves(study_runs, picked)),
                  alt_text="validation-prefix bits per character against training tokens, one line per seed"))

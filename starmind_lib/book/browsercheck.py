@@ -206,8 +206,20 @@ class Chromium:
         return base64.b64decode(res["data"])
 
     def full_page(self) -> bytes:
-        size = self.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
-        return self.screenshot(0, 0, size[0], min(size[1], 8000))
+        """The whole page (up to 8,000 px) as a reader would scroll it: the viewport is made as tall as the
+        page and the page is scrolled back to the top (capturing beyond a short viewport, after the chart
+        checks scrolled charts into view, drew the page shifted, its sticky header painted mid-page)."""
+        width = self.evaluate("window.innerWidth")
+        self.evaluate("window.scrollTo(0, 0)")
+        height = min(int(self.evaluate("document.documentElement.scrollHeight")), 8000)
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                  mobile=False)
+        try:
+            self.pump(0.3)
+            self.evaluate("window.scrollTo(0, 0)")
+            return self.screenshot(0, 0, width, height, beyond_viewport=False)
+        finally:
+            self.call("Emulation.clearDeviceMetricsOverride")
 
     def close(self) -> None:
         try:

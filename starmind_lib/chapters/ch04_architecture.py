@@ -156,7 +156,9 @@ def best_samples_markdown(df: pd.DataFrame, targets=(10_000, 100_000), prompt: s
         if row is None:
             continue
         seeds = int(row.get("n_seeds", 1) or 1)
-        how = f"{row.bpc:.2f} bpc" + (f", mean of {seeds} seeds, whole split" if seeds > 1 else "")
+        v2 = str(row.get("bpc_source", "")).startswith("Study v2")
+        how = f"{row.bpc:.2f} bpc" + ((f", mean of {seeds} seeds" if seeds > 1 else ", one seed") + ", whole split"
+                                       if v2 else ", one seed, on the first study's validation prefix")
         lines = [f"**{row.variant_id}** ({int(row.n_params):,} parameters, {how}; the best with "
                  f"{target / 1.5:,.0f} to {target * 1.5:,.0f} parameters)", ""]
         for s in samples_of(row):

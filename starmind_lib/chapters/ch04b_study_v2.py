@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..analysis.seeds import SUPERSEDED, axis_effects, load_study, rank_correlation, seed_summary
 from ..training.grid import grid
-from ..training.plan import StudyConfig, distinct_configs, plan_jobs, representatives, tuned_rates
+from ..training.plan import BUCKETS, StudyConfig, distinct_configs, plan_jobs, representatives, tuned_rates
 from ..training.study import chars_per_token, run_study
 
 TIER_LABELS = {"lr": "learning-rate sweep", "base": "base grid (tuned rate)", "untuned": "base grid at 3e-3",
@@ -93,7 +93,8 @@ def rates_table(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
     rates = tuned_rates(runs.to_dict("records") if len(runs) else [], reps=reps)
     lr = lr_frame(runs)
     out = []
-    for bucket, names in reps.items():
+    for bucket in [b for b, _ in BUCKETS if b in reps]:          # smallest bucket first
+        names = reps[bucket]
         sel = lr[lr.bucket == bucket]
         row = {"size bucket": bucket, "representatives": ", ".join(names),
                "tuned rate": rates.get(bucket, np.nan)}
@@ -143,15 +144,24 @@ def seed_table(runs: pd.DataFrame, tier: str = "base") -> pd.DataFrame:
     if summ.empty:
         return summ
     summ = summ[summ.n_seeds >= 2].sort_values("n_params")
-    return summ[["name", "n_params", "n_seeds", "bpc_mean", "bpc_sd", "bpc_mean_ci_low", "bpc_mean_ci_high",
-                 "story_ci_halfwidth"]]
+    out = summ[["name", "n_params", "n_seeds", "bpc_mean", "bpc_sd", "bpc_mean_ci_low", "bpc_mean_ci_high",
+                "story_ci_halfwidth"]].round({"bpc_sd": 3, "story_ci_halfwidth": 3})
+    return out.rename(columns={"name": "configuration", "n_params": "parameters", "n_seeds": "seeds",
+                               "bpc_mean": "bpc (mean)", "bpc_sd": "sd over seeds", "bpc_mean_ci_low": "95 % CI low",
+                               "bpc_mean_ci_high": "95 % CI high", "story_ci_halfwidth": "one run's story CI ±"})
 
 
 def effects_table(runs: pd.DataFrame, grid_name: str = "full", tier: str = "base") -> pd.DataFrame:
     sel = runs[runs.tier == tier] if len(runs) else runs
     if sel.empty:
         return pd.DataFrame()
-    return axis_effects(sel, grid(grid_name), tier)
+    eff = axis_effects(sel, grid(grid_name), tier)
+    if eff.empty:
+        return eff
+    eff = eff.round({"best_bpc": 3, "runner_up_bpc": 3, "margin": 3, "noise": 3})
+    return eff[["group", "best", "best_bpc", "runner_up", "runner_up_bpc", "margin", "noise", "verdict"]].rename(
+        columns={"group": "comparison", "best_bpc": "best bpc", "runner_up": "runner-up", "runner_up_bpc":
+                 "runner-up bpc", "margin": "margin (bpc)", "noise": "seed noise ± (bpc)"})
 
 
 def tuning_moves(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
@@ -203,8 +213,9 @@ def targets_table(runs: pd.DataFrame, tier: str = "base") -> pd.DataFrame:
         row = {"target": "best overall" if n is None else f"best near {n:,} parameters ({n / WINDOW:,.0f} to "
                                                                 f"{n * WINDOW:,.0f})",
                "goal (bpc at most)": target, "model": best["name"], "params": int(best.n_params),
-               "seeds": int(best.n_seeds), "bpc (mean)": float(best.bpc_mean), "95 % interval low": best.bpc_mean_ci_low,
-               "95 % interval high": best.bpc_mean_ci_high,
+               "seeds": int(best.n_seeds), "bpc (mean)": round(float(best.bpc_mean), 3),
+               "95 % interval": (f"{best.bpc_mean_ci_low:.3f}–{best.bpc_mean_ci_high:.3f}"
+                                 if best.n_seeds > 1 else "one seed"),
                "met": "yes" if best.bpc_mean <= target else "no"}
         if n is not None:
             near = cand.assign(d=(cand.n_params - n).abs()).sort_values(["d", "bpc_mean"]).iloc[0]
