@@ -20,11 +20,12 @@ RESULTS = REPO_ROOT / "data" / "results"
 
 
 def _read(stem: str) -> pd.DataFrame:
-    path = RESULTS / f"{stem}.parquet"
-    if path.exists():
-        return pd.read_parquet(path)
-    lines = (RESULTS / f"{stem}.jsonl").read_text().splitlines()
-    return pd.DataFrame([json.loads(x) for x in lines if x.strip().endswith("}")])
+    """A table as the chapters read it: its JSONL journal (the source; the Parquet file is a snapshot)."""
+    path = RESULTS / f"{stem}.jsonl"
+    if not path.exists():
+        return pd.read_parquet(RESULTS / f"{stem}.parquet")
+    from test_layout import journal_rows
+    return pd.DataFrame(journal_rows(path))
 
 
 def _stats(view, split, col):
@@ -131,6 +132,8 @@ EXPECTED = {
     ("02_tokenizers", "bpe_lc_cpt_large"): lambda: _tok("bpe", _bpe_sizes()[1], True, "chars_per_token"),
     ("02_tokenizers", "bpe_bytes_large_d64"): lambda: _tok("bpe", _bpe_sizes()[1], False, "device_bytes_d64"),
     ("02_tokenizers", "bpe_merges_large"): lambda: _tok("bpe", _bpe_sizes()[1], False, "merges_bytes"),
+    ("02_tokenizers", "char_bytes_d64"): lambda: _read("tokenizers/tokenizers").query("kind == 'char' and not lowercase")
+                                                 .sort_values("vocab_size").iloc[-1]["device_bytes_d64"],
     ("02_tokenizers", "char_small"): _char_small,
     ("02_tokenizers", "char_small_chars"): lambda: _char_small() - 3,
     ("02_tokenizers", "char_small_unk_pct"): lambda: 100 * _tok("char", _char_small(), False, "unk_rate"),

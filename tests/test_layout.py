@@ -120,3 +120,39 @@ def test_every_committed_config_hash_reproduces():
         if got != row["config_hash"]:
             bad.append(f"{where}: {got} != {row['config_hash']}")
     assert not bad, f"{len(bad)} of {len(rows)} rows: " + "; ".join(bad[:5])
+
+
+KEYS = ("run_key", "key", "point_id", "run_id", "row_id", "job_id", "variant_id")   # ResultTable keys in use
+
+
+def journal_rows(journal):
+    """A journal's rows as ResultTable reads them: first occurrence of each key wins (the key: the first of
+    ``KEYS`` its rows carry), torn lines skipped."""
+    rows = []
+    for line in journal.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    key = next((k for k in KEYS if rows and all(k in r for r in rows)), None)
+    if key is None:
+        return rows
+    seen, out = set(), []
+    for r in rows:
+        if r[key] not in seen:
+            seen.add(r[key])
+            out.append(r)
+    return out
+
+
+def test_every_committed_parquet_snapshot_matches_its_journal():
+    """``<stem>.parquet`` is a snapshot of ``<stem>.jsonl`` (the source): a commit must not carry a stale one."""
+    import pandas as pd
+    stale = []
+    for journal in sorted((REPO_ROOT / "data").rglob("*.jsonl")):
+        snap = journal.with_suffix(".parquet")
+        if snap.exists():
+            n_journal, n_snap = len(journal_rows(journal)), len(pd.read_parquet(snap))
+            if n_journal != n_snap:
+                stale.append(f"{journal.relative_to(REPO_ROOT)}: {n_journal} rows, its parquet {n_snap}")
+    assert not stale, "snapshot the tables again (ResultTable.snapshot()): " + "; ".join(stale)
