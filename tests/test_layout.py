@@ -153,6 +153,7 @@ def test_every_committed_parquet_snapshot_matches_its_journal():
         snap = journal.with_suffix(".parquet")
         if snap.exists():
             n_journal, n_snap = len(journal_rows(journal)), len(pd.read_parquet(snap))
-            if n_journal != n_snap:
+            n_lines = sum(1 for line in journal.read_text().splitlines() if line.strip())
+            if n_snap not in (n_journal, n_lines):   # first row per key, or every row (micropython_runs keeps all)
                 stale.append(f"{journal.relative_to(REPO_ROOT)}: {n_journal} rows, its parquet {n_snap}")
     assert not stale, "snapshot the tables again (ResultTable.snapshot()): " + "; ".join(stale)

@@ -7,8 +7,6 @@ of memory, and at most 5 % of the models that ran are said not to fit.
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from starmind_lib.devices import planner
@@ -18,16 +16,12 @@ TABLE = REPO_ROOT / "data" / "results" / "device" / "micropython_runs.jsonl"
 
 
 def measured_rows() -> list[dict]:
+    """The rows the planner is fitted to: the working tree's runtime (one per job, a clean commit's row
+    first), plus the latest runtime's rows of a kernels/weights group this runtime has not run (viper)."""
     if not TABLE.exists():
         return []
-    rows = {}
-    for line in TABLE.read_text().splitlines():
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        rows.setdefault(r["run_key"], r)
-    return [r for r in rows.values() if r.get("speed_source") == "emulated_stock_firmware"
+    from starmind_lib.devices.calibration import calibration_rows, load_rows
+    return [r for r in calibration_rows(load_rows(TABLE)) if r.get("speed_source") == "emulated_stock_firmware"
             or r.get("status") != "ok"]
 
 

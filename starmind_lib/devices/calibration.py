@@ -115,7 +115,8 @@ def speed_errors(rows: list[dict], coefs: dict) -> list[tuple[float, str]]:
 
 
 def calibration_block(rows: list[dict]) -> str:
-    speed, mem = fit_speed(rows), fit_memory(rows)
+    """``rows``: :func:`calibration_rows` (speed from every group; memory from the tree's runtime)."""
+    speed, mem = fit_speed(rows), fit_memory(memory_rows(rows))
     runtimes = sorted({r.get("runtime_sha256_16") for r in rows if r.get("runtime_sha256_16")})
     fmt = lambda d: "{" + ", ".join(f"{k!r}: {v:.6g}" for k, v in d.items()) + "}"  # noqa: E731
     lines = [f"{MARK_BEGIN} written by `python -m starmind_lib.devices.calibration --write` from "
@@ -138,16 +139,34 @@ def write_planner(block: str, path: Path = PLANNER) -> None:
 
 
 def load_rows(path: Path | None = None) -> list[dict]:
-    from .measure import RUNS_TABLE
-    path = Path(path or RUNS_TABLE.with_suffix(".jsonl"))
-    rows = {}
-    for line in path.read_text().splitlines():
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        rows.setdefault(r["run_key"], r)
-    return list(rows.values())
+    """Every measurement in the journal (all runtimes, all commits)."""
+    from .measure import RUNS_TABLE, runs_table
+    return runs_table(Path(path).with_suffix("") if path else RUNS_TABLE).rows()
+
+
+def calibration_rows(rows: list[dict], runtime: str | None = None) -> list[dict]:
+    """The rows the planner is fitted to: the working tree's runtime (:func:`measure.current_rows`), plus, for
+    a kernels/weights group that runtime has no run of (viper where asm runs), that group's rows from the
+    most recently measured runtime that has it. Memory is fitted on the first part only."""
+    from .measure import current_rows, tree_runtime
+    runtime = runtime or tree_runtime()
+    out = current_rows(rows, runtime)
+    group = lambda r: f"{r.get('kernels')}/{r.get('weights')}"  # noqa: E731
+    have = {group(r) for r in out if r.get("status") == "ok"}
+    latest: dict = {}
+    for r in rows:
+        g = group(r)
+        if r.get("status") == "ok" and g not in have and str(r.get("timestamp")) > latest.get(g, ("", ""))[0]:
+            latest[g] = (str(r.get("timestamp")), r.get("runtime_sha256_16"))
+    for g, (_, rt) in sorted(latest.items()):
+        out += [r for r in current_rows(rows, rt) if group(r) == g and r.get("status") == "ok"]
+    return out
+
+
+def memory_rows(rows: list[dict], runtime: str | None = None) -> list[dict]:
+    from .measure import tree_runtime
+    runtime = runtime or tree_runtime()
+    return [r for r in rows if r.get("runtime_sha256_16") == runtime]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", default=None, help="micropython_runs.jsonl (default: the committed one)")
     p.add_argument("--write", action="store_true", help="write the constants into planner.py")
     args = p.parse_args(argv)
-    rows = load_rows(Path(args.table) if args.table else None)
+    rows = calibration_rows(load_rows(Path(args.table) if args.table else None))
     block = calibration_block(rows)
     print(block)
     speed = fit_speed(rows)
@@ -164,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if errs:
         print(f"speed: worst {errs[0][0]:+.1%} ({errs[0][1]}), {sum(abs(e) > 0.10 for e, _ in errs)} of {len(errs)} "
               f"outside +-10 %")
-    mem = fit_memory(rows)
+    mem = fit_memory(memory_rows(rows))
     print(f"memory: {len(mem['ok_refused'])} of {mem['n_ok']} runs that fit would be refused: {mem['ok_refused'][:10]}")
     if args.write:
         write_planner(block)

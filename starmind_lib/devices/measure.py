@@ -16,6 +16,14 @@ untrained (seeded random weights, the same shapes, vocabulary size and context):
 speed, heap and load figures depend on the shapes only, and the tokens are still
 checked against the reference engine run on the same file. Such rows say
 ``weights_source="untrained_same_architecture"``.
+
+The table keeps every measurement: each runtime (``runtime_sha256_16``, the hash of the
+package's sources) and each commit it was measured from. Readers take :func:`current_rows`:
+the rows of one runtime (by default the working tree's), one per board and job, a row
+measured from a clean commit before one from a dirty tree, then the latest. To measure
+from a clean commit, run this module in a clean checkout (``--require-clean`` refuses a
+dirty tree and re-measures jobs that only have rows from dirty trees); rows measured into
+another journal join this one with ``--merge-from STEM`` (rows copied unchanged).
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from pathlib import Path
 
 from ..provenance import REPO_ROOT, ResultTable, provenance
 from . import planner
+from .mpremote_board import RunsTable
 
 REFERENCE_DIR = REPO_ROOT / "data" / "reference"
 STUDY_TABLE = REPO_ROOT / "data" / "results" / "sweep" / "variants"
@@ -34,8 +43,70 @@ ARCH_DIR = REPO_ROOT / "data" / "runs" / "smd_arch"
 N_TOKENS = 64
 
 
-def runs_table(stem: Path = RUNS_TABLE) -> ResultTable:
-    return ResultTable(stem, key="run_key")
+def runs_table(stem: Path = RUNS_TABLE) -> RunsTable:
+    return RunsTable(stem, key="run_key")
+
+
+def is_clean(row: dict) -> bool:
+    """Measured from a committed tree (no '-dirty' commit, no uncommitted diff)."""
+    diff = row.get("git_diff")
+    has_diff = isinstance(diff, str) and bool(diff)      # None, '' and a table's NaN: no diff
+    commit = row.get("git_commit")
+    return isinstance(commit, str) and bool(commit) and not commit.endswith("-dirty") and not has_diff
+
+
+def chosen_runtime(rows: list[dict]) -> str | None:
+    """The runtime whose rows readers use: the working tree's when it has rows, else the latest measured."""
+    measured = [r for r in rows if isinstance(r.get("runtime_sha256_16"), str)]
+    if not measured:
+        return None
+    tree = tree_runtime()
+    if any(r["runtime_sha256_16"] == tree for r in measured):
+        return tree
+    return max(measured, key=lambda r: str(r.get("timestamp", "")))["runtime_sha256_16"]
+
+
+def current_frame(df, runtime: str | None = None):
+    """A read table (DataFrame) with its emulated-firmware rows narrowed to :func:`current_rows` of
+    :func:`chosen_runtime`; rows without a runtime digest (a real board, a test's table) are kept."""
+    if df is None or df.empty or "runtime_sha256_16" not in df.columns:
+        return df
+    has = df["runtime_sha256_16"].map(lambda v: isinstance(v, str))
+    recs = df[has].assign(_row=df.index[has]).to_dict("records")
+    runtime = runtime or chosen_runtime(recs)
+    pick = {r["_row"] for r in current_rows(recs, runtime)} if runtime else set()
+    return df[~has | df.index.isin(pick)]
+
+
+def current_rows(rows: list[dict], runtime: str | None = None, board: str | None = None) -> list[dict]:
+    """The rows of one runtime (default: the working tree's, :func:`tree_runtime`), one per board and job:
+    a clean commit's row before a dirty tree's, then the most recent."""
+    runtime = runtime or tree_runtime()
+    best: dict = {}
+    for r in rows:
+        if r.get("runtime_sha256_16") != runtime or (board and r.get("board") != board):
+            continue
+        k = (r.get("board"), r.get("job_id"))
+        rank = (is_clean(r), str(r.get("timestamp", "")))
+        if k not in best or rank > best[k][0]:
+            best[k] = (rank, r)
+    return [r for _, r in best.values()]
+
+
+def tree_runtime() -> str:
+    """The runtime digest of this working tree's ``device/micropython/starmind_mp``."""
+    from .firmware import runtime_digest
+    return runtime_digest(None)
+
+
+def runtime_history(rows: list[dict], runtime: str | None = None) -> dict:
+    """How many rows the table holds for other runtimes, and for this one from dirty trees (superseded or not)."""
+    runtime = runtime or tree_runtime()
+    cur = [r for r in rows if r.get("runtime_sha256_16") == runtime]
+    return {"runtime": runtime, "rows_this_runtime": len(cur),
+            "rows_other_runtimes": len(rows) - len(cur),
+            "other_runtimes": sorted({r.get("runtime_sha256_16") for r in rows} - {runtime}),
+            "rows_clean": sum(is_clean(r) for r in cur), "rows_dirty": sum(not is_clean(r) for r in cur)}
 
 
 def _vocab(n: int) -> list[bytes]:
@@ -121,9 +192,10 @@ def jobs(max_study: int | None = None, study: bool = True, reference_python: boo
     return out
 
 
-def job_key(board_name: str, job: dict, digest: str) -> str:
-    spec = json.dumps([board_name, job["meta"]["variant_id"], digest, job["prompt"], job["n_tokens"],
-                       job["weights"], job["kernels"]])
+def job_key(board_name: str, job: dict, digest: str, runtime: str = "") -> str:
+    spec = [board_name, job["meta"]["variant_id"], digest, job["prompt"], job["n_tokens"], job["weights"],
+            job["kernels"]]
+    spec = json.dumps(spec + [runtime] if runtime else spec)   # with the runtime: one row per runtime
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
@@ -132,11 +204,14 @@ def _arch_key(job: dict, runtime: str = "") -> str:
                        runtime])
 
 
-def measure(board, job_list: list[dict], table: ResultTable, profile: str = "", on_row=None) -> int:
-    """Run every job not in ``table`` yet; returns how many rows were appended."""
+def measure(board, job_list: list[dict], table: ResultTable, profile: str = "", on_row=None,
+            clean_only: bool = False) -> int:
+    """Run every job not in ``table`` yet (``clean_only``: not yet measured from a clean commit);
+    returns how many rows were appended."""
     from .firmware import SPEED_SOURCE, runtime_digest
     runtime = runtime_digest(board.runtime_dir)
-    done = {r.get("job_id") for r in table.rows()}
+    done = {r.get("job_id") for r in table.rows() if r.get("board") in (None, board.name)
+            and (is_clean(r) or not clean_only)}
     todo = [j for j in job_list if _arch_key(j, runtime) not in done]
     fw_sha = hashlib.sha256(board.firmware.read_bytes()).hexdigest()
     n = 0
@@ -160,7 +235,7 @@ def measure(board, job_list: list[dict], table: ResultTable, profile: str = "", 
         rec = board.run(j["prompt"], j["n_tokens"], model_path=j["path"])
         x = rec.extra
         cyc = rec.cycles_per_token
-        row = {"run_key": job_key(board.name, j, digest), "job_id": _arch_key(j, runtime), "runtime_sha256_16": runtime, "model": Path(j["path"]).stem,
+        row = {"run_key": job_key(board.name, j, digest, runtime), "job_id": _arch_key(j, runtime), "runtime_sha256_16": runtime, "model": Path(j["path"]).stem,
                **j["meta"], "model_file": Path(j["path"]).name, "model_sha256_16": digest, "flash_bytes": len(data),
                "weights_requested": j["weights"], "weights": x.get("weights"),
                "kernels_requested": j["kernels"], "kernels": x.get("kernels"), "runtime": rec.runtime,
@@ -207,18 +282,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="emulated")
     p.add_argument("--runtime-dir", default=None, help="a snapshot of device/micropython/starmind_mp to measure "
                                                        "(default: the working tree's)")
+    p.add_argument("--require-clean", action="store_true",
+                   help="refuse a dirty working tree; re-measure jobs whose rows all come from dirty trees")
+    p.add_argument("--merge-from", default=None, metavar="STEM",
+                   help="append the rows of another journal (STEM.jsonl) that this table lacks, then stop")
     args = p.parse_args(argv)
     table = runs_table(Path(args.table))
+    if args.merge_from:
+        n = table.merge_from(args.merge_from)
+        print(f"{n} rows merged from {args.merge_from}; {len(table.rows())} in {table.stem}")
+        return 0
+    if args.require_clean:
+        prov = provenance()
+        if prov["git_commit"].endswith("-dirty") or prov["git_diff"]:
+            p.error(f"--require-clean: the working tree has uncommitted changes ({prov['git_commit']}); "
+                    "measure from a clean checkout (git worktree add)")
     todo = jobs(args.max_study, study=not args.no_study, reference_python=args.python)
     with FirmwareBoard(args.firmware, force=True) as board:
         board.runtime_dir = Path(args.runtime_dir) if args.runtime_dir else None
-        n = measure(board, todo, table, profile=args.profile, on_row=lambda r: print(summary_line(r), flush=True))
+        n = measure(board, todo, table, profile=args.profile, on_row=lambda r: print(summary_line(r), flush=True),
+                    clean_only=args.require_clean)
     print(f"{n} rows appended; {len(table.rows())} in {table.stem}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 def planner_error(row: dict) -> float | None:
@@ -240,7 +325,8 @@ def bench_emulated(firmware: str | None, results_dir: Path, profile: str = "benc
     with FirmwareBoard(firmware, force=True) as board:
         board.runtime_dir = runtime_dir
         measure(board, todo, table, profile=profile)
-    rows = [r for r in table.rows() if r.get("board") == board.name]
+    from .firmware import runtime_digest
+    rows = current_rows(table.rows(), runtime_digest(runtime_dir), board.name)
     print(f"{'model':<28} {'weights':<7} {'kernels':<7} {'status':<14} {'tok/s':>8} {'heap free':>10} "
           f"{'free after load':>15} {'planner err':>11}")
     errs = []
@@ -256,3 +342,7 @@ def bench_emulated(firmware: str | None, results_dir: Path, profile: str = "benc
         print(f"planner speed error: mean {sum(errs) / len(errs):.1%}, worst {max(errs):.1%} over {len(errs)} runs "
               f"(emulated cycles at {rows[0].get('clock_hz')} Hz, speed_source=emulated_stock_firmware)")
     return rows
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

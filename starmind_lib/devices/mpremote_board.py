@@ -425,5 +425,41 @@ def run_key(board: str, model_path: Path, prompt_ids, n_tokens, seed, temperatur
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 
+class RunsTable(ResultTable):
+    """``micropython_runs``: every measurement stays (older runtimes, dirty and clean commits), so rows are
+    told apart by run, job (with the runtime), commit and diff; only a row appended twice is dropped."""
+
+    IDENTITY = ("run_key", "job_id", "git_commit", "git_diff", "timestamp")
+
+    def rows(self) -> list[dict]:
+        if not self.journal.exists():
+            return []
+        seen, out = set(), []
+        with open(self.journal, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue   # a write cut short by a crash
+                ident = tuple(str(row.get(k)) for k in self.IDENTITY)
+                if ident not in seen:
+                    seen.add(ident)
+                    out.append(row)
+        return out
+
+    def merge_from(self, other: "str | Path") -> int:
+        """Append the rows of another journal (measured elsewhere) that this one lacks, unchanged."""
+        have = {tuple(str(r.get(k)) for k in self.IDENTITY) for r in self.rows()}
+        n = 0
+        for row in RunsTable(other, key=self.key).rows():
+            if tuple(str(row.get(k)) for k in self.IDENTITY) not in have:
+                self.append(row)
+                n += 1
+        if n:
+            self.snapshot()
+        return n
+
+
 def runs_table(results_dir: str | os.PathLike) -> ResultTable:
-    return ResultTable(Path(results_dir) / "device" / "micropython_runs", key="run_key")
+    """``<results_dir>/device/micropython_runs`` (every measurement kept: :class:`RunsTable`)."""
+    return RunsTable(Path(results_dir) / "device" / "micropython_runs", key="run_key")

@@ -330,20 +330,21 @@ def planner_rows(models: Mapping[str, Any], runtimes=("micropython-viper", "micr
 # row against these. Refit after the runtime changes: python -m starmind_lib.devices.calibration --write
 SPEED_TOLERANCE = 0.10
 # The stated range of a calibrated speed, by kernels: the worst error of the fit, rounded up. The viper fit
-# meets the +-10 % target; the linear model fits the asm kernels less well (tiny models, where the
-# per-call overhead dominates, and flash streaming), so its range is wider and says so.
-SPEED_TOLERANCE_BY_KERNELS = {"viper": 0.10, "asm": 0.25}
+# meets the +-10 % target; the linear model fits the asm kernels less well (tiny models, where the per-call
+# overhead dominates: it gives the 68-parameter ref_dim1_gelu 22 % fewer cycles than measured; and flash
+# streaming), so its range is wider and says so.
+SPEED_TOLERANCE_BY_KERNELS = {"viper": 0.10, "asm": 0.30}
 SPEED_FEATURES = ("const", "layers", "heads", "macs", "attn", "vocab", "hidden", "flash_bytes", "flash_rows")
 MEMORY_FEATURES = ("const", "weights_ram", "kv", "buffers", "tables", "largest", "vocab")
-# @@CALIBRATION@@ written by `python -m starmind_lib.devices.calibration --write` from 149 rows (runtime 701f568df53ad802, 8de732e73aaaa84f, a20c3d06b9e05cc2)
+# @@CALIBRATION@@ written by `python -m starmind_lib.devices.calibration --write` from 378 rows (runtime 701f568df53ad802, 8de732e73aaaa84f)
 CALIBRATED_SPEED = {  # cycles per unit of each speed feature, by kernels/weights
-    'asm/flash': {'const': 117829, 'layers': 84674.7, 'heads': 3996.24, 'attn': 165.724, 'hidden': 640.581, 'flash_bytes': 100.533, 'flash_rows': 424.084},
-    'asm/ram': {'const': 103515, 'layers': 20687.1, 'heads': 4142.9, 'macs': 12.1076, 'attn': 8.36711, 'vocab': 113.991, 'hidden': 106.822},
+    'asm/flash': {'const': 92468.1, 'layers': 128861, 'heads': 9452.11, 'macs': 115.495, 'attn': 90.7828, 'hidden': 157.493, 'flash_bytes': 9.65165, 'flash_rows': 322.42},
+    'asm/ram': {'const': 93767, 'layers': 18712.8, 'heads': 2343.28, 'macs': 8.37084, 'attn': 28.9231, 'vocab': 140.727, 'hidden': 147.95},
     'viper/flash': {'const': 103414, 'layers': 124213, 'heads': 7240.72, 'macs': 104.083, 'attn': 88.6054, 'vocab': 222.974, 'hidden': 346.839, 'flash_bytes': 24.1781},
     'viper/ram': {'const': 83284.5, 'layers': 74225.4, 'heads': 9043.62, 'macs': 71.0256, 'attn': 121.055, 'vocab': 310.75, 'hidden': 388.624},
 }
-CALIBRATED_MEMORY = {'const': 32849.6, 'weights_ram': 0.765846, 'kv': 1.77901, 'tables': 3.3535, 'largest': 0.0108526, 'vocab': 12.5381}  # peak heap bytes per unit of each memory feature
-MEMORY_MARGIN = 0.02  # the smallest that refuses every model that ran out of memory
+CALIBRATED_MEMORY = {'const': 36051.1, 'weights_ram': 1.12752, 'kv': 0.806226, 'tables': 4.6446}  # peak heap bytes per unit of each memory feature
+MEMORY_MARGIN = 0.108  # the smallest that refuses every model that ran out of memory
 RUNNER_IMPORT_BYTES = 21344  # heap the runtime's imports take (measured)
 # @@END CALIBRATION@@
 

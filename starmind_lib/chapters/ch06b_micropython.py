@@ -1,0 +1,323 @@
+"""Chapter 06b (MicroPython on a stock Pico): the measured rows, the planner against them, figures, numbers.
+
+Every speed and memory figure of the chapter comes from ``<results_dir>/device/micropython_runs``: the
+MicroPython runtime on the stock v1.27 firmware in rp2040js (:data:`LABEL`), one row per model x weights
+mode x kernel kind. A model with no measured row gets the planner's prediction, labelled ``predicted``::
+
+    m = measured_runs(results_dir)            # the rows of one runtime (the working tree's) + the history
+    measured_table(m.rows); speed_chart(m.rows, predicted_frame(models, m.rows))
+    planner_errors(m.rows); memory_check(m.rows)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..devices import planner
+from ..devices.measure import (N_TOKENS, chosen_runtime, current_rows, is_clean, planner_error, runs_table, runtime_history,
+                               tree_runtime)
+from ..numbers import fmt_num
+
+LABEL = "emulated stock firmware (MicroPython 1.27, rp2040js cycle-counted)"
+PREDICTED = "predicted"
+CLOCK_HZ = planner.PICO_CLOCK_HZ
+WEIGHTS = {"ram": "weights in RAM", "flash": "weights in flash"}
+
+
+@dataclass
+class Measured:
+    rows: pd.DataFrame                       # one row per board x job of the chosen runtime
+    runtime: str                             # its runtime digest
+    tree_runtime: str                        # the working tree's runtime digest
+    history: dict = field(default_factory=dict)   # rows of other runtimes, clean/dirty counts
+    commits: list = field(default_factory=list)
+
+
+def runs_path(results_dir) -> Path:
+    return Path(results_dir) / "device" / "micropython_runs"
+
+
+def measured_runs(results_dir) -> Measured:
+    """The emulated-firmware rows of the working tree's runtime (else of the most recently measured runtime),
+    one per job (a clean commit's row first); plus how many rows are history."""
+    rows = [r for r in runs_table(runs_path(results_dir)).rows()
+            if r.get("speed_source") == "emulated_stock_firmware" or str(r.get("board", "")).startswith("emulated")]
+    tree = tree_runtime()
+    runtime = chosen_runtime(rows) or tree
+    cur = current_rows(rows, runtime)
+    frame = pd.DataFrame(cur)
+    if len(frame):
+        frame = _derived(frame)
+    commits = sorted({str(r.get("git_commit")) for r in cur})
+    return Measured(frame, runtime, tree, runtime_history(rows, runtime), commits)
+
+
+def _n_weights(row) -> int:
+    """The study's parameter count; a reference model's from its weight tensors."""
+    n = row.get("n_params")
+    if n is not None and n == n:
+        return int(n)
+    return int(sum(r * c for r, c in planner.weight_tensors(row).values()))
+
+
+def _derived(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    df["n_params"] = [_n_weights(r) for r in df.to_dict("records")]
+    clock = df["clock_hz"].fillna(CLOCK_HZ).astype(float) if "clock_hz" in df else CLOCK_HZ
+    df["tok_s"] = pd.to_numeric(df["tokens_per_s"], errors="coerce")
+    df["tok_s_last"] = clock / pd.to_numeric(df["cycles_last_token"], errors="coerce")
+    df["weights_mode"] = df["weights_requested"].map(WEIGHTS).fillna(df["weights_requested"])
+    df["clean"] = [is_clean(r) for r in df.to_dict("records")]
+    return df.sort_values(["source", "n_params", "model", "weights_requested"]).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- tables
+
+def measured_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The reader's table: one row per model and weights mode."""
+    if df.empty:
+        return pd.DataFrame()
+    out = pd.DataFrame({
+        "model": df["model"], "source": df["source"], "parameters": df["n_params"], "weights": df["weights_mode"],
+        "kernels": df["kernels"].fillna("–"), "status": df["status"],
+        "tok/s (mean)": df["tok_s"], "tok/s (last)": df["tok_s_last"],
+        "heap free after load": df["heap_free_after_load"], "alloc/token (bytes)": df["alloc_per_token"],
+        "load (ms)": df["load_ms"],
+        "tokens = reference": df["tokens_match_reference"].map({True: "yes", False: "no"})})
+    return out
+
+
+MEASURED_CAPTION = (f"Measured per model and weights mode, {LABEL}: tokens/s at 125 MHz, mean over {N_TOKENS} "
+                    "generated tokens and at the last position; heap free after load and allocation per token "
+                    "in bytes")
+
+
+def rows_that_matter(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The rows shown above a long table: the reference models, and the study models nearest 1K, 10K, 100K."""
+    keep = set(df.index[df["source"] == "reference"])
+    study = df[df["source"] == "study"]
+    for target in (1_000, 10_000, 100_000):
+        if len(study):
+            near = study.iloc[(study["n_params"] - target).abs().argsort()[:1]]["model"].iloc[0]
+            keep |= set(study.index[study["model"] == near])
+    return table.loc[sorted(keep)]
+
+
+def predicted_frame(models: dict[str, dict], measured: pd.DataFrame, n_tokens: int = N_TOKENS) -> pd.DataFrame:
+    """The planner for the study's models that have no measured row (asm kernels, the runtime's weights mode)."""
+    done = set(measured["variant_id"]) if len(measured) else set()
+    t = planner.attention_length(1, n_tokens)
+    rows = []
+    for name, m in models.items():
+        if name in done:
+            continue
+        plan = planner.plan_memory(m, context=n_tokens)
+        sp = planner.predict_speed(m, "micropython-asm", context=t, weights=plan.weights)
+        rows.append({"model": name, "parameters": m.get("n_params"), "fits": "yes" if plan.fits else "no",
+                     "weights": WEIGHTS[plan.weights], "heap needed (KB)": plan.total_bytes / 1024,
+                     "tok/s": sp.tokens_per_s if plan.fits else float("nan"), "label": PREDICTED})
+    return pd.DataFrame(rows)
+
+
+def planner_errors(df: pd.DataFrame) -> pd.DataFrame:
+    """Per measured run: the calibrated planner's tokens/s against the measurement."""
+    if df.empty:
+        return pd.DataFrame()
+    rows = []
+    for r in df.to_dict("records"):
+        err = planner_error(r)
+        if err is None:
+            continue
+        tol = planner.SPEED_TOLERANCE_BY_KERNELS.get(r["kernels"], planner.SPEED_TOLERANCE)
+        rows.append({"model": r["model"], "parameters": r["n_params"], "weights": r["weights_mode"],
+                     "kernels": r["kernels"], "measured tok/s": r["tok_s"], "predicted tok/s": r["tok_s"] * (1 + err),
+                     "error": err, "stated range": tol, "within range": abs(err) <= tol})
+    return pd.DataFrame(rows)
+
+
+def error_summary(err: pd.DataFrame) -> pd.DataFrame:
+    if err.empty:
+        return pd.DataFrame()
+    g = err.groupby(["kernels", "weights"])
+    return pd.DataFrame({
+        "runs": g.size(), "median |error| (%)": 100 * g["error"].apply(lambda e: e.abs().median()),
+        "lowest error (%)": 100 * g["error"].min(), "highest error (%)": 100 * g["error"].max(),
+        "stated range (± %)": 100 * g["stated range"].first(),
+        "outside the range": g["within range"].apply(lambda w: int((~w).sum())),
+    }).reset_index()
+
+
+def memory_check(df: pd.DataFrame) -> pd.DataFrame:
+    """Per measured run that ran or ran out of room: the calibrated planner's memory verdict against it."""
+    if df.empty:
+        return pd.DataFrame()
+    rows = []
+    for r in df.to_dict("records"):
+        if r["status"] not in ("ok", "out_of_memory", "filesystem_error"):
+            continue
+        free = r.get("heap_free_after_boot")
+        free = int(free) if free is not None and free == free else planner.HEAP_FREE_AFTER_BOOT["uart"]
+        plan = planner.plan_memory(r, heap_free=free,
+                                   context=len(r["prompt_ids"]) + r["n_tokens"] - 1, weights=r["weights_requested"])
+        rows.append({"model": r["model"], "parameters": r["n_params"], "weights": r["weights_mode"],
+                     "status": r["status"], "predicted to fit": plan.fits, "ran": r["status"] == "ok"})
+    return pd.DataFrame(rows)
+
+
+def memory_crosstab(check: pd.DataFrame) -> pd.DataFrame:
+    if check.empty:
+        return pd.DataFrame()
+    out = []
+    for pred in (True, False):
+        for ran in (True, False):
+            n = int(((check["predicted to fit"] == pred) & (check["ran"] == ran)).sum())
+            out.append({"planner says": "fits" if pred else "does not fit",
+                        "measured": "ran" if ran else "failed (memory or filesystem)", "runs": n})
+    return pd.DataFrame(out)
+
+
+def nearest(df: pd.DataFrame, target: int, weights: str = "ram", within: float = 1.5) -> dict | None:
+    """The measured study run of the given weights mode nearest ``target`` parameters (None when no run lies
+    within a factor ``within`` of it)."""
+    if df.empty:
+        return None
+    pick = df[(df["source"] == "study") & (df["weights_requested"] == weights) & (df["status"] == "ok")]
+    pick = pick[pick["n_params"].between(target / within, target * within)]
+    if pick.empty:
+        return None
+    return pick.iloc[(pick["n_params"] - target).abs().argsort()[:1]].iloc[0].to_dict()
+
+
+def numbers(m: Measured, err: pd.DataFrame, check: pd.DataFrame) -> dict[str, str]:
+    """Every number the chapter's prose quotes, formatted (``glue`` each)."""
+    df = m.rows
+    ok = df[df["status"] == "ok"] if len(df) else df
+    ram_ok = ok[ok["weights_requested"] == "ram"] if len(ok) else ok
+    out = {"mp_runtime": m.runtime, "mp_tree_is_runtime": "yes" if m.runtime == m.tree_runtime else "no",
+           "mp_n_rows": fmt_num(len(df), sig=None),
+           "mp_n_models": fmt_num(df["model"].nunique() if len(df) else 0, sig=None),
+           "mp_n_ok": fmt_num(len(ok), sig=None), "mp_n_failed": fmt_num(len(df) - len(ok), sig=None),
+           "mp_n_match": fmt_num(int(ok["tokens_match_reference"].astype(bool).sum()) if len(ok) else 0, sig=None),
+           "mp_n_history": fmt_num(m.history.get("rows_other_runtimes", 0), sig=None),
+           "mp_n_history_runtimes": fmt_num(len(m.history.get("other_runtimes", [])), sig=None),
+           "mp_n_clean": fmt_num(int(df["clean"].sum()) if len(df) else 0, sig=None),
+           "mp_n_dirty": fmt_num(int((~df["clean"]).sum()) if len(df) else 0, sig=None),
+           "mp_n_superseded": fmt_num(m.history.get("rows_this_runtime", 0) - len(df), sig=None),
+           "mp_commits": ", ".join(m.commits) or "none"}
+    clocks = sorted({int(c) for c in pd.to_numeric(df["clock_hz"], errors="coerce").dropna()}) if len(df) else []
+    out["mp_clock_mhz"] = " and ".join(fmt_num(c / 1e6, sig=3) for c in clocks) + " MHz" if clocks else "n/a"
+    out["mp_n_tokens"] = fmt_num(N_TOKENS, sig=None)
+    out["mp_heap_uart"] = fmt_num(planner.HEAP_FREE_AFTER_BOOT["uart"], sig=None)
+    out["mp_heap_usb"] = fmt_num(planner.HEAP_FREE_AFTER_BOOT["usb"], sig=None)
+    out["mp_largest_ram"] = fmt_num(int(ram_ok["n_params"].max()), sig=None) if len(ram_ok) else "n/a"
+    out["mp_max_tok_s"] = fmt_num(float(ok["tok_s"].max()), sig=3) if len(ok) else "n/a"
+    for target, name in ((10_000, "10k"), (100_000, "100k")):
+        r = nearest(df, target)
+        out[f"mp_{name}_model"] = r["model"] if r else "n/a"
+        out[f"mp_{name}_params"] = fmt_num(r["n_params"], sig=None) if r else "n/a"
+        out[f"mp_{name}_tok_s"] = fmt_num(r["tok_s"], sig=3) if r else "n/a"
+        out[f"mp_{name}_tok_s_last"] = fmt_num(r["tok_s_last"], sig=3) if r else "n/a"
+        out[f"mp_{name}_text"] = (
+            f"{r['model']} ({fmt_num(r['n_params'], sig=None)} parameters) runs at {fmt_num(r['tok_s'], sig=3)} "
+            f"tokens/s averaged over the {N_TOKENS} tokens and {fmt_num(r['tok_s_last'], sig=3)} tokens/s at the "
+            "last position" if r else
+            f"no study model within a factor of 1.5 of {fmt_num(target, sig=None)} parameters has a measured run "
+            "with weights in RAM yet")
+    for mode in ("ram", "flash"):
+        sel = ok[ok["weights_requested"] == mode] if len(ok) else ok
+        a = pd.to_numeric(sel["alloc_per_token"], errors="coerce").dropna() if len(sel) else pd.Series(dtype=float)
+        out[f"mp_alloc_{mode}"] = (fmt_num(a.min(), sig=None) if a.min() == a.max() else
+                                   f"{fmt_num(a.min(), sig=None)} to {fmt_num(a.max(), sig=None)}") if len(a) else "n/a"
+    h = pd.to_numeric(ok["heap_free_after_load"], errors="coerce").dropna() if len(ok) else pd.Series(dtype=float)
+    out["mp_heap_min"] = fmt_num(h.min(), sig=None) if len(h) else "n/a"
+    out["mp_heap_max"] = fmt_num(h.max(), sig=None) if len(h) else "n/a"
+    ld = pd.to_numeric(ok["load_ms"], errors="coerce").dropna() if len(ok) else pd.Series(dtype=float)
+    out["mp_load_min"] = fmt_num(ld.min(), sig=2) if len(ld) else "n/a"
+    out["mp_load_max"] = fmt_num(ld.max(), sig=2) if len(ld) else "n/a"
+    out["mp_err_n"] = fmt_num(len(err), sig=None)
+    out["mp_err_low"] = fmt_num(100 * err["error"].min(), sig=2) + "%" if len(err) else "n/a"
+    out["mp_err_high"] = fmt_num(100 * err["error"].max(), sig=2) + "%" if len(err) else "n/a"
+    out["mp_err_outside"] = fmt_num(int((~err["within range"]).sum()) if len(err) else 0, sig=None)
+    fails = check[~check["ran"]] if len(check) else check
+    out["mp_mem_judged"] = fmt_num(len(check), sig=None)
+    out["mp_mem_failed"] = fmt_num(len(fails), sig=None)
+    out["mp_fit_but_fails"] = fmt_num(int((fails["predicted to fit"]).sum()) if len(fails) else 0, sig=None)
+    said_no = int((~check["predicted to fit"] & check["ran"]).sum()) if len(check) else 0
+    out["mp_no_but_ran"] = fmt_num(said_no, sig=None)
+    return out
+
+
+# ---------------------------------------------------------------- figures
+
+def _legend(title: str):
+    import altair as alt
+    return alt.Legend(title=title, orient="bottom", columns=2, labelLimit=360)
+
+
+def speed_chart(df: pd.DataFrame, predicted: pd.DataFrame):
+    """Measured tokens/s against parameters (both weights modes); predicted points only for unmeasured models."""
+    import altair as alt
+
+    from ..book.figures import label
+    meas = df[df["status"] == "ok"] if len(df) else pd.DataFrame()
+    pts = pd.DataFrame({"model": meas["model"], "parameters": meas["n_params"], "tok_s": meas["tok_s"],
+                        "kind": meas["weights_mode"] + ", measured (emulated)"}) if len(meas) else \
+        pd.DataFrame(columns=["model", "parameters", "tok_s", "kind"])
+    if len(predicted):
+        pr = predicted[predicted["fits"] == "yes"]
+        pts = pd.concat([pts, pd.DataFrame({"model": pr["model"], "parameters": pr["parameters"],
+                                            "tok_s": pr["tok/s"], "kind": pr["weights"] + ", predicted"})])
+    return alt.Chart(pts).mark_point(size=55).encode(
+        x=alt.X("parameters:Q", scale=alt.Scale(type="log"), title=label("parameters", "log scale")),
+        y=alt.Y("tok_s:Q", scale=alt.Scale(type="log"), title=label("tokens/s at 125 MHz", "log scale")),
+        color=alt.Color("kind:N", legend=_legend("run")),
+        shape=alt.Shape("kind:N", legend=None),
+        tooltip=["model", alt.Tooltip("parameters:Q", format=","), alt.Tooltip("tok_s:Q", format=",.1f"), "kind"],
+    ).properties(width=520, height=300, title=["Decode speed, full 64-token context",
+                                                "emulated stock firmware (MicroPython 1.27, rp2040js cycle-counted)"])
+
+
+def heap_chart(df: pd.DataFrame):
+    """Heap free after load against parameters; runs that failed drawn at zero."""
+    import altair as alt
+
+    from ..book.figures import label
+    pts = df.assign(free_kb=pd.to_numeric(df["heap_free_after_load"], errors="coerce").fillna(0) / 1024,
+                    outcome=df["status"].map(lambda s: "ran" if s == "ok" else f"failed: {s}"),
+                    kind=df["weights_mode"])
+    chart = alt.Chart(pts).mark_point(filled=True, size=55).encode(
+        x=alt.X("n_params:Q", scale=alt.Scale(type="log"), title=label("parameters", "log scale")),
+        y=alt.Y("free_kb:Q", title=label("heap free after load", "KB")),
+        color=alt.Color("kind:N", legend=_legend("weights")), shape=alt.Shape("outcome:N", legend=_legend("run")),
+        tooltip=["model", "weights_mode", "status", alt.Tooltip("free_kb:Q", format=",.1f")])
+    return chart.properties(width=520, height=280, title=["Heap free after loading each model",
+                                                          "emulated stock firmware (UART build: 245,904 bytes free "
+                                                          "after boot)"])
+
+
+def error_chart(err: pd.DataFrame):
+    import altair as alt
+
+    from ..book.figures import label
+    data = err.assign(error_pct=100 * err["error"], kind=err["kernels"] + " kernels, " + err["weights"])
+    pts = alt.Chart(data).mark_point(filled=True, size=50).encode(
+        x=alt.X("parameters:Q", scale=alt.Scale(type="log"), title=label("parameters", "log scale")),
+        y=alt.Y("error_pct:Q", title=label("planner error (predicted / measured − 1)", "%")),
+        color=alt.Color("kind:N", legend=_legend("runs")),
+        tooltip=["model", "weights", alt.Tooltip("error_pct:Q", format="+.1f")])
+    zero = alt.Chart(pd.DataFrame({"y": [0.0]})).mark_rule(color="gray").encode(y="y:Q")
+    return (pts + zero).properties(width=520, height=260, title=["Calibrated planner against the measured speed",
+                                                                 "emulated stock firmware, 125 MHz"])
+
+
+def hardware_table(results_dir) -> pd.DataFrame:
+    """Rows a real board measured (``speed_source="measured_hardware"``), at the clock it reported."""
+    rows = [r for r in runs_table(runs_path(results_dir)).rows() if r.get("speed_source") == "measured_hardware"]
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    cols = ["model", "board", "runtime", "status", "tokens_per_s", "ms_per_token", "load_ms", "heap_free_before",
+            "heap_free_after", "clock_hz", "message"]
+    return df[[c for c in cols if c in df.columns]]

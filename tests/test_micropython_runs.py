@@ -1,0 +1,200 @@
+"""The MicroPython runs table (every measurement kept, the current runtime's rows chosen), chapter 06b's
+glue built on it, and claim 11 from the emulated-firmware rows. Synthetic rows: no emulator runs here."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from starmind_lib.analysis import audit
+from starmind_lib.analysis.audit import AuditData
+from starmind_lib.chapters import ch06b_micropython as ch
+from starmind_lib.devices import calibration, measure, planner
+
+RT = "aaaaaaaaaaaaaaaa"       # the runtime under test (monkeypatched as the working tree's)
+OLD = "bbbbbbbbbbbbbbbb"
+ARCH = {"vocab_size": 64, "dim": 16, "n_layers": 1, "n_heads": 2, "ffn_hidden": 32, "activation": "gelu",
+        "pos": "learned", "tied": True, "max_seq_len": 64}
+
+
+def row(model="m1", weights="ram", runtime=RT, commit="abc123", diff="", ts="2026-01-01T00:00:00", status="ok",
+        kernels="asm", tok_s=100.0, **kw) -> dict:
+    job = json.dumps([model, [1], 64, weights, "auto", runtime])
+    r = {"run_key": f"{model}-{weights}", "job_id": job, "runtime_sha256_16": runtime, "board": "emulated:X.bin",
+         "model": model, "variant_id": model, "source": "study", "n_params": 1000, **ARCH,
+         "weights_requested": weights, "weights": weights if status == "ok" else None,
+         "kernels": kernels if status == "ok" else None, "runtime": f"micropython-{kernels}", "status": status, "message": "",
+         "prompt_ids": [1], "n_tokens": 64, "tokens_match_reference": status == "ok",
+         "tokens_per_s": tok_s if status == "ok" else None,
+         "cycles_per_token": 125e6 / tok_s if status == "ok" else None,
+         "cycles_last_token": 125e6 / tok_s * 1.1 if status == "ok" else None,
+         "heap_free_after_load": 190_000 if status == "ok" else None, "heap_free_before": 224_560,
+         "heap_free_after_boot": 245_904, "alloc_per_token": 0.0 if weights == "ram" else 16.0, "load_ms": 100.0,
+         "flash_bytes": 12_000, "clock_hz": 125_000_000,
+         "speed_source": "emulated_stock_firmware" if status == "ok" else "none",
+         "git_commit": commit, "git_diff": diff, "timestamp": ts}
+    r.update(kw)
+    return r
+
+
+@pytest.fixture(autouse=True)
+def tree_is_rt(monkeypatch):
+    monkeypatch.setattr(measure, "tree_runtime", lambda: RT)
+
+
+def write(stem, rows):
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return measure.runs_table(stem)
+
+
+def test_the_table_keeps_every_runtime_and_commit_and_drops_only_exact_repeats(tmp_path):
+    a = row(runtime=OLD, commit="old-dirty", diff="d1")
+    b = row(commit="abc-dirty", diff="d2", ts="2026-01-02")
+    c = row(commit="abc123", ts="2026-01-03")
+    table = write(tmp_path / "runs", [a, b, c, c])
+    assert [r["git_commit"] for r in table.rows()] == ["old-dirty", "abc-dirty", "abc123"]
+
+
+def test_current_rows_take_one_runtime_and_prefer_a_clean_commit_then_the_latest():
+    rows = [row(runtime=OLD, ts="2026-01-09"), row(commit="x-dirty", diff="d", ts="2026-01-05"),
+            row(commit="abc123", ts="2026-01-01"), row(commit="y-dirty", diff="e", ts="2026-01-07"),
+            row(model="m2", commit="z-dirty", diff="f")]
+    cur = measure.current_rows(rows)
+    assert sorted((r["model"], r["git_commit"]) for r in cur) == [("m1", "abc123"), ("m2", "z-dirty")]
+    hist = measure.runtime_history(rows)
+    assert hist == {"runtime": RT, "rows_this_runtime": 4, "rows_other_runtimes": 1, "other_runtimes": [OLD],
+                    "rows_clean": 1, "rows_dirty": 3}
+    # a table read back from parquet has NaN for an empty diff: still clean
+    assert measure.is_clean({"git_commit": "abc123", "git_diff": float("nan")})
+    assert not measure.is_clean({"git_commit": "abc123-dirty", "git_diff": ""})
+
+
+def test_the_run_key_names_the_runtime():
+    job = {"meta": {"variant_id": "m"}, "prompt": [1], "n_tokens": 64, "weights": "ram", "kernels": "auto"}
+    assert measure.job_key("b", job, "d", RT) != measure.job_key("b", job, "d", OLD)
+
+
+def test_merge_appends_the_missing_rows_unchanged(tmp_path):
+    main = write(tmp_path / "main" / "runs", [row(commit="abc-dirty", diff="d")])
+    other = [row(commit="abc123", ts="2026-02-01"), row(model="m2", commit="abc123", ts="2026-02-02")]
+    write(tmp_path / "clean" / "runs", other)
+    assert main.merge_from(tmp_path / "clean" / "runs") == 2
+    assert main.merge_from(tmp_path / "clean" / "runs") == 0
+    assert main.rows()[1:] == other
+    assert len(pd.read_parquet(main.stem.with_suffix(".parquet"))) == 3
+
+
+def test_require_clean_refuses_a_dirty_tree(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(measure, "provenance", lambda **kw: {"git_commit": "abc-dirty", "git_diff": "d"})
+    with pytest.raises(SystemExit):
+        measure.main(["--require-clean", "--table", str(tmp_path / "runs")])
+    assert "--require-clean: the working tree has uncommitted changes (abc-dirty)" in capsys.readouterr().err
+
+
+def test_calibration_rows_add_a_group_only_an_older_runtime_ran():
+    rows = [row(), row(weights="flash"), row(runtime=OLD, kernels="viper", ts="2026-01-02"),
+            row(runtime=OLD, kernels="asm", ts="2026-01-03", model="m3")]
+    got = calibration.calibration_rows(rows)
+    assert sorted((r["runtime_sha256_16"], r["kernels"], r["weights"]) for r in got) == [
+        (RT, "asm", "flash"), (RT, "asm", "ram"), (OLD, "viper", "ram")]
+    assert all(r["runtime_sha256_16"] == RT for r in calibration.memory_rows(got))
+
+
+# ---------------------------------------------------------------- chapter 06b
+
+def measured(tmp_path, rows) -> ch.Measured:
+    write(tmp_path / "device" / "micropython_runs", rows)
+    return ch.measured_runs(tmp_path)
+
+
+def test_chapter_uses_the_current_runtime_and_counts_the_history(tmp_path):
+    m = measured(tmp_path, [row(runtime=OLD), row(commit="abc-dirty", diff="d"), row(ts="2026-01-05"),
+                            row(weights="flash", tok_s=40.0),
+                            row(model="big", status="out_of_memory", message="allocating 3136 bytes", dim=256,
+                                n_layers=8, ffn_hidden=1024, vocab_size=1024, n_params=6_500_000)])
+    assert m.runtime == RT and len(m.rows) == 3
+    err, check = ch.planner_errors(m.rows), ch.memory_check(m.rows)
+    n = ch.numbers(m, err, check)
+    assert (n["mp_n_rows"], n["mp_n_ok"], n["mp_n_failed"], n["mp_n_history"], n["mp_n_clean"], n["mp_n_dirty"],
+            n["mp_n_superseded"]) \
+        == ("3", "2", "1", "1", "3", "0", "1")
+    assert (n["mp_alloc_ram"], n["mp_alloc_flash"], n["mp_max_tok_s"]) == ("0", "16", "100")
+    assert n["mp_10k_text"].startswith("no study model within a factor of 1.5 of 10,000 parameters")
+    assert (n["mp_fit_but_fails"], n["mp_mem_failed"], n["mp_no_but_ran"]) == ("0", "1", "0")
+    table = ch.measured_table(m.rows)
+    assert ch.LABEL in ch.MEASURED_CAPTION and "measured on hardware" not in ch.MEASURED_CAPTION
+    assert list(zip(table["model"], table["weights"], table["tokens = reference"])) == [
+        ("m1", "weights in flash", "yes"), ("m1", "weights in RAM", "yes"), ("big", "weights in RAM", "no")]
+
+
+def test_memory_check_counts_a_run_the_planner_said_fits_but_failed(tmp_path):
+    m = measured(tmp_path, [row(model="small", status="out_of_memory")])   # tiny: the planner says it fits
+    check = ch.memory_check(m.rows)
+    assert ch.numbers(m, ch.planner_errors(m.rows), check)["mp_fit_but_fails"] == "1"
+    tab = ch.memory_crosstab(check).set_index(["planner says", "measured"])["runs"]
+    assert tab[("fits", "failed (memory or filesystem)")] == 1
+
+
+def test_predictions_only_for_models_without_a_measured_row(tmp_path):
+    m = measured(tmp_path, [row(model="m1")])
+    models = {"m1": {**ARCH, "n_params": 1000}, "m2": {**ARCH, "dim": 32, "n_params": 4000}}
+    pred = ch.predicted_frame(models, m.rows)
+    assert list(pred["model"]) == ["m2"] and set(pred["label"]) == {"predicted"}
+
+
+def test_an_empty_table_gives_empty_frames_and_n_a(tmp_path):
+    m = ch.measured_runs(tmp_path)
+    assert m.rows.empty and ch.measured_table(m.rows).empty and ch.planner_errors(m.rows).empty
+    n = ch.numbers(m, pd.DataFrame(), pd.DataFrame())
+    assert (n["mp_n_rows"], n["mp_largest_ram"], n["mp_err_low"], n["mp_fit_but_fails"]) == ("0", "n/a", "n/a", "0")
+    pred = ch.predicted_frame({"m2": {**ARCH, "n_params": 4000}}, m.rows)
+    spec = ch.speed_chart(m.rows, pred).to_dict()     # predicted points alone still make a chart
+    assert "predicted" in json.dumps(spec)
+
+
+# ---------------------------------------------------------------- claim 11 from the emulated firmware
+
+def _claim11(rows):
+    df = pd.DataFrame(rows)
+    v = pd.DataFrame({"variant_id": sorted(set(df["variant_id"])), "params": 1000, "val_bpc": 2.0})
+    return audit.claim_11(AuditData(variants=v, micropython_runs=df))
+
+
+def test_claim_11_from_emulated_rows_a_file_larger_than_the_heap_runs_chunked():
+    big = dict(flash_bytes=300_000)
+    rows = [row(model="small"), row(model="big", status="out_of_memory", message="allocating 3136 bytes", **big),
+            row(model="big", weights="flash", tok_s=5.0, **big)]
+    v = _claim11(rows)
+    assert v.verdict == "supported", v.measurement_text
+    assert "emulated stock firmware (MicroPython 1.27, rp2040js cycle-counted)" in v.measurement_text
+    assert "1 model file is larger than the whole free heap" in v.measurement_text
+    assert "chunked loading runs 1 of them and 0 fail either way" in v.measurement_text
+
+
+def test_claim_11_from_emulated_rows_failing_either_way_and_nothing_too_large():
+    big = dict(flash_bytes=300_000)
+    rows = [row(model="big", status="out_of_memory", message="allocating 3136 bytes", **big),
+            row(model="big", weights="flash", status="out_of_memory", message="allocating 4096 bytes", **big),
+            row(model="huge", weights="flash", tok_s=2.0, flash_bytes=500_000)]
+    v = _claim11(rows)
+    assert v.verdict == "direction supported, size differs"
+    assert "1 fail either way (the largest allocation that failed took 4,096 bytes)" in v.measurement_text
+    v = _claim11([row(model="small")])
+    assert v.verdict == "inconclusive" and "do not test the claim" in v.measurement_text
+
+
+def test_claim_12_uses_the_current_runtime_and_names_the_weights_mode():
+    rows = [row(model="k1", tok_s=600.0), row(model="k1", weights="flash", tok_s=180.0),
+            row(model="k1", runtime=OLD, kernels="viper", tok_s=250.0)]
+    df = pd.DataFrame(rows)
+    v = pd.DataFrame({"variant_id": ["k1"], "params": [1000], "val_bpc": [2.4]})
+    verdict = audit.claim_12(AuditData(variants=v, micropython_runs=df))
+    assert verdict.verdict == "not comparable"
+    text = verdict.measurement_text
+    assert "~1K params on micropython-asm, weights in RAM, stock firmware, emulated (cycle-counted): 600 tokens/s" \
+        in text
+    assert "weights in flash, stock firmware, emulated (cycle-counted): 180 tokens/s" in text
+    assert "viper" not in text and "250" not in text
+    assert "emulated stock firmware (MicroPython 1.27, rp2040js cycle-counted)" in text
