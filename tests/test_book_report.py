@@ -107,6 +107,19 @@ def _c_best_near(target):
     return c.iloc[0]
 
 
+def _mp_current():
+    """micropython_runs as chapter 06b counts it: the working tree's runtime, one row per board and job
+    (``measure.current_rows``, the table's documented reading rule), read from the journal here."""
+    from starmind_lib.devices.measure import current_rows
+    lines = (RESULTS / "device" / "micropython_runs.jsonl").read_text().splitlines()
+    return pd.DataFrame(current_rows([json.loads(x) for x in lines if x.strip()]))
+
+
+def _mp_ok():
+    m = _mp_current()
+    return m[m["status"] == "ok"]
+
+
 def _best():
     s = _study_scores()
     return s.loc[s["bpc"].idxmin()]
@@ -179,6 +192,13 @@ EXPECTED = {
     ("06_device", "largest_fit_params"): lambda: _c_ok(kv=True)["n_params"].max(),
     ("06_device", "best_10k_tps"): lambda: _c_best_near(10_000)["tokens_per_s_133MHz"],
     ("06_device", "best_100k_tps"): lambda: _c_best_near(100_000)["tokens_per_s_133MHz"],
+    ("06b_micropython", "mp_n_rows"): lambda: len(_mp_current()),
+    ("06b_micropython", "mp_n_models"): lambda: _mp_current()["model"].nunique(),
+    ("06b_micropython", "mp_n_ok"): lambda: len(_mp_ok()),
+    ("06b_micropython", "mp_n_failed"): lambda: len(_mp_current()) - len(_mp_ok()),
+    ("06b_micropython", "mp_n_match"): lambda: int(_mp_ok()["tokens_match_reference"].astype(bool).sum()),
+    ("06b_micropython", "mp_largest_ram"): lambda: _mp_ok().query("weights_requested == 'ram'")["n_params"].max(),
+    ("06b_micropython", "mp_clock_mhz"): lambda: sorted(set(_mp_current()["clock_hz"].dropna()))[0] / 1e6,
     ("07_analysis", "n_models"): lambda: len(_study_scores()),
     ("07_analysis", "best_bpc"): lambda: _best()["bpc"],
     ("09_appendix", "appendix_n_rows"): lambda: sum(len(_read(p.relative_to(RESULTS).with_suffix("").as_posix()))
@@ -222,6 +242,19 @@ EXEMPT = {
                   "iso_kv_cache_off": "a median of paired runs", "iso_float32_sram": "a median of paired runs",
                   "iso_float32_flash": "a median of paired runs", "iso_int8_sram": "a median of paired runs",
                   "n_tokens_g": "a parameter", "n_prompt_g": "a parameter", "smallest_nofit": "a sentence"},
+    "06b_micropython": {**{n: "a statistic of the measured rows shown in the chapter's tables (tests/test_micropython_runs.py)"
+                           for n in ("mp_max_tok_s", "mp_alloc_ram", "mp_alloc_flash", "mp_heap_min", "mp_heap_max",
+                                     "mp_load_min", "mp_load_max", "mp_n_clean", "mp_n_dirty", "mp_n_superseded",
+                                     "mp_n_history", "mp_n_history_runtimes", "mp_n_predicted", "mp_n_study")},
+                        **{f"mp_{s}_{f}": "the model nearest the size, a row of the measured table"
+                           for s in ("10k", "100k") for f in ("model", "params", "tok_s", "tok_s_last", "text")},
+                        **{n: "the planner's calibration (tests/test_planner_calibration.py)"
+                           for n in ("mp_err_n", "mp_err_low", "mp_err_high", "mp_err_outside", "mp_mem_judged",
+                                     "mp_mem_failed", "mp_fit_but_fails", "mp_no_but_ran", "mp_heap_uart",
+                                     "mp_heap_usb")},
+                        "mp_runtime": "a digest", "mp_tree_is_runtime": "a word", "mp_commits": "commit ids",
+                        "mp_n_tokens": "a constant", "mp_n_measured": "a count of the measured table",
+                        "mp_virtual_runs": "the virtual board's table", "mp_virtual_identical": "the virtual board's table"},
     "07_analysis": {"an_bpc_source": "a sentence naming the table", "n_device_points": "a count of joined runs",
                     "n_front": "the Pareto front (tests/test_pareto*.py)", "front_fastest_tps": "the front",
                     "front_fastest_bpc": "the front", "front_best_bpc": "the front", "front_best_tps": "the front",
