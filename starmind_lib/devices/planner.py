@@ -336,15 +336,15 @@ SPEED_TOLERANCE = 0.10
 SPEED_TOLERANCE_BY_KERNELS = {"viper": 0.10, "asm": 0.30}
 SPEED_FEATURES = ("const", "layers", "heads", "macs", "attn", "vocab", "hidden", "flash_bytes", "flash_rows")
 MEMORY_FEATURES = ("const", "weights_ram", "kv", "buffers", "tables", "largest", "vocab")
-# @@CALIBRATION@@ written by `python -m starmind_lib.devices.calibration --write` from 378 rows (runtime 701f568df53ad802, 8de732e73aaaa84f)
+# @@CALIBRATION@@ written by `python -m starmind_lib.devices.calibration --write` from 398 rows (runtime 701f568df53ad802, 8de732e73aaaa84f)
 CALIBRATED_SPEED = {  # cycles per unit of each speed feature, by kernels/weights
-    'asm/flash': {'const': 92468.1, 'layers': 128861, 'heads': 9452.11, 'macs': 115.495, 'attn': 90.7828, 'hidden': 157.493, 'flash_bytes': 9.65165, 'flash_rows': 322.42},
-    'asm/ram': {'const': 93767, 'layers': 18712.8, 'heads': 2343.28, 'macs': 8.37084, 'attn': 28.9231, 'vocab': 140.727, 'hidden': 147.95},
+    'asm/flash': {'const': 91859.4, 'layers': 129940, 'heads': 9476.92, 'macs': 112.679, 'attn': 89.1616, 'hidden': 159.354, 'flash_bytes': 12.5633, 'flash_rows': 317.955},
+    'asm/ram': {'const': 93504.8, 'layers': 18814.2, 'heads': 2392.35, 'macs': 8.35384, 'attn': 28.7503, 'vocab': 142.29, 'hidden': 148.181},
     'viper/flash': {'const': 103414, 'layers': 124213, 'heads': 7240.72, 'macs': 104.083, 'attn': 88.6054, 'vocab': 222.974, 'hidden': 346.839, 'flash_bytes': 24.1781},
     'viper/ram': {'const': 83284.5, 'layers': 74225.4, 'heads': 9043.62, 'macs': 71.0256, 'attn': 121.055, 'vocab': 310.75, 'hidden': 388.624},
 }
-CALIBRATED_MEMORY = {'const': 36051.1, 'weights_ram': 1.12752, 'kv': 0.806226, 'tables': 4.6446}  # peak heap bytes per unit of each memory feature
-MEMORY_MARGIN = 0.108  # the smallest that refuses every model that ran out of memory
+CALIBRATED_MEMORY = {'const': 37039.4, 'weights_ram': 1.12937, 'kv': 0.705964, 'tables': 4.51866, 'largest': 0.0236353, 'vocab': 2.1203}  # peak heap bytes per unit of each memory feature
+MEMORY_MARGIN = 0.1528  # the smallest that refuses every model that ran out of memory
 RUNNER_IMPORT_BYTES = 21344  # heap the runtime's imports take (measured)
 # @@END CALIBRATION@@
 
