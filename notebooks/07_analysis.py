@@ -152,12 +152,17 @@ if points.empty:
     display(Markdown("No device runs: no recommendations."))
 else:
     rec = pareto.recommend(points, [tuple(b) for b in budgets], values=seed_bpc)
-    shown = ["budget", "runtime_kind", "variant_id", "weights_in", "bpc", "bpc_ci_low", "bpc_ci_high", "tokens_per_s",
-             "ram_kb_used", "runtime", "runner_up", "vs_runner_up", "note"]
-    display(table(rec[[c for c in shown if c in rec]],
+    rec = rec.assign(interval=[f"{lo:.2f}–{hi:.2f}" if pd.notna(lo) else "one seed"
+                               for lo, hi in zip(rec.get("bpc_ci_low", pd.Series(dtype=float)).reindex(rec.index),
+                                                 rec.get("bpc_ci_high", pd.Series(dtype=float)).reindex(rec.index))])
+    rec.loc[rec["variant_id"].isna(), "interval"] = None
+    shown = ["budget", "runtime_kind", "variant_id", "weights_in", "bpc", "interval", "tokens_per_s", "ram_kb_used",
+             "vs_runner_up"]
+    display(table(rec[[c for c in shown if c in rec]].rename(columns={"interval": "95 % interval (seeds)",
+                                                                      "vs_runner_up": "against the runner-up"}),
                   caption="The best model per budget, its 95 % interval over seeds, and whether it beats the best "
-                          "other configuration that fits beyond seed noise; MicroPython speeds are predicted unless "
-                          "the runtime column says measured"))
+                          "other configuration that fits beyond seed noise (C: emulated Pico at 133 MHz, cycle-counted, "
+                          "flash runs with the XIP miss model; MicroPython: predicted unless a run was measured)"))
     for r in rec[rec["variant_id"].notna()].itertuples():
         stories = [(f"generated on the device ({r.runtime})", r.device_story),
                    ("sampled after training (PyTorch, T=0.8)", r.training_story)]
