@@ -116,14 +116,13 @@ def best_per_budget(cmp: pd.DataFrame, values: dict[str, np.ndarray] | None = No
     for (compare, budget), g in cmp.groupby(["compare", "budget"]):
         g = g.sort_values("bpc")
         row = {"compare": compare, "budget": int(budget), "options": len(g), "best": g.option.iloc[0],
-               "best_bpc": g.bpc.iloc[0]}
+               "best_bpc": g.bpc.iloc[0], "worst": g.option.iloc[-1], "spread_bpc": g.bpc.iloc[-1] - g.bpc.iloc[0]}
         if len(g) > 1:
             row |= {"runner-up": g.option.iloc[1], "margin_bpc": g.bpc.iloc[1] - g.bpc.iloc[0]}
             a, b = (values or {}).get(g.config_hash.iloc[1]) if "config_hash" in g else None, \
                 (values or {}).get(g.config_hash.iloc[0]) if "config_hash" in g else None
             cmp_ = compare_values(a, b) if a is not None and b is not None else {"noise": np.nan, "verdict": NOT_TESTED}
-            row |= {"seed_noise_bpc": cmp_["noise"], "verdict": cmp_["verdict"],
-                    "worst": g.option.iloc[-1], "spread_bpc": g.bpc.iloc[-1] - g.bpc.iloc[0]}
+            row |= {"seed_noise_bpc": cmp_["noise"], "verdict": cmp_["verdict"]}
         rows.append(row)
     return pd.DataFrame(rows)
 
