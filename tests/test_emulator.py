@@ -5,7 +5,9 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from starmind_lib.devices import flashcache
 from starmind_lib.devices.flashcache import FlashCache
@@ -182,7 +184,8 @@ def test_too_large_models_do_not_fit(tmp_path):
 def test_bench_runs_reference_models_and_resumes(tmp_path):
     from starmind_lib.bench.device import DeviceBenchConfig, read_runs, run_bench
     cfg = DeviceBenchConfig.from_params({"n_prompt": 4, "n_tokens": 4, "comparisons": ["nokv"],
-                                         "nokv_max_params": 1500, "size_probes": [], "workers": 2})
+                                         "nokv_max_params": 1500, "size_probes": [], "workers": 2,
+                                         "long_tokens": 90})
     df = run_bench(cfg, tmp_path / "results", tmp_path / "runs", profile="test", progress=False)
     refs = {p.name.split(".")[0] for p in REFERENCE}
     assert set(df["model_id"]) == refs
@@ -190,6 +193,10 @@ def test_bench_runs_reference_models_and_resumes(tmp_path):
     kv = df[df["kv_cache"].astype(bool)]                   # also timed over the whole window, tokens checked
     assert kv["window_matches_reference"].astype(bool).all() and (kv["cycles_per_token_full"] > 0).all()
     assert (kv["cycles_per_token_last"] >= kv["cycles_per_token_full"]).all()
+    # the reference models also generate 90 tokens past their window (the window restart): the tokens are
+    # the reference engine's, and the restarts' re-fed positions make a token dearer than in the window
+    assert kv["long_matches_reference"].astype(bool).all() and (kv["long_tokens"] == 90).all()
+    assert (kv["cycles_per_token_long"] > kv["cycles_per_token_full"]).all()
     small = df[df["n_params"] <= 1500]["model_id"].nunique()
     assert small >= 1 and len(df) == len(refs) + small     # + a KV-cache-off run of each model <= 1500 params
     assert not df[df["n_params"] <= 1500]["kv_cache"].astype(bool).all()
@@ -201,3 +208,29 @@ def test_bench_runs_reference_models_and_resumes(tmp_path):
     runs, kernels = read_runs(tmp_path / "results")
     assert len(runs) == len(df) and set(kernels["weights"]) == {"flash", "sram"}
     assert (tmp_path / "results" / "device" / "c_runs.parquet").exists()
+
+
+@needs_toolchain
+def test_the_cycles_depend_on_the_shapes_not_on_the_weights(tmp_path):
+    """The device bench stands an untrained model of the same architecture in for a study variant whose
+    checkpoint is not on this machine: its cycles per token are the trained model's within 2 %."""
+    from starmind_lib.bench.device import export_variant
+    from starmind_lib.devices.emulated import EmulatedPico
+    from starmind_lib.model import ModelConfig, Transformer
+    from starmind_lib.quant.smd import read_smd
+    golden = next(p for p in REFERENCE if p.name.startswith("ref_rope_silu"))
+    g = json.loads(golden.read_text())
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig.from_params(g["config"])).eval()
+    V, T = g["config"]["vocab_size"], g["config"]["max_seq_len"]
+    calib = [(np.arange(T) * (2 * i + 1) + i) % V for i in range(4)]
+    untrained = export_variant(model, calib, read_smd(golden.parent / g["model"]).vocab, tmp_path, "stand_in",
+                               ("int8",))["int8"]
+    cycles = {}
+    for name, path in (("trained", golden.parent / g["model"]), ("untrained", untrained)):
+        board = EmulatedPico(weights_in_sram=True)
+        board.deploy(path)
+        rec, speeds = board.run_window(g["prompt_ids"][0])
+        assert rec.status == "ok", rec.message
+        cycles[name] = speeds["cycles_per_token_full"]
+    assert cycles["untrained"] == pytest.approx(cycles["trained"], rel=0.02)

@@ -93,6 +93,22 @@ def test_require_clean_refuses_a_dirty_tree(monkeypatch, tmp_path, capsys):
     assert "--require-clean: the working tree has uncommitted changes (abc-dirty)" in capsys.readouterr().err
 
 
+def test_a_board_that_cannot_start_stops_the_batch_before_any_row(monkeypatch, tmp_path):
+    """No rp2040js (or Node.js, or firmware) is not a measurement of every model: no row is written."""
+    from starmind_lib.devices import firmware
+    from starmind_lib.devices.virtual import BoardStartError
+    monkeypatch.setattr(firmware, "EMULATOR_DIR", tmp_path / "emulator")
+
+    class Board:
+        name, firmware, runtime_dir = "emulated:X.bin", tmp_path / "X.bin", None
+    (tmp_path / "X.bin").write_bytes(b"\0")
+    table = write(tmp_path / "runs", [])
+    with pytest.raises(BoardStartError, match=r"rp2040js is missing: run `make npm`"):
+        measure.measure(Board(), [{"meta": {"variant_id": "m1"}, "prompt": [1], "n_tokens": 4, "weights": "ram",
+                                   "kernels": "auto", "path": tmp_path / "m1.smd"}], table)
+    assert table.rows() == []
+
+
 def test_calibration_rows_add_a_group_only_an_older_runtime_ran():
     rows = [row(), row(weights="flash"), row(runtime=OLD, kernels="viper", ts="2026-01-02"),
             row(runtime=OLD, kernels="asm", ts="2026-01-03", model="m3")]

@@ -19,8 +19,10 @@ int fw_generate(const fw_params *p, volatile fw_result *res, uint8_t *arena, siz
     uint32_t flags = 0;
     if (p->flags & FW_WEIGHTS_IN_SRAM) flags |= SM_WEIGHTS_IN_SRAM;
     if (p->flags & FW_NO_KV_CACHE) flags |= SM_NO_KV_CACHE;
+    if (p->flags & FW_WINDOW) flags |= SM_WINDOW; /* past max_seq_len: the window restart (FORMAT.md 6.7) */
     int err = SM_OK;
-    /* the context this run needs: the KV cache is sized by it, not by max_seq_len */
+    /* the context this run needs: the KV cache is sized by it, not by max_seq_len (with the
+     * window, the runtime sizes it by max_seq_len) */
     uint32_t n_ctx = p->n_prompt + (p->n_gen ? p->n_gen - 1 : 0);
     res->arena_used = sm_arena_needed(file, p->model_size, flags, n_ctx, &err);
     if (err) return err;

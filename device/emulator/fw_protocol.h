@@ -16,7 +16,7 @@
 #define FW_RESULT_MAGIC 0x53524D53u /* "SMRS" */
 
 enum fw_command { FW_CMD_KERNEL_BENCH = 1, FW_CMD_GENERATE = 2 };
-enum fw_flags { FW_WEIGHTS_IN_SRAM = 1, FW_NO_KV_CACHE = 2 };
+enum fw_flags { FW_WEIGHTS_IN_SRAM = 1, FW_NO_KV_CACHE = 2, FW_WINDOW = 4 };
 
 typedef struct {
     uint32_t magic, command, flags, model_size;

@@ -67,6 +67,8 @@ class DeviceBenchConfig(StageConfig):
     data_source: str = field(default="tinystories", metadata=choice("tinystories", "local", "synthetic"))
     raw_data_dir: str = ""
     full_window: bool = True                                           # also time the whole trained context window
+    long_tokens: int = field(default=400, metadata=between(0, 2000))   # a long generation with the window restart
+    long_models: tuple[str, ...] = ("budget10k-ffn_ratio-r1", "budget100k-depth-l1")  # ... of these (and the references)
 
     def validate(self) -> None:
         from ..config import ConfigError
@@ -76,7 +78,8 @@ class DeviceBenchConfig(StageConfig):
 
     def run_config(self) -> dict:
         """The settings that change a measurement (part of every row's key)."""
-        return {"n_prompt": self.n_prompt, "n_tokens": self.n_tokens, "full_window": self.full_window}
+        return {"n_prompt": self.n_prompt, "n_tokens": self.n_tokens, "full_window": self.full_window,
+                "long_tokens": self.long_tokens, "long_models": list(self.long_models)}
 
 
 # ---------------------------------------------------------------- the jobs
@@ -84,19 +87,24 @@ def run_key(model_id: str, scheme: str, weights: str, kv: bool) -> str:
     return f"{model_id}/{scheme}/{weights}/{'kv' if kv else 'nokv'}"
 
 
-def _job(model_id: str, path: Path, scheme: str, weights: str, kv: bool, prompt: list[int], meta: dict) -> dict:
+def _job(model_id: str, path: Path, scheme: str, weights: str, kv: bool, prompt: list[int], meta: dict,
+         long_tokens: int = 0) -> dict:
     return {"key": run_key(model_id, scheme, weights, kv), "model_id": model_id, "smd": str(path),
-            "scheme": scheme, "weights": weights, "kv_cache": kv, "prompt": list(map(int, prompt)), "meta": meta}
+            "scheme": scheme, "weights": weights, "kv_cache": kv, "prompt": list(map(int, prompt)), "meta": meta,
+            "long_tokens": int(long_tokens)}
 
 
 WINDOW_COLUMNS = ("window_positions", "cycles_per_token_full", "cycles_per_token_full_raw", "cycles_per_token_last",
                   "cycles_per_token_last_raw", "tokens_per_s_full_133MHz", "tokens_per_s_full_125MHz",
                   "tokens_per_s_last_133MHz", "tokens_per_s_last_125MHz")
+LONG_COLUMNS = ("long_tokens", "cycles_per_token_long", "cycles_per_token_long_raw", "tokens_per_s_long_133MHz",
+                "tokens_per_s_long_125MHz")
 
 
 def run_one(job: dict, n_tokens: int, timeout_s: int, full_window: bool = False) -> dict:
     """Run one job on the emulated Pico (in a worker process); the result row without provenance.
-    With full_window, an int8 run with a KV cache is also timed over the model's whole window."""
+    With full_window, an int8 run with a KV cache is also timed over the model's whole window; a job with
+    ``long_tokens`` also generates that many tokens past the window (the window restart, FORMAT.md 6.7)."""
     from ..devices.emulated import EmulatedPico
     board = EmulatedPico(weights_in_sram=job["weights"] == "sram", kv_cache=job["kv_cache"], timeout_s=timeout_s)
     board.deploy(Path(job["smd"]))
@@ -116,10 +124,13 @@ def run_one(job: dict, n_tokens: int, timeout_s: int, full_window: bool = False)
               "chars_per_s_125MHz", "arena_used", "static_bytes", "stack_bytes", "cache_misses", "miss_penalty",
               "emulator_wall_ms"):
         row[k] = x.get(k)
-    row.update({k: None for k in WINDOW_COLUMNS}, window_output_ids=None)
+    row.update({k: None for k in WINDOW_COLUMNS + LONG_COLUMNS}, window_output_ids=None, long_output_ids=None)
     if full_window and job["scheme"] == "int8" and job["kv_cache"] and rec.status == "ok":
         wrec, speeds = board.run_window(job["prompt"][0])
         row.update(speeds, window_output_ids=wrec.output_ids, window_status=wrec.status)
+    if job.get("long_tokens") and job["scheme"] == "int8" and job["kv_cache"] and rec.status == "ok":
+        lrec, speeds = board.run_long(job["prompt"][0], job["long_tokens"])
+        row.update(speeds, long_output_ids=lrec.output_ids, long_status=lrec.status)
     return row
 
 
@@ -163,7 +174,7 @@ def export_probe(n_params: int, out_dir: Path) -> tuple[Path, dict]:
         export_variant(model, calib, [bytes([32 + i]) for i in range(64)], out_dir, model_id, ("int8",))
     meta = {**{k: cfg[k] for k in ("dim", "n_layers", "n_heads", "ffn_hidden", "activation", "pos", "tied",
                                     "vocab_size")}, "n_params": count_params(model), "source": "size_probe",
-            "trained": False}
+            "trained": False, "weights_source": "untrained_probe"}
     return path, meta
 
 
@@ -172,6 +183,27 @@ def reference_ids(path: Path, prompt: list[int], n_tokens: int) -> list[int]:
     from ..quant.smd import read_smd
     from ..quant.intengine import IntEngine
     return IntEngine(read_smd(path)).generate(prompt, n_tokens)
+
+
+def long_reference_ids(path: Path, prompt: list[int], n_tokens: int) -> list[int] | None:
+    """The reference tokens of a long run: n_tokens greedy from prompt[0], with the window restart and no
+    stop rule (the firmware's loop does not stop at EOS)."""
+    if not n_tokens:
+        return None
+    from ..quant.smd import read_smd
+    from ..quant.intengine import IntEngine
+    return IntEngine(read_smd(path)).generate([int(prompt[0])], n_tokens, window=True, stop_at_eos=False)
+
+
+def _long_run(cfg: DeviceBenchConfig, model_id: str, source: str, wanted: list) -> tuple | None:
+    """Which of a model's runs also makes the long generation: the int8 run with a KV cache and weights in
+    SRAM (else in flash), for the reference models and ``cfg.long_models``."""
+    if not cfg.long_tokens or (source != "reference" and model_id not in cfg.long_models):
+        return None
+    for w in (("int8", "sram", True), ("int8", "flash", True)):
+        if w in wanted:
+            return w
+    return None
 
 
 def window_reference_ids(cfg: DeviceBenchConfig, path: Path, prompt: list[int]) -> list[int] | None:
@@ -211,21 +243,40 @@ def study_jobs(cfg: DeviceBenchConfig, results_dir: Path, runs_dir: Path, out_di
         if keys <= done:
             continue
         data = load_prepared(data_dir, spec_of(v))
-        model = load_variant(runs_dir, v["variant_id"])
+        try:
+            model, weights_source = load_variant(runs_dir, v["variant_id"]), "trained"
+        except FileNotFoundError:
+            # no checkpoint on this machine: the same architecture, untrained (the runtime's cycles depend on
+            # the shapes, not on the weights' values: tests/test_emulator.py checks it)
+            model, weights_source = untrained_model(v), "untrained_same_architecture"
         T = model.cfg.max_seq_len
         paths = export_variant(model, _calib_windows(data["train"], T, cfg.calib_windows),
                                [bytes.fromhex(h) for h in data["meta"]["pieces"]], out_dir, v["variant_id"])
         prompt = [int(t) for t in data["val"][:cfg.n_prompt]]
         meta = {k: v.get(k) for k in ("axis", "group", "budget", "dim", "n_layers", "n_heads", "ffn_hidden",
                                        "activation", "pos", "tied", "vocab_size", "n_params", "bpc")}
-        meta.update(tokenizer=spec_of(v), source="study", trained=True,
+        meta.update(tokenizer=spec_of(v), source="study", trained=weights_source == "trained",
+                    weights_source=weights_source,
                     is_synthetic=bool(v.get("is_synthetic", data["meta"].get("is_synthetic", False))))
         meta["reference_ids"] = reference_ids(paths["int8"], prompt, cfg.n_tokens)
         meta["window_reference_ids"] = window_reference_ids(cfg, paths["int8"], prompt)
+        long = _long_run(cfg, v["variant_id"], "study", wanted)
+        meta["long_reference_ids"] = long_reference_ids(paths["int8"], prompt, cfg.long_tokens) if long else None
         for scheme, weights, kv in wanted:
             if run_key(v["variant_id"], scheme, weights, kv) not in done:
-                jobs.append(_job(v["variant_id"], paths[scheme], scheme, weights, kv, prompt, meta))
+                jobs.append(_job(v["variant_id"], paths[scheme], scheme, weights, kv, prompt, meta,
+                                 cfg.long_tokens if (scheme, weights, kv) == long else 0))
     return jobs
+
+
+def untrained_model(variant: dict):
+    """A seeded, untrained model with a study variant's architecture (the same on every machine)."""
+    import torch
+
+    from ..devices.measure import architecture_of
+    from ..model import ModelConfig, Transformer
+    torch.manual_seed(0)
+    return Transformer(ModelConfig.from_params(architecture_of(variant))).eval()
 
 
 def _wanted_runs(cfg: DeviceBenchConfig, n_params: int) -> list[tuple[str, str, bool]]:
@@ -255,13 +306,18 @@ def extra_jobs(cfg: DeviceBenchConfig, out_dir: Path, done: set) -> list[dict]:
             meta = {**{k: gold["config"][k] for k in ("dim", "n_layers", "n_heads", "ffn_hidden", "activation",
                                                       "pos", "tied", "vocab_size")},
                     "n_params": count_params(**gold["config"], seq_len=n_ctx), "source": "reference",
-                    "trained": True, "is_synthetic": True}
+                    "trained": True, "weights_source": "trained", "is_synthetic": True}
             meta["reference_ids"] = reference_ids(g.parent / gold["model"], prompt, cfg.n_tokens)
             meta["window_reference_ids"] = window_reference_ids(cfg, g.parent / gold["model"], prompt)
-            for scheme, weights, kv in _wanted_runs(cfg, meta["n_params"]):
+            wanted = _wanted_runs(cfg, meta["n_params"])
+            long = _long_run(cfg, model_id, "reference", wanted)
+            meta["long_reference_ids"] = (long_reference_ids(g.parent / gold["model"], prompt, cfg.long_tokens)
+                                          if long else None)
+            for scheme, weights, kv in wanted:
                 path = g.parent / gold["model" if scheme == "int8" else "float_model"]
                 if run_key(model_id, scheme, weights, kv) not in done:
-                    jobs.append(_job(model_id, path, scheme, weights, kv, prompt, meta))
+                    jobs.append(_job(model_id, path, scheme, weights, kv, prompt, meta,
+                                     cfg.long_tokens if (scheme, weights, kv) == long else 0))
     for n in cfg.size_probes:
         weights_runs = [("int8", "flash", True), ("int8", "sram", True)]
         if all(run_key(f"probe_{n // 1000}k", *w) in done for w in weights_runs):
@@ -295,6 +351,8 @@ def _finish(row: dict, cfg: DeviceBenchConfig, profile: str) -> dict:
                                 else row["output_ids"] == ref)
     wref, wout = row.get("window_reference_ids"), row.get("window_output_ids")
     row["window_matches_reference"] = None if wref is None or wout is None else wout == wref
+    lref, lout = row.get("long_reference_ids"), row.get("long_output_ids")
+    row["long_matches_reference"] = None if lref is None or lout is None else lout == lref
     return {**row, "bench_config": cfg.to_dict(), "config_key": cfg.key(), **provenance(profile=profile)}
 
 
@@ -314,10 +372,12 @@ def run_bench(cfg: DeviceBenchConfig, results_dir, runs_dir, profile: str = "", 
     old = {r["key"]: r for r in table.rows()}
     stale = [k for k, r in old.items() if r.get("bench_config", {}).get("n_tokens") != cfg.n_tokens
              or r.get("bench_config", {}).get("n_prompt") != cfg.n_prompt
-             or bool(r.get("bench_config", {}).get("full_window", False)) != cfg.full_window]
+             or bool(r.get("bench_config", {}).get("full_window", False)) != cfg.full_window
+             or r.get("bench_config", {}).get("long_tokens", 0) != cfg.long_tokens]
     if stale:
         from ..config import ConfigError
-        raise ConfigError(f"{table.journal} holds runs with other n_prompt/n_tokens/full_window ({stale[:3]}...); "
+        raise ConfigError(f"{table.journal} holds runs with other n_prompt/n_tokens/full_window/long_tokens "
+                          f"({stale[:3]}...); "
                           "use another results_dir or delete it")
     done = set(old)
     out_dir = runs_dir / "device"
@@ -369,7 +429,8 @@ def read_runs(results_dir):
             raise FileNotFoundError(f"{path} is missing: run chapter 06 with recompute=true (make bench-device)")
         out.append(pd.read_parquet(path))
     runs = out[0]
-    for col in STUDY_COLUMNS + WINDOW_COLUMNS + ("window_matches_reference",):
+    for col in STUDY_COLUMNS + WINDOW_COLUMNS + LONG_COLUMNS + ("window_matches_reference", "long_matches_reference",
+                                                                "weights_source"):
         if col not in runs:
             runs[col] = None
     return runs, out[1]
@@ -388,7 +449,8 @@ def summary(df):
     out = piv.reset_index().rename(columns={"flash": "tok/s flash", "sram": "tok/s sram"})
     sram = base[base["weights"] == "sram"].set_index("model_id")
     for col, name in (("tokens_per_s_full_133MHz", "sram full@133"), ("tokens_per_s_full_125MHz", "sram full@125"),
-                      ("tokens_per_s_last_133MHz", "sram last@133"), ("tokens_per_s_last_125MHz", "sram last@125")):
+                      ("tokens_per_s_last_133MHz", "sram last@133"), ("tokens_per_s_last_125MHz", "sram last@125"),
+                      ("tokens_per_s_long_133MHz", "sram 400@133"), ("tokens_per_s_long_125MHz", "sram 400@125")):
         if col in sram and sram[col].notna().any():     # tables from before the full-window runs lack them
             out[name] = out["model_id"].map(sram[col])
     out["status"] = out["model_id"].map(status)
@@ -424,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
                                                           "dot-product share": "{:.1%}".format,
                                                           "cycles/token": "{:,.0f}".format}))
     bad = df[(df["matches_reference"] == False)  # noqa: E712
-             | (df.get("window_matches_reference", pd.Series(None, index=df.index)) == False)]  # noqa: E712
+             | (df.get("window_matches_reference", pd.Series(None, index=df.index)) == False)  # noqa: E712
+             | (df.get("long_matches_reference", pd.Series(None, index=df.index)) == False)]  # noqa: E712
     if len(bad):
         print(f"MISMATCH with the reference engine: {list(bad['key'])}")
         return 1

@@ -41,7 +41,7 @@ FLASH_BYTES = 2 * 1024 * 1024
 
 # Error codes of the runtime (device/c/starmind.h) that mean "the model is too big".
 SM_ERR_NO_MEMORY = -2
-FW_FLAG_WEIGHTS_IN_SRAM, FW_FLAG_NO_KV_CACHE = 1, 2
+FW_FLAG_WEIGHTS_IN_SRAM, FW_FLAG_NO_KV_CACHE, FW_FLAG_WINDOW = 1, 2, 4
 MARK_LOAD_START, MARK_LOAD_DONE, MARK_PREFILL_DONE, MARK_TOKEN, MARK_DONE = 1, 2, 3, 4, 0x7F
 
 
@@ -234,6 +234,22 @@ def window_speeds(out: dict, n_positions: int, miss_penalty: int = MISS_PENALTY_
     return res
 
 
+def long_speeds(out: dict, n_tokens: int, miss_penalty: int = MISS_PENALTY_CYCLES) -> dict:
+    """Speeds of a long generation with the window restart (a 1-token prompt, then n_tokens generated):
+    ``cycles_per_token_long`` = (last token marker - load done) / n_tokens, so every restart's re-fed
+    positions are paid for by the tokens that follow it; ``_raw`` without the flash-cache model; tokens/s
+    at each clock of CLOCKS_HZ.  Empty when the run did not finish."""
+    load1, tokens = _markers(out, MARK_LOAD_DONE), _markers(out, MARK_TOKEN)
+    if out.get("status") != "ok" or not load1 or len(tokens) != n_tokens:
+        return {}
+    res = {"long_tokens": n_tokens}
+    for name, pen in (("", miss_penalty), ("_raw", 0)):
+        res["cycles_per_token_long" + name] = (_cycles(tokens[-1], pen) - _cycles(load1[0], pen)) / n_tokens
+    for label, hz in CLOCKS_HZ.items():
+        res[f"tokens_per_s_long_{label}"] = hz / res["cycles_per_token_long"]
+    return res
+
+
 class EmulatedPico:
     """A Board: the C runtime on the emulated Pico (rp2040js, cycle-counted emulation)."""
 
@@ -256,7 +272,9 @@ class EmulatedPico:
         self.model_path = model_path
 
     def run(self, prompt_ids: list[int], n_tokens: int, seed: int = 0, temperature_q8: int = 0,
-            top_k: int = 0) -> RunRecord:
+            top_k: int = 0, window: bool = False) -> RunRecord:
+        """Generate n_tokens after prompt_ids (greedy unless temperature_q8).  ``window``: continue
+        past max_seq_len by the window restart (FORMAT.md 6.7); without it the sequence must fit."""
         if self.model_path is None:
             raise EmulatorError("deploy() a model before run()")
         if not prompt_ids:
@@ -264,7 +282,7 @@ class EmulatedPico:
         if n_tokens < 1:
             raise ValueError(f"n_tokens must be >= 1, got {n_tokens}")
         flags = (FW_FLAG_WEIGHTS_IN_SRAM if self.weights_in_sram else 0) | \
-                (0 if self.kv_cache else FW_FLAG_NO_KV_CACHE)
+                (0 if self.kv_cache else FW_FLAG_NO_KV_CACHE) | (FW_FLAG_WINDOW if window else 0)
         out = run_harness({"model": str(self.model_path), "command": 2, "flags": flags,
                            "prompt": list(map(int, prompt_ids)), "n_gen": int(n_tokens), "seed": int(seed),
                            "temperature_q8": int(temperature_q8), "top_k": int(top_k),
@@ -287,6 +305,12 @@ class EmulatedPico:
             n_positions = int(model_info(self.model_path)["header"].max_seq_len)
         rec = self.run([int(first_token)], n_positions)
         return rec, window_speeds(self.last_harness_output or {}, n_positions, self.miss_penalty)
+
+    def run_long(self, first_token: int, n_tokens: int = 400) -> tuple[RunRecord, dict]:
+        """Greedy generation of n_tokens from a 1-token prompt with the window restart (FORMAT.md 6.7),
+        past the trained context: a whole story.  Returns the record and :func:`long_speeds`."""
+        rec = self.run([int(first_token)], n_tokens, window=True)
+        return rec, long_speeds(self.last_harness_output or {}, n_tokens, self.miss_penalty)
 
 
 def _scheme_word(model_path: Path) -> str:

@@ -85,13 +85,9 @@ def bootrom() -> Path:
     return bootrom_path()
 
 
-def start_firmware_board(firmware: str | os.PathLike | None = None, files: Mapping[str, bytes] | None = None,
-                         fs_image: bytes | None = None) -> BoardProcess:
-    """Boot ``firmware`` in rp2040js with a filesystem (``files`` or a prebuilt ``fs_image``).
-
-    Returns a :class:`BoardProcess` (a context manager with ``.url`` = ``socket://127.0.0.1:PORT``)
-    once the REPL prompt is up.
-    """
+def check_environment(firmware=None) -> tuple[str, Path]:
+    """(node, firmware path) when the emulated firmware board can start here; raises BoardStartError
+    naming what is missing (Node.js, rp2040js, the firmware image) otherwise."""
     node = shutil.which("node")
     if node is None:
         raise BoardStartError("the emulated firmware board needs Node.js ('node' is not on PATH)")
@@ -100,6 +96,17 @@ def start_firmware_board(firmware: str | os.PathLike | None = None, files: Mappi
     fw = firmware_path(firmware)
     if fw is None:
         raise BoardStartError(f"no firmware image at {firmware or os.environ.get('STARMIND_FIRMWARE') or DEFAULT_FIRMWARE}")
+    return node, fw
+
+
+def start_firmware_board(firmware: str | os.PathLike | None = None, files: Mapping[str, bytes] | None = None,
+                         fs_image: bytes | None = None) -> BoardProcess:
+    """Boot ``firmware`` in rp2040js with a filesystem (``files`` or a prebuilt ``fs_image``).
+
+    Returns a :class:`BoardProcess` (a context manager with ``.url`` = ``socket://127.0.0.1:PORT``)
+    once the REPL prompt is up.
+    """
+    node, fw = check_environment(firmware)
     if fs_image is None:
         fs_image = build_littlefs(files or {})
     tmp = Path(tempfile.mkdtemp(prefix="starmind-fw-"))

@@ -120,15 +120,18 @@ def study_architectures(limit: int | None = None, variants: list[str] | None = N
     if variants:
         df = df[df["variant_id"].isin(variants)]
     df = df.sort_values(["n_params", "variant_id"])
-    out = []
-    for r in df.to_dict("records"):
-        cfg = json.loads(r["config"]) if isinstance(r["config"], str) else dict(r["config"])
-        arch = {k: r[k] for k in planner.ARCH_FIELDS if k != "max_seq_len"}
-        arch = {k: (bool(v) if k == "tied" else v if isinstance(v, str) else int(v)) for k, v in arch.items()}
-        arch["max_seq_len"] = int(cfg.get("seq_len") or cfg.get("max_seq_len") or 64)
-        out.append({"variant_id": r["variant_id"], "n_params": int(r["n_params"]), "arch": arch,
-                    "tokenizer": r.get("tokenizer_spec"), "bpc": r.get("bpc")})
+    out = [{"variant_id": r["variant_id"], "n_params": int(r["n_params"]), "arch": architecture_of(r),
+            "tokenizer": r.get("tokenizer_spec"), "bpc": r.get("bpc")} for r in df.to_dict("records")]
     return out[:limit] if limit else out
+
+
+def architecture_of(row: dict) -> dict:
+    """The architecture fields (planner.ARCH_FIELDS, with max_seq_len) of a study table row."""
+    cfg = json.loads(row["config"]) if isinstance(row["config"], str) else dict(row["config"])
+    arch = {k: row[k] for k in planner.ARCH_FIELDS if k != "max_seq_len"}
+    arch = {k: (bool(v) if k == "tied" else v if isinstance(v, str) else int(v)) for k, v in arch.items()}
+    arch["max_seq_len"] = int(cfg.get("seq_len") or cfg.get("max_seq_len") or 64)
+    return arch
 
 
 def export_architecture(v: dict, out_dir: Path = ARCH_DIR) -> Path:
@@ -209,6 +212,11 @@ def measure(board, job_list: list[dict], table: ResultTable, profile: str = "", 
     """Run every job not in ``table`` yet (``clean_only``: not yet measured from a clean commit);
     returns how many rows were appended."""
     from .firmware import SPEED_SOURCE, runtime_digest
+    if hasattr(board, "firmware"):
+        # a board that cannot start here (no Node.js, rp2040js or firmware) stops the batch before any row:
+        # such a row would read as a measurement of every model
+        from .firmware import check_environment
+        check_environment(board.firmware)
     runtime = runtime_digest(board.runtime_dir)
     done = {r.get("job_id") for r in table.rows() if r.get("board") in (None, board.name)
             and (is_clean(r) or not clean_only)}
