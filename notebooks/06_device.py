@@ -26,7 +26,7 @@
 #
 # How fast does each model of the study generate text on a Raspberry Pi Pico, and which ones
 # fit at all? The earlier public write-up quoted tokens per second for models it never
-# trained; here every trained model of the architecture study (chapter 04), quantised to the
+# trained; here every architecture of the study (chapter 04), quantised to the
 # integer-only int8 scheme of chapter 05, runs through a portable C99 runtime
 # (`device/c/`) compiled for the Pico's Cortex-M0+ with `arm-none-eabi-gcc -O2`, on an
 # emulated RP2040 ([rp2040js](https://github.com/wokwi/rp2040js)) that counts the cycles of
@@ -57,6 +57,13 @@
 # - **The float32 baseline** uses the boot ROM's float routines for add/subtract/multiply/
 #   divide (as pico-sdk does) and newlib's `expf`/`erff`/`sqrtf` on top of them.
 # - Generation is greedy; prefill and generated tokens are timed between breakpoint markers.
+# - **Weights.** A study model runs with its trained weights when its checkpoint is on the machine
+#   that ran the bench; otherwise with an untrained model of the same architecture (seeded), quantised
+#   the same way. The runtime's cycles depend on the shapes, not on the weights' values: a test runs a
+#   trained reference model and an untrained one of its shape and asserts the same cycles per token
+#   within 2 % (`tests/test_emulator.py`). The table's `weights_source` says which; this build:
+#   {glue:text}`weights_sources`. Quality (bits per character) is always the trained model's, from
+#   chapter 04.
 
 # %% tags=["parameters"]
 results_dir = "data/results"
@@ -78,6 +85,7 @@ reference_models = True
 calib_windows = 8
 workers = 2
 sweep_data_dir = ""
+long_tokens = 400
 
 
 # %% tags=["remove-cell"]
@@ -92,7 +100,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from starmind_lib.bench.device import DeviceBenchConfig, read_profile, read_runs, run_bench, summary
+from starmind_lib.bench.device import (CONTEXT_TARGETS, NEAR, DeviceBenchConfig, context_speeds, near_target,
+                                       read_profile, read_runs, run_bench, summary)
 from starmind_lib.devices.flashcache import MISS_PENALTY_CYCLES
 from starmind_lib.book.figures import show, table
 
@@ -102,7 +111,7 @@ cfg = DeviceBenchConfig.from_params({
     "nokv_max_params": nokv_max_params, "float_max_params": float_max_params, "size_probes": size_probes,
     "reference_models": reference_models,
     "calib_windows": calib_windows, "workers": workers, "sweep_data_dir": sweep_data_dir,
-    "data_source": data_source, "raw_data_dir": data_dir})
+    "long_tokens": long_tokens, "data_source": data_source, "raw_data_dir": data_dir})
 if recompute:
     run_bench(cfg, results_dir, runs_dir, profile=profile, progress=False)
 runs, kernels = read_runs(results_dir)
@@ -120,6 +129,10 @@ if len(mismatch):
     display(Markdown(f"> **Error:** {len(mismatch)} runs did not reproduce the reference engine's tokens: "
                      f"{', '.join(mismatch['key'])}"))
 glue("n_runs", len(runs), display=False)
+_ws = (runs[runs["source"] == "study"].drop_duplicates("model_id")["weights_source"].fillna("trained")
+       .value_counts())
+glue("weights_sources", ", ".join(f"{n} study models {k.replace('_', ' ')}" for k, n in _ws.items()) or "none",
+     display=False)
 glue("n_checked", int(runs["matches_reference"].notna().sum()), display=False)
 glue("n_mismatch", len(mismatch), display=False)
 glue("miss_penalty", int(MISS_PENALTY_CYCLES), display=False)
@@ -178,8 +191,9 @@ show(chart, alt_text="Log-log scatter plot of tokens per second at 133 MHz again
 
 # %%
 def best_near(df, target, lo=0.75, hi=1.33, col="tokens_per_s_133MHz"):
-    """The trained model nearest ``target`` parameters (within lo-hi x), and its fastest run."""
-    near = df[(df["n_params"] >= lo * target) & (df["n_params"] <= hi * target) & df["trained"].astype(bool)]
+    """The study or reference model nearest ``target`` parameters (within lo-hi x), and its fastest run."""
+    near = df[(df["n_params"] >= lo * target) & (df["n_params"] <= hi * target)
+              & df["source"].isin(["study", "reference"])]
     if not len(near):
         return None
     near = near.assign(_dist=(near["n_params"] - target).abs()).sort_values(["_dist", col], ascending=[True, False])
@@ -191,7 +205,7 @@ for name, target, goal in (("10k", 10_000, 1000), ("100k", 100_000, 120)):
     r = best_near(best_any, target)
     glue(f"best_{name}_tps", float(r["tokens_per_s_133MHz"]) if r is not None else float("nan"), display=False)
     glue(f"best_{name}_model", f"{r['model_id']} ({int(r['n_params']):,} parameters, weights in {r['weights']})"
-         if r is not None else "no trained model in this range", display=False)
+         if r is not None else "no study model in this range", display=False)
     glue(f"best_{name}_goal", "no model to judge" if r is None
          else "meets" if r["tokens_per_s_133MHz"] >= goal else "misses", display=False)
     rf = best_near(best_any[best_any["weights"] == "flash"], target)
@@ -203,7 +217,7 @@ glue("largest_params", int(largest["n_params"]), display=False)
 glue("largest_tps", float(largest["tokens_per_s_133MHz"]), display=False)
 glue("largest_model", str(largest["model_id"]), display=False)
 glue("largest_ram_kb", float(largest["peak_ram_bytes"]) / 1024, display=False)
-trained_in_flash = runs_in_flash[runs_in_flash["trained"].astype(bool)]
+trained_in_flash = runs_in_flash[runs_in_flash["source"].isin(["study", "reference"])]
 lt = trained_in_flash.loc[trained_in_flash["n_params"].idxmax()]
 glue("largest_trained", f"{lt['model_id']} ({int(lt['n_params']):,} parameters, "
      f"{lt['tokens_per_s_133MHz']:,.1f} tokens/s, {lt['peak_ram_bytes'] / 1024:,.1f} KB of SRAM)", display=False)
@@ -258,7 +272,55 @@ else:
 #   {glue:text}`largest_model`, {glue:text}`largest_params:,d` parameters, at
 #   {glue:text}`largest_tps:,.1f` tokens/s using {glue:text}`largest_ram_kb:,.1f` KB of SRAM
 #   (untrained size probes count here: whether a model fits and how fast it runs depends on
-#   its shape, not on its weights); the largest trained one is {glue:text}`largest_trained`.
+#   its shape, not on its weights); the largest of the study is {glue:text}`largest_trained`.
+#
+# ## Speed at the real context
+#
+# The figures above are short-context ones: {glue:text}`n_tokens_g` tokens after a
+# {glue:text}`n_prompt_g`-token prompt, so the attention reads at most 24 cached positions. A story
+# uses the whole window, and then more. For every model with weights in SRAM the bench also
+# generates from a 1-token prompt to the end of the trained window (64 positions: the mean over them,
+# and the last one alone), and for the ~10K and ~100K models and the reference models,
+# {glue:text}`long_tokens_g` tokens with the window restart of FORMAT.md 6.7 (every 32 tokens the
+# last 32 are fed again from position 0, so a token costs more than inside the window). Every one of
+# these generations is checked token for token against the reference engine
+# ({glue:text}`n_context_checked` checked, {glue:text}`n_context_mismatch` differ).
+#
+# Targets (int8, weights in SRAM, mean over the 64 positions, 133 MHz; "near N" = the study or
+# reference model nearest N parameters within {glue:text}`near_window`):
+#
+# - near 10K parameters, at least 1,500 tokens/s: {glue:text}`ctx_10k_model` at
+#   {glue:text}`ctx_10k_full133:,.0f` tokens/s ({glue:text}`ctx_10k_full125:,.0f` at the stock
+#   125 MHz; {glue:text}`ctx_10k_goal` the target), {glue:text}`ctx_10k_long133:,.0f` tokens/s over a
+#   {glue:text}`long_tokens_g`-token story;
+# - near 100K parameters, at least 220 tokens/s: {glue:text}`ctx_100k_model` at
+#   {glue:text}`ctx_100k_full133:,.1f` tokens/s ({glue:text}`ctx_100k_full125:,.1f` at 125 MHz;
+#   {glue:text}`ctx_100k_goal` the target), {glue:text}`ctx_100k_long133:,.1f` tokens/s over a
+#   {glue:text}`long_tokens_g`-token story.
+
+# %%
+ctx = context_speeds(runs)
+glue("long_tokens_g", int(long_tokens), display=False)
+glue("near_window", f"{NEAR[0]}x to {NEAR[1]}x of it", display=False)
+checked = pd.concat([runs["window_matches_reference"], runs["long_matches_reference"]]).dropna()
+glue("n_context_checked", int(len(checked)), display=False)
+glue("n_context_mismatch", int((~checked.astype(bool)).sum()), display=False)
+for name, target in (("10k", 10_000), ("100k", 100_000)):
+    r = near_target(ctx, target)
+    glue(f"ctx_{name}_model", f"{r['model']} ({int(r['parameters']):,} parameters)" if r is not None
+         else "no model in this range", display=False)
+    for col, key in (("64-position mean @133", "full133"), ("64-position mean @125", "full125"),
+                     ("long generation (window) @133", "long133")):
+        glue(f"ctx_{name}_{key}", float(r[col]) if r is not None and pd.notna(r.get(col)) else float("nan"),
+             display=False)
+    glue(f"ctx_{name}_goal", "no model to judge" if r is None
+         else "meets" if r["64-position mean @133"] >= CONTEXT_TARGETS[target] else "misses", display=False)
+named = ctx[ctx["long generation (window) @133"].notna()] if "long generation (window) @133" in ctx else ctx.head(0)
+table(named, caption="Speed at the real context (tokens/s; int8, KV cache, weights in SRAM; cycle-counted "
+                     "emulation): the short-context figure, the mean over the trained window and its last "
+                     "position, and the long generation with the window restart (see the text), at 133 MHz and at the "
+                     "stock 125 MHz. Every model's window figures are in the per-model table below.",
+      precision=1)
 #
 # ## Which hyperparameters cost speed? (the "impact hierarchy", redone)
 #

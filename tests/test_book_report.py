@@ -108,11 +108,29 @@ def _c_largest():
 
 
 def _c_best_near(target):
-    """The trained model nearest ``target`` parameters (0.75x to 1.33x), its fastest int8 KV-cache run."""
+    """The study or reference model nearest ``target`` parameters (0.75x to 1.33x), its fastest int8
+    KV-cache run."""
     c = _c_ok(kv=True, weights=None)
-    c = c[(c["n_params"] >= 0.75 * target) & (c["n_params"] <= 1.33 * target) & c["trained"].astype(bool)]
+    c = c[(c["n_params"] >= 0.75 * target) & (c["n_params"] <= 1.33 * target)
+          & c["source"].isin(["study", "reference"])]
     c = c.assign(d=(c["n_params"] - target).abs()).sort_values(["d", "tokens_per_s_133MHz"], ascending=[True, False])
     return c.iloc[0]
+
+
+def _c_context(target):
+    """The study or reference model nearest ``target`` parameters (0.75x to 1.33x) among the runs with weights
+    in SRAM timed over the whole window (ties: the faster)."""
+    c = _c_ok(kv=True, weights="sram")
+    c = c[c["tokens_per_s_full_133MHz"].notna() & c["source"].isin(["study", "reference"])
+          & (c["n_params"] >= 0.75 * target) & (c["n_params"] <= 1.33 * target)]
+    c = c.assign(d=(c["n_params"] - target).abs()).sort_values(["d", "tokens_per_s_full_133MHz"],
+                                                               ascending=[True, False])
+    return c.iloc[0]
+
+
+def _c_context_checks():
+    c = _read("device/c_runs")
+    return pd.concat([c["window_matches_reference"], c["long_matches_reference"]]).dropna().astype(bool)
 
 
 def _mp_current():
@@ -200,6 +218,12 @@ EXPECTED = {
     ("06_device", "largest_fit_params"): lambda: _c_ok(kv=True)["n_params"].max(),
     ("06_device", "best_10k_tps"): lambda: _c_best_near(10_000)["tokens_per_s_133MHz"],
     ("06_device", "best_100k_tps"): lambda: _c_best_near(100_000)["tokens_per_s_133MHz"],
+    ("06_device", "n_context_checked"): lambda: len(_c_context_checks()),
+    ("06_device", "n_context_mismatch"): lambda: int((~_c_context_checks()).sum()),
+    **{("06_device", f"ctx_{n}_{k}"): (lambda t=t, col=col: _c_context(t)[col])
+       for n, t in (("10k", 10_000), ("100k", 100_000))
+       for k, col in (("full133", "tokens_per_s_full_133MHz"), ("full125", "tokens_per_s_full_125MHz"),
+                      ("long133", "tokens_per_s_long_133MHz"))},
     ("06b_micropython", "mp_n_rows"): lambda: len(_mp_current()),
     ("06b_micropython", "mp_n_models"): lambda: _mp_current()["model"].nunique(),
     ("06b_micropython", "mp_n_ok"): lambda: len(_mp_ok()),
@@ -248,7 +272,10 @@ EXEMPT = {
                   "nokv_max_params": "a parameter", "float_max_params": "a parameter",
                   "iso_kv_cache_off": "a median of paired runs", "iso_float32_sram": "a median of paired runs",
                   "iso_float32_flash": "a median of paired runs", "iso_int8_sram": "a median of paired runs",
-                  "n_tokens_g": "a parameter", "n_prompt_g": "a parameter", "smallest_nofit": "a sentence"},
+                  "n_tokens_g": "a parameter", "n_prompt_g": "a parameter", "smallest_nofit": "a sentence",
+                  "weights_sources": "a sentence of counts by weights_source", "long_tokens_g": "a parameter",
+                  "near_window": "a constant (bench.device.NEAR)", "ctx_10k_model": "a name",
+                  "ctx_100k_model": "a name", "ctx_10k_goal": "a word", "ctx_100k_goal": "a word"},
     "06b_micropython": {**{n: "a statistic of the measured rows shown in the chapter's tables (tests/test_micropython_runs.py)"
                            for n in ("mp_max_tok_s", "mp_alloc_ram", "mp_alloc_flash", "mp_heap_min", "mp_heap_max",
                                      "mp_load_min", "mp_load_max", "mp_n_clean", "mp_n_dirty", "mp_n_superseded",

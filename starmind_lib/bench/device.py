@@ -450,12 +450,43 @@ def summary(df):
     sram = base[base["weights"] == "sram"].set_index("model_id")
     for col, name in (("tokens_per_s_full_133MHz", "sram full@133"), ("tokens_per_s_full_125MHz", "sram full@125"),
                       ("tokens_per_s_last_133MHz", "sram last@133"), ("tokens_per_s_last_125MHz", "sram last@125"),
-                      ("tokens_per_s_long_133MHz", "sram 400@133"), ("tokens_per_s_long_125MHz", "sram 400@125")):
+                      ("tokens_per_s_long_133MHz", "sram long@133"), ("tokens_per_s_long_125MHz", "sram long@125")):
         if col in sram and sram[col].notna().any():     # tables from before the full-window runs lack them
             out[name] = out["model_id"].map(sram[col])
     out["status"] = out["model_id"].map(status)
     out["peak SRAM KB"] = out["model_id"].map(ram) / 1024
     return pd.DataFrame(out).sort_values("n_params")
+
+
+CONTEXT_TARGETS = {10_000: 1500.0, 100_000: 220.0}   # tokens/s at 133 MHz, weights in SRAM, 64-position mean
+NEAR = (0.75, 1.33)                                  # "near N parameters": nearest count within this window
+
+
+def context_speeds(runs):
+    """Speed at the real context, one row per model (int8, KV cache, weights in SRAM): the short-context
+    figure (n_prompt + n_tokens), the mean over the whole trained window and its last position, and the
+    long generation with the window restart, at 133 and 125 MHz; models without a full-window run are left out."""
+    import pandas as pd
+    sram = runs[(runs["scheme"] == "int8") & runs["kv_cache"].astype(bool) & (runs["weights"] == "sram")
+                & (runs["status"] == "ok")]
+    sram = sram[sram["tokens_per_s_full_133MHz"].notna()]
+    cols = {"model_id": "model", "source": "source", "n_params": "parameters",
+            "tokens_per_s_133MHz": "short @133", "tokens_per_s_full_133MHz": "64-position mean @133",
+            "tokens_per_s_full_125MHz": "64-position mean @125", "tokens_per_s_last_133MHz": "last position @133",
+            "tokens_per_s_long_133MHz": "long generation (window) @133", "tokens_per_s_long_125MHz": "long generation (window) @125"}
+    out = sram[[c for c in cols if c in sram]].rename(columns=cols)
+    return pd.DataFrame(out).sort_values("parameters").reset_index(drop=True)
+
+
+def near_target(speeds, target: int):
+    """The study or reference model nearest ``target`` parameters within NEAR (ties: the faster), or None."""
+    lo, hi = NEAR
+    cand = speeds[speeds["source"].isin(["study", "reference"]) & (speeds["parameters"] >= lo * target)
+                  & (speeds["parameters"] <= hi * target)]
+    if cand.empty:
+        return None
+    cand = cand.assign(_d=(cand["parameters"] - target).abs())
+    return cand.sort_values(["_d", "64-position mean @133"], ascending=[True, False]).iloc[0]
 
 
 def main(argv: list[str] | None = None) -> int:

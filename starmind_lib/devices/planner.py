@@ -175,7 +175,7 @@ def plan_memory(cfg: Any, heap_free: int = PICO_HEAP_FREE_AFTER_BOOT,
     if need > budget:
         plan.fits = False
         plan.reason = (f"will not fit: needs ~{need / 1024:.0f} KB of heap at its peak (calibrated on MicroPython "
-                       f"1.27 firmware, {MEMORY_MARGIN:.0%} margin), {budget / 1024:.0f} KB are free once the "
+                       f"1.27 firmware, {MEMORY_MARGIN[plan.weights]:.0%} margin), {budget / 1024:.0f} KB are free once the "
                        f"runtime is imported")
     else:
         plan.fits = True
@@ -336,15 +336,15 @@ SPEED_TOLERANCE = 0.10
 SPEED_TOLERANCE_BY_KERNELS = {"viper": 0.10, "asm": 0.30}
 SPEED_FEATURES = ("const", "layers", "heads", "macs", "attn", "vocab", "hidden", "flash_bytes", "flash_rows")
 MEMORY_FEATURES = ("const", "weights_ram", "kv", "buffers", "tables", "largest", "vocab")
-# @@CALIBRATION@@ written by `python -m starmind_lib.devices.calibration --write` from 398 rows (runtime 701f568df53ad802, 8de732e73aaaa84f)
+# @@CALIBRATION@@ written by `python -m starmind_lib.devices.calibration --write` from 479 rows (runtime 701f568df53ad802, 8de732e73aaaa84f)
 CALIBRATED_SPEED = {  # cycles per unit of each speed feature, by kernels/weights
-    'asm/flash': {'const': 91859.4, 'layers': 129940, 'heads': 9476.92, 'macs': 112.679, 'attn': 89.1616, 'hidden': 159.354, 'flash_bytes': 12.5633, 'flash_rows': 317.955},
-    'asm/ram': {'const': 93504.8, 'layers': 18814.2, 'heads': 2392.35, 'macs': 8.35384, 'attn': 28.7503, 'vocab': 142.29, 'hidden': 148.181},
+    'asm/flash': {'const': 92224.5, 'layers': 135420, 'heads': 8035.1, 'macs': 120.136, 'attn': 90.024, 'hidden': 164.3, 'flash_bytes': 5.53825, 'flash_rows': 308.693},
+    'asm/ram': {'const': 94289, 'layers': 19253.4, 'heads': 2558.19, 'macs': 8.37811, 'attn': 28.503, 'vocab': 137.663, 'hidden': 148.788},
     'viper/flash': {'const': 103414, 'layers': 124213, 'heads': 7240.72, 'macs': 104.083, 'attn': 88.6054, 'vocab': 222.974, 'hidden': 346.839, 'flash_bytes': 24.1781},
     'viper/ram': {'const': 83284.5, 'layers': 74225.4, 'heads': 9043.62, 'macs': 71.0256, 'attn': 121.055, 'vocab': 310.75, 'hidden': 388.624},
 }
-CALIBRATED_MEMORY = {'const': 37039.4, 'weights_ram': 1.12937, 'kv': 0.705964, 'tables': 4.51866, 'largest': 0.0236353, 'vocab': 2.1203}  # peak heap bytes per unit of each memory feature
-MEMORY_MARGIN = 0.1528  # the smallest that refuses every model that ran out of memory
+CALIBRATED_MEMORY = {'const': 37220.3, 'weights_ram': 1.13751, 'kv': 0.531234, 'buffers': 0.0241698, 'tables': 4.90294}  # peak heap bytes per unit of each memory feature
+MEMORY_MARGIN = {'ram': 0.02, 'flash': 0.2191}  # by weights mode: the smallest that refuses every model that ran out of memory
 RUNNER_IMPORT_BYTES = 21344  # heap the runtime's imports take (measured)
 # @@END CALIBRATION@@
 
@@ -389,4 +389,4 @@ def calibrated_peak_bytes(cfg: Any, context: int, weights: str, margin: bool = T
     """Heap the run takes at its peak above what the imported runtime holds (bytes)."""
     f = memory_features(cfg, context, weights)
     need = sum(c * f[k] for k, c in CALIBRATED_MEMORY.items())
-    return need * (1 + MEMORY_MARGIN) if margin else need
+    return need * (1 + MEMORY_MARGIN[weights]) if margin else need
