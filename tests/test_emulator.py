@@ -234,3 +234,16 @@ def test_the_cycles_depend_on_the_shapes_not_on_the_weights(tmp_path):
         assert rec.status == "ok", rec.message
         cycles[name] = speeds["cycles_per_token_full"]
     assert cycles["untrained"] == pytest.approx(cycles["trained"], rel=0.02)
+
+
+def test_a_window_run_that_does_not_fit_is_not_a_mismatch():
+    """The full-window run of a model whose 64-position KV cache does not fit SRAM stops early: nothing
+    to check (None), where a finished run with other tokens is a mismatch (False)."""
+    from starmind_lib.bench.device import DeviceBenchConfig, _finish
+    cfg = DeviceBenchConfig()
+    base = {"scheme": "int8", "status": "ok", "output_ids": [1, 2], "reference_ids": [1, 2],
+            "window_reference_ids": [3, 4], "long_reference_ids": [5, 6]}
+    row = _finish({**base, "window_output_ids": [], "window_status": "does_not_fit",
+                   "long_output_ids": [5, 7], "long_status": "ok"}, cfg, "test")
+    assert row["matches_reference"] is True and row["window_matches_reference"] is None
+    assert row["long_matches_reference"] is False

@@ -350,9 +350,12 @@ def _finish(row: dict, cfg: DeviceBenchConfig, profile: str) -> dict:
     row["matches_reference"] = (None if ref is None or row["scheme"] != "int8" or row["status"] != "ok"
                                 else row["output_ids"] == ref)
     wref, wout = row.get("window_reference_ids"), row.get("window_output_ids")
-    row["window_matches_reference"] = None if wref is None or wout is None else wout == wref
+    # a window or long run that did not finish (its KV cache does not fit, say) has no tokens to check
+    row["window_matches_reference"] = (None if wref is None or wout is None or row.get("window_status") != "ok"
+                                       else wout == wref)
     lref, lout = row.get("long_reference_ids"), row.get("long_output_ids")
-    row["long_matches_reference"] = None if lref is None or lout is None else lout == lref
+    row["long_matches_reference"] = (None if lref is None or lout is None or row.get("long_status") != "ok"
+                                     else lout == lref)
     return {**row, "bench_config": cfg.to_dict(), "config_key": cfg.key(), **provenance(profile=profile)}
 
 
