@@ -275,7 +275,9 @@ EXEMPT = {
                   "n_tokens_g": "a parameter", "n_prompt_g": "a parameter", "smallest_nofit": "a sentence",
                   "weights_sources": "a sentence of counts by weights_source", "long_tokens_g": "a parameter",
                   "near_window": "a constant (bench.device.NEAR)", "ctx_10k_model": "a name",
-                  "ctx_100k_model": "a name", "ctx_10k_goal": "a word", "ctx_100k_goal": "a word"},
+                  "ctx_100k_model": "a name", "ctx_10k_goal": "a word", "ctx_100k_goal": "a word",
+                  "ctx_10k_window": "a sentence: counts and range of the context table's rows in the window",
+                  "ctx_100k_window": "a sentence: counts and range of the context table's rows in the window"},
     "06b_micropython": {**{n: "a statistic of the measured rows shown in the chapter's tables (tests/test_micropython_runs.py)"
                            for n in ("mp_max_tok_s", "mp_alloc_ram", "mp_alloc_flash", "mp_heap_min", "mp_heap_max",
                                      "mp_load_min", "mp_load_max", "mp_n_clean", "mp_n_dirty", "mp_n_superseded",

@@ -46,6 +46,8 @@ TABLE = ("device", "c_runs")
 KERNEL_TABLE = ("device", "kernels")
 PROFILE_TABLE = ("device", "cycle_profile")
 COMPARISONS = ("sram", "nokv", "float32")
+CONTEXT_TARGETS = {10_000: 1500.0, 100_000: 220.0}   # tokens/s at 133 MHz, weights in SRAM, 64-position mean
+NEAR = (0.75, 1.33)                                  # "near N parameters": nearest count within this window
 
 
 @dataclass(frozen=True)
@@ -195,10 +197,25 @@ def long_reference_ids(path: Path, prompt: list[int], n_tokens: int) -> list[int
     return IntEngine(read_smd(path)).generate([int(prompt[0])], n_tokens, window=True, stop_at_eos=False)
 
 
-def _long_run(cfg: DeviceBenchConfig, model_id: str, source: str, wanted: list) -> tuple | None:
+def nearest_variants(variants) -> set[str]:
+    """The study variants nearest each size of CONTEXT_TARGETS in parameter count (within NEAR): the
+    "near N" models the chapter judges, which also make the long generation."""
+    out = set()
+    for target in CONTEXT_TARGETS:
+        near = variants[(variants["n_params"] >= NEAR[0] * target) & (variants["n_params"] <= NEAR[1] * target)]
+        if len(near):
+            d = (near["n_params"] - target).abs()
+            out |= set(near.loc[d == d.min(), "variant_id"])
+    return out
+
+
+def _long_run(cfg: DeviceBenchConfig, model_id: str, source: str, wanted: list,
+              nearest: set = frozenset()) -> tuple | None:
     """Which of a model's runs also makes the long generation: the int8 run with a KV cache and weights in
-    SRAM (else in flash), for the reference models and ``cfg.long_models``."""
-    if not cfg.long_tokens or (source != "reference" and model_id not in cfg.long_models):
+    SRAM (else in flash), for the reference models, ``cfg.long_models`` and the study models nearest the
+    sizes of CONTEXT_TARGETS."""
+    if not cfg.long_tokens or (source != "reference" and model_id not in cfg.long_models
+                               and model_id not in nearest):
         return None
     for w in (("int8", "sram", True), ("int8", "flash", True)):
         if w in wanted:
@@ -234,6 +251,7 @@ def study_jobs(cfg: DeviceBenchConfig, results_dir: Path, runs_dir: Path, out_di
         variants = variants.head(cfg.max_variants)
     data_dir = Path(cfg.sweep_data_dir or runs_dir / "sweep_data")
     spec_of = lambda v: v.get("tokenizer_spec") or tokenizer_spec(v)  # noqa: E731
+    nearest = nearest_variants(variants)
     rows = variants.to_dict("records")
     ensure_prepared(data_dir, sorted({spec_of(v) for v in rows}), cfg.data_source, cfg.raw_data_dir)
     jobs = []
@@ -260,7 +278,7 @@ def study_jobs(cfg: DeviceBenchConfig, results_dir: Path, runs_dir: Path, out_di
                     is_synthetic=bool(v.get("is_synthetic", data["meta"].get("is_synthetic", False))))
         meta["reference_ids"] = reference_ids(paths["int8"], prompt, cfg.n_tokens)
         meta["window_reference_ids"] = window_reference_ids(cfg, paths["int8"], prompt)
-        long = _long_run(cfg, v["variant_id"], "study", wanted)
+        long = _long_run(cfg, v["variant_id"], "study", wanted, nearest)
         meta["long_reference_ids"] = long_reference_ids(paths["int8"], prompt, cfg.long_tokens) if long else None
         for scheme, weights, kv in wanted:
             if run_key(v["variant_id"], scheme, weights, kv) not in done:
@@ -461,10 +479,6 @@ def summary(df):
     return pd.DataFrame(out).sort_values("n_params")
 
 
-CONTEXT_TARGETS = {10_000: 1500.0, 100_000: 220.0}   # tokens/s at 133 MHz, weights in SRAM, 64-position mean
-NEAR = (0.75, 1.33)                                  # "near N parameters": nearest count within this window
-
-
 def context_speeds(runs):
     """Speed at the real context, one row per model (int8, KV cache, weights in SRAM): the short-context
     figure (n_prompt + n_tokens), the mean over the whole trained window and its last position, and the
@@ -481,11 +495,16 @@ def context_speeds(runs):
     return pd.DataFrame(out).sort_values("parameters").reset_index(drop=True)
 
 
+def in_window(speeds, target: int):
+    """The study and reference models within NEAR of ``target`` parameters (the context table's rows)."""
+    lo, hi = NEAR
+    return speeds[speeds["source"].isin(["study", "reference"]) & (speeds["parameters"] >= lo * target)
+                  & (speeds["parameters"] <= hi * target)]
+
+
 def near_target(speeds, target: int):
     """The study or reference model nearest ``target`` parameters within NEAR (ties: the faster), or None."""
-    lo, hi = NEAR
-    cand = speeds[speeds["source"].isin(["study", "reference"]) & (speeds["parameters"] >= lo * target)
-                  & (speeds["parameters"] <= hi * target)]
+    cand = in_window(speeds, target)
     if cand.empty:
         return None
     cand = cand.assign(_d=(cand["parameters"] - target).abs())
