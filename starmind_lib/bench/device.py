@@ -488,9 +488,9 @@ def context_speeds(runs):
                 & (runs["status"] == "ok")]
     sram = sram[sram["tokens_per_s_full_133MHz"].notna()]
     cols = {"model_id": "model", "source": "source", "n_params": "parameters",
-            "tokens_per_s_133MHz": "short @133", "tokens_per_s_full_133MHz": "64-position mean @133",
-            "tokens_per_s_full_125MHz": "64-position mean @125", "tokens_per_s_last_133MHz": "last position @133",
-            "tokens_per_s_long_133MHz": "long generation (window) @133", "tokens_per_s_long_125MHz": "long generation (window) @125"}
+            "tokens_per_s_133MHz": "short @133", "tokens_per_s_full_133MHz": "window mean @133",
+            "tokens_per_s_full_125MHz": "window mean @125", "tokens_per_s_last_133MHz": "last @133",
+            "tokens_per_s_long_133MHz": "story @133", "tokens_per_s_long_125MHz": "story @125"}
     out = sram[[c for c in cols if c in sram]].rename(columns=cols)
     return pd.DataFrame(out).sort_values("parameters").reset_index(drop=True)
 
@@ -508,7 +508,7 @@ def near_target(speeds, target: int):
     if cand.empty:
         return None
     cand = cand.assign(_d=(cand["parameters"] - target).abs())
-    return cand.sort_values(["_d", "64-position mean @133"], ascending=[True, False]).iloc[0]
+    return cand.sort_values(["_d", "window mean @133"], ascending=[True, False]).iloc[0]
 
 
 def main(argv: list[str] | None = None) -> int:
