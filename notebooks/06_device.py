@@ -100,8 +100,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from starmind_lib.bench.device import (CONTEXT_TARGETS, NEAR, DeviceBenchConfig, context_speeds, in_window,
-                                       near_target, read_profile, read_runs, run_bench, summary)
+from starmind_lib.bench.device import DeviceBenchConfig, run_bench
+from starmind_lib.bench.device_results import (CONTEXT_TARGETS, NEAR, context_speeds, in_window, near_target,
+                                               read_profile, read_runs, summary)
 from starmind_lib.devices.flashcache import MISS_PENALTY_CYCLES
 from starmind_lib.book.figures import show, table
 

@@ -157,11 +157,16 @@ class ResultTable:
                     row = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a write cut short by a crash: that unit of work simply reruns
-                if row.get(self.key) in seen:
+                ident = self.identity(row)
+                if ident in seen:
                     continue
-                seen.add(row.get(self.key))
+                seen.add(ident)
                 out.append(row)
         return out
+
+    def identity(self, row: dict):
+        """What makes two journal lines the same row (the first one wins): the key column."""
+        return row.get(self.key)
 
     def keys(self) -> set:
         return {r.get(self.key) for r in self.rows()}

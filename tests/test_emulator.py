@@ -182,10 +182,11 @@ def test_too_large_models_do_not_fit(tmp_path):
 
 @needs_toolchain
 def test_bench_runs_reference_models_and_resumes(tmp_path):
-    from starmind_lib.bench.device import DeviceBenchConfig, read_runs, run_bench
+    from starmind_lib.bench.device import DeviceBenchConfig, run_bench
+    from starmind_lib.bench.device_results import read_runs
     cfg = DeviceBenchConfig.from_params({"n_prompt": 4, "n_tokens": 4, "comparisons": ["nokv"],
                                          "nokv_max_params": 1500, "size_probes": [], "workers": 2,
-                                         "long_tokens": 90})
+                                         "long_tokens": 70})
     df = run_bench(cfg, tmp_path / "results", tmp_path / "runs", profile="test", progress=False)
     refs = {p.name.split(".")[0] for p in REFERENCE}
     assert set(df["model_id"]) == refs
@@ -193,9 +194,9 @@ def test_bench_runs_reference_models_and_resumes(tmp_path):
     kv = df[df["kv_cache"].astype(bool)]                   # also timed over the whole window, tokens checked
     assert kv["window_matches_reference"].astype(bool).all() and (kv["cycles_per_token_full"] > 0).all()
     assert (kv["cycles_per_token_last"] >= kv["cycles_per_token_full"]).all()
-    # the reference models also generate 90 tokens past their window (the window restart): the tokens are
+    # the reference models also generate 70 tokens, past their window (the window restart): the tokens are
     # the reference engine's, and the restarts' re-fed positions make a token dearer than in the window
-    assert kv["long_matches_reference"].astype(bool).all() and (kv["long_tokens"] == 90).all()
+    assert kv["long_matches_reference"].astype(bool).all() and (kv["long_tokens"] == 70).all()
     assert (kv["cycles_per_token_long"] > kv["cycles_per_token_full"]).all()
     small = df[df["n_params"] <= 1500]["model_id"].nunique()
     assert small >= 1 and len(df) == len(refs) + small     # + a KV-cache-off run of each model <= 1500 params

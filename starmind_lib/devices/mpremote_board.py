@@ -431,21 +431,8 @@ class RunsTable(ResultTable):
 
     IDENTITY = ("run_key", "job_id", "git_commit", "git_diff", "timestamp")
 
-    def rows(self) -> list[dict]:
-        if not self.journal.exists():
-            return []
-        seen, out = set(), []
-        with open(self.journal, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue   # a write cut short by a crash
-                ident = tuple(str(row.get(k)) for k in self.IDENTITY)
-                if ident not in seen:
-                    seen.add(ident)
-                    out.append(row)
-        return out
+    def identity(self, row: dict):
+        return tuple(str(row.get(k)) for k in self.IDENTITY)
 
     def merge_from(self, other: "str | Path") -> int:
         """Append the rows of another journal (measured elsewhere) that this one lacks, unchanged."""

@@ -1,0 +1,107 @@
+"""Chapter 06's C-runtime results as the chapter reads them: the committed tables (``device/c_runs``,
+``kernels``, ``cycle_profile``), the per-model summary :mod:`starmind_lib.bench.device` prints, and the speed at
+the real context (short context, the whole trained window, a long story with the window restart) with the
+"near N parameters" rule the targets are judged by.
+
+    runs, kernels = read_runs(results_dir)
+    ctx = context_speeds(runs)            # one row per model, weights in SRAM
+    near_target(ctx, 100_000)             # the model nearest 100K parameters within NEAR
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+TABLE = ("device", "c_runs")
+KERNEL_TABLE = ("device", "kernels")
+PROFILE_TABLE = ("device", "cycle_profile")
+CONTEXT_TARGETS = {10_000: 1500.0, 100_000: 220.0}   # tokens/s at 133 MHz, weights in SRAM, 64-position mean
+NEAR = (0.75, 1.33)                                  # "near N parameters": nearest count within this window
+
+WINDOW_COLUMNS = ("window_positions", "cycles_per_token_full", "cycles_per_token_full_raw", "cycles_per_token_last",
+                  "cycles_per_token_last_raw", "tokens_per_s_full_133MHz", "tokens_per_s_full_125MHz",
+                  "tokens_per_s_last_133MHz", "tokens_per_s_last_125MHz")
+LONG_COLUMNS = ("long_tokens", "cycles_per_token_long", "cycles_per_token_long_raw", "tokens_per_s_long_133MHz",
+                "tokens_per_s_long_125MHz")
+
+
+# Columns only study variants have; a table of reference models and probes alone gets them empty.
+STUDY_COLUMNS = ("axis", "group", "budget", "bpc", "tokenizer", "is_synthetic", "trained")
+
+
+def read_profile(results_dir):
+    """The cycle profile table, or an empty frame when the bench had no trained model to profile."""
+    import pandas as pd
+    path = Path(results_dir).joinpath(*PROFILE_TABLE).with_suffix(".parquet")
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame(
+        columns=["model_id", "n_params", "target", "part", "cycles", "share"])
+
+
+def read_runs(results_dir):
+    """The committed tables (for recompute = false): (runs, kernels)."""
+    import pandas as pd
+    out = []
+    for stem in (TABLE, KERNEL_TABLE):
+        path = Path(results_dir).joinpath(*stem).with_suffix(".parquet")
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: run chapter 06 with recompute=true (make bench-device)")
+        out.append(pd.read_parquet(path))
+    runs = out[0]
+    for col in STUDY_COLUMNS + WINDOW_COLUMNS + LONG_COLUMNS + ("window_matches_reference", "long_matches_reference",
+                                                                "weights_source"):
+        if col not in runs:
+            runs[col] = None
+    return runs, out[1]
+
+
+def summary(df):
+    """One line per model: int8 tokens/s from flash and SRAM at 133 MHz (short context), and weights
+    in SRAM over the whole window at 133 and 125 MHz (mean over the positions, and the last one),
+    peak SRAM, fit."""
+    import pandas as pd
+    base = df[(df["scheme"] == "int8") & df["kv_cache"].astype(bool)]
+    piv = base.pivot_table(index=["model_id", "source", "n_params"], columns="weights",
+                           values="tokens_per_s_133MHz", aggfunc="first")
+    status = base[base["weights"] == "flash"].set_index("model_id")["status"]
+    ram = base[base["weights"] == "flash"].set_index("model_id")["peak_ram_bytes"]
+    out = piv.reset_index().rename(columns={"flash": "tok/s flash", "sram": "tok/s sram"})
+    sram = base[base["weights"] == "sram"].set_index("model_id")
+    for col, name in (("tokens_per_s_full_133MHz", "sram full@133"), ("tokens_per_s_full_125MHz", "sram full@125"),
+                      ("tokens_per_s_last_133MHz", "sram last@133"), ("tokens_per_s_last_125MHz", "sram last@125"),
+                      ("tokens_per_s_long_133MHz", "sram long@133"), ("tokens_per_s_long_125MHz", "sram long@125")):
+        if col in sram and sram[col].notna().any():     # tables from before the full-window runs lack them
+            out[name] = out["model_id"].map(sram[col])
+    out["status"] = out["model_id"].map(status)
+    out["peak SRAM KB"] = out["model_id"].map(ram) / 1024
+    return pd.DataFrame(out).sort_values("n_params")
+
+
+def context_speeds(runs):
+    """Speed at the real context, one row per model (int8, KV cache, weights in SRAM): the short-context
+    figure (n_prompt + n_tokens), the mean over the whole trained window and its last position, and the
+    long generation with the window restart, at 133 and 125 MHz; models without a full-window run are left out."""
+    import pandas as pd
+    sram = runs[(runs["scheme"] == "int8") & runs["kv_cache"].astype(bool) & (runs["weights"] == "sram")
+                & (runs["status"] == "ok")]
+    sram = sram[sram["tokens_per_s_full_133MHz"].notna()]
+    cols = {"model_id": "model", "source": "source", "n_params": "parameters",
+            "tokens_per_s_133MHz": "short @133", "tokens_per_s_full_133MHz": "window mean @133",
+            "tokens_per_s_full_125MHz": "window mean @125", "tokens_per_s_last_133MHz": "last @133",
+            "tokens_per_s_long_133MHz": "story @133", "tokens_per_s_long_125MHz": "story @125"}
+    out = sram[[c for c in cols if c in sram]].rename(columns=cols)
+    return pd.DataFrame(out).sort_values("parameters").reset_index(drop=True)
+
+
+def in_window(speeds, target: int):
+    """The study and reference models within NEAR of ``target`` parameters (the context table's rows)."""
+    lo, hi = NEAR
+    return speeds[speeds["source"].isin(["study", "reference"]) & (speeds["parameters"] >= lo * target)
+                  & (speeds["parameters"] <= hi * target)]
+
+
+def near_target(speeds, target: int):
+    """The study or reference model nearest ``target`` parameters within NEAR (ties: the faster), or None."""
+    cand = in_window(speeds, target)
+    if cand.empty:
+        return None
+    cand = cand.assign(_d=(cand["parameters"] - target).abs())
+    return cand.sort_values(["_d", "window mean @133"], ascending=[True, False]).iloc[0]
