@@ -175,6 +175,9 @@ def test_device_text_is_decoded_with_the_model_files_vocabulary(tmp_path):
     out = an.attach_device_text(pts, tmp_path)
     assert out["text"].iloc[0] == b"".join(vocab[i] for i in (1, 2, 3, 4)).decode("utf-8", "replace")
     assert out["text"].iloc[1] == "kept"
+    # a run of untrained weights of the same shape (timed for speed) has no story to show
+    stand_in = an.attach_device_text(pts.assign(weights_source=["untrained_same_architecture", "trained"]), tmp_path)
+    assert pd.isna(stand_in["text"].iloc[0]) and stand_in["text"].iloc[1] == "kept"
 
 
 def test_fronts_leave_out_models_no_better_than_unigram_and_near_means_nearest():

@@ -383,7 +383,8 @@ def _token_ids(value) -> list[int]:
 
 def attach_device_text(points: pd.DataFrame, runs_dir) -> pd.DataFrame:
     """Decode each run's prompt + generated ids with its model file's vocabulary into ``text``, where the
-    exported model (``<runs_dir>/device/<id>.smd``) is still there; other rows keep what they had."""
+    exported model (``<runs_dir>/device/<id>.smd``) is still there; other rows keep what they had. A run whose
+    ``weights_source`` is not "trained" (an untrained stand-in timed for speed) gets no text."""
     from ..quant.smd import read_smd
     from ..provenance import REPO_ROOT
     vocabs: dict[str, list[bytes] | None] = {}
@@ -397,6 +398,9 @@ def attach_device_text(points: pd.DataFrame, runs_dir) -> pd.DataFrame:
         return vocabs[model_id]
 
     def decode(row) -> str | None:
+        ws = row.get("weights_source")
+        if isinstance(ws, str) and ws != "trained":   # a speed run of untrained weights: its text is no story
+            return None
         vocab = vocab_of(str(row["variant_id"]))
         ids = _token_ids(row.get("prompt_ids")) + _token_ids(row.get("output_ids"))
         if vocab is None or not ids or max(ids) >= len(vocab):
