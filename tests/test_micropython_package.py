@@ -103,6 +103,18 @@ for name, g in G.items():
     print("RESULT " + json.dumps({name: out}))  # one line per model: one JSON of all would not fit the heap
     out = None
     gc.collect()
+# weights streamed from the file (flash mode): the token loop allocates nothing either
+m = smd.load("/models/%(flash)s.smd", "flash")
+eng = engine.make_engine(m, "auto")
+eng.prefill(G["%(flash)s"]["prompt_ids"])
+for _ in range(2):
+    eng.forward_token(eng.next_token(256, 0), eng.pos)
+gc.collect()
+a0 = gc.mem_alloc()
+while eng.pos < eng.context:
+    eng.forward_token(eng.next_token(256, 0), eng.pos)
+alloc = gc.mem_alloc() - a0
+print("FLASH " + json.dumps({"weights": m.weights, "alloc": alloc}))
 '''
 
 
@@ -125,7 +137,7 @@ def test_asm_kernels_on_the_emulated_firmware(tmp_path):
     files.update({f"models/{n}.smd": (REFERENCE / f"{n}.smd").read_bytes() for n in goldens})
     slim = {n: {k: g[k] for k in ("prompt_ids", "greedy", "sampled")} for n, g in goldens.items()}
     script = tmp_path / "job.py"
-    script.write_text(DEVICE_SCRIPT % {"goldens": repr(slim)})
+    script.write_text(DEVICE_SCRIPT % {"goldens": repr(slim), "flash": min(goldens)})
     mpremote = Path(sys.executable).parent / "mpremote"
     with start_firmware_board(files=files) as fb:
         p = subprocess.run([str(mpremote if mpremote.exists() else "mpremote"), "connect", fb.url, "soft-reset",
@@ -141,3 +153,5 @@ def test_asm_kernels_on_the_emulated_firmware(tmp_path):
         assert r["greedy"] == g["greedy"]["output_ids"], name
         assert r["sampled"] == [s["output_ids"] for s in g["sampled"]], name
         assert r["alloc"] == 0, f"{name}: {r['alloc']} bytes allocated by the token loop"
+    flash = [json.loads(ln[6:]) for ln in p.stdout.splitlines() if ln.startswith("FLASH ")]
+    assert flash and flash[0] == {"weights": "flash", "alloc": 0}, f"{flash}: bytes allocated by the token loop"

@@ -214,3 +214,14 @@ def test_claim_12_uses_the_current_runtime_and_names_the_weights_mode():
     assert "weights in flash, stock firmware, emulated (cycle-counted): 180 tokens/s" in text
     assert "viper" not in text and "250" not in text
     assert "emulated stock firmware (MicroPython 1.27, rp2040js cycle-counted)" in text
+
+
+def test_shards_split_the_jobs_without_loss_or_overlap():
+    jobs = list(range(11))
+    parts = [measure.shard(jobs, f"{k}/3") for k in range(3)]
+    assert parts[0] == [0, 3, 6, 9] and sorted(sum(parts, [])) == jobs
+    assert measure.shard(jobs, None) == jobs
+    with pytest.raises(ValueError, match="--shard 3/3: K must be in 0..N-1"):
+        measure.shard(jobs, "3/3")
+    with pytest.raises(ValueError, match="--shard must be K/N"):
+        measure.shard(jobs, "half")

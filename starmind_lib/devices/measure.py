@@ -195,6 +195,19 @@ def jobs(max_study: int | None = None, study: bool = True, reference_python: boo
     return out
 
 
+def shard(job_list: list, spec: str | None) -> list:
+    """The jobs of shard "K/N": every N-th from the K-th (0-based); all of them without a spec."""
+    if not spec:
+        return job_list
+    try:
+        k, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must be K/N (for example 0/2), got {spec!r}") from None
+    if not 0 <= k < n:
+        raise ValueError(f"--shard {spec}: K must be in 0..N-1")
+    return job_list[k::n]
+
+
 def job_key(board_name: str, job: dict, digest: str, runtime: str = "") -> str:
     spec = [board_name, job["meta"]["variant_id"], digest, job["prompt"], job["n_tokens"], job["weights"],
             job["kernels"]]
@@ -292,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
                                                        "(default: the working tree's)")
     p.add_argument("--require-clean", action="store_true",
                    help="refuse a dirty working tree; re-measure jobs whose rows all come from dirty trees")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="only every N-th job from the K-th (0-based): N processes, each with its own --table, "
+                        "then --merge-from each")
     p.add_argument("--merge-from", default=None, metavar="STEM",
                    help="append the rows of another journal (STEM.jsonl) that this table lacks, then stop")
     args = p.parse_args(argv)
@@ -305,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         if prov["git_commit"].endswith("-dirty") or prov["git_diff"]:
             p.error(f"--require-clean: the working tree has uncommitted changes ({prov['git_commit']}); "
                     "measure from a clean checkout (git worktree add)")
-    todo = jobs(args.max_study, study=not args.no_study, reference_python=args.python)
+    todo = shard(jobs(args.max_study, study=not args.no_study, reference_python=args.python), args.shard)
     with FirmwareBoard(args.firmware, force=True) as board:
         board.runtime_dir = Path(args.runtime_dir) if args.runtime_dir else None
         n = measure(board, todo, table, profile=args.profile, on_row=lambda r: print(summary_line(r), flush=True),

@@ -76,6 +76,7 @@ class IntEngine:
             raise ValueError("IntEngine runs int8 models; this file's scheme is %s" % model.scheme)
         k = self.k = load_kernels(kernels)
         self.m = model
+        self.lin = self._linear  # bound once: reading self._linear per token allocates a bound method
         d, f, V = model.dim, model.ffn_hidden, model.vocab_size
         T = self.context = min(context or model.max_seq_len, model.max_seq_len)
         self.L, self.NF = _bits(d)
@@ -237,7 +238,7 @@ class IntEngine:
         if learned:
             self._embed(self.emb[1], pos, 1, 1)
         rope = m.pos == "rope"
-        lin = self._linear
+        lin = self.lin
         f, eps = m.ffn_hidden, m.eps_q
         L, NF = self.L, self.NF
         for i in range(m.n_layers):
