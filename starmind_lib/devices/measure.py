@@ -196,7 +196,8 @@ def jobs(max_study: int | None = None, study: bool = True, reference_python: boo
 
 
 def shard(job_list: list, spec: str | None) -> list:
-    """The jobs of shard "K/N": every N-th from the K-th (0-based); all of them without a spec."""
+    """The jobs of shard "K/N": those of every N-th model from the K-th (0-based; a model's jobs stay
+    together, so no two shards export or deploy the same file); all of them without a spec."""
     if not spec:
         return job_list
     try:
@@ -205,7 +206,10 @@ def shard(job_list: list, spec: str | None) -> list:
         raise ValueError(f"--shard must be K/N (for example 0/2), got {spec!r}") from None
     if not 0 <= k < n:
         raise ValueError(f"--shard {spec}: K must be in 0..N-1")
-    return job_list[k::n]
+    models: dict = {}
+    for j in job_list:
+        models.setdefault(j["meta"]["variant_id"], len(models))
+    return [j for j in job_list if models[j["meta"]["variant_id"]] % n == k]
 
 
 def job_key(board_name: str, job: dict, digest: str, runtime: str = "") -> str:
