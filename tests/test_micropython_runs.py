@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -141,8 +142,8 @@ def test_chapter_uses_the_current_runtime_and_counts_the_history(tmp_path):
     assert (n["mp_fit_but_fails"], n["mp_mem_failed"], n["mp_no_but_ran"]) == ("0", "1", "0")
     table = ch.measured_table(m.rows)
     assert ch.LABEL in ch.MEASURED_CAPTION and "measured on hardware" not in ch.MEASURED_CAPTION
-    assert list(zip(table["model"], table["weights"], table["tokens = reference"])) == [
-        ("m1", "weights in flash", "yes"), ("m1", "weights in RAM", "yes"), ("big", "weights in RAM", "no")]
+    assert list(zip(table["model"], table["weights"], table["= reference"])) == [
+        ("m1", "flash", "yes"), ("m1", "RAM", "yes"), ("big", "RAM", "no")]
 
 
 def test_memory_check_counts_a_run_the_planner_said_fits_but_failed(tmp_path):
@@ -226,3 +227,29 @@ def test_shards_split_the_jobs_without_loss_or_overlap():
         measure.shard(jobs, "3/3")
     with pytest.raises(ValueError, match="--shard must be K/N"):
         measure.shard(jobs, "half")
+
+
+def _speed_rows(coef: dict, bump: dict | None = None) -> list[dict]:
+    """asm/ram rows of 12 shapes whose cycles are exactly ``coef`` . features (times ``bump[model]``)."""
+    out = []
+    for i, (d, n, h) in enumerate([(4, 1, 8), (8, 1, 16), (8, 2, 32), (16, 1, 64), (16, 2, 32), (16, 4, 64),
+                                    (24, 2, 96), (32, 1, 128), (32, 3, 64), (48, 2, 192), (64, 1, 256), (64, 2, 128)]):
+        arch = {**ARCH, "dim": d, "n_layers": n, "ffn_hidden": h, "pos": "rope" if i % 3 else "learned"}
+        f = planner.speed_features(arch, planner.attention_length(1, 64), "ram")
+        cyc = sum(c * f[k] for k, c in coef.items()) * (bump or {}).get(f"s{i}", 1.0)
+        out.append(row(model=f"s{i}", tok_s=125e6 / cyc, **arch))
+    return out
+
+
+def test_the_speed_fit_recovers_exact_costs_and_minimises_the_worst_error():
+    coef = {"const": 50_000.0, "layers": 9_000.0, "macs": 8.0, "attn": 15.0, "rope": 5_000.0}
+    exact = calibration.fit_speed(_speed_rows(coef))
+    assert max(abs(e) for e, _ in calibration.speed_errors(_speed_rows(coef), exact)) < 1e-6
+    assert calibration.speed_tolerance(_speed_rows(coef), exact) == {"asm": 0.0}
+    rows = _speed_rows(coef, bump={"s5": 1.3})            # one model 30 % slower than the others say
+    fit = calibration.fit_speed(rows)
+    errs = calibration.speed_errors(rows, fit)
+    worst = max(abs(e) for e, _ in errs)
+    assert 0 < worst < 0.3 / 2 + 1e-6                    # the error is shared, not left on one model
+    assert all(c >= 0 for c in fit["asm/ram"].values())
+    assert calibration.speed_tolerance(rows, fit) == {"asm": np.ceil(worst * 100) / 100}

@@ -2,7 +2,7 @@
 
 The rows come from the emulated-firmware board (real MicroPython 1.27 firmware in rp2040js,
 cycles at the firmware's 125 MHz): the planner's speed must land within +-10 % of every
-measured model, and its memory verdicts must be conservative: no model it says fits ran out
+measured model (viper; the asm fit states its own wider range), and its memory verdicts must be conservative: no model it says fits ran out
 of memory, and at most 5 % of the models that ran are said not to fit.
 """
 from __future__ import annotations
@@ -54,12 +54,12 @@ def test_every_measured_speed_lies_in_the_planners_stated_range_and_viper_within
         t = planner.attention_length(len(r["prompt_ids"]), r["n_tokens"])
         sp = planner.predict_speed(r, f"micropython-{r['kernels']}", context=t, weights=r["weights"])
         err = sp.tokens_per_s / r["tokens_per_s"] - 1
-        if r["kernels"] == "viper":
-            worst.append((abs(err), r["model"], r["weights"], round(err, 3)))
+        worst.append((abs(err), r["model"], r["weights"], r["kernels"], round(err, 3)))
         if not sp.tokens_per_s_low <= r["tokens_per_s"] <= sp.tokens_per_s_high:
             outside.append((r["model"], r["weights"], r["kernels"], round(err, 3)))
     worst.sort(reverse=True)
-    assert worst[0][0] <= 0.10, f"worst viper predictions: {worst[:5]}"
+    viper = [w for w in worst if w[3] == "viper"]
+    assert viper[0][0] <= 0.10, f"worst viper predictions: {viper[:5]}"
     assert not outside, f"measured speeds outside the planner's stated range: {outside[:5]}"
 
 

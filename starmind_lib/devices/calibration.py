@@ -3,15 +3,16 @@
     python -m starmind_lib.devices.calibration            # refit; prints the constants for planner.py
 
 Speed: cycles per decode step = a non-negative combination of per-token operation
-counts (:func:`speed_features`), fitted per (kernels, weights) on relative error, so
-that every measured model lands within a few per cent. Memory: the heap a model
+counts (:func:`speed_features`), fitted per (kernels, weights) to the smallest worst
+relative error of the predicted tokens per second over the measured models (linear
+programmes, scipy's ``linprog``); the stated range of a prediction
+(``SPEED_TOLERANCE_BY_KERNELS``) is that worst error. Memory: the heap a model
 needs at its peak (load: the tensors plus one tensor's copy; run: the buffers and the
 KV cache) as a linear function of the plan's parts, fitted on the measured peaks, with
 a margin set so that no model that ran out of memory is predicted to fit.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -27,33 +28,44 @@ PLANNER = Path(planner.__file__)
 MARK_BEGIN, MARK_END = "# @@CALIBRATION@@", "# @@END CALIBRATION@@"
 
 
-def _nnls(A: np.ndarray, b: np.ndarray, max_iter: int = 500) -> np.ndarray:
-    """Non-negative least squares (Lawson-Hanson active set), columns scaled for conditioning."""
+def _nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Non-negative least squares (scipy's), columns scaled for conditioning."""
+    from scipy.optimize import nnls
     scale = np.maximum(np.abs(A).max(axis=0), 1e-300)
-    A = A / scale
-    n = A.shape[1]
-    x, passive = np.zeros(n), np.zeros(n, dtype=bool)
-    for _ in range(max_iter):
-        grad = A.T @ (b - A @ x)
-        cand = ~passive & (grad > 1e-12)
-        if not cand.any():
-            break
-        passive[np.argmax(np.where(cand, grad, -np.inf))] = True
-        while True:
-            z = np.zeros(n)
-            z[passive] = np.linalg.lstsq(A[:, passive], b, rcond=None)[0]
-            if (z[passive] > 0).all():
-                x = z
-                break
-            neg = passive & (z <= 0)
-            alpha = np.min(x[neg] / (x[neg] - z[neg] + 1e-300))
-            x = x + alpha * (z - x)
-            passive &= x > 1e-12
-    return x / scale
+    return nnls(A / scale, b)[0] / scale
+
+
+def _minimax_ratio(A: np.ndarray, iters: int = 40) -> np.ndarray:
+    """Non-negative c with the smallest t such that |1 / (A c)_i - 1| <= t for every row i (A: features over
+    measured cycles, so 1 / (A c) is measured / predicted cycles = predicted / measured tokens per second):
+    bisection on t, each step a feasibility linear programme 1 / (1 + t) <= A c <= 1 / (1 - t)."""
+    from scipy.optimize import linprog
+    scale = np.abs(A).max(axis=0)
+    A = A / scale                                          # columns of one size, for the solver
+    m, n = A.shape[1], len(A)
+
+    def solve(t):
+        res = linprog(np.zeros(m), A_ub=np.vstack([A, -A]), b_ub=np.r_[np.full(n, 1 / (1 - t)), np.full(n, -1 / (1 + t))],
+                      bounds=[(0, None)] * m, method="highs")
+        return res.x if res.status == 0 else None
+    lo, hi, best = 0.0, 0.9, None
+    while best is None:
+        best = solve(hi)
+        if best is None:
+            lo, hi = hi, (hi + 1) / 2
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        x = solve(mid)
+        if x is None:
+            lo = mid
+        else:
+            hi, best = mid, x
+    return best / scale
 
 
 def fit_speed(rows: list[dict]) -> dict[str, dict[str, float]]:
-    """(kernels/weights) -> coefficient per feature, least relative squared error, non-negative."""
+    """(kernels/weights) -> coefficient per feature (non-negative) with the smallest worst relative error of the
+    predicted speed (tokens per second) over the measured rows (:func:`_minimax_ratio`)."""
     groups: dict[str, list[dict]] = {}
     for r in rows:
         if r.get("status") == "ok" and r.get("cycles_per_token"):
@@ -64,11 +76,19 @@ def fit_speed(rows: list[dict]) -> dict[str, dict[str, float]]:
                                       r["weights"])[f] for f in SPEED_FEATURES] for r in rs])
         y = np.array([r["cycles_per_token"] for r in rs], dtype=float)
         used = [i for i in range(len(SPEED_FEATURES)) if X[:, i].any()]
-        w = 1.0 / y
         coef = np.zeros(len(SPEED_FEATURES))
-        coef[used] = _nnls(X[:, used] * w[:, None], np.ones_like(y))
-        out[g] = {f: float(c) for f, c in zip(SPEED_FEATURES, coef) if c}
+        coef[used] = _minimax_ratio(X[:, used] / y[:, None])
+        out[g] = {f: float(c) for f, c in zip(SPEED_FEATURES, coef) if c > 0}
     return out
+
+
+def speed_tolerance(rows: list[dict], coefs: dict) -> dict[str, float]:
+    """kernels -> the worst relative speed error of the fit over their groups, rounded up to the per cent."""
+    worst: dict[str, float] = {}
+    for e, name in speed_errors(rows, coefs):
+        k = name.rsplit("/", 2)[-2]
+        worst[k] = max(worst.get(k, 0.0), abs(e))
+    return {k: float(np.ceil(v * 100 - 1e-9) / 100) for k, v in sorted(worst.items())}
 
 
 def runner_import_bytes(rows: list[dict]) -> int:
@@ -107,6 +127,7 @@ def fit_memory(rows: list[dict]) -> dict:
 
 
 def speed_errors(rows: list[dict], coefs: dict) -> list[tuple[float, str]]:
+    """(predicted / measured tokens per second - 1, "model/kernels/weights"), worst first."""
     out = []
     for r in rows:
         g = f"{r.get('kernels')}/{r.get('weights')}"
@@ -114,7 +135,7 @@ def speed_errors(rows: list[dict], coefs: dict) -> list[tuple[float, str]]:
             continue
         f = speed_features(r, attention_length(len(r["prompt_ids"]), r["n_tokens"]), r["weights"])
         pred = sum(c * f[k] for k, c in coefs[g].items())
-        out.append((pred / r["cycles_per_token"] - 1, f"{r['model']}/{g}"))
+        out.append((r["cycles_per_token"] / pred - 1, f"{r['model']}/{g}"))
     return sorted(out, key=lambda e: -abs(e[0]))
 
 
@@ -128,6 +149,8 @@ def calibration_block(rows: list[dict]) -> str:
              "CALIBRATED_SPEED = {  # cycles per unit of each speed feature, by kernels/weights"]
     lines += [f"    {g!r}: {fmt(c)}," for g, c in speed.items()]
     lines += ["}",
+              f"SPEED_TOLERANCE_BY_KERNELS = {speed_tolerance(rows, speed)}  # the stated range: the fit's worst "
+              "error, by kernels",
               f"CALIBRATED_MEMORY = {fmt(mem['coef'])}  # peak heap bytes per unit of each memory feature",
               f"MEMORY_MARGIN = {mem['margin']}  # by weights mode: the smallest that refuses every model that ran "
               "out of memory",

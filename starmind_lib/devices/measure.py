@@ -228,12 +228,10 @@ def measure(board, job_list: list[dict], table: ResultTable, profile: str = "", 
             clean_only: bool = False) -> int:
     """Run every job not in ``table`` yet (``clean_only``: not yet measured from a clean commit);
     returns how many rows were appended."""
-    from .firmware import SPEED_SOURCE, runtime_digest
-    if hasattr(board, "firmware"):
-        # a board that cannot start here (no Node.js, rp2040js or firmware) stops the batch before any row:
-        # such a row would read as a measurement of every model
-        from .firmware import check_environment
-        check_environment(board.firmware)
+    from .firmware import SPEED_SOURCE, check_environment, runtime_digest
+    # a board that cannot start here (no Node.js, rp2040js or firmware) stops the batch before any row:
+    # such a row would read as a measurement of every model
+    check_environment(board.firmware)
     runtime = runtime_digest(board.runtime_dir)
     done = {r.get("job_id") for r in table.rows() if r.get("board") in (None, board.name)
             and (is_clean(r) or not clean_only)}

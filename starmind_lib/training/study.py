@@ -284,13 +284,10 @@ def merge_runs(journal: str | Path, results_dir: str | Path) -> int:
 def main(argv=None) -> int:
     import argparse
 
+    from .sweep import add_prepare_parser, prepare_cli
     p = argparse.ArgumentParser(prog="python -m starmind_lib.training.study", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    pp = sub.add_parser("prepare", help="tokenize the corpus for every tokenizer of the grid (with story tables)")
-    pp.add_argument("--grid", default="full")
-    pp.add_argument("--source", default="local")
-    pp.add_argument("--data-dir", default="")
-    pp.add_argument("--out", required=True)
+    add_prepare_parser(sub, source="local", help="tokenize the corpus for every tokenizer of the grid (with story tables)")
     pr = sub.add_parser("run", help="train the study's tiers (resumes)")
     pr.add_argument("--data", required=True, help="prepared data directory")
     pr.add_argument("--results-dir", default="data/results")
@@ -307,14 +304,7 @@ def main(argv=None) -> int:
         print(f"merged {added} new runs from {a.journal} into {results_table(a.results_dir).journal}")
         return 0
     if a.cmd == "prepare":
-        from ..data import load_corpus
-        from .grid import tokenizers_needed
-        from .sweep import prepare_data, study_data_config
-        corpus = load_corpus(study_data_config(a.source, a.data_dir))
-        specs = tokenizers_needed(grid(a.grid))
-        prepare_data(corpus, specs, a.out)
-        print(f"prepared {len(specs)} tokenizers from {corpus.source_label} into {a.out}")
-        return 0
+        return prepare_cli(a)
     study = StudyConfig.from_params(json.loads(a.params))
     run_study(study, a.data, a.results_dir, a.runs_dir, profile=a.profile, deadline_s=a.deadline_s)
     return 0

@@ -402,23 +402,30 @@ def study_data_config(data_source: str, data_dir: str = ""):
     return DataConfig.from_params(params)
 
 
-def _prepare_cli(a):
+def add_prepare_parser(sub, source: str = "tinystories", help: str = "tokenize the corpus for every tokenizer of a grid"):
+    """The ``prepare`` subcommand (shared with ``starmind_lib.training.study``)."""
+    pp = sub.add_parser("prepare", help=help)
+    pp.add_argument("--grid", default="full")
+    pp.add_argument("--source", default=source)
+    pp.add_argument("--data-dir", default="")
+    pp.add_argument("--out", required=True)
+    return pp
+
+
+def prepare_cli(a) -> int:
     from ..data import load_corpus
     corpus = load_corpus(study_data_config(a.source, a.data_dir))
     specs = tokenizers_needed(grid(a.grid))
     prepare_data(corpus, specs, a.out)
     print(f"prepared {len(specs)} tokenizers for grid {a.grid!r} from {corpus.source_label} "
           f"(fingerprint {corpus.fingerprint[:12]}) into {a.out}")
+    return 0
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m starmind_lib.training.sweep", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    pp = sub.add_parser("prepare", help="tokenize the corpus for every tokenizer of a grid")
-    pp.add_argument("--grid", default="full")
-    pp.add_argument("--source", default="tinystories")
-    pp.add_argument("--data-dir", default="")
-    pp.add_argument("--out", required=True)
+    add_prepare_parser(sub)
     pr = sub.add_parser("run", help="train a grid from prepared data")
     pr.add_argument("--data", required=True, help="prepared data directory")
     pr.add_argument("--out", required=True, help="output directory (results/ and runs/ inside)")
@@ -432,8 +439,8 @@ def main(argv=None) -> int:
     pu.add_argument("--runs-dir", required=True)
     a = p.parse_args(argv)
     if a.cmd == "prepare":
-        _prepare_cli(a)
-    elif a.cmd == "run":
+        return prepare_cli(a)
+    if a.cmd == "run":
         sweep = SweepConfig.from_params(json.loads(a.params))
         out = Path(a.out)
         df = run_sweep(sweep, a.data, out / "results", out / "runs", profile=a.profile, deadline_s=a.deadline_s)
