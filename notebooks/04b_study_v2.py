@@ -58,8 +58,8 @@ from myst_nb import glue
 
 from starmind_lib.analysis.tables import load_variants
 from starmind_lib.book.figures import no_figure, show, table
-from starmind_lib.chapters.ch04b_study_v2 import (context_table, effects_table, lr_chart, prefix_vs_whole,
-                                                  progress_table, rates_table, seed_table, study_v2_table,
+from starmind_lib.chapters.ch04b_study_v2 import (context_control_table, context_control_text, context_table,
+                                                  effects_table, lr_chart, prefix_vs_whole, progress_table, rates_table, seed_table, study_v2_table,
                                                   targets_table, tuning_moves, long_tier_table,
                                                   long_rank_correlation, long_curves_chart, train_chars_total)
 from starmind_lib.numbers import fmt_num, plural
@@ -150,7 +150,20 @@ table(rates_table(runs, grid), caption="Tuned rate per size bucket (blank: the b
 # worth of tokens.
 
 # %%
-table(context_table(None, runs, seq_len), caption="Characters covered by a 64-token context (validation split)")
+display(table(context_table(None, runs, seq_len), caption="Characters covered by a 64-token context (validation split)"))
+ctl = context_control_table(runs, seq_len)
+glue("v2_context_text", context_control_text(ctl, seq_len), display=False)
+
+# %% [markdown]
+# The controls against the same models at 64 tokens: {glue:text}`v2_context_text` Each control trains on
+# the same number of tokens as its model at 64 tokens, in batches of the same number of sequences: a longer
+# context takes fewer, larger optimizer steps, and a shorter one more. The control therefore measures the
+# context together with that change of steps, at the rate tuned for 64 tokens.
+
+# %%
+if len(ctl):
+    display(table(ctl, caption="Context control: the same model with the context of the other tokenizer, mean over "
+                  "seeds (seeds: at 64 tokens / control); the verdict compares the two with a Welch interval from the seeds"))
 
 # %% [markdown]
 # ## Seed noise

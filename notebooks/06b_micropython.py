@@ -94,7 +94,11 @@ if runs.empty:
 # {glue:text}`mp_commits`): where a job was measured both ways, the clean row is used, and
 # {glue:text}`mp_n_superseded` superseded rows of this runtime stay in the table. It also keeps
 # {glue:text}`mp_n_history` rows of {glue:text}`mp_n_history_runtimes` earlier runtimes as
-# history; they are not used here.
+# history; they are not used here. The earlier runtimes' rows were measured on architecture files
+# exported by an earlier version of the exporter (format v1 headers, other seeded weights); the files
+# of these rows are today's exports. Run on the same runtime, an earlier file and today's file of the same
+# shape give the same tokens but not the same cycles, so on MicroPython a token's cost depends on the
+# file's contents, not only on its shape (chapter 06 tests the C runtime for this, and it holds there).
 #
 # {glue:text}`mp_n_ok` runs finished and {glue:text}`mp_n_failed` did not; {glue:text}`mp_n_match`
 # of the finished runs generated exactly the reference engine's tokens.

@@ -49,7 +49,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from starmind_lib.analysis import pareto, tables as an
-from starmind_lib.analysis.seeds import load_study
+from starmind_lib.analysis.seeds import chars_per_token, load_study
 from starmind_lib.book.figures import show, table
 from starmind_lib.chapters.ch04_architecture import seed_values
 
@@ -68,7 +68,8 @@ seed_bpc = seed_values(load_study(results_dir))
 quant = an.load_quant(results_dir, required=False)
 run_frames = [r for r in (an.load_runs(results_dir, kind, required=False) for kind in ("c", "micropython", "predicted"))
               if r is not None]
-points = (an.device_points(variants, pd.concat(run_frames, ignore_index=True), quant)
+points = (an.device_points(variants, pd.concat(run_frames, ignore_index=True), quant,
+                           chars_per_token=chars_per_token(load_study(results_dir)))
           if run_frames and variants is not None else pd.DataFrame())
 if len(points):  # the virtual MicroPython board times the host, not a Pico: its speeds mean nothing here
     points = an.attach_device_text(points[points["speed_source"] != "host_timing_not_representative"], runs_dir)

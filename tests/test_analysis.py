@@ -191,3 +191,18 @@ def test_fronts_leave_out_models_no_better_than_unigram_and_near_means_nearest()
     assert int(nearest_model(df, 100_000).n_params) == 98_000         # nearest, not the best in the window
     assert int(best_in_window(df, 100_000).n_params) == 120_000
     assert nearest_model(df, 10_000) is None
+
+
+def test_characters_per_second_come_from_the_tokenizer_and_a_log_axis_drops_zeros():
+    v = pd.DataFrame({"variant_id": ["c", "b"], "val_bpc": [2.0, 1.5], "params": [100, 200],
+                      "tokenizer_spec": ["char64", "bpe1024"]})
+    # an untrained stand-in's own tokens: zero-byte special tokens only, 0 characters/s
+    runs = pd.DataFrame({"variant_id": ["c", "b"], "status": ["ok", "ok"], "tokens_per_s": [100.0, 50.0],
+                         "chars_per_s": [0.0, 0.0], "speed_source": ["cycle_exact_emulation"] * 2,
+                         "runtime": ["c-int8"] * 2})
+    pts = an.device_points(v, runs, chars_per_token={"char64": 1.0, "bpe1024": 3.2}).set_index("variant_id")
+    assert pts.loc["c", "chars_per_s"] == 100.0 and pts.loc["b", "chars_per_s"] == pytest.approx(160.0)
+    raw = an.device_points(v, runs)
+    assert list(raw["chars_per_s"]) == [0.0, 0.0]
+    data = pareto.pareto_chart(raw.assign(chars_per_s=[0.0, 80.0]), x="chars_per_s").to_dict()["datasets"]
+    assert [row["chars_per_s"] for rows in data.values() for row in rows] == [80.0]

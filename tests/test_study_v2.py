@@ -3,6 +3,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -324,3 +325,29 @@ def test_base_runs_at_a_rate_that_is_no_longer_their_buckets_are_kept_apart(tmp_
     base = runs[(runs["config_hash"] == big["config_hash"]) & runs["tier"].isin(["base", SUPERSEDED])]
     assert set(base["bucket"]) == {"300k"}
     assert base.set_index("lr")["tier"].to_dict() == {1e-2: "base", 2e-2: SUPERSEDED}
+
+
+def test_the_context_control_compares_each_control_with_its_model_at_64_tokens():
+    from starmind_lib.chapters.ch04b_study_v2 import context_control_table, context_control_text
+    runs = _v2_runs({"c": (["width-d32"], [2.00, 2.01, 2.02]), "b": (["vocab-d32-bpe1024"], [1.60, 1.62, 1.61])})
+    runs["tokenizer_spec"] = runs["name"].map({"width-d32": "char64", "vocab-d32-bpe1024": "bpe1024"})
+    runs["eval_tokens"] = runs["tokenizer_spec"].map({"char64": 616_648 + 700, "bpe1024": 200_000 + 700})
+    runs["eval_stories"] = 700
+    ctl = _v2_runs({"cx": (["width-d32"], [1.90, 1.91, 1.92]), "bx": (["vocab-d32-bpe1024"], [1.61, 1.60, 1.63])})
+    ctl["tier"], ctl["seq_len"] = "context", [204] * 3 + [20] * 3
+    runs["best_step"], runs["best_tokens"] = 977, 977 * 32 * 64
+    ctl["best_step"] = [307] * 3 + [3125] * 3
+    ctl["best_tokens"] = ctl["best_step"] * 32 * ctl["seq_len"]
+    ctl["tokenizer_spec"] = ctl["name"].map({"width-d32": "char64", "vocab-d32-bpe1024": "bpe1024"})
+    ctl["name"] = ctl["name"] + "-ctx" + ctl["seq_len"].astype(str)
+    t = context_control_table(pd.concat([runs, ctl], ignore_index=True)).set_index("model")
+    assert t.loc["width-d32-ctx204", "context (characters)"] == 204
+    assert t.loc["vocab-d32-bpe1024-ctx20", "context (characters)"] == round(20 * 616_648 / 200_000)
+    assert t.loc["width-d32-ctx204", "difference"] == pytest.approx(-0.10)
+    assert t.loc["width-d32-ctx204", "verdict"] == "exceeds seed noise"
+    assert t.loc["vocab-d32-bpe1024-ctx20", "verdict"] == "no measurable difference"
+    assert t.loc["width-d32-ctx204", "optimizer steps"] == "977 / 307"
+    text = context_control_text(t.reset_index())
+    assert "width-d32-ctx204 (char64) with 204 tokens of context (~204 characters) scores 1.910 bpc against " \
+           "2.010 at 64 tokens: -0.100 bpc, beyond seed noise" in text
+    assert context_control_text(pd.DataFrame()) == "The context-control tier has not been trained yet."

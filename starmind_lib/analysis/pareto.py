@@ -115,6 +115,7 @@ def pareto_chart(points: pd.DataFrame, x: str = "tokens_per_s", higher_x_is_bett
     import altair as alt
     pts = points[points[x].notna() & points["bpc"].notna()].copy() if "bpc" in points else \
         points.assign(bpc=points["val_bpc"])
+    pts = pts[pd.to_numeric(pts[x], errors="coerce") > 0]      # a log axis: a zero would squash every point
     pts["on_front"] = front_mask(pts, minimize=["bpc"] + ([] if higher_x_is_better else [x]),
                                   maximize=[x] if higher_x_is_better else [])
     has_ram = "peak_ram_bytes" in pts and pts["peak_ram_bytes"].notna().any()

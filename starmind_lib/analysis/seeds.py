@@ -71,6 +71,15 @@ def load_study(results_dir: str | Path) -> pd.DataFrame:
     return df
 
 
+def chars_per_token(runs: pd.DataFrame) -> dict[str, float]:
+    """Characters per token of each tokenizer on the validation split, from what the Study v2 runs scored
+    (characters / story tokens, the end-of-story tokens excluded)."""
+    if not len(runs) or not {"eval_chars", "eval_tokens", "eval_stories", "tokenizer_spec"} <= set(runs.columns):
+        return {}
+    first = runs.groupby("tokenizer_spec").first()
+    return {k: float(v) for k, v in (first.eval_chars / (first.eval_tokens - first.eval_stories)).items()}
+
+
 def seed_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration (and tier, rate, budget, context): mean, sd and 95 % interval over seeds."""
     if runs.empty:

@@ -46,7 +46,7 @@ ALIASES = {
     "tokens_per_s_raw": ["tokens_per_s_raw", "tokens_per_s_raw_133MHz"],
     "chars_per_s": ["chars_per_s", "chars_per_s_133MHz", "char_per_s", "predicted_chars_per_s"],
     "peak_ram_bytes": ["peak_ram_bytes", "peak_sram_bytes", "ram_bytes", "predicted_peak_ram_bytes",
-                       "peak_alloc_bytes", "heap_needed_bytes"],
+                       "peak_alloc_bytes", "heap_needed_bytes", "model_heap_bytes"],
     "flash_bytes": ["flash_bytes", "size_bytes", "model_bytes", "bytes"],
     "scheme": ["scheme", "quant", "quant_scheme", "precision", "dtype"],
     "kv_cache": ["kv_cache", "use_kv_cache", "kv"],
@@ -298,6 +298,12 @@ def load_runs(results_dir, kind: str, chapter: str = "07", required: bool = True
     if kind == "predicted":
         df = _long_predictions(df)
         df["speed_source"] = "predicted"
+    if kind == "micropython" and "runtime_sha256_16" in df.columns:
+        # the journal keeps every runtime's rows as history: the working tree's runtime's rows, one per job
+        from ..devices.measure import current_rows
+        current = current_rows(df.to_dict("records"))
+        if current:
+            df = pd.DataFrame(current)
     df = canonical(df)
     if "scheme" not in df.columns and "runtime" in df.columns:
         # The C runtime names its precision in the runtime ("c-int8", "c-float32").
@@ -435,12 +441,16 @@ def _model_key(name: str, variant_ids: set) -> str:
 
 
 def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFrame | None = None,
-                  ok_only: bool = True, trained_only: bool = True) -> pd.DataFrame:
+                  ok_only: bool = True, trained_only: bool = True,
+                  chars_per_token: dict[str, float] | None = None) -> pd.DataFrame:
     """Each run joined to its model: quality (bpc of that precision when known), size and speed.
 
     ``trained_only``: keep only runs of sweep models (they have a quality); otherwise runs of models
     outside the sweep (reference models, untrained size probes) stay, with their own architecture
     columns and no bpc: they still say what fits and how fast it runs.
+    ``chars_per_token`` (tokenizer spec -> characters per token on the validation split): characters per
+    second are tokens per second times that, for every model whose tokenizer it knows, rather than the
+    characters of the run's own generated tokens (which say nothing for an untrained stand-in).
     """
     runs = runs.copy()
     ids = set(variants["variant_id"])
@@ -449,7 +459,7 @@ def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFram
         runs = runs[runs["status"] == "ok"]
     model_cols = [c for c in ["variant_id", "val_bpc", "params", "sample", "ffn_ratio", "unigram_bpc", "axis",
                               "activation", "pos", "tied", "v1_bpc", "bpc_ci_low", "bpc_ci_high", "n_seeds",
-                              "config_hash", "bpc_source", *MODEL_FIELDS] if c in variants.columns]
+                              "config_hash", "bpc_source", "tokenizer_spec", *MODEL_FIELDS] if c in variants.columns]
     points = runs.merge(variants[model_cols], on="variant_id", how="inner" if trained_only else "left",
                         suffixes=("_run", ""))
     for col in model_cols:   # the sweep's value wins; a run of a model outside the sweep keeps its own
@@ -474,5 +484,9 @@ def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFram
         points.loc[has_q, "bpc"] = points.loc[has_q, "val_bpc"] + q if shifted else q
         points.loc[has_q, "bpc_of"] = points.loc[has_q, "scheme"].astype(str) + (
             " model: Study v2 float mean + chapter 5's measured cost" if shifted else " model")
+    if chars_per_token and "tokenizer_spec" in points.columns and "tokens_per_s" in points.columns:
+        cpt = points["tokenizer_spec"].map(chars_per_token)
+        known = cpt.notna()
+        points.loc[known, "chars_per_s"] = points.loc[known, "tokens_per_s"] * cpt[known]
     points["runtime_label"] = points.apply(run_label, axis=1) if len(points) else pd.Series(dtype=str)
     return points.reset_index(drop=True)

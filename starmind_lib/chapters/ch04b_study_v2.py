@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis.seeds import SUPERSEDED, axis_effects, load_study, rank_correlation, seed_summary
+from ..analysis.seeds import (NO_DIFF, REAL, SUPERSEDED, axis_effects, compare_values, load_study,
+                             rank_correlation, seed_summary)
+from ..analysis.seeds import chars_per_token as run_chars_per_token
 from ..training.grid import grid
 from ..training.plan import BUCKETS, StudyConfig, distinct_configs, plan_jobs, representatives, tuned_rates
 from ..training.study import chars_per_token, run_study
@@ -130,11 +132,56 @@ def prefix_vs_whole(runs: pd.DataFrame, v1: pd.DataFrame | None) -> pd.DataFrame
 def context_table(data_dir: str | Path | None, runs: pd.DataFrame, seq_len: int = 64) -> pd.DataFrame:
     """Characters a ``seq_len``-token context covers, per tokenizer (validation split)."""
     cpt = chars_per_token(data_dir) if data_dir and Path(data_dir).exists() else {}
-    if not cpt and len(runs):           # from what each run scored: characters / story tokens (EOS excluded)
-        first = runs.groupby("tokenizer_spec").first()
-        cpt = (first.eval_chars / (first.eval_tokens - first.eval_stories)).to_dict()
+    if not cpt:                         # from what each run scored: characters / story tokens (EOS excluded)
+        cpt = run_chars_per_token(runs)
     return pd.DataFrame([{"tokenizer": k, "characters per token": v, f"characters in {seq_len} tokens": v * seq_len}
                          for k, v in sorted(cpt.items(), key=lambda kv: kv[1])])
+
+
+def context_control_table(runs: pd.DataFrame, seq_len: int = 64) -> pd.DataFrame:
+    """The context-control tier against the same models at ``seq_len`` tokens (base tier): characters of
+    context each sees, mean bpc over seeds, and whether the difference exceeds seed noise."""
+    if not len(runs) or "context" not in set(runs.tier):
+        return pd.DataFrame()
+    cpt = context_table(None, runs, seq_len).set_index("tokenizer")["characters per token"].to_dict()
+    out = []
+    for _, ctl in runs[runs.tier == "context"].groupby("config_hash"):
+        first = ctl.iloc[0]
+        ids = set(first["variant_ids"])
+        base = runs[(runs.tier == "base") & (runs.seq_len == seq_len)
+                    & runs["variant_ids"].map(lambda v: bool(ids & set(v)))]
+        cmp = compare_values(base["bpc"].to_numpy(float), ctl["bpc"].to_numpy(float)) if len(base) else {}
+        per = cpt.get(first["tokenizer_spec"], float("nan"))
+
+        def steps(g):   # optimizer steps: the same token budget gives a longer context fewer of them
+            if not len(g) or "best_tokens" not in g or not g["best_tokens"].iloc[0]:
+                return "?"
+            return f"{round(g['tokens_trained'].iloc[0] * g['best_step'].iloc[0] / g['best_tokens'].iloc[0]):,}"
+        out.append({"model": first["name"], "tokenizer": first["tokenizer_spec"], "parameters": int(first["n_params"]),
+                    f"bpc at {seq_len} tokens": base["bpc"].mean() if len(base) else float("nan"),
+                    "context (tokens)": int(first["seq_len"]), "context (characters)": round(first["seq_len"] * per),
+                    "bpc (control)": ctl["bpc"].mean(), "seeds": f"{len(base)} / {len(ctl)}",
+                    "optimizer steps": f"{steps(base)} / {steps(ctl)}",
+                    "difference": cmp.get("diff", float("nan")), "seed noise ±": cmp.get("noise", float("nan")),
+                    "verdict": cmp.get("verdict", "no run at the base context")})
+    return pd.DataFrame(out).round({f"bpc at {seq_len} tokens": 3, "bpc (control)": 3, "difference": 3,
+                                    "seed noise ±": 3})
+
+
+def context_control_text(ctl: pd.DataFrame, seq_len: int = 64) -> str:
+    """One sentence per control row, from :func:`context_control_table`."""
+    if ctl.empty:
+        return "The context-control tier has not been trained yet."
+    parts = []
+    for _, r in ctl.iterrows():
+        moved = ("a difference within seed noise" if r["verdict"] == NO_DIFF else
+                 f"{r['difference']:+.3f} bpc, beyond seed noise (±{r['seed noise ±']:.3f})" if r["verdict"] == REAL
+                 else r["verdict"])
+        parts.append(f"{r['model']} ({r['tokenizer']}) with {r['context (tokens)']} tokens of context "
+                     f"(~{r['context (characters)']} characters) scores {r['bpc (control)']:.3f} bpc against "
+                     f"{r[f'bpc at {seq_len} tokens']:.3f} at {seq_len} tokens: {moved} (optimizer steps "
+                     f"at {seq_len} tokens / in the control: {r['optimizer steps']})")
+    return "; ".join(parts) + "."
 
 
 def seed_table(runs: pd.DataFrame, tier: str = "base") -> pd.DataFrame:

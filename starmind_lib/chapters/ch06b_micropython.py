@@ -80,18 +80,19 @@ def measured_table(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return pd.DataFrame()
     out = pd.DataFrame({
-        "model": df["model"], "source": df["source"], "parameters": df["n_params"], "weights": df["weights_mode"],
+        "model": df["model"], "parameters": df["n_params"],
+        "weights": df["weights_mode"].astype(str).str.replace("weights in ", "", regex=False),
         "kernels": df["kernels"].fillna("–"), "status": df["status"],
         "tok/s (mean)": df["tok_s"], "tok/s (last)": df["tok_s_last"],
-        "heap free after load": df["heap_free_after_load"], "alloc/token (bytes)": df["alloc_per_token"],
+        "heap free (B)": df["heap_free_after_load"], "B/token": df["alloc_per_token"],
         "load (ms)": df["load_ms"],
-        "tokens = reference": df["tokens_match_reference"].map({True: "yes", False: "no"})})
+        "= reference": df["tokens_match_reference"].map({True: "yes", False: "no"})})
     return out
 
 
 MEASURED_CAPTION = (f"Measured per model and weights mode, {LABEL}: tokens/s at 125 MHz, mean over {N_TOKENS} "
-                    "generated tokens and at the last position; heap free after load and allocation per token "
-                    "in bytes")
+                    "generated tokens and at the last position; heap free after load (B) and bytes allocated per "
+                    "generated token (B/token); '= reference': the tokens equal the host reference engine's")
 
 
 def rows_that_matter(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
