@@ -87,18 +87,19 @@ if runs.empty:
 # {glue:text}`mp_n_rows` rows of runtime {glue:text}`mp_runtime` (the working tree's runtime:
 # {glue:text}`mp_tree_is_runtime`): {glue:text}`mp_n_models` models, the committed reference
 # models and the study's architectures. Each study architecture was exported untrained (seeded
-# weights, the same shapes, vocabulary and context), because speed, heap and load time depend
-# on the shapes only; the tokens are still checked against the reference engine run on the
-# same file. Of these rows, {glue:text}`mp_n_clean` were measured from a clean commit and
+# weights, the same shapes, vocabulary and context): no trained checkpoint of most of them is on
+# the measuring machine. Heap and load time follow the shapes; speed mostly does (see below the
+# effect of the file's header); the tokens are still checked against the reference engine run on
+# the same file. Of these rows, {glue:text}`mp_n_clean` were measured from a clean commit and
 # {glue:text}`mp_n_dirty` from a tree with uncommitted changes (commits:
 # {glue:text}`mp_commits`): where a job was measured both ways, the clean row is used, and
 # {glue:text}`mp_n_superseded` superseded rows of this runtime stay in the table. It also keeps
 # {glue:text}`mp_n_history` rows of {glue:text}`mp_n_history_runtimes` earlier runtimes as
 # history; they are not used here. The earlier runtimes' rows were measured on architecture files
-# exported by an earlier version of the exporter (format v1 headers, other seeded weights); the files
-# of these rows are today's exports. Run on the same runtime, an earlier file and today's file of the same
-# shape give the same tokens but not the same cycles, so on MicroPython a token's cost depends on the
-# file's contents, not only on its shape (chapter 06 tests the C runtime for this, and it holds there).
+# exported by an earlier version of the exporter, with format v1 headers; the files of these rows are
+# today's exports, format v2, with the same tensors byte for byte. Run on the same runtime, an earlier
+# file and today's file give the same tokens but not the same cycles: on MicroPython a token's cost
+# depends on more than the model's shape and weights (on the C runtime it does not: chapter 06 tests it).
 #
 # {glue:text}`mp_n_ok` runs finished and {glue:text}`mp_n_failed` did not; {glue:text}`mp_n_match`
 # of the finished runs generated exactly the reference engine's tokens.
