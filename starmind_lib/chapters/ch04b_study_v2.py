@@ -138,12 +138,19 @@ def context_table(data_dir: str | Path | None, runs: pd.DataFrame, seq_len: int 
                          for k, v in sorted(cpt.items(), key=lambda kv: kv[1])])
 
 
+def _steps(g: pd.DataFrame) -> str:
+    """Optimizer steps of a run group: the same token budget gives a longer context fewer of them."""
+    if not len(g) or "best_tokens" not in g or not g["best_tokens"].iloc[0]:
+        return "?"
+    return f"{round(g['tokens_trained'].iloc[0] * g['best_step'].iloc[0] / g['best_tokens'].iloc[0]):,}"
+
+
 def context_control_table(runs: pd.DataFrame, seq_len: int = 64) -> pd.DataFrame:
     """The context-control tier against the same models at ``seq_len`` tokens (base tier): characters of
     context each sees, mean bpc over seeds, and whether the difference exceeds seed noise."""
     if not len(runs) or "context" not in set(runs.tier):
         return pd.DataFrame()
-    cpt = context_table(None, runs, seq_len).set_index("tokenizer")["characters per token"].to_dict()
+    cpt = run_chars_per_token(runs)
     out = []
     for _, ctl in runs[runs.tier == "context"].groupby("config_hash"):
         first = ctl.iloc[0]
@@ -152,16 +159,11 @@ def context_control_table(runs: pd.DataFrame, seq_len: int = 64) -> pd.DataFrame
                     & runs["variant_ids"].map(lambda v: bool(ids & set(v)))]
         cmp = compare_values(base["bpc"].to_numpy(float), ctl["bpc"].to_numpy(float)) if len(base) else {}
         per = cpt.get(first["tokenizer_spec"], float("nan"))
-
-        def steps(g):   # optimizer steps: the same token budget gives a longer context fewer of them
-            if not len(g) or "best_tokens" not in g or not g["best_tokens"].iloc[0]:
-                return "?"
-            return f"{round(g['tokens_trained'].iloc[0] * g['best_step'].iloc[0] / g['best_tokens'].iloc[0]):,}"
         out.append({"model": first["name"], "tokenizer": first["tokenizer_spec"], "parameters": int(first["n_params"]),
                     f"bpc at {seq_len} tokens": base["bpc"].mean() if len(base) else float("nan"),
                     "context (tokens)": int(first["seq_len"]), "context (characters)": round(first["seq_len"] * per),
                     "bpc (control)": ctl["bpc"].mean(), "seeds": f"{len(base)} / {len(ctl)}",
-                    "optimizer steps": f"{steps(base)} / {steps(ctl)}",
+                    "optimizer steps": f"{_steps(base)} / {_steps(ctl)}",
                     "difference": cmp.get("diff", float("nan")), "seed noise ±": cmp.get("noise", float("nan")),
                     "verdict": cmp.get("verdict", "no run at the base context")})
     return pd.DataFrame(out).round({f"bpc at {seq_len} tokens": 3, "bpc (control)": 3, "difference": 3,
