@@ -229,9 +229,9 @@ glue("largest_trained", f"{lt['model_id']} ({int(lt['n_params']):,} parameters, 
 # ## Where a token's cycles go
 #
 # The emulator can attribute every cycle to the firmware function that spent it, and the
-# runtime keeps each phase of the forward pass in its own function. For the ~10K and ~100K
-# models of the study (int8, weights in SRAM; a generation over the whole context window from a
-# 1-token prompt, without the load-time checks):
+# runtime keeps each phase of the forward pass in its own function. For the models nearest 10K and
+# 100K parameters (the ones the speed targets below are judged by; int8, weights in SRAM; a generation
+# over the whole context window from a 1-token prompt, without the load-time checks):
 
 # %%
 prof = read_profile(results_dir)

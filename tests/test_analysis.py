@@ -206,3 +206,19 @@ def test_characters_per_second_come_from_the_tokenizer_and_a_log_axis_drops_zero
     assert list(raw["chars_per_s"]) == [0.0, 0.0]
     data = pareto.pareto_chart(raw.assign(chars_per_s=[0.0, 80.0]), x="chars_per_s").to_dict()["datasets"]
     assert [row["chars_per_s"] for rows in data.values() for row in rows] == [80.0]
+
+
+def test_the_cycle_profile_takes_the_model_the_speed_target_is_judged_by():
+    from starmind_lib.bench.device_profile import profile_models
+    from starmind_lib.bench.device_results import context_speeds, near_target
+    rows = []
+    for mid, n, tps in [("budget100k-depth-l1", 98_824, 262.0), ("depth-d32-l8", 100_896, 203.0),
+                        ("budget10k-ffn_ratio-r1", 9_912, 1700.0), ("width-d8", 8_000, 2500.0)]:
+        for weights in ("flash", "sram"):
+            rows.append({"model_id": mid, "n_params": n, "scheme": "int8", "weights": weights, "kv_cache": True,
+                         "status": "ok", "source": "study", "tokens_per_s_133MHz": tps,
+                         "tokens_per_s_full_133MHz": tps if weights == "sram" else None, "prompt_ids": [1]})
+    runs = pd.DataFrame(rows)
+    picked = [(t, r["model_id"], r["weights"]) for t, r in profile_models(runs)]
+    assert picked == [(10_000, "budget10k-ffn_ratio-r1", "flash"), (100_000, "depth-d32-l8", "flash")]
+    assert near_target(context_speeds(runs), 100_000)["model"] == "depth-d32-l8"   # not the faster 98,824

@@ -172,15 +172,13 @@ static SM_PHASE int32_t rmsnorm(const sm_model *m, const int32_t *x, const int16
     return 0;
 }
 
-/* Rotary embedding of q and k (the same angles) at position pos, head by head. */
+/* Rotary embedding of q and k (the same angles for every head) at position pos: one call for all heads. */
 static SM_PHASE void rope(const sm_model *m, int8_t *q, int8_t *k, uint32_t pos)
 {
     uint32_t hd = m->head_dim, half = hd / 2;
     const int16_t *C = (const int16_t *)m->rope_cos + pos * half, *Sn = (const int16_t *)m->rope_sin + pos * half;
-    for (uint32_t h = 0; h < m->n_heads; h++, q += hd, k += hd) {
-        sm_rope(q, C, Sn, half);
-        sm_rope(k, C, Sn, half);
-    }
+    sm_rope(q, C, Sn, half, m->n_heads);
+    sm_rope(k, C, Sn, half, m->n_heads);
 }
 
 /* Causal softmax attention of q over cached positions 0..pos of one layer (section 6.4); with o32 (weights in

@@ -143,13 +143,14 @@ uint32_t sm_softmax_c(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t
 
 static int32_t rot(int32_t v) { return clamp_i32((v + (1 << 13)) >> 14, -127, 127); }
 
-void sm_rope_c(int8_t *v, const int16_t *C, const int16_t *S, uint32_t half)
+void sm_rope_c(int8_t *v, const int16_t *C, const int16_t *S, uint32_t half, uint32_t n_heads)
 {
-    for (uint32_t j = 0; j < half; j++) {
-        int32_t c = C[j], s = S[j], u0 = v[2 * j], u1 = v[2 * j + 1];
-        v[2 * j] = (int8_t)rot(u0 * c - u1 * s);
-        v[2 * j + 1] = (int8_t)rot(u0 * s + u1 * c);
-    }
+    for (uint32_t h = 0; h < n_heads; h++, v += 2 * half)
+        for (uint32_t j = 0; j < half; j++) {
+            int32_t c = C[j], s = S[j], u0 = v[2 * j], u1 = v[2 * j + 1];
+            v[2 * j] = (int8_t)rot(u0 * c - u1 * s);
+            v[2 * j + 1] = (int8_t)rot(u0 * s + u1 * c);
+        }
 }
 
 uint32_t sm_sumsq_c(const int32_t *x, uint32_t n, uint32_t L)

@@ -49,9 +49,10 @@ void sm_wsum4_i8_c(const int32_t *p, const int8_t *v, int32_t n_pos, int32_t str
  * w[s] = EXP_LUT[REQUANT(top - sc[s], ms[0], ms[1])] (0 from index 1024 on), their sum W,
  * R = 2^30 / W, sc[s] = (w[s] * R) >> 15 (Q15 probabilities); returns sum_s sc[s]. */
 uint32_t sm_softmax_c(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut);
-/* The rotary embedding of one head in place (FORMAT.md 6.4; v 2-byte aligned, C and S: the position's
- * cos and sin rows): (v[2j], v[2j+1]) -> clamp(RSHR(u0 C[j] - u1 S[j], 14)), clamp(RSHR(u0 S[j] + u1 C[j], 14)). */
-void sm_rope_c(int8_t *v, const int16_t *C, const int16_t *S, uint32_t half);
+/* The rotary embedding of n_heads >= 1 heads of 2 half values, one after the other in v, in place (FORMAT.md 6.4;
+ * v 2-byte aligned, C and S: the position's cos and sin rows, the same for every head):
+ * (v[2j], v[2j+1]) -> clamp(RSHR(u0 C[j] - u1 S[j], 14)), clamp(RSHR(u0 S[j] + u1 C[j], 14)). */
+void sm_rope_c(int8_t *v, const int16_t *C, const int16_t *S, uint32_t half, uint32_t n_heads);
 /* RMSNorm's sum without eps (FORMAT.md 6.2): sum_c (uint32)(x[c] * x[c]) >> L, n >= 1. */
 uint32_t sm_sumsq_c(const int32_t *x, uint32_t n, uint32_t L);
 /* RMSNorm's scaling into int32 (the activations of sm_linK_i8, weights in SRAM), n >= 1:
@@ -125,7 +126,7 @@ static inline void sm_linK_i8(int mode, int K, const int32_t *x, const uint8_t *
 #define sm_wsum4_i8 sm_wsum4_i8_m0
 uint32_t sm_softmax_m0(int32_t *sc, uint32_t n, const int32_t *ms, const uint16_t *lut);   /* sm_ops_m0.S */
 #define sm_softmax sm_softmax_m0
-void sm_rope_m0(int8_t *v, const int16_t *C, const int16_t *S, uint32_t half);
+void sm_rope_m0(int8_t *v, const int16_t *C, const int16_t *S, uint32_t half, uint32_t n_heads);
 #define sm_rope sm_rope_m0
 uint32_t sm_sumsq_m0(const int32_t *x, uint32_t n, uint32_t L);
 #define sm_sumsq sm_sumsq_m0

@@ -107,7 +107,8 @@ sm_dot4_i8_m0:
     .endm
 
     /* r6 = REQUANT(acc, m, s) = RSHR(floor(acc * m / 2^15), s) with (m, s) from [r2], r2 += 8;
-     * RSHR(v, s) = (v + ((1 << s) >> 1)) >> s.  Uses r4, r5, r7. */
+     * RSHR(t, s) = (t + ((1 << s) >> 1)) >> s = ((2t >> s) + 1) >> 1 (floor(floor(y) / 2) = floor(y / 2);
+     * 2t fits: REQUANT is only applied to |acc| < 2^29, FORMAT.md 6.1).  Uses r4, r5, r7. */
     .macro REQUANT acc, ld=0
     .if \ld
     ldr r6, [sp, #\acc]
@@ -121,12 +122,11 @@ sm_dot4_i8_m0:
     lsrs r6, r6, #17
     muls r6, r4
     lsrs r6, r6, #15
-    adds r6, r6, r7
-    movs r7, #1
-    lsls r7, r5
-    lsrs r7, r7, #1
-    adds r6, r6, r7
+    adds r6, r6, r7                  /* t = floor(acc * m / 2^15), |t| < 2^30 */
+    lsls r6, r6, #1
     asrs r6, r5
+    adds r6, r6, #1
+    asrs r6, r6, #1                  /* RSHR(t, s) = ((2t >> s) + 1) >> 1 */
     .endm
 
     .macro STORE_ACT acc, k, mode, ld=0, lutoff=12   /* out int8 at r3; mode 4: then through the table at [sp, #lutoff] */
@@ -316,53 +316,70 @@ sm_dot4_i8_m0:
  * name(x, w, n, out, n_groups, rq, lut, bias, tail), n >= 1, n_groups >= 1, x int32 (the activations widened by
  * sm_widen_i8), w[K g n + K i + j] = W[Kg + j][i] + 128 (unsigned), mode 1, 2, 3, 4 of LINEAR4 or 5
  * (SM_LIN_ACTB: mode 1's value + 128).  The K sums start at bias = -128 sum_i x[i] (the bias of
- * the weights); one activation load serves K rows whose bytes are adjacent, so they load
- * with immediate offsets from one pointer:
- *   K = 8, per 4 columns x 8 rows: 4 x (ldr + 8 x (ldrb + muls + add)) + 2 adds + cmp + bne
- *   = 141 cycles = 4.41 cycles/MAC (n mod 4 picks the copy to enter; the pointers start that many
- *   columns early).
+ * the weights); one activation load serves K rows whose bytes are adjacent.
+ * Four rows' bytes of one column load as one word U = u0 + 2^8 u1 + 2^16 u2 + 2^24 u3, and the loop
+ * keeps four sums of x times U shifted right by 0, 8, 16 and 24 bits (exact, mod 2^32):
+ *   E1 = S0 + 2^8 E2,  E2 = S1 + 2^8 E3,  E3 = S2 + 2^8 E4,  E4 = S3   (S_j = sum_i x[i] u_j[i]),
+ * so after the loop S3 = E4, S2 = E3 - 2^8 E4, S1 = E2 - 2^8 E3, S0 = E1 - 2^8 E2 exactly (every S_j fits
+ * int32).  Per word: ldr + 3 lsrs + 4 (muls + add) = 13 cycles for 4 MACs; K = 2 loads a halfword.
+ *   K = 8, per 4 columns x 8 rows: 4 x (ldr + 2 x 13) + 2 adds + cmp + bne = 117 cycles
+ *   = 3.66 cycles/MAC (n mod 4 picks the copy to enter; the pointers start that many
+ *   columns early).  The sums start at E4 = b, E3 = b + 2^8 b, E2 = b + 2^8 E3, E1 = b + 2^8 E2,
+ *   so that every S_j starts at the bias b.
  * Then tail (0..7) more rows after the blocks, in one block each of 4, 2, 1 rows as tail asks: the code of
  * the same mode for that K (the same section and frame) takes over.
- * Registers in the loop: r0 x (advances), r1 w (advances), r2-r5 and r8-r11 the sums, r6 x[i],
- * r7 the product, r12 the end of x, lr the bias; on the stack: x - pre, pre (= -n mod 4), out, rq
- * (both advance), the end of rq, lut, tail. */
-    .macro MACK reg, off
-    ldrb r7, [r1, #\off]
-    muls r7, r6
+ * Registers in the loop: r0 x (advances), r1 w (advances), r2-r4, r8 the sums E1-E4 of rows 0-3 and r9-r12
+ * those of rows 4-7, r5 and r7 the shifted words and products, r6 x[i], lr the end of x; on the stack:
+ * x - pre, pre (= -n mod 4), out, rq (both advance), the end of rq, lut, tail, the starts of E1-E4. */
+    .macro ACC reg, src
     .ifc \reg, r2
-    adds r2, r2, r7
+    adds r2, r2, \src
     .else
     .ifc \reg, r3
-    adds r3, r3, r7
+    adds r3, r3, \src
     .else
     .ifc \reg, r4
-    adds r4, r4, r7
+    adds r4, r4, \src
     .else
-    .ifc \reg, r5
-    adds r5, r5, r7
-    .else
-    add \reg, r7
-    .endif
+    add \reg, \src
     .endif
     .endif
     .endif
     .endm
 
+    .macro MACW off, e1, e2, e3, e4   /* four rows of one column: the word at [r1, #off] times x[i] (r6) */
+    ldr r7, [r1, #\off]
+    lsrs r5, r7, #8
+    muls r7, r6
+    ACC \e1, r7
+    lsrs r7, r5, #8
+    muls r5, r6
+    ACC \e2, r5
+    lsrs r5, r7, #8
+    muls r7, r6
+    ACC \e3, r7
+    muls r5, r6
+    ACC \e4, r5
+    .endm
+
     .macro COLK j, K
     ldr r6, [r0, #4 * \j]
-    MACK r2, \K * \j + 0
-    .if \K >= 2
-    MACK r3, \K * \j + 1
-    .endif
-    .if \K >= 4
-    MACK r4, \K * \j + 2
-    MACK r5, \K * \j + 3
-    .endif
-    .if \K >= 8
-    MACK r8, \K * \j + 4
-    MACK r9, \K * \j + 5
-    MACK r10, \K * \j + 6
-    MACK r11, \K * \j + 7
+    .if \K == 8
+    MACW 8 * \j, r2, r3, r4, r8
+    MACW 8 * \j + 4, r9, r10, r11, r12
+    .elseif \K == 4
+    MACW 4 * \j, r2, r3, r4, r8
+    .elseif \K == 2
+    ldrh r7, [r1, #2 * \j]
+    lsrs r5, r7, #8
+    muls r7, r6
+    adds r2, r2, r7
+    muls r5, r6
+    adds r3, r3, r5
+    .else
+    ldrb r7, [r1, #\j]
+    muls r7, r6
+    adds r2, r2, r7
     .endif
     .endm
 
@@ -377,8 +394,7 @@ sm_dot4_i8_m0:
     bhi 6\k\d
 5\k:
     .if \mode == 4
-    ldr r4, [sp, #36]
-    adds r6, #128
+    mov r4, r12                      /* lut + 128 */
     ldrsb r6, [r4, r6]
     .endif
     .if \mode == 5
@@ -445,14 +461,23 @@ sm_dot4_i8_m0:
     mov r6, r10
     mov r7, r11
     push {r4-r7}
-    ldr r4, [sp, #48]       /* bias */
-    mov lr, r4
     lsls r5, r2, #2
     adds r5, r0, r5
-    mov r12, r5             /* the end of x */
-    ldr r4, [sp, #52]       /* tail */
-    sub sp, #28
+    mov lr, r5              /* the end of x */
+    sub sp, #44
+    ldr r4, [sp, #96]       /* tail */
     str r4, [sp, #24]
+    ldr r4, [sp, #92]       /* bias b: the starts of E4, E3, E2, E1 */
+    str r4, [sp, #40]
+    lsls r5, r4, #8
+    adds r5, r5, r4
+    str r5, [sp, #36]
+    lsls r5, r5, #8
+    adds r5, r5, r4
+    str r5, [sp, #32]
+    lsls r5, r5, #8
+    adds r5, r5, r4
+    str r5, [sp, #28]
     rsbs r6, r2, #0
     movs r7, #3
     ands r6, r7             /* pre = -n mod 4 */
@@ -461,9 +486,9 @@ sm_dot4_i8_m0:
     subs r7, r0, r7
     str r7, [sp, #0]        /* x - pre (int32) */
     str r3, [sp, #8]        /* out */
-    ldr r4, [sp, #68]       /* rq */
+    ldr r4, [sp, #84]       /* rq */
     str r4, [sp, #12]
-    ldr r5, [sp, #64]       /* n_groups */
+    ldr r5, [sp, #80]       /* n_groups */
     .if \K == 8
     lsls r5, r5, #6
     .elseif \K == 4
@@ -475,8 +500,9 @@ sm_dot4_i8_m0:
     .endif
     adds r5, r4, r5
     str r5, [sp, #16]       /* the end of rq: K (m, s) pairs per group */
-    ldr r5, [sp, #72]
-    str r5, [sp, #20]       /* lut */
+    ldr r5, [sp, #88]
+    adds r5, #128
+    str r5, [sp, #20]       /* lut + 128 */
     b 10f
 17: bpl 13f                 /* pre = 2 or 3 (from the dispatch below) */
     b 14f
@@ -494,19 +520,23 @@ sm_dot4_i8_m0:
     movs r7, r6
     .endif
     subs r1, r1, r7
-    mov r2, lr
-    .if \K >= 2
-    mov r3, lr
-    .endif
     .if \K >= 4
-    mov r4, lr
-    mov r5, lr
+    ldr r2, [sp, #28]
+    ldr r3, [sp, #32]
+    ldr r4, [sp, #36]
+    ldr r5, [sp, #40]
+    mov r8, r5
+    .if \K == 8
+    mov r9, r2
+    mov r10, r3
+    mov r11, r4
+    mov r12, r5
     .endif
-    .if \K >= 8
-    mov r8, lr
-    mov r9, lr
-    mov r10, lr
-    mov r11, lr
+    .elseif \K == 2
+    ldr r2, [sp, #36]
+    ldr r3, [sp, #40]
+    .else
+    ldr r2, [sp, #40]
     .endif
     lsls r6, r6, #31        /* enter at copy pre: C = bit 1, N = bit 0 */
     bcs 17b
@@ -517,11 +547,43 @@ sm_dot4_i8_m0:
 14: COLK 3, \K
     adds r0, r0, #16
     adds r1, r1, #4 * \K
-    cmp r0, r12
+    cmp r0, lr
     bne 11b
+    /* the dot products S_j from E1-E4: rows 0-3 into r2-r5, rows 4-7 into r8-r11 (r1, the next block, is kept) */
+    .if \K >= 2
+    lsls r5, r3, #8
+    subs r2, r2, r5         /* S0 = E1 - 2^8 E2 */
+    .endif
+    .if \K >= 4
+    lsls r5, r4, #8
+    subs r3, r3, r5         /* S1 = E2 - 2^8 E3 */
+    mov r5, r8
+    lsls r6, r5, #8
+    subs r4, r4, r6         /* S2 = E3 - 2^8 E4; S3 = E4 in r5 */
+    .endif
+    .if \K == 8
+    mov r6, r9
+    mov r7, r10
+    lsls r0, r7, #8
+    subs r6, r6, r0
+    mov r8, r6              /* S4 */
+    mov r6, r11
+    lsls r0, r6, #8
+    subs r7, r7, r0
+    mov r9, r7              /* S5 */
+    mov r7, r12
+    lsls r0, r7, #8
+    subs r6, r6, r0
+    mov r10, r6             /* S6 */
+    mov r11, r7             /* S7 */
+    .endif
     .size \name, . - \name
     .type \name\()_store, %function
 \name\()_store:
+    .if \mode == 4
+    ldr r7, [sp, #20]
+    mov r12, r7             /* lut + 128 for the stores */
+    .endif
     push {r2-r5}            /* sums 0-3 at [sp, #0..12]; the frame above them */
     ldr r2, [sp, #28]       /* rq */
     ldr r3, [sp, #24]       /* out */
@@ -596,7 +658,7 @@ sm_dot4_i8_m0:
     b \n1\()_blk
     .endif
 23:
-    add sp, #28
+    add sp, #44
     pop {r4-r7}
     mov r8, r4
     mov r9, r5
@@ -626,6 +688,12 @@ sm_dot4_i8_m0:
     LINEARK sm_linactb4x_i8_m0, 5, 4, sm_linactb_m0, sm_linactb4x_i8_m0, sm_linactb2_i8_m0, sm_linactb1_i8_m0
     LINEARK sm_linactb2_i8_m0, 5, 2, sm_linactb_m0, sm_linactb4x_i8_m0, sm_linactb2_i8_m0, sm_linactb1_i8_m0
     LINEARK sm_linactb1_i8_m0, 5, 1, sm_linactb_m0, sm_linactb4x_i8_m0, sm_linactb2_i8_m0, sm_linactb1_i8_m0
+
+    .macro MACK reg, off             /* one byte of [r1, #off] times r6 into reg (r7: the product) */
+    ldrb r7, [r1, #\off]
+    muls r7, r6
+    ACC \reg, r7
+    .endm
 
 /* WSUMK name, K (K = 8, 4, 2 or 1): name(p, v, n_pos, stride, out, n_groups, bias), n_pos >= 1, n_groups >= 1:
  * int32 out[Kg + j] = RSHR(bias + sum_s p[s] * v[s * stride + Kg + j], 15) for g < n_groups, j < K (values of

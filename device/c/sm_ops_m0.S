@@ -129,10 +129,11 @@ sm_softmax_m0:
     b 9b
     .size sm_softmax_m0, . - sm_softmax_m0
 
-/* sm_rope_m0(v, C, S, half): the rotary embedding of one head (FORMAT.md 6.4), in place:
- *     for j < half: (u0, u1) = (v[2j], v[2j+1]);  v[2j]   = clamp(RSHR(u0 * C[j] - u1 * S[j], 14), -127, 127)
- *                                                 v[2j+1] = clamp(RSHR(u0 * S[j] + u1 * C[j], 14), -127, 127)
- * v 2-byte aligned (heads start at even offsets: head_dim is even), C and S int16.
+/* sm_rope_m0(v, C, S, half, n_heads), n_heads >= 1: the rotary embedding of n_heads heads of 2 half values
+ * each, one after the other in v (FORMAT.md 6.4), in place: for every head and j < half:
+ *     (u0, u1) = (v[2j], v[2j+1]);  v[2j]   = clamp(RSHR(u0 * C[j] - u1 * S[j], 14), -127, 127)
+ *                                   v[2j+1] = clamp(RSHR(u0 * S[j] + u1 * C[j], 14), -127, 127)
+ * v 2-byte aligned (heads start at even offsets: head_dim is even), C and S int16 (the same for every head).
  * About 39 cycles per pair. */
     .section .time_critical.sm_rope_m0, "ax", %progbits
     .global sm_rope_m0
@@ -143,12 +144,16 @@ sm_rope_m0:
     mov r4, r8
     mov r5, r9
     mov r6, r10
-    push {r4-r6}
+    mov r7, r11
+    push {r4-r7}
+    ldr r4, [sp, #36]       /* n_heads (5th argument) */
+    mov r11, r4
     lsls r3, r3, #1
     adds r0, r0, r3         /* ends; one index -2 half .. 0 steps all three */
     adds r1, r1, r3
     adds r2, r2, r3
     rsbs r3, r3, #0
+    mov r12, r3             /* -2 half: a head's start from its end */
     movs r4, #1
     lsls r4, r4, #13
     mov r8, r4              /* the rounding term 2^13 */
@@ -186,10 +191,17 @@ sm_rope_m0:
     strh r4, [r0, r3]
     adds r3, r3, #2
     bne 1b
-    pop {r4-r6}
+    mov r3, r12
+    subs r0, r0, r3         /* the next head's end */
+    mov r4, r11
+    subs r4, r4, #1
+    mov r11, r4
+    bne 1b
+    pop {r4-r7}
     mov r8, r4
     mov r9, r5
     mov r10, r6
+    mov r11, r7
     pop {r4-r7, pc}
 3:  movs r5, #127
     cmp r6, #0

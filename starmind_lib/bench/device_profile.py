@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from ..provenance import REPO_ROOT, provenance
 
@@ -40,7 +39,6 @@ FUNCTION_GROUPS = {
     "sm_sample": "sampling", "greedy": "sampling", "logit_at": "sampling", "count_at_least": "sampling",
     "rng_next": "sampling",
 }
-PROFILE_MODELS = ("budget10k-ffn_ratio-r1", "budget100k-depth-l1")   # the ~10K and ~100K models of the study
 LOAD_FUNCTIONS = {"parse_header", "sm_crc32", "mat_ok", "int8_ok", "rq_ok", "range_ok", "int8_values_ok",
                   "bind_tensors", "check_vocab", "expect", "sm_load", "sm_arena_needed", "reset_handler",
                   "memcpy", "memset", "open_file", "plan", "take", "expect_mat", "layer_name", "name_cat",
@@ -56,17 +54,23 @@ def model_file(row: dict, runs_dir: Path) -> Path:
 
 
 def profile_models(runs) -> list[tuple[int, dict]]:
-    """(target, run row) of the models to profile: for each of PROFILE_TARGETS the study model of
-    PROFILE_MODELS in that size class if it ran, else the trained model nearest the target."""
+    """(target, run row) of the models to profile: for each of PROFILE_TARGETS the study or reference model
+    nearest the target within NEAR (:func:`~starmind_lib.bench.device_results.near_target`, the model its
+    speed target is judged by), else, without full-window runs, the trained model nearest it."""
+    from .device_results import context_speeds, near_target
     base = runs[(runs["scheme"] == "int8") & (runs["weights"] == "flash") & runs["kv_cache"].astype(bool)
                 & (runs["status"] == "ok") & runs["source"].isin(["study", "reference"])]
     out, seen = [], set()
     if base.empty:
         return out
+    speeds = context_speeds(runs)
     for target in PROFILE_TARGETS:
-        ratio = np.log(base["n_params"].astype(float) / target).abs()
-        named = base[base["model_id"].isin(PROFILE_MODELS) & (ratio < np.log(2))]
-        r = named.iloc[0] if len(named) else base.loc[ratio.idxmin()]
+        near = near_target(speeds, target)
+        named = base[base["model_id"] == near["model"]] if near is not None else base.iloc[:0]
+        if len(named):
+            r = named.iloc[0]
+        else:
+            r = base.loc[(base["n_params"].astype(float) - target).abs().idxmin()]
         if r["model_id"] not in seen:
             seen.add(r["model_id"])
             out.append((target, r.to_dict()))
