@@ -253,3 +253,21 @@ def test_the_speed_fit_recovers_exact_costs_and_minimises_the_worst_error():
     assert 0 < worst < 0.3 / 2 + 1e-6                    # the error is shared, not left on one model
     assert all(c >= 0 for c in fit["asm/ram"].values())
     assert calibration.speed_tolerance(rows, fit) == {"asm": np.ceil(worst * 100) / 100}
+
+
+def test_size_probes_are_jobs_and_the_largest_in_ram_names_its_kind(tmp_path):
+    probes = measure.probe_architectures()
+    assert [p["n_params"] for p in probes] == [152_000, 159_120, 191_736, 201_280]
+    assert all(p["arch"]["dim"] % p["arch"]["n_heads"] == 0 and (p["arch"]["dim"] // p["arch"]["n_heads"]) % 2 == 0
+               for p in probes)
+    js = [j for j in measure.jobs(study=False) if j["meta"]["source"] == "size_probe"]
+    assert sorted((j["meta"]["variant_id"], j["weights"]) for j in js)[:2] == [
+        ("mp_probe_d64_l3", "flash"), ("mp_probe_d64_l3", "ram")] and len(js) == 8
+    assert not [j for j in measure.jobs(study=False, probes=False) if j["meta"]["source"] == "size_probe"]
+    m = measured(tmp_path, [row(model="s", n_params=103_450, tok_s=90.0),
+                            row(model="mp_probe_d64_l3", source="size_probe", n_params=152_000, dim=64, n_layers=3,
+                                tok_s=60.0),
+                            row(model="mp_probe_d64_l4", source="size_probe", n_params=201_280, status="out_of_memory")])
+    text = ch.numbers(m, ch.planner_errors(m.rows), ch.memory_check(m.rows))["mp_largest_ram"]
+    assert text == ("152,000 parameters (mp_probe_d64_l3, an untrained size probe of a shape chosen for the heap: "
+                    "dim 64, 3 layers, 60 tokens/s); the largest study model, 103,450 parameters (s, 90 tokens/s)")

@@ -96,8 +96,9 @@ MEASURED_CAPTION = (f"Measured per model and weights mode, {LABEL}: tokens/s at 
 
 
 def rows_that_matter(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """The rows shown above a long table: the reference models, and the study models nearest 1K, 10K, 100K."""
-    keep = set(df.index[df["source"] == "reference"])
+    """The rows shown above a long table: the reference models, the size probes, and the study models nearest
+    1K, 10K, 100K."""
+    keep = set(df.index[df["source"].isin(["reference", "size_probe"])])
     study = df[df["source"] == "study"]
     for target in (1_000, 10_000, 100_000):
         if len(study):
@@ -191,6 +192,23 @@ def nearest(df: pd.DataFrame, target: int, weights: str = "ram", within: float =
     return pick.iloc[(pick["n_params"] - target).abs().argsort()[:1]].iloc[0].to_dict()
 
 
+def largest_in_ram_text(ram_ok: pd.DataFrame) -> str:
+    """The largest model that ran with its weights in RAM, and the largest study model if that is another."""
+    if not len(ram_ok):
+        return "n/a"
+    big = ram_ok.loc[ram_ok["n_params"].astype(float).idxmax()]
+    kind = {"size_probe": "an untrained size probe of a shape chosen for the heap", "reference": "a reference model",
+            "study": "a study model"}.get(big.get("source"), "a model")
+    text = (f"{fmt_num(int(big['n_params']), sig=None)} parameters ({big['model']}, {kind}: dim {int(big['dim'])}, "
+            f"{int(big['n_layers'])} layers, {fmt_num(float(big['tok_s']), sig=3)} tokens/s)")
+    study = ram_ok[ram_ok["source"] == "study"]
+    if len(study) and big.get("source") != "study":
+        s = study.loc[study["n_params"].astype(float).idxmax()]
+        text += (f"; the largest study model, {fmt_num(int(s['n_params']), sig=None)} parameters ({s['model']}, "
+                 f"{fmt_num(float(s['tok_s']), sig=3)} tokens/s)")
+    return text
+
+
 def numbers(m: Measured, err: pd.DataFrame, check: pd.DataFrame) -> dict[str, str]:
     """Every number the chapter's prose quotes, formatted (``glue`` each)."""
     df = m.rows
@@ -212,7 +230,7 @@ def numbers(m: Measured, err: pd.DataFrame, check: pd.DataFrame) -> dict[str, st
     out["mp_n_tokens"] = fmt_num(N_TOKENS, sig=None)
     out["mp_heap_uart"] = fmt_num(planner.HEAP_FREE_AFTER_BOOT["uart"], sig=None)
     out["mp_heap_usb"] = fmt_num(planner.HEAP_FREE_AFTER_BOOT["usb"], sig=None)
-    out["mp_largest_ram"] = fmt_num(int(ram_ok["n_params"].max()), sig=None) if len(ram_ok) else "n/a"
+    out["mp_largest_ram"] = largest_in_ram_text(ram_ok)
     out["mp_max_tok_s"] = fmt_num(float(ok["tok_s"].max()), sig=3) if len(ok) else "n/a"
     for target, name in ((10_000, "10k"), (100_000, "100k")):
         r = nearest(df, target)

@@ -41,6 +41,9 @@ STUDY_TABLE = REPO_ROOT / "data" / "results" / "sweep" / "variants"
 RUNS_TABLE = REPO_ROOT / "data" / "results" / "device" / "micropython_runs"
 ARCH_DIR = REPO_ROOT / "data" / "runs" / "smd_arch"
 N_TOKENS = 64
+# Untrained probes of shapes that suit a heap (few layers, so a small KV cache; wide rows, so few
+# requantisation pairs): how large a model runs with its weights in RAM at all, beside the study's shapes.
+MP_SIZE_PROBES = ((64, 3), (80, 2), (72, 3), (64, 4))   # (dim, n_layers), FFN 4 x dim, 64-token vocabulary
 
 
 def runs_table(stem: Path = RUNS_TABLE) -> RunsTable:
@@ -172,8 +175,23 @@ def spread(items: list) -> list:
     return [items[i] for i in order if i < n]
 
 
-def jobs(max_study: int | None = None, study: bool = True, reference_python: bool = False) -> list[dict]:
-    """Reference models first (auto and python kernels), then the study's architectures (auto)."""
+def probe_architectures() -> list[dict]:
+    """MP_SIZE_PROBES as study-like variants (variant_id mp_probe_d{dim}_l{layers}), smallest first."""
+    from ..training.grid import count_params
+    out = []
+    for dim, layers in MP_SIZE_PROBES:
+        head = 32 if dim % 32 == 0 else 16 if dim % 16 == 0 else 8       # even head sizes (rope)
+        arch = {"vocab_size": 64, "dim": dim, "n_layers": layers, "n_heads": dim // head, "ffn_hidden": 4 * dim,
+                "activation": "silu", "pos": "rope", "tied": True, "max_seq_len": 64}
+        out.append({"variant_id": f"mp_probe_d{dim}_l{layers}", "arch": arch, "tokenizer": "char64", "bpc": None,
+                    "n_params": count_params(**{k: v for k, v in arch.items() if k != "max_seq_len"})})
+    return sorted(out, key=lambda v: v["n_params"])
+
+
+def jobs(max_study: int | None = None, study: bool = True, reference_python: bool = False,
+         probes: bool = True) -> list[dict]:
+    """Reference models first (auto and python kernels), then the study's architectures (auto), then the
+    size probes (MP_SIZE_PROBES, auto)."""
     out = []
     for g in sorted(REFERENCE_DIR.glob("*.golden.json")):
         gold = json.loads(g.read_text())
@@ -192,6 +210,13 @@ def jobs(max_study: int | None = None, study: bool = True, reference_python: boo
             for weights in ("ram", "flash"):
                 out.append({"variant": v, "prompt": [1], "n_tokens": min(N_TOKENS, v["arch"]["max_seq_len"]),
                             "weights": weights, "kernels": "auto", "meta": meta})
+    if probes:
+        for v in probe_architectures():
+            meta = {"source": "size_probe", "variant_id": v["variant_id"], "weights_source": "untrained_probe",
+                    "tokenizer": v["tokenizer"], "n_params": v["n_params"], **v["arch"]}
+            for weights in ("ram", "flash"):
+                out.append({"variant": v, "prompt": [1], "n_tokens": N_TOKENS, "weights": weights,
+                            "kernels": "auto", "meta": meta})
     return out
 
 
@@ -367,6 +392,13 @@ def bench_emulated(firmware: str | None, results_dir: Path, profile: str = "benc
     if errs:
         print(f"planner speed error: mean {sum(errs) / len(errs):.1%}, worst {max(errs):.1%} over {len(errs)} runs "
               f"(emulated cycles at {rows[0].get('clock_hz')} Hz, speed_source=emulated_stock_firmware)")
+    for what, src in (("any model", None), ("a study model", "study")):
+        ram = [r for r in rows if r.get("status") == "ok" and r.get("weights_requested") == "ram"
+               and (src is None or r.get("source") == src)]
+        if ram:
+            big = max(ram, key=lambda r: r.get("n_params") or 0)
+            print(f"largest {what} with weights in RAM: {big['model']}, {int(big['n_params']):,} parameters, "
+                  f"{big['tokens_per_s']:.1f} tokens/s")
     return rows
 
 
