@@ -132,7 +132,7 @@ else:
 # in RAM a generated token allocates {glue:text}`mp_alloc_ram` bytes (measured with
 # `gc.mem_alloc()` around the token loop); with weights in flash,
 # {glue:text}`mp_alloc_flash` bytes. The largest model that ran with its weights in RAM has
-# {glue:text}`mp_largest_ram` parameters.
+# {glue:text}`mp_largest_ram`. {glue:text}`mp_probes_text`
 
 # %%
 if runs.empty:

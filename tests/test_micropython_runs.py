@@ -271,3 +271,6 @@ def test_size_probes_are_jobs_and_the_largest_in_ram_names_its_kind(tmp_path):
     text = ch.numbers(m, ch.planner_errors(m.rows), ch.memory_check(m.rows))["mp_largest_ram"]
     assert text == ("152,000 parameters (mp_probe_d64_l3, an untrained size probe of a shape chosen for the heap: "
                     "dim 64, 3 layers, 60 tokens/s); the largest study model, 103,450 parameters (s, 90 tokens/s)")
+    assert ch.probes_text(m.rows) == ("Untrained size probes of shapes chosen for the heap (few layers, wide rows; "
+                                      "152,000 to 201,280 parameters): 1 of 2 ran with their weights in RAM (the "
+                                      "others ran out of memory).")

@@ -209,6 +209,26 @@ def largest_in_ram_text(ram_ok: pd.DataFrame) -> str:
     return text
 
 
+def probes_text(df: pd.DataFrame) -> str:
+    """What the size probes (untrained, shapes chosen for the heap) did with weights in RAM and in flash."""
+    pr = df[df["source"] == "size_probe"] if len(df) else df
+    if not len(pr):
+        return "No size probe was measured."
+    n = pr["n_params"].astype(int)
+    ram, flash = pr[pr["weights_requested"] == "ram"], pr[pr["weights_requested"] == "flash"]
+    ran = ram[ram["status"] == "ok"]
+    fl = flash[flash["status"] == "ok"]["tok_s"]
+    text = (f"Untrained size probes of shapes chosen for the heap (few layers, wide rows; "
+            f"{fmt_num(int(n.min()), sig=None)} to {fmt_num(int(n.max()), sig=None)} parameters): "
+            f"{len(ran)} of {len(ram)} ran with their weights in RAM")
+    if len(ran) < len(ram):
+        text += " (the others ran out of memory)"
+    if len(fl):
+        text += (f", and from flash {len(fl)} of {len(flash)} ran, at {fmt_num(float(fl.min()), sig=3)} to "
+                 f"{fmt_num(float(fl.max()), sig=3)} tokens/s")
+    return text + "."
+
+
 def numbers(m: Measured, err: pd.DataFrame, check: pd.DataFrame) -> dict[str, str]:
     """Every number the chapter's prose quotes, formatted (``glue`` each)."""
     df = m.rows
@@ -231,6 +251,7 @@ def numbers(m: Measured, err: pd.DataFrame, check: pd.DataFrame) -> dict[str, st
     out["mp_heap_uart"] = fmt_num(planner.HEAP_FREE_AFTER_BOOT["uart"], sig=None)
     out["mp_heap_usb"] = fmt_num(planner.HEAP_FREE_AFTER_BOOT["usb"], sig=None)
     out["mp_largest_ram"] = largest_in_ram_text(ram_ok)
+    out["mp_probes_text"] = probes_text(df)
     out["mp_max_tok_s"] = fmt_num(float(ok["tok_s"].max()), sig=3) if len(ok) else "n/a"
     for target, name in ((10_000, "10k"), (100_000, "100k")):
         r = nearest(df, target)
