@@ -147,6 +147,12 @@ def _mp_ok():
     return m[m["status"] == "ok"]
 
 
+def _placement_spread():
+    from starmind_lib.devices.placement import spread
+    from starmind_lib.provenance import ResultTable
+    return spread(ResultTable(RESULTS / "device" / "micropython_placement", key="key").rows())
+
+
 def _best():
     s = _study_scores()
     return s.loc[s["bpc"].idxmin()]
@@ -231,6 +237,7 @@ EXPECTED = {
     ("06b_micropython", "mp_n_failed"): lambda: len(_mp_current()) - len(_mp_ok()),
     ("06b_micropython", "mp_n_match"): lambda: int(_mp_ok()["tokens_match_reference"].astype(bool).sum()),
     ("06b_micropython", "mp_largest_ram"): lambda: _mp_ok().query("weights_requested == 'ram'")["n_params"].max(),
+    ("06b_micropython", "mp_placement_text"): lambda: next(iter(_placement_spread().values()))["low"],
     ("06b_micropython", "mp_probes_text"): lambda: _mp_current().query("source == 'size_probe'")["n_params"].min(),
     ("06b_micropython", "mp_clock_mhz"): lambda: sorted(set(_mp_current()["clock_hz"].dropna()))[0] / 1e6,
     ("07_analysis", "n_models"): lambda: len(_study_scores()),

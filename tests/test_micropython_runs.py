@@ -274,3 +274,18 @@ def test_size_probes_are_jobs_and_the_largest_in_ram_names_its_kind(tmp_path):
     assert ch.probes_text(m.rows) == ("Untrained size probes of shapes chosen for the heap (few layers, wide rows; "
                                       "152,000 to 201,280 parameters): 1 of 2 ran with their weights in RAM (the "
                                       "others ran out of memory).")
+
+
+def test_placement_spread_and_the_chapter_sentence(tmp_path):
+    from starmind_lib.devices import placement
+    from starmind_lib.provenance import ResultTable
+    code = placement.run_code("/models/m.smd", 96, 0x40068010)
+    assert "pad = bytearray(96) if 96 else None" in code and "bench.run_model('/models/m.smd', [1], 64" in code
+    rows = [{"model": "a", "status": "ok", "cycles_per_token": c} for c in (100.0, 110.0, 90.0)]
+    rows += [{"model": "b", "status": "out_of_memory", "cycles_per_token": None}]
+    assert placement.spread(rows) == {"a": {"n": 3, "low": 90.0, "high": 110.0, "half_range": 0.1}}
+    assert ch.placement_text(tmp_path) == "not measured in this build"
+    t = ResultTable(tmp_path / "device" / "micropython_placement", key="key")
+    for i, r in enumerate(rows[:3]):
+        t.append({"key": str(i), **r})
+    assert ch.placement_text(tmp_path) == "a 90 to 110 cycles per token (+-10 %, 3 placements)"

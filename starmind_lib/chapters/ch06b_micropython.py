@@ -229,6 +229,22 @@ def probes_text(df: pd.DataFrame) -> str:
     return text + "."
 
 
+def placement_text(results_dir) -> str:
+    """The spread of one file's cycles per token when only its heap placement changes
+    (``device/micropython_placement``, :mod:`starmind_lib.devices.placement`)."""
+    from ..devices.placement import spread
+    stem = Path(results_dir) / "device" / "micropython_placement"
+    if not stem.with_suffix(".jsonl").exists():
+        return "not measured in this build"
+    from ..provenance import ResultTable
+    sp = spread(ResultTable(stem, key="key").rows())
+    if not sp:
+        return "not measured in this build"
+    parts = [f"{m} {fmt_num(s['low'], sig=None)} to {fmt_num(s['high'], sig=None)} cycles per token "
+             f"(+-{fmt_num(100 * s['half_range'], sig=2)} %, {s['n']} placements)" for m, s in sp.items()]
+    return "; ".join(parts)
+
+
 def numbers(m: Measured, err: pd.DataFrame, check: pd.DataFrame) -> dict[str, str]:
     """Every number the chapter's prose quotes, formatted (``glue`` each)."""
     df = m.rows
