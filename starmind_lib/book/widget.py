@@ -121,7 +121,8 @@ def _c_runs(results_dir: Path):
 def _mp_runs(results_dir: Path):
     import pandas as pd
     path = Path(results_dir) / "device" / "micropython_runs.jsonl"
-    return pd.read_json(path, lines=True) if path.exists() and path.stat().st_size else None
+    # dtype=False: a hex commit such as 4684646e2887 would otherwise be read as a float
+    return pd.read_json(path, lines=True, dtype=False) if path.exists() and path.stat().st_size else None
 
 
 def _mp_runtime(mp, model_id: str) -> dict | None:
