@@ -74,7 +74,7 @@ for name, value in ch.numbers(m, err, check).items():
 models, synthetic = bmp.study_models(results_dir)
 predicted = ch.predicted_frame(models, runs)
 glue("mp_n_predicted", fmt_num(len(predicted), sig=None), display=False)
-glue("mp_placement_text", ch.placement_text(results_dir), display=False)
+glue("mp_placement_text", ch.placement_text(results_dir, runs), display=False)
 glue("mp_n_study", fmt_num(len(models), sig=None), display=False)
 if runs.empty:
     display(Markdown(f"> **No emulated-firmware rows** in `{results_dir}/device/micropython_runs`: every figure "
@@ -176,12 +176,13 @@ else:
 # ({glue:text}`mp_mem_failed` failed): it said "fits" for {glue:text}`mp_fit_but_fails` runs that
 # failed (this must be 0) and "does not fit" for {glue:text}`mp_no_but_ran` runs that ran.
 #
-# Part of the speed error is in the measurements themselves. Loaded after a pad of 0 to 5,000
-# bytes that stays allocated (`python -m starmind_lib.devices.placement`), so that only where its
-# buffers land in the heap changes, the same file on the same runtime takes:
-# {glue:text}`mp_placement_text`. rp2040js charges every SRAM access the same, so the interpreter's
-# path moves (its hash tables and lookup caches), not the memory; a model of the shapes alone
-# cannot predict a run more closely than this.
+# Part of the speed error is in the measurements themselves. Loaded in a fresh session after a pad
+# of 0 to 5,000 bytes that stays allocated (`python -m starmind_lib.devices.placement`), so that only
+# where its buffers land in the heap changes, the same file on the same runtime takes:
+# {glue:text}`mp_placement_text` (the measuring session runs many models one after another on one
+# board). The tokens are the same each time. rp2040js charges every SRAM access the same, so what
+# moves is the interpreter's path, not the memory; a model of the shapes alone cannot predict a run
+# more closely than this.
 
 # %%
 if err.empty:

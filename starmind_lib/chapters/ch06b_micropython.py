@@ -229,19 +229,32 @@ def probes_text(df: pd.DataFrame) -> str:
     return text + "."
 
 
-def placement_text(results_dir) -> str:
+def placement_text(results_dir, runs: pd.DataFrame | None = None) -> str:
     """The spread of one file's cycles per token when only its heap placement changes
-    (``device/micropython_placement``, :mod:`starmind_lib.devices.placement`)."""
+    (``device/micropython_placement``, :mod:`starmind_lib.devices.placement`), and beside it what the same
+    file (same hash, same runtime, weights in RAM) took in the measuring session of ``runs``."""
     from ..devices.placement import spread
+    from ..provenance import ResultTable
     stem = Path(results_dir) / "device" / "micropython_placement"
     if not stem.with_suffix(".jsonl").exists():
         return "not measured in this build"
-    from ..provenance import ResultTable
-    sp = spread(ResultTable(stem, key="key").rows())
+    rows = ResultTable(stem, key="key").rows()
+    sp = spread(rows)
     if not sp:
         return "not measured in this build"
-    parts = [f"{m} {fmt_num(s['low'], sig=None)} to {fmt_num(s['high'], sig=None)} cycles per token "
-             f"(+-{fmt_num(100 * s['half_range'], sig=2)} %, {s['n']} placements)" for m, s in sp.items()]
+    parts = []
+    for m, s in sp.items():
+        text = (f"{m} {fmt_num(s['low'], sig=None)} to {fmt_num(s['high'], sig=None)} cycles per token "
+                f"(+-{fmt_num(100 * s['half_range'], sig=2)} %, {s['n']} placements)")
+        same = {(r.get("model_sha256_16"), r.get("runtime_sha256_16")) for r in rows if r.get("model") == m}
+        if runs is not None and len(runs) and "model_sha256_16" in runs:
+            same_file = pd.Series([(a, b) in same for a, b in zip(runs["model_sha256_16"], runs["runtime_sha256_16"])],
+                                  index=runs.index)
+            hit = runs[(runs["model"] == m) & (runs["weights_requested"] == "ram") & (runs["status"] == "ok")
+                       & same_file]
+            if len(hit):
+                text += f", in the measuring session {fmt_num(float(hit['cycles_per_token'].iloc[0]), sig=None)}"
+        parts.append(text)
     return "; ".join(parts)
 
 
