@@ -181,8 +181,9 @@ else:
 # where its buffers land in the heap changes, the same file on the same runtime takes:
 # {glue:text}`mp_placement_text` (the measuring session runs many models one after another on one
 # board). The tokens are the same each time. rp2040js charges every SRAM access the same, so what
-# moves is the interpreter's path, not the memory; a model of the shapes alone cannot predict a run
-# more closely than this.
+# moves is the interpreter's path, not the memory. The pads explore only part of it (the measuring
+# session lies outside their range for two of the three files), so this is a lower bound on how far
+# a run of the same file can move: a model of the shapes alone cannot predict a run more closely.
 
 # %%
 if err.empty:
