@@ -288,10 +288,11 @@ def test_placement_spread_and_the_chapter_sentence(tmp_path):
     t = ResultTable(tmp_path / "device" / "micropython_placement", key="key")
     for i, r in enumerate(rows[:3]):
         t.append({"key": str(i), **r})
-    assert ch.placement_text(tmp_path) == "a 90 to 110 cycles per token (+-10 %, 3 placements)"
+    assert ch.placement_text(tmp_path) == "90 to 110 cycles per token for a (+-10 %, 3 placements)"
     t.append({"key": "3", "model": "b", "status": "ok", "cycles_per_token": 50.0, "model_sha256_16": "f1",
               "runtime_sha256_16": RT})
     runs = pd.DataFrame([row(model="a", tok_s=125e6 / 120, model_sha256_16="f0"),      # another file: not compared
                          row(model="b", tok_s=125e6 / 55, model_sha256_16="f1")])
-    assert ch.placement_text(tmp_path, runs) == ("a 90 to 110 cycles per token (+-10 %, 3 placements); b 50 to 50 "
-                                                 "cycles per token (+-0 %, 1 placements), in the measuring session 55")
+    assert ch.placement_text(tmp_path, runs) == ("90 to 110 cycles per token for a (+-10 %, 3 placements); 50 to 50 "
+                                                 "cycles per token for b (+-0 %, 1 placements), in the measuring "
+                                                 "session 55")

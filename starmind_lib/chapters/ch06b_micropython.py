@@ -244,7 +244,7 @@ def placement_text(results_dir, runs: pd.DataFrame | None = None) -> str:
         return "not measured in this build"
     parts = []
     for m, s in sp.items():
-        text = (f"{m} {fmt_num(s['low'], sig=None)} to {fmt_num(s['high'], sig=None)} cycles per token "
+        text = (f"{fmt_num(s['low'], sig=None)} to {fmt_num(s['high'], sig=None)} cycles per token for {m} "
                 f"(+-{fmt_num(100 * s['half_range'], sig=2)} %, {s['n']} placements)")
         same = {(r.get("model_sha256_16"), r.get("runtime_sha256_16")) for r in rows if r.get("model") == m}
         if runs is not None and len(runs) and "model_sha256_16" in runs:
