@@ -239,7 +239,7 @@ EXPECTED = {
     ("06b_micropython", "mp_largest_ram"): lambda: _mp_ok().query("weights_requested == 'ram'")["n_params"].max(),
     ("06_device", "word_cpm"): lambda: (lambda k: k[k["kernel"].str.contains("word loads")]["cycles_per_mac_raw"]
                                         .iloc[0])(pd.read_parquet(RESULTS / "device" / "kernels.parquet")),
-    ("06b_micropython", "mp_placement_text"): lambda: next(iter(_placement_spread().values()))["low"],
+    ("06b_micropython", "mp_placement_text"): lambda: round(next(iter(_placement_spread().values()))["low"]),
     ("06b_micropython", "mp_probes_text"): lambda: _mp_current().query("source == 'size_probe'")["n_params"].min(),
     ("06b_micropython", "mp_clock_mhz"): lambda: sorted(set(_mp_current()["clock_hz"].dropna()))[0] / 1e6,
     ("07_analysis", "n_models"): lambda: len(_study_scores()),
