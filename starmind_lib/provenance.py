@@ -57,6 +57,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+# The result tables are what the code writes, not its source: a run appending to its own committed table (a
+# clean checkout measuring into data/results) must not mark its later rows '-dirty'.
+SOURCE_PATHSPEC = ("--", ".", ":(exclude)data/results")
+
+
 def git_commit(root: Path = REPO_ROOT) -> str:
     """The current commit (with '-dirty' when the tree has changes), or 'unknown' outside git.
 
@@ -68,7 +73,7 @@ def git_commit(root: Path = REPO_ROOT) -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", *SOURCE_PATHSPEC], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -79,9 +84,10 @@ DIFF_KEEP_BYTES = 256 * 1024   # uncommitted diffs up to this size are kept besi
 
 
 def git_diff(root: Path = REPO_ROOT) -> str:
-    """The uncommitted changes to tracked files (``git diff HEAD``), '' when clean or outside git."""
+    """The uncommitted changes to tracked source files (``git diff HEAD``, result tables left out: SOURCE_PATHSPEC),
+    '' when clean or outside git."""
     try:
-        return subprocess.run(["git", "diff", "HEAD", "--no-color", "--no-ext-diff"], cwd=root,
+        return subprocess.run(["git", "diff", "HEAD", "--no-color", "--no-ext-diff", *SOURCE_PATHSPEC], cwd=root,
                               capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return ""

@@ -157,3 +157,20 @@ def test_every_committed_table_has_provenance_or_is_disclosed():
     assert lacking <= set(no_prov), f"tables without provenance, not disclosed in rewrites.yaml: {lacking - set(no_prov)}"
     assert {"re-stamped", "hand-set provenance", "removed snapshot"} <= set(disclosed["kind"])
     assert disclosed["what"].str.contains("7031107-dirty").any()
+
+
+def test_appending_to_a_committed_result_table_leaves_the_tree_clean(tmp_path):
+    import subprocess
+
+    from starmind_lib.provenance import git_commit, git_diff
+    run = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (tmp_path / "data" / "results").mkdir(parents=True)
+    (tmp_path / "data" / "results" / "t.jsonl").write_text('{"k": 1}\n')
+    (tmp_path / "code.py").write_text("x = 1\n")
+    run("add", ".")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    (tmp_path / "data" / "results" / "t.jsonl").write_text('{"k": 1}\n{"k": 2}\n')   # a run appends a row
+    assert not git_commit(tmp_path).endswith("-dirty") and git_diff(tmp_path) == ""
+    (tmp_path / "code.py").write_text("x = 2\n")                                      # the source changes
+    assert git_commit(tmp_path).endswith("-dirty") and "x = 2" in git_diff(tmp_path)
