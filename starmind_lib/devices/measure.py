@@ -203,20 +203,15 @@ def jobs(max_study: int | None = None, study: bool = True, reference_python: boo
             for weights in ("ram", "flash"):
                 out.append({"path": path, "prompt": gold["prompt_ids"][:1], "n_tokens": n, "weights": weights,
                             "kernels": kernels, "meta": meta})
-    if study:
-        for v in spread(study_architectures(max_study)):
-            meta = {"source": "study", "variant_id": v["variant_id"], "weights_source": "untrained_same_architecture",
+    groups = [("study", "untrained_same_architecture", spread(study_architectures(max_study)) if study else []),
+              ("size_probe", "untrained_probe", probe_architectures() if probes else [])]
+    for source, weights_source, variants in groups:
+        for v in variants:
+            meta = {"source": source, "variant_id": v["variant_id"], "weights_source": weights_source,
                     "tokenizer": v["tokenizer"], "n_params": v["n_params"], **v["arch"]}
             for weights in ("ram", "flash"):
                 out.append({"variant": v, "prompt": [1], "n_tokens": min(N_TOKENS, v["arch"]["max_seq_len"]),
                             "weights": weights, "kernels": "auto", "meta": meta})
-    if probes:
-        for v in probe_architectures():
-            meta = {"source": "size_probe", "variant_id": v["variant_id"], "weights_source": "untrained_probe",
-                    "tokenizer": v["tokenizer"], "n_params": v["n_params"], **v["arch"]}
-            for weights in ("ram", "flash"):
-                out.append({"variant": v, "prompt": [1], "n_tokens": N_TOKENS, "weights": weights,
-                            "kernels": "auto", "meta": meta})
     return out
 
 

@@ -46,6 +46,25 @@ UPLOAD_CHUNK = 1024          # bytes per exec: small enough for the Pico's compi
 TIMING_NOTE = "virtual board: behaviour only; its timings are the host's and say nothing about a Pico"
 
 
+
+def result_reader(result: dict, on_token: Callable[[int, str], None] | None = None) -> Callable[[str], None]:
+    """An ``exec(..., on_line=)`` callback for starmind_mp.bench's JSON lines: the result line goes into
+    ``result``; each token line, decoded incrementally as UTF-8, to ``on_token(id, text)``."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def on_line(line: str) -> None:
+        if not line.startswith("{"):
+            return
+        try:
+            msg = json.loads(line)
+        except json.JSONDecodeError:
+            return
+        if msg.get("event") == "token" and on_token is not None:
+            on_token(msg["id"], decoder.decode(bytes.fromhex(msg.get("hex", ""))))
+        elif msg.get("event") == "result":
+            result.update(msg)
+    return on_line
+
 class BoardTimeout(Exception):
     pass
 
@@ -327,20 +346,8 @@ class MpremoteBoard:
                       counter: int = 0):
         if self.kind == "hardware":
             self.identify()
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        result = {}
-
-        def on_line(line: str) -> None:
-            if not line.startswith("{"):
-                return
-            try:
-                msg = json.loads(line)
-            except json.JSONDecodeError:
-                return
-            if msg.get("event") == "token" and on_token is not None:
-                on_token(msg["id"], decoder.decode(bytes.fromhex(msg.get("hex", ""))))
-            elif msg.get("event") == "result":
-                result.update(msg)
+        result: dict = {}
+        on_line = result_reader(result, on_token)
 
         code = ("import sys\nif '/lib' not in sys.path:\n sys.path.append('/lib')\n"
                 f"from {PACKAGE} import bench\n"

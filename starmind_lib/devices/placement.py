@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 from pathlib import Path
 
 from ..provenance import REPO_ROOT, ResultTable, provenance
@@ -50,6 +49,7 @@ def measure(board, table: ResultTable, models=MODELS, pads=PADS, profile: str = 
     """Every (model, pad) not in ``table`` yet for this runtime; returns how many rows were appended."""
     from .firmware import CYCLE_COUNTER_30, check_environment, runtime_digest
     from .measure import ARCH_DIR, export_architecture, study_architectures
+    from .mpremote_board import result_reader
     check_environment(board.firmware)
     runtime = runtime_digest(board.runtime_dir)
     done = {r["key"] for r in table.rows()}
@@ -68,16 +68,7 @@ def measure(board, table: ResultTable, models=MODELS, pads=PADS, profile: str = 
             if key in done:
                 continue
             result: dict = {}
-
-            def on_line(line: str, result=result) -> None:
-                if line.startswith("{"):
-                    try:
-                        msg = json.loads(line)
-                    except json.JSONDecodeError:
-                        return
-                    if msg.get("event") == "result":
-                        result.update(msg)
-            board.exec(run_code(f"/models/{paths[m].name}", pad, CYCLE_COUNTER_30), on_line=on_line)
+            board.exec(run_code(f"/models/{paths[m].name}", pad, CYCLE_COUNTER_30), on_line=result_reader(result))
             table.append({"key": key, "model": m, "pad_bytes": pad, "n_params": arch[m]["n_params"],
                           "status": result.get("status", "error"), "message": result.get("message", ""),
                           "weights": result.get("weights"), "kernels": result.get("kernels"),
