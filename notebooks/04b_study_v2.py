@@ -61,7 +61,8 @@ from starmind_lib.book.figures import no_figure, show, table
 from starmind_lib.chapters.ch04b_study_v2 import (context_control_table, context_control_text, context_table,
                                                   effects_table, lr_chart, prefix_vs_whole, progress_table, rates_table, seed_table, study_v2_table,
                                                   targets_table, tuning_moves, long_tier_table,
-                                                  long_rank_correlation, long_curves_chart, train_chars_total)
+                                                  long_rank_correlation, long_curves_chart, long_tier_status,
+                                                  train_chars_total)
 from starmind_lib.numbers import fmt_num, plural
 
 params = {"grid": grid, "tiers": tiers, "seeds": seeds, "lr_grid": lr_grid, "base_tokens": base_tokens,
@@ -213,13 +214,15 @@ else:
 # size decade for 20 M tokens, ten times the base budget. The sample repeats (about
 # {glue:text}`v2_epochs` passes over the training stories for a character model), so each run scores
 # 300 training stories held out of its training (never the validation split) and keeps the
-# checkpoint where they were best. Spearman's rank correlation between the 2 M- and 20 M-token
-# results, over these configurations, is {glue:text}`v2_long_rank`.
+# checkpoint where they were best. {glue:text}`v2_long_status` Spearman's rank correlation between
+# the 2 M- and 20 M-token results, over these configurations, is {glue:text}`v2_long_rank`.
 
 # %%
 lt = long_tier_table(runs)
-glue("v2_long_rank", fmt_num(long_rank_correlation(runs), 2) if len(lt) >= 3 else "not measured yet "
+glue("v2_long_rank", f"{long_rank_correlation(runs):.2f} (over {plural(len(lt), 'configuration')})" if len(lt) >= 3
+     else "not measured yet "
      "(fewer than three long-tier configurations)", display=False)
+glue("v2_long_status", long_tier_status(lt), display=False)
 n_train_chars = train_chars_total(results_dir)
 glue("v2_epochs", fmt_num(long_tokens / n_train_chars, 2) if n_train_chars else "n/a", display=False)
 if len(lt):

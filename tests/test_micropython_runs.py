@@ -257,12 +257,12 @@ def test_the_speed_fit_recovers_exact_costs_and_minimises_the_worst_error():
 
 def test_size_probes_are_jobs_and_the_largest_in_ram_names_its_kind(tmp_path):
     probes = measure.probe_architectures()
-    assert [p["n_params"] for p in probes] == [152_000, 159_120, 191_736, 201_280]
+    assert [p["n_params"] for p in probes] == [152_000, 158_032, 159_120, 191_736, 201_280]
     assert all(p["arch"]["dim"] % p["arch"]["n_heads"] == 0 and (p["arch"]["dim"] // p["arch"]["n_heads"]) % 2 == 0
                for p in probes)
     js = [j for j in measure.jobs(study=False) if j["meta"]["source"] == "size_probe"]
     assert sorted((j["meta"]["variant_id"], j["weights"]) for j in js)[:2] == [
-        ("mp_probe_d64_l3", "flash"), ("mp_probe_d64_l3", "ram")] and len(js) == 8
+        ("mp_probe_d112_l1", "flash"), ("mp_probe_d112_l1", "ram")] and len(js) == 10
     assert not [j for j in measure.jobs(study=False, probes=False) if j["meta"]["source"] == "size_probe"]
     m = measured(tmp_path, [row(model="s", n_params=103_450, tok_s=90.0),
                             row(model="mp_probe_d64_l3", source="size_probe", n_params=152_000, dim=64, n_layers=3,
@@ -271,6 +271,9 @@ def test_size_probes_are_jobs_and_the_largest_in_ram_names_its_kind(tmp_path):
     text = ch.numbers(m, ch.planner_errors(m.rows), ch.memory_check(m.rows))["mp_largest_ram"]
     assert text == ("152,000 parameters (mp_probe_d64_l3, an untrained size probe of a shape chosen for the heap: "
                     "dim 64, 3 layers, 60 tokens/s); the largest study model, 103,450 parameters (s, 90 tokens/s)")
+    one = ch.largest_in_ram_text(pd.DataFrame([{"n_params": 158_032, "source": "size_probe", "dim": 112,
+                                                "n_layers": 1, "tok_s": 69.82, "model": "mp_probe_d112_l1"}]))
+    assert one.endswith("a shape chosen for the heap: dim 112, 1 layer, 69.8 tokens/s)")
     assert ch.probes_text(m.rows) == ("Untrained size probes of shapes chosen for the heap (few layers, wide rows; "
                                       "152,000 to 201,280 parameters): 1 of 2 ran with their weights in RAM (the "
                                       "others ran out of memory).")
@@ -296,3 +299,4 @@ def test_placement_spread_and_the_chapter_sentence(tmp_path):
     assert ch.placement_text(tmp_path, runs) == ("90 to 110 cycles per token for a (+-10 %, 3 placements); 50 to 50 "
                                                  "cycles per token for b (+-0 %, 1 placements), in the measuring "
                                                  "session 55")
+

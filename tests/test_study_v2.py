@@ -306,6 +306,17 @@ def test_long_tier_table_compares_two_and_twenty_million_tokens_per_configuratio
     assert long_tier_table(base).empty
 
 
+def test_long_tier_status_says_how_much_of_the_tier_is_trained():
+    import pandas as pd
+    from starmind_lib.chapters.ch04b_study_v2 import long_tier_status
+    t = pd.DataFrame({"params": [234, 990], "seeds": [1, 1]})
+    assert long_tier_status(t) == ("So far 2 configurations of the 20 it plans have been trained, with 1 seed each, "
+                                   "from 234 to 990 parameters (the cheapest first).")
+    assert long_tier_status(t.assign(seeds=[3, 1]), planned=24).startswith("So far 2 configurations of the 24")
+    assert "with 1 or 3 seeds each" in long_tier_status(t.assign(seeds=[3, 1]))
+    assert long_tier_status(pd.DataFrame()) == "None of the 20 configurations it plans has been trained yet."
+
+
 def test_base_runs_at_a_rate_that_is_no_longer_their_buckets_are_kept_apart(tmp_path):
     from starmind_lib.analysis.seeds import SUPERSEDED, load_study
     from starmind_lib.provenance import ResultTable

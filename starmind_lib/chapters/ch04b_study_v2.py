@@ -16,6 +16,7 @@ import pandas as pd
 from ..analysis.seeds import (NO_DIFF, REAL, SUPERSEDED, axis_effects, compare_values, load_study,
                              rank_correlation, seed_summary)
 from ..analysis.seeds import chars_per_token as run_chars_per_token
+from ..numbers import plural
 from ..training.grid import grid
 from ..training.plan import BUCKETS, StudyConfig, distinct_configs, plan_jobs, representatives, tuned_rates
 from ..training.study import chars_per_token, run_study
@@ -289,6 +290,20 @@ def long_tier_table(runs: pd.DataFrame) -> pd.DataFrame:
                      "train-validation gap": float(g["train_val_gap"].mean()),
                      "best dev step (tokens)": int(g["best_tokens"].median())})
     return pd.DataFrame(rows).sort_values("params").reset_index(drop=True)
+
+
+def long_tier_status(lt: pd.DataFrame, planned: int | None = None) -> str:
+    """How far the long tier is: configurations trained (of the ``planned``, default the study's
+    LONG_MIN_CONFIGS), seeds, and the size range they cover (a partial tier trains the cheapest first)."""
+    from ..training.plan import LONG_MIN_CONFIGS
+    planned = planned or LONG_MIN_CONFIGS
+    if lt.empty:
+        return f"None of the {planned} configurations it plans has been trained yet."
+    seeds = sorted(set(lt["seeds"].astype(int)))
+    return (f"So far {plural(len(lt), 'configuration')} of the {planned} it plans "
+            f"{'has' if len(lt) == 1 else 'have'} been trained, with "
+            f"{' or '.join(str(s) for s in seeds)} seed{'s' if seeds != [1] else ''} each, from "
+            f"{int(lt['params'].min()):,} to {int(lt['params'].max()):,} parameters (the cheapest first).")
 
 
 def long_rank_correlation(runs: pd.DataFrame) -> float:

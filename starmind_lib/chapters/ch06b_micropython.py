@@ -200,7 +200,8 @@ def largest_in_ram_text(ram_ok: pd.DataFrame) -> str:
     kind = {"size_probe": "an untrained size probe of a shape chosen for the heap", "reference": "a reference model",
             "study": "a study model"}.get(big.get("source"), "a model")
     text = (f"{fmt_num(int(big['n_params']), sig=None)} parameters ({big['model']}, {kind}: dim {int(big['dim'])}, "
-            f"{int(big['n_layers'])} layers, {fmt_num(float(big['tok_s']), sig=3)} tokens/s)")
+            f"{int(big['n_layers'])} layer{'s' if int(big['n_layers']) != 1 else ''}, "
+            f"{fmt_num(float(big['tok_s']), sig=3)} tokens/s)")
     study = ram_ok[ram_ok["source"] == "study"]
     if len(study) and big.get("source") != "study":
         s = study.loc[study["n_params"].astype(float).idxmax()]

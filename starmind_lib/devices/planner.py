@@ -332,16 +332,16 @@ SPEED_TOLERANCE = 0.10
 SPEED_FEATURES = ("const", "layers", "heads", "macs", "attn", "vocab", "hidden", "dims", "rope", "learned_pos",
                   "flash_bytes", "flash_rows", "flash_blocks", "flash_pages")
 MEMORY_FEATURES = ("const", "weights_ram", "kv", "buffers", "tables", "largest", "vocab")
-# @@CALIBRATION@@ written by `python -m starmind_lib.devices.calibration --write` from 487 rows (runtime 701f568df53ad802, 8e7d13ca73513f1d)
+# @@CALIBRATION@@ written by `python -m starmind_lib.devices.calibration --write` from 489 rows (runtime 701f568df53ad802, 8e7d13ca73513f1d)
 CALIBRATED_SPEED = {  # cycles per unit of each speed feature, by kernels/weights
-    'asm/flash': {'const': 49943.7, 'vocab': 418.634, 'hidden': 1436.2, 'dims': 19116.4, 'flash_bytes': 15.3637, 'flash_pages': 23000.9},
-    'asm/ram': {'const': 121585, 'layers': 9138.34, 'macs': 6.56885, 'vocab': 119.399, 'hidden': 198.954, 'dims': 2211.94, 'rope': 5093.7},
+    'asm/flash': {'const': 49943.7, 'macs': 15.3637, 'vocab': 418.634, 'hidden': 1436.2, 'dims': 19116.4, 'flash_pages': 23000.9},
+    'asm/ram': {'const': 121276, 'layers': 9504.84, 'macs': 6.75074, 'vocab': 116.895, 'hidden': 196.668, 'dims': 2150.78, 'rope': 5098.16},
     'viper/flash': {'const': 79932.8, 'heads': 2418.54, 'macs': 106.271, 'attn': 110.285, 'vocab': 250.701, 'hidden': 509.224, 'learned_pos': 7664.79, 'flash_bytes': 6.85431, 'flash_blocks': 18016.8, 'flash_pages': 2573.85},
     'viper/ram': {'const': 59066.5, 'layers': 77885.9, 'heads': 14390.9, 'macs': 70.9687, 'attn': 107.096, 'vocab': 296.172, 'hidden': 545.288, 'learned_pos': 15214.8},
 }
 SPEED_TOLERANCE_BY_KERNELS = {'asm': 0.19, 'viper': 0.03}  # the stated range: the fit's worst error, by kernels
-CALIBRATED_MEMORY = {'const': 40379.5, 'weights_ram': 1.08064, 'kv': 0.814104, 'buffers': 0.113332, 'tables': 5.26194}  # peak heap bytes per unit of each memory feature
-MEMORY_MARGIN = {'ram': 0.02, 'flash': 0.0665}  # by weights mode: the smallest that refuses every model that ran out of memory
+CALIBRATED_MEMORY = {'const': 40563.2, 'weights_ram': 1.05401, 'kv': 0.86893, 'buffers': 0.211061, 'tables': 5.1883}  # peak heap bytes per unit of each memory feature
+MEMORY_MARGIN = {'ram': 0.02, 'flash': 0.049}  # by weights mode: the smallest that refuses every model that ran out of memory
 RUNNER_IMPORT_BYTES = 21344  # heap the runtime's imports take (measured)
 # @@END CALIBRATION@@
 
