@@ -43,7 +43,7 @@ ARCH_DIR = REPO_ROOT / "data" / "runs" / "smd_arch"
 N_TOKENS = 64
 # Untrained probes of shapes that suit a heap (few layers, so a small KV cache; wide rows, so few
 # requantisation pairs): how large a model runs with its weights in RAM at all, beside the study's shapes.
-MP_SIZE_PROBES = ((64, 3), (80, 2), (72, 3), (64, 4))   # (dim, n_layers), FFN 4 x dim, 64-token vocabulary
+MP_SIZE_PROBES = ((64, 3), (80, 2), (112, 1), (72, 3), (64, 4))   # (dim, n_layers), FFN 4 x dim, 64-token vocabulary
 
 
 def runs_table(stem: Path = RUNS_TABLE) -> RunsTable:
