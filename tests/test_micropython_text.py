@@ -102,6 +102,33 @@ def test_packing_gap_is_named(tmp_path):
         mp.smd.load(str(path))
 
 
+def test_requantisation_pairs_load_as_uint16_and_are_range_checked(tmp_path):
+    """The loader keeps each int32 (m, s) table as uint16 pairs (half the RAM), and names a table whose
+    values leave the format's ranges (checked after the payload CRC, so a corrupted file still says so)."""
+    src = (REFERENCE / "ref_tiny_learned.smd").read_bytes()
+    m = mp.smd.load(str(REFERENCE / "ref_tiny_learned.smd"))
+    ref = parse_smd(src)
+    for name, arr in ref.tensors.items():
+        if name.endswith(".rq"):
+            assert m.dtypes[name] == 5 and len(m.tensors[name]) == 2 * arr.size
+            assert list(struct.unpack("<%dH" % arr.size, m.tensors[name])) == arr.reshape(-1).tolist()
+    b = bytearray(src)
+    hs = struct.unpack_from("<I", b, 20)[0]
+    last = 32 + 96 + 48 * (ref.header.n_tensors - 1)
+    assert bytes(b[last:last + 7]) == b"head.rq"
+    off = struct.unpack_from("<I", b, last + 40)[0]
+    struct.pack_into("<i", b, 32 + hs + off + 8 * 3 + 4, 31)          # row 3: s = 31
+    struct.pack_into("<I", b, 12, zlib.crc32(bytes(b[32 + hs:])))
+    path = tmp_path / "shift.smd"
+    path.write_bytes(bytes(b))
+    with pytest.raises(ValueError, match=r"tensor head.rq: row 3 has \(m, s\) outside"):
+        mp.smd.load(str(path))
+    b[32 + hs + off] ^= 1                                                # and a corrupted payload
+    path.write_bytes(bytes(b))
+    with pytest.raises(ValueError, match="payload checksum"):
+        mp.smd.load(str(path))
+
+
 def test_stop_rule_ends_generation_at_eos(tmp_path):
     """A char model whose greedy story contains 'e': call that token EOS (0 bytes) and stop there."""
     g = json.loads((REFERENCE / "ref_tiny_learned.golden.json").read_text())

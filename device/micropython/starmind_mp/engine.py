@@ -1,6 +1,7 @@
 """The int8 integer-only engine (device/FORMAT.md), with native kernels where the port has them.
 
     eng = make_engine(smd.load(path))            # kernels="auto": asm, else viper, else pure Python
+    eng = make_engine(smd.load(path, "ram", reserve()))    # the engine's buffers placed before the weights
     eng.k.NAME                                   # the kernels chosen: "asm", "viper" or "python"
     logits = eng.prefill([1, 2, 3])              # int32 logits of the next token
     ids = eng.generate([1, 2, 3], 20, temperature_q8=0, top_k=0, seed=0, on_token=None)
@@ -77,14 +78,16 @@ class IntEngine:
         k = self.k = load_kernels(kernels)
         self.m = model
         self.lin = self._linear  # bound once: reading self._linear per token allocates a bound method
-        d, f, V = model.dim, model.ffn_hidden, model.vocab_size
+        d = model.dim
         T = self.context = min(context or model.max_seq_len, model.max_seq_len)
         self.L, self.NF = _bits(d)
         consts = [struct.unpack("<8i", bytes(model.tensors["layers.%d.consts" % i])) for i in range(model.n_layers)]
-        t = {}
-        for name in list(model.tensors):
-            t[name] = k.tensor(model.dtypes[name], model.tensors.pop(name))  # one tensor copied at a time
-        model.tensors = t
+        t = model.tensors
+        if k.NAME == "python":   # typed arrays: one tensor copied at a time (native kernels take the buffers)
+            t = {}
+            for name in list(model.tensors):
+                t[name] = k.tensor(model.dtypes[name], model.tensors.pop(name))
+            model.tensors = t
         self.t = t
         layout = getattr(k, "LAYOUT", k.NAME)   # asm and viper share one layout
         if getattr(model, "prepared_for", None) not in (None, layout):
@@ -94,29 +97,19 @@ class IntEngine:
                 if model.dtypes[name] == 1 and not name.endswith("act_lut"):
                     k.prepare(t[name], len(t[name]))
             model.prepared_for = layout
-        buf = k.buffer
         try:
             import gc
             gc.collect()  # the loader's garbage freed before the engine's large buffers are placed
         except ImportError:
             pass
-        # the KV cache first (the largest buffers, while the free heap is least fragmented), then
-        # one buffer per role, shared where lifetimes allow: the FFN gate is computed in place in h
-        # (g is h), and on raw-buffer layouts (viper/asm) the sampler's weights reuse h too
-        self.kc = [buf("b", T * d) for _ in range(model.n_layers)]
-        self.vc = [buf("b", T * d) for _ in range(model.n_layers)]
-        self.x = buf("i", d)
-        self.a, self.q, self.kk = buf("a", d), buf("a", d), buf("a", d)
-        self.v, self.o = buf("a", d), buf("a", d)
-        shared = layout == "viper"
-        self.h = buf("a", max(f, V) if shared else f)
+        # every buffer at once: usually placed by smd.load before the tensors (reserve)
+        bufs = getattr(model, "reserved", None)
+        if bufs is None or bufs[0] != (T, k.NAME == "python"):
+            bufs = engine_buffers(k, model, T)
+        model.reserved = None
+        (_, self.kc, self.vc, self.x, self.a, self.q, self.kk, self.v, self.o, self.h, self.u, self.scores,
+         self.logits, self.weights, self.mask, self.rng) = bufs
         self.g = self.h
-        self.u = buf("a", f) if model.activation == "swiglu" else None
-        self.scores = buf("i", T)
-        self.logits = buf("i", V)
-        self.weights = self.h if shared else buf("i", V)
-        self.mask = buf("b", V)
-        self.rng = buf("i", 1)
         self.pos = 0
         self.flash = getattr(model, "weights", "ram") == "flash"
         if self.flash:
@@ -343,6 +336,33 @@ class IntEngine:
             if j + 1 < n_new:
                 self.forward_token(tok, self.pos)
         return out
+
+
+def engine_buffers(k, model, T):
+    """Every buffer an IntEngine uses, the KV cache first (the largest): one per role, shared where
+    lifetimes allow. The FFN gate is computed in place in h (g is h); on raw-buffer layouts
+    (viper/asm) the sampler's weights reuse h too."""
+    d, f, V, buf = model.dim, model.ffn_hidden, model.vocab_size, k.buffer
+    kc = [buf("b", T * d) for _ in range(model.n_layers)]
+    vc = [buf("b", T * d) for _ in range(model.n_layers)]
+    shared = getattr(k, "LAYOUT", k.NAME) == "viper"
+    x, a, q, kk, v, o = buf("i", d), buf("a", d), buf("a", d), buf("a", d), buf("a", d), buf("a", d)
+    h = buf("a", max(f, V) if shared else f)
+    u = buf("a", f) if model.activation == "swiglu" else None
+    return ((T, k.NAME == "python"), kc, vc, x, a, q, kk, v, o, h, u, buf("i", T), buf("i", V),
+            h if shared else buf("i", V), buf("b", V), buf("i", 1))
+
+
+def reserve(kernels="auto", context=None):
+    """``smd.load(path, weights, engine.reserve(kernels, context))``: an int8 model's engine buffers
+    (KV cache, activations, logits), allocated before its tensors while the heap is one free block.
+    Placed after them, in the holes the loader leaves, a model that fits in total can still fail to
+    find a free block as large as one layer's cache. IntEngine(model, kernels, context) takes them."""
+    def hook(model):
+        if model.scheme != "int8":
+            return None
+        return engine_buffers(load_kernels(kernels), model, min(context or model.max_seq_len, model.max_seq_len))
+    return hook
 
 
 def make_engine(model, kernels="auto", context=None):

@@ -154,7 +154,7 @@ def mv(r0):
     ldr(r5, [r7, 36])
     sub(r4, r4, r5)           # acc = sum w * a
     pop({r2, r3})             # out, rq
-    ldr(r5, [r3, 0])          # m
+    ldrh(r5, [r3, 0])         # m (uint16 pairs, smd.load)
     asr(r6, r4, 15)
     mul(r6, r5)               # (acc >> 15) * m
     lsl(r4, r4, 17)
@@ -162,13 +162,13 @@ def mv(r0):
     mul(r4, r5)
     lsr(r4, r4, 15)
     add(r4, r4, r6)           # floor(acc * m / 2^15)
-    ldr(r5, [r3, 4])          # s
+    ldrh(r5, [r3, 2])         # s
     mov(r6, 1)
     lsl(r6, r5)
     lsr(r6, r6, 1)            # 1 << (s - 1), or 0 when s == 0
     add(r4, r4, r6)
     asr(r4, r5)               # RSHR(v, s)
-    add(r3, 8)
+    add(r3, 4)
     ldr(r5, [r7, 24])         # mode
     cmp(r5, 1)
     beq(RES)
@@ -454,14 +454,13 @@ def _self_test():
     """A 3x5 LINEAR_ACT, a residual row and one attention step against kernels_viper: ImportError if wrong."""
     w = bytearray(b"\x05\xfb\x7f\x81\x00\x02\x03\x04\x09\xf0\x11\x22\x33\x44\x55")
     a = buffer("a", 5)
-    rq = bytearray(24)
+    rq = bytearray(12)        # uint16 (m, s) pairs, as smd.load keeps them
     x1 = buffer("a", 3)
     x2 = buffer("a", 3)
     for i, (av, m, s) in enumerate(((-7, 40000, 3), (127, 65535, 0), (-127, 1000, 5), (3, 0, 0), (100, 0, 0))):
         _put(a, av, i)
         if i < 3:
-            _put(rq, m, 2 * i)
-            _put(rq, s, 2 * i + 1)
+            rq[4 * i], rq[4 * i + 1], rq[4 * i + 2] = m & 255, m >> 8, s
     prepare(w, len(w))
     mv(program([(w, rq, x1, 3, 5, a, MODE_ACT)]))
     linear_act(x2, w, a, rq, 3, 5, 0)

@@ -40,7 +40,7 @@ def prepare(w: ptr8, n: int):
 
 
 @micropython.viper
-def embed(x: ptr32, emb: ptr8, erow: int, rq: ptr32, rrow: int, dim: int, accumulate: int, clamp: int):
+def embed(x: ptr32, emb: ptr8, erow: int, rq: ptr16, rrow: int, dim: int, accumulate: int, clamp: int):
     m = rq[2 * rrow]
     s = rq[2 * rrow + 1]
     half = 0
@@ -110,7 +110,7 @@ def rmsnorm(out: ptr32, x: ptr32, gain: ptr16, gain_shift: int, eps_q: int, dim:
 
 
 @micropython.viper
-def linear_act(out: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int, r0: int):
+def linear_act(out: ptr32, w: ptr8, a: ptr32, rq: ptr16, rows: int, cols: int, r0: int):
     corr = 0
     for c in range(cols):
         corr += a[c]
@@ -135,7 +135,7 @@ def linear_act(out: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int, r
 
 
 @micropython.viper
-def linear_res(x: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int, r0: int):
+def linear_res(x: ptr32, w: ptr8, a: ptr32, rq: ptr16, rows: int, cols: int, r0: int):
     corr = 0
     for c in range(cols):
         corr += a[c]
@@ -161,7 +161,7 @@ def linear_res(x: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int, r0:
 
 
 @micropython.viper
-def linear_logits(out: ptr32, w: ptr8, a: ptr32, rq: ptr32, rows: int, cols: int, r0: int):
+def linear_logits(out: ptr32, w: ptr8, a: ptr32, rq: ptr16, rows: int, cols: int, r0: int):
     lim = 1 << 29
     corr = 0
     for c in range(cols):

@@ -36,7 +36,7 @@ def _write(b):
 
 class Teller:
     def __init__(self, path, kernels="auto", weights="auto"):
-        self.model = smd.load(path, weights)
+        self.model = smd.load(path, weights, engine.reserve(kernels))
         if self.model.encoder == "none":
             raise ValueError("%s has no encoder (format version %d): it cannot read typed prompts"
                              % (path, self.model.version))
@@ -80,7 +80,7 @@ def run_text(path, text, n_tokens, seed=0, temperature_q8=0, top_k=0, kernels="a
     res = {"event": "result", "status": "ok"}
     try:
         t0 = _ticks_ms()
-        m = smd.load(path, weights)
+        m = smd.load(path, weights, engine.reserve(kernels))
         eng = engine.make_engine(m, kernels)
         ids = tokenizer.encode(m, text)
         if bos and m.bos_id is not None:

@@ -6,11 +6,13 @@
 The file is read front to back once: the preamble, the header (architecture,
 tensor table, vocabulary), then every tensor with ``readinto`` straight into
 its own preallocated bytearray, in chunks, while the CRC-32 of the header and of
-the payload are computed incrementally. Sizes are checked against the file's
+the payload are computed incrementally. Requantisation tables (int32 (m, s) pairs
+in the file) are kept as uint16 pairs (``dtypes[name] == 5``): half their RAM. Sizes are checked against the file's
 length before anything is allocated; a wrong magic, an unknown version, a bad
 checksum or an inconsistent table raises ValueError naming what is wrong.
 """
 import struct
+from array import array
 
 try:
     from binascii import crc32 as _crc32
@@ -30,6 +32,7 @@ SINGLE_FLOAT = 1.0 + 2.0 ** -30 == 1.0              # MicroPython on the RP2040:
 ENTRY_SIZE = 48
 NAME_LEN = 24
 CHUNK = 2048
+RQ_CHUNK = 256                                      # bytes of int32 (m, s) pairs read at a time
 DTYPE_SIZE = {1: 1, 2: 2, 3: 4, 4: 4, 5: 2}          # int8, int16, int32, float32, uint16
 ACTIVATIONS = ("silu", "gelu", "swiglu")
 POSITIONS = ("none", "learned", "rope")
@@ -77,8 +80,6 @@ class Model:
         self.tensors = {}
         self.shapes = {}
         self.dtypes = {}
-        self._head = head
-        self._vocab_at = vocab_at
         self._offsets = None
         self.version = version
         t = words[HEADER_WORDS:] if version >= 2 else (NO_ID, NO_ID, NO_ID, 0, 0, 0, 0, 0)
@@ -90,13 +91,28 @@ class Model:
         self.encoder = ENCODERS[t[4]] if t[4] < len(ENCODERS) else "?"
         self.n_merges, self.n_fold, self.n_classes = t[5], t[6], t[7]
         self.text_bytes = 8 * self.n_fold + 8 * self.n_classes + 6 * self.n_merges
+        self._text(head, vocab_at)
+        self.missing = list(V1_MISSING) if version < 2 else []
+
+    def _text(self, head, vocab_at):
+        """The vocabulary and the encoder tables: ``head[vocab_at:]`` (the header, or the copy of its text
+        section that the loader keeps once the tensor table is read)."""
+        self._head, self._vocab_at = head, vocab_at
         at = vocab_at + self.vocab_bytes
         self.fold = memoryview(head)[at:at + 8 * self.n_fold]
         at += 8 * self.n_fold
         self.classes = memoryview(head)[at:at + 8 * self.n_classes]
         at += 8 * self.n_classes
         self.merges = memoryview(head)[at:at + 6 * self.n_merges]
-        self.missing = list(V1_MISSING) if version < 2 else []
+
+    def _drop_table(self):
+        """Keep only the header's text section (vocabulary, encoder): the tensor table is read."""
+        if self._vocab_at:
+            shift = self._vocab_at
+            self._text(bytearray(memoryview(self._head)[shift:shift + self.vocab_bytes + self.text_bytes]), 0)
+            offs = self._offsets
+            for t in range(len(offs)):
+                offs[t] -= shift
 
     def _index_vocab(self):
         offs, i, end = [], self._vocab_at, self._vocab_at + self.vocab_bytes
@@ -137,6 +153,39 @@ def _read_exactly(f, buf, crc):
     return crc
 
 
+def is_rq(name, dtype, ndim, s1):
+    """A requantisation table (FORMAT.md: int32 [rows, 2], (m, s) with m in [0, 65535], s in [0, 30])."""
+    return dtype == 3 and ndim == 2 and s1 == 2 and name.endswith(".rq")
+
+
+def _read_rq(f, buf, crc, pairs, name):
+    """Read an int32 (m, s) table through ``pairs`` and keep it as uint16 (m, s) pairs in ``buf``
+    (little-endian: each int32's low half). Returns (crc, None), or (crc, message) for the first row
+    outside the format's ranges (raised once the payload's checksum has passed: a corrupted file
+    is reported as such)."""
+    n, got, mv, bad = 2 * len(buf), 0, memoryview(pairs), None
+    while got < n:
+        k = min(n - got, len(pairs))
+        r = 0
+        while r < k:
+            m = f.readinto(mv[r:k])
+            if not m:
+                raise ValueError("truncated file: tensor %s ends past the end of the file" % name)
+            r += m
+        crc = crc32(mv[:k], crc)
+        o = got >> 1
+        for i in range(0, k, 8):
+            if bad is None and (pairs[i + 2] | pairs[i + 3] | pairs[i + 6] | pairs[i + 7] or pairs[i + 4] > 30):
+                bad = "tensor %s: row %d has (m, s) outside [0, 65535] x [0, 30]" % (name, (got + i) >> 3)
+            buf[o] = pairs[i]
+            buf[o + 1] = pairs[i + 1]
+            buf[o + 2] = pairs[i + 4]
+            buf[o + 3] = pairs[i + 5]
+            o += 4
+        got += k
+    return crc, bad
+
+
 def _file_size(path):
     import os
     return os.stat(path)[6]
@@ -159,7 +208,7 @@ def is_matrix(name, dtype, ndim):
     return dtype == 1 and ndim == 2
 
 
-def _heap_free():
+def _collect():
     try:
         import gc
         gc.collect()
@@ -168,13 +217,19 @@ def _heap_free():
         return None
 
 
-def load(path, weights="ram"):
+_heap_free = _collect
+
+
+def load(path, weights="ram", reserve=None):
     """Read and check a model file; returns a :class:`Model`.
 
     weights: "ram" (every tensor in its own bytearray), "flash" (the int8 matrices stay
     in the file; the engine streams them in blocks each token; everything is still read
     once for the CRC), or "auto" (flash when the matrices would take more than 60% of the
     free heap; ram where the port cannot tell, e.g. CPython).
+    reserve: called with the model once its table is checked and before any tensor is
+    allocated; what it returns is kept as ``model.reserved`` (the engine's buffers, placed
+    while the heap is still one free block: engine.reserve).
     """
     if weights not in ("ram", "flash", "auto"):
         raise ValueError("weights must be 'ram', 'flash' or 'auto', got %r" % (weights,))
@@ -214,8 +269,8 @@ def load(path, weights="ram"):
         model = Model(words, head, vocab_at, version)
         model._index_vocab()
         if version >= 2:
-            from . import tokenizer
-            tokenizer.check(model)
+            from . import textcheck
+            textcheck.check(model)
         model.path = path
         model.offsets = {}
         base = PREAMBLE_SIZE + hsize
@@ -229,9 +284,9 @@ def load(path, weights="ram"):
             weights = "flash" if free is not None and matrices * 5 > free * 3 else "ram"
         stream = weights == "flash" and words[0] == 1
         model.weights = "flash" if stream else "ram"
-        scratch = bytearray(CHUNK) if stream else None
-        crc, pos = 0, 0
-        pad = bytearray(4)
+        # pass 1: check the table and note each tensor's name, shape and the bytes it will hold in RAM
+        names, pos = [], 0
+        sizes, offs, nbs = (array("I", bytes(4 * n_tensors)) for _ in range(3))
         for k in range(n_tensors):
             at = table_at + k * ENTRY_SIZE
             name = bytes(head[at:at + NAME_LEN]).rstrip(b"\0").decode()
@@ -242,24 +297,59 @@ def load(path, weights="ram"):
                 raise ValueError("tensor %s: offset %d out of order or outside the payload" % (name, offset))
             if offset != (pos + 3) & ~3:
                 raise ValueError("tensor %s: offset %d, tensors are packed: expected %d" % (name, offset, (pos + 3) & ~3))
-            if offset > pos:
-                crc = _read_exactly(f, memoryview(pad)[:offset - pos], crc)
+            names.append(name)
             model.shapes[name] = (s0, s1) if ndim == 2 else (s0,)
             if stream and is_matrix(name, dtype, ndim):
                 model.offsets[name] = base + offset
-                crc = _skip(f, nbytes, crc, scratch)
+            elif is_rq(name, dtype, ndim, s1):   # (m, s) int32 pairs kept as uint16 pairs: half the RAM
+                sizes[k], dtype = nbytes // 2, 5
             else:
-                buf = bytearray(nbytes)  # checked against the file's length above
-                crc = _read_exactly(f, buf, crc)
-                model.tensors[name] = buf
+                sizes[k] = nbytes
             model.dtypes[name] = dtype
+            offs[k], nbs[k] = offset, nbytes
             pos = offset + nbytes
         if psize - pos > 3:
             raise ValueError("payload has %d bytes after its last tensor" % (psize - pos))
+        head = None
+        model._drop_table()
+        model.reserved = None
+        if reserve is not None:
+            _collect()
+            model.reserved = reserve(model)
+        # pass 2: the tensors' buffers back to back, with no temporary object between them (the
+        # loader's garbage would otherwise leave a hole after each tensor: ~20 KB of unusable heap)
+        scratch = bytearray(CHUNK) if stream else None
+        pairs = bytearray(RQ_CHUNK)
+        pad = bytearray(4)
+        bufs = [None] * n_tensors
+        _collect()
+        for k in range(n_tensors):
+            if sizes[k]:
+                bufs[k] = bytearray(sizes[k])
+        # pass 3: read the payload into them
+        crc, pos, bad = 0, 0, None
+        for k in range(n_tensors):
+            offset, nbytes = offs[k], nbs[k]
+            if offset > pos:
+                crc = _read_exactly(f, memoryview(pad)[:offset - pos], crc)
+            buf, name = bufs[k], names[k]
+            if buf is None:
+                crc = _skip(f, nbytes, crc, scratch)
+            elif model.dtypes[name] == 5 and sizes[k] * 2 == nbytes:     # an int32 (m, s) table
+                crc, why = _read_rq(f, buf, crc, pairs, name)
+                bad = bad or why
+            else:
+                crc = _read_exactly(f, buf, crc)
+            if buf is not None:
+                model.tensors[name] = buf
+            bufs[k] = None
+            pos = offset + nbytes
         if psize > pos:
             crc = _read_exactly(f, memoryview(pad)[:psize - pos], crc)
         if crc != payload_crc:
             raise ValueError("payload checksum mismatch (CRC-32): the file is corrupted")
+        if bad:
+            raise ValueError(bad)
     check_values(model)
     return model
 
