@@ -74,7 +74,8 @@ for name, value in ch.numbers(m, err, check).items():
 models, synthetic = bmp.study_models(results_dir)
 predicted = ch.predicted_frame(models, runs)
 glue("mp_n_predicted", fmt_num(len(predicted), sig=None), display=False)
-glue("mp_placement_text", ch.placement_text(results_dir, runs), display=False)
+glue("mp_placement_text", ch.placement_text(results_dir, runs, m.runtime), display=False)
+glue("mp_placement_outside", ch.placement_outside_text(results_dir, runs, m.runtime), display=False)
 glue("mp_n_study", fmt_num(len(models), sig=None), display=False)
 if runs.empty:
     display(Markdown(f"> **No emulated-firmware rows** in `{results_dir}/device/micropython_runs`: every figure "
@@ -126,6 +127,14 @@ else:
 
 # %% [markdown]
 # ## Memory: heap after loading, allocation per token
+#
+# The loader is written for a heap of about 240 KB that a collection cannot compact. It reads the
+# tensor table first and allocates every tensor's buffer back to back, before reading any data, so
+# the loader's temporary objects leave no hole between two tensors; the engine's buffers (the KV
+# cache above all) are allocated before the tensors, while the heap is still one free block. It
+# keeps each requantisation table, two int32 per row in the file, as two uint16 per row (the format
+# bounds them to 65,535 and 30), and once the table is read it keeps only the header's vocabulary and
+# encoder section.
 #
 # The UART build's heap has {glue:text}`mp_heap_uart` bytes free after boot (the USB build a user's
 # Pico runs: {glue:text}`mp_heap_usb`). After loading, between {glue:text}`mp_heap_min` and {glue:text}`mp_heap_max` bytes
@@ -181,9 +190,9 @@ else:
 # where its buffers land in the heap changes, the same file on the same runtime takes:
 # {glue:text}`mp_placement_text` (the measuring session runs many models one after another on one
 # board). The tokens are the same each time. rp2040js charges every SRAM access the same, so what
-# moves is the interpreter's path, not the memory. The pads explore only part of it (the measuring
-# session lies outside their range for two of the three files), so this is a lower bound on how far
-# a run of the same file can move: a model of the shapes alone cannot predict a run more closely.
+# moves is the interpreter's path, not the memory. The pads explore only part of it
+# ({glue:text}`mp_placement_outside`), so this is a lower bound on how far a run of the same file
+# can move: a model of the shapes alone cannot predict a run more closely.
 
 # %%
 if err.empty:

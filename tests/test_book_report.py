@@ -148,9 +148,14 @@ def _mp_ok():
 
 
 def _placement_spread():
+    """The placement spreads of the runtime chapter 06b reads (where that runtime has placement rows)."""
     from starmind_lib.devices.placement import spread
     from starmind_lib.provenance import ResultTable
-    return spread(ResultTable(RESULTS / "device" / "micropython_placement", key="key").rows())
+    rows = ResultTable(RESULTS / "device" / "micropython_placement", key="key").rows()
+    cur = _mp_current()
+    runtimes = set(cur["runtime_sha256_16"].dropna()) if "runtime_sha256_16" in cur else set()
+    mine = [r for r in rows if r.get("runtime_sha256_16") in runtimes]
+    return spread(mine or rows)
 
 
 def _best():

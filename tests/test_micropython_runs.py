@@ -299,4 +299,9 @@ def test_placement_spread_and_the_chapter_sentence(tmp_path):
     assert ch.placement_text(tmp_path, runs) == ("90 to 110 cycles per token for a (+-10 %, 3 placements); 50 to 50 "
                                                  "cycles per token for b (+-0 %, 1 placements), in the measuring "
                                                  "session 55")
+    assert ch.placement_outside_text(tmp_path, runs) == "the measuring session lies outside their range for 1 of the 1 file"
+    assert ch.placement_outside_text(tmp_path) == "no file was also measured in the measuring session"
+    # another runtime's placement rows are used only where this page's runtime has none, and say so
+    assert ch.placement_text(tmp_path, runs, runtime=RT).startswith("50 to 50 cycles per token for b")
+    assert ch.placement_text(tmp_path, None, runtime="other").endswith(f"(runtime {RT}, not this page's)")
 

@@ -18,7 +18,7 @@ import pandas as pd
 from ..devices import planner
 from ..devices.measure import (N_TOKENS, chosen_runtime, current_rows, is_clean, planner_error, runs_table, runtime_history,
                                tree_runtime)
-from ..numbers import fmt_num
+from ..numbers import fmt_num, plural
 
 LABEL = "emulated stock firmware (MicroPython 1.27, rp2040js cycle-counted)"
 PREDICTED = "predicted"
@@ -230,33 +230,61 @@ def probes_text(df: pd.DataFrame) -> str:
     return text + "."
 
 
-def placement_text(results_dir, runs: pd.DataFrame | None = None) -> str:
-    """The spread of one file's cycles per token when only its heap placement changes
-    (``device/micropython_placement``, :mod:`starmind_lib.devices.placement`), and beside it what the same
-    file (same hash, same runtime, weights in RAM) took in the measuring session of ``runs``."""
+def placement_spreads(results_dir, runs: pd.DataFrame | None = None, runtime: str | None = None) -> list[dict]:
+    """Per model of ``device/micropython_placement`` (:mod:`starmind_lib.devices.placement`): the spread of
+    one file's cycles per token when only its heap placement changes, the runtime measured, and what the same
+    file (same hash, same runtime, weights in RAM) took in the measuring session of ``runs`` (or None).
+    ``runtime``: use that runtime's placement rows where there are any (else every row)."""
     from ..devices.placement import spread
     from ..provenance import ResultTable
     stem = Path(results_dir) / "device" / "micropython_placement"
     if not stem.with_suffix(".jsonl").exists():
-        return "not measured in this build"
+        return []
     rows = ResultTable(stem, key="key").rows()
-    sp = spread(rows)
-    if not sp:
-        return "not measured in this build"
-    parts = []
-    for m, s in sp.items():
-        text = (f"{fmt_num(s['low'], sig=None)} to {fmt_num(s['high'], sig=None)} cycles per token for {m} "
-                f"(+-{fmt_num(100 * s['half_range'], sig=2)} %, {s['n']} placements)")
+    if runtime and any(r.get("runtime_sha256_16") == runtime for r in rows):
+        rows = [r for r in rows if r.get("runtime_sha256_16") == runtime]
+    out = []
+    for m, sp in spread(rows).items():
         same = {(r.get("model_sha256_16"), r.get("runtime_sha256_16")) for r in rows if r.get("model") == m}
+        session = None
         if runs is not None and len(runs) and "model_sha256_16" in runs:
             same_file = pd.Series([(a, b) in same for a, b in zip(runs["model_sha256_16"], runs["runtime_sha256_16"])],
                                   index=runs.index)
             hit = runs[(runs["model"] == m) & (runs["weights_requested"] == "ram") & (runs["status"] == "ok")
                        & same_file]
             if len(hit):
-                text += f", in the measuring session {fmt_num(float(hit['cycles_per_token'].iloc[0]), sig=None)}"
+                session = float(hit["cycles_per_token"].iloc[0])
+        out.append({"model": m, **sp, "session": session,
+                    "runtimes": sorted({str(r.get("runtime_sha256_16")) for r in rows if r.get("model") == m})})
+    return out
+
+
+def placement_text(results_dir, runs: pd.DataFrame | None = None, runtime: str | None = None) -> str:
+    """The spreads of :func:`placement_spreads` as the chapter's sentence."""
+    sp = placement_spreads(results_dir, runs, runtime)
+    if not sp:
+        return "not measured in this build"
+    parts = []
+    for s in sp:
+        text = (f"{fmt_num(s['low'], sig=None)} to {fmt_num(s['high'], sig=None)} cycles per token for {s['model']} "
+                f"(+-{fmt_num(100 * s['half_range'], sig=2)} %, {s['n']} placements)")
+        if s["session"] is not None:
+            text += f", in the measuring session {fmt_num(s['session'], sig=None)}"
         parts.append(text)
-    return "; ".join(parts)
+    text = "; ".join(parts)
+    used = sorted({rt for s in sp for rt in s["runtimes"] if rt != "None"})
+    if runtime and used and used != [runtime]:
+        text += f" (runtime {', '.join(used)}, not this page's)"
+    return text
+
+
+def placement_outside_text(results_dir, runs: pd.DataFrame | None = None, runtime: str | None = None) -> str:
+    """How many of the placement files' measuring-session runs fall outside the pads' range."""
+    sp = [s for s in placement_spreads(results_dir, runs, runtime) if s["session"] is not None]
+    if not sp:
+        return "no file was also measured in the measuring session"
+    out = sum(not s["low"] <= s["session"] <= s["high"] for s in sp)
+    return f"the measuring session lies outside their range for {out} of the {plural(len(sp), 'file')}"
 
 
 def numbers(m: Measured, err: pd.DataFrame, check: pd.DataFrame) -> dict[str, str]:
