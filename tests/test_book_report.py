@@ -211,6 +211,7 @@ EXPECTED = {
     ("04b_study_v2", "v2_eval_chars"): lambda: _read("sweep/study_v2")["eval_chars"].iloc[0],
     ("04b_study_v2", "v2_eval_stories"): lambda: _read("sweep/study_v2")["eval_stories"].iloc[0],
     ("04b_study_v2", "v2_epochs"): lambda: 20_000_000 / _stats("lowercased", "train", "characters"),
+    ("04b_study_v2", "v2_long_status"): lambda: _read("sweep/study_v2").query("tier == 'long'")["config_hash"].nunique(),
     ("05_quantisation", "n_models"): lambda: _quant()["variant_id"].nunique(),
     ("05_quantisation", "eval_tokens"): lambda: _quant()["eval_tokens"].median(),
     ("05_quantisation", "eval_chars"): lambda: _quant()["eval_chars"].median(),
@@ -307,7 +308,9 @@ EXEMPT = {
                                      "mp_heap_usb")},
                         "mp_runtime": "a digest", "mp_tree_is_runtime": "a word", "mp_commits": "commit ids",
                         "mp_n_tokens": "a constant", "mp_n_measured": "a count of the measured table",
-                        "mp_virtual_runs": "the virtual board's table", "mp_virtual_identical": "the virtual board's table"},
+                        "mp_virtual_runs": "the virtual board's table", "mp_virtual_identical": "the virtual board's table",
+                        "mp_placement_outside": "a count over the same spreads as mp_placement_text "
+                                                "(tests/test_micropython_runs.py)"},
     "07_analysis": {"an_bpc_source": "a sentence naming the table", "n_device_points": "a count of joined runs",
                     "n_front": "the Pareto front (tests/test_pareto*.py)", "front_fastest_tps": "the front",
                     "front_fastest_bpc": "the front", "front_best_bpc": "the front", "front_best_tps": "the front",

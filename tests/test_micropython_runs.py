@@ -287,6 +287,10 @@ def test_placement_spread_and_the_chapter_sentence(tmp_path):
     rows = [{"model": "a", "status": "ok", "cycles_per_token": c} for c in (100.0, 110.0, 90.0)]
     rows += [{"model": "b", "status": "out_of_memory", "cycles_per_token": None}]
     assert placement.spread(rows) == {"a": {"n": 3, "low": 90.0, "high": 110.0, "half_range": 0.1}}
+    other = [{**r, "runtime_sha256_16": "old"} for r in rows] + [{"model": "a", "status": "ok",
+                                                                   "cycles_per_token": 50.0, "runtime_sha256_16": "new"}]
+    assert placement.summary(other, "new") == "runtime new:\na                             1 pads: 50 to 50 cycles/token (+-0.0%)"
+    assert placement.summary(other, "none") == "runtime none:\nno rows"
     assert ch.placement_text(tmp_path) == "not measured in this build"
     t = ResultTable(tmp_path / "device" / "micropython_placement", key="key")
     for i, r in enumerate(rows[:3]):

@@ -96,14 +96,21 @@ def main(argv: list[str] | None = None) -> int:
         if prov["git_commit"].endswith("-dirty") or prov["git_diff"]:
             p.error(f"--require-clean: the working tree has uncommitted changes ({prov['git_commit']}); "
                     "measure from a clean checkout (git worktree add)")
-    from .firmware import FirmwareBoard
+    from .firmware import FirmwareBoard, runtime_digest
     table = ResultTable(Path(a.table), key="key")
     with FirmwareBoard(a.firmware, force=True) as board:
         n = measure(board, table)
-    for m, s in spread(table.rows()).items():
-        print(f"{m:<28} {s['n']:>2} pads: {s['low']:,.0f} to {s['high']:,.0f} cycles/token (+-{s['half_range']:.1%})")
+    print(summary(table.rows(), runtime_digest(None)))
     print(f"{n} rows appended; {len(table.rows())} in {a.table}")
     return 0
+
+
+def summary(rows: list[dict], runtime: str) -> str:
+    """The spread per model over one runtime's rows (the table keeps every runtime's)."""
+    mine = [r for r in rows if r.get("runtime_sha256_16") == runtime]
+    lines = [f"{m:<28} {s['n']:>2} pads: {s['low']:,.0f} to {s['high']:,.0f} cycles/token (+-{s['half_range']:.1%})"
+             for m, s in spread(mine).items()]
+    return "\n".join([f"runtime {runtime}:"] + (lines or ["no rows"]))
 
 
 if __name__ == "__main__":
