@@ -91,6 +91,32 @@ def test_batched_evaluation_is_bit_identical_to_token_by_token(name):
     assert np.array_equal(batched, chunked)
 
 
+@pytest.mark.parametrize("name", ["ref_rope_silu", "ref_swiglu_untied", "ref_tiny_learned", "ref_bpe_lc",
+                                  "ref_dim1_gelu"])
+def test_many_windows_at_once_equal_each_window_alone(name):
+    """logits_windows (the host's whole-split evaluation) is bit-identical to logits_sequence per window,
+    for all positions and for a selection of them."""
+    eng = ie.IntEngine(read_smd(REF / f"{name}.smd"))
+    rng = np.random.default_rng(1)
+    windows = rng.integers(0, eng.h.vocab_size, (5, eng.h.max_seq_len))
+    alone = np.stack([eng.logits_sequence(w) for w in windows])
+    assert np.array_equal(eng.logits_windows(windows), alone)
+    rows = rng.random(windows.shape) < 0.4
+    assert np.array_equal(eng.logits_windows(windows, rows), alone[rows])
+    with pytest.raises(ValueError, match="max_seq_len"):
+        eng.logits_windows(rng.integers(0, 2, (2, eng.h.max_seq_len + 1)))
+    with pytest.raises(ValueError, match="token id out of range"):
+        eng.logits_windows(np.full((1, 3), eng.h.vocab_size))
+
+
+def test_exact_matmul_is_exact_beyond_float32():
+    a = np.array([[127, -127, 127]] * 2, np.int64)
+    b = np.array([[127], [-127], [127]], np.int64)
+    assert ie.exact_matmul(a, b).tolist() == [[3 * 127 * 127]] * 2
+    big = np.array([[1 << 40, 3]], np.int64)           # partial sums past 2**53: the int64 path
+    assert ie.exact_matmul(big, np.array([[1 << 14], [1]], np.int64)).tolist() == [[(1 << 54) + 3]]
+
+
 def test_kernels_reject_float_arrays():
     with pytest.raises(ie.IntegerOnlyError, match="float64"):
         ie.matvec(np.ones((2, 2), np.int8), np.ones((1, 2)))

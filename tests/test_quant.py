@@ -8,7 +8,7 @@ import torch
 from starmind_lib.quant import intengine as ie, reference, schemes as quant, smd as export, stage
 from starmind_lib.config import ConfigError
 from starmind_lib.model import ModelConfig, Transformer, save_checkpoint
-from starmind_lib.training.train import EvalSet
+from starmind_lib.training.evaluation import StoryEval
 
 ALPHA = reference.REFERENCE_ALPHABET
 
@@ -23,9 +23,9 @@ def trained():
     torch.set_num_threads(1)
     params, steps = reference.REFERENCE_MODELS["ref_rope_silu"]
     model, ids = reference.train_reference_model(params, steps)
-    val = reference._encode_ref(reference.reference_text(300, seed=99))
     T = model.cfg.max_seq_len
-    eval_set = EvalSet.build(val, T, 2048, decode=decode)
+    stories = [reference._encode_ref(reference.reference_text(6, seed=100 + i)) for i in range(40)]
+    eval_set = StoryEval.build(stories, [len(s) for s in stories], 27, T)   # a char model: 1 token, 1 character
     calib = [ids[i * T:(i + 1) * T] for i in range(16)]
     return model, eval_set, calib
 
@@ -53,7 +53,7 @@ def test_requant_integer_result_matches_real_product():
 
 def test_float_reference_matches_torch(trained):
     model, eval_set, _ = trained
-    w = eval_set.windows[0][:-1]
+    w = eval_set.inputs[0]
     ours = quant.float_forward(quant.numpy_weights(model), model.cfg, w)
     with torch.no_grad():
         ref = model(torch.from_numpy(w[None]))[0][0].double().numpy()
@@ -121,36 +121,60 @@ def test_engine_limits_are_enforced():
         quant.to_int8_engine(m, quant.Trace())
 
 
-def _fake_sweep(tmp_path, model):
-    """A sweep's outputs for one variant: prepared data, a checkpoint, a variants row."""
-    from starmind_lib.training import sweep
-    data_dir = tmp_path / "runs" / "sweep_data"
-    train = reference._encode_ref(reference.reference_text(500, 0))
-    val = reference._encode_ref(reference.reference_text(100, 5))
-    sweep.write_prepared(data_dir / "char32", train, val, [c.encode().hex() for c in ALPHA], prompts={},
-                         spec="char32", name="char-32", unigram_bpc=4.0, fingerprint="x", is_synthetic=True,
-                         source_label="synthetic", lowercase=True)
-    save_checkpoint(model, sweep.checkpoint_path(tmp_path / "runs", "v1"))
-    sweep.results_table(tmp_path / "results").append(
-        {"variant_id": "v1", "tokenizer_spec": "char32", "n_params": 1000, "dim": model.cfg.dim,
-         "n_layers": model.cfg.n_layers, "bpc": 1.0})
+def _fake_study(tmp_path, model):
+    """Study v2's outputs for one run: prepared data with story tables, a checkpoint, a study_v2 row."""
+    from starmind_lib.training import study, sweep
+    data_dir = tmp_path / "runs" / "study_data"
+    texts = {split: [reference.reference_text(5, seed=s) for s in seeds]
+             for split, seeds in (("train", range(60)), ("val", range(100, 130)))}
+    eos = 27                                       # an id the sentences never use: it ends every story
+    ids = {k: np.concatenate([np.append(reference._encode_ref(t), eos) for t in v]) for k, v in texts.items()}
+    sweep.write_prepared(data_dir / "char32", ids["train"], ids["val"], [c.encode().hex() for c in ALPHA],
+                         prompts={}, spec="char32", name="char-32", unigram_bpc=4.0, fingerprint="x",
+                         is_synthetic=True, source_label="synthetic", lowercase=True, eos_id=eos,
+                         train_story_chars=[len(t) for t in texts["train"]],
+                         val_story_chars=[len(t) for t in texts["val"]])
+    save_checkpoint(model, tmp_path / "runs" / "study_v2" / "r1" / "model.safetensors")
+    row = {"run_key": "r1", "config_hash": "c1", "name": "v1", "variant_ids": ["v1", "v1b"], "tier": "long",
+           "seed": 0, "lr": 0.01, "n_params": 1000, "tokenizer_spec": "char32", "bpc": 1.0, "bucket": "1k",
+           "tokens_trained": 1000, "seq_len": model.cfg.max_seq_len, "dim": model.cfg.dim,
+           "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads, "ffn_hidden": model.cfg.ffn_hidden,
+           "activation": model.cfg.activation, "pos": model.cfg.pos, "tied": model.cfg.tied,
+           "data_fingerprint": "x", "checkpoint": "study_v2/r1/model.safetensors"}
+    study.results_table(tmp_path / "results").append(row)
+    study.results_table(tmp_path / "results").append({**row, "run_key": "r2", "checkpoint": "study_v2/r2/gone"})
+    return data_dir
 
 
-def test_stage_writes_resumable_table(tmp_path, trained):
+def test_stage_writes_resumable_table_on_whole_stories(tmp_path, trained):
     model = trained[0]
-    _fake_sweep(tmp_path, model)
-    cfg = stage.QuantConfig.from_params({"schemes": ["int8_row", "int8_engine"], "eval_tokens": 256,
-                                         "calib_windows": 4})
+    data_dir = _fake_study(tmp_path, model)
+    cfg = stage.QuantConfig.from_params({"schemes": ["int8_row", "int8_engine"], "calib_windows": 4,
+                                         "study_data_dir": str(data_dir), "tier": "long"})
     df = stage.run_quant(cfg, tmp_path / "results", tmp_path / "runs", profile="test", progress=False)
-    assert sorted(df["key"]) == ["v1/int8_engine", "v1/int8_row"]
+    assert sorted(df["key"]) == ["r1/int8_engine", "r1/int8_row", "r2/int8_engine", "r2/int8_row"]
+    ok, bad = df[df["run_key"] == "r1"], df[df["run_key"] == "r2"]
+    # the run whose checkpoint is gone is a row naming it; the batch went on
+    assert bad["error"].str.contains("r2: checkpoint .*gone is missing").all() and bad["bpc"].isna().all()
+    assert (ok["error"] == "").all() and ok["is_synthetic"].all()
+    # every validation story, whole: 30 stories and all their characters
+    assert set(ok["eval_stories"]) == {30} and set(ok["eval_chars"]) == {
+        sum(len(reference.reference_text(5, seed=s)) for s in range(100, 130))}
+    assert ((ok["bpc_ci_low"] < ok["bpc"]) & (ok["bpc"] < ok["bpc_ci_high"])).all()
+    assert ((ok["bpc_delta_ci_low"] <= ok["bpc_delta"]) & (ok["bpc_delta"] <= ok["bpc_delta_ci_high"])).all()
     assert (tmp_path / "results" / "quant" / "quant.parquet").exists()
-    assert (tmp_path / "runs" / "smd" / "v1.smd").exists()
-    assert df["is_synthetic"].all() and np.isfinite(df["bpc"]).all()
-    eng = ie.IntEngine(export.read_smd(tmp_path / "runs" / "smd" / "v1.smd"))
+    smd = tmp_path / "runs" / "smd"
+    assert (smd / "v1.smd").read_bytes() == (smd / "v1b.smd").read_bytes()   # one file per variant id
+    eng = ie.IntEngine(export.read_smd(smd / "v1.smd"))
     assert len(eng.generate([1, 2], 5)) == 5
     before = (tmp_path / "results" / "quant" / "quant.jsonl").read_text()
     cfg2 = cfg.replace(schemes=("int8_row", "int8_engine", "float16"))
     df2 = stage.run_quant(cfg2, tmp_path / "results", tmp_path / "runs", progress=False)
     after = (tmp_path / "results" / "quant" / "quant.jsonl").read_text()
-    assert after.startswith(before) and len(df2) == 3  # finished rows kept, only the new scheme ran
+    assert after.startswith(before) and len(df2) == 6  # finished rows kept, only the new scheme ran
     assert math.isclose(stage.read_quant(tmp_path / "results")["bpc"].min(), df2["bpc"].min())
+
+
+def test_stage_without_study_runs_says_what_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no Study v2 runs .*run chapter 04b first"):
+        stage.run_quant(stage.QuantConfig(), tmp_path / "results", tmp_path / "runs", progress=False)

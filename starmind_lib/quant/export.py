@@ -13,7 +13,7 @@ row per file in ``<out>/models.{jsonl,parquet}`` (keyed by variant and the file'
 run (``run_key``, ``config_hash``, seed, tier, rate), the file (bytes, ``sha256``), the run's whole-split
 float bpc and its story-bootstrap interval, the configuration's mean over seeds with its 95 % interval
 when two or more seeds are in the table, a short check of the int8 file against the float model (on
-the first ``check_tokens`` validation tokens, not the whole split) and provenance columns (the training
+the first whole validation stories up to ``check_tokens`` tokens, not the whole split) and provenance columns (the training
 run's own commit and machine as ``trained_*``).
 
 A bad variant (unknown id, no Study v2 row, missing checkpoint, data from another corpus, a model
@@ -26,6 +26,8 @@ import argparse
 import hashlib
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from ..provenance import REPO_ROOT
 
@@ -102,7 +104,7 @@ def export_run(variant_id: str, row: dict, runs_dir, data_dir, out_dir, check_to
 
     from ..model import load_checkpoint
     from ..training.sweep import PieceDecoder, load_prepared
-    from ..training.train import EvalSet
+    from ..training.evaluation import StoryEval
     from .schemes import evaluate_schemes
     from .smd import read_smd
     from .stage import _calib_windows, _text_spec
@@ -134,7 +136,10 @@ def export_run(variant_id: str, row: dict, runs_dir, data_dir, out_dir, check_to
                                       f"{spec} has {data['meta']['vocab_size']}")
     decode = PieceDecoder(data["meta"]["pieces"])
     T = model.cfg.max_seq_len
-    check = EvalSet.build(data["val"], T, check_tokens, decode=decode)
+    eos = int(data["meta"]["eos_id"])
+    n_stories = int(np.searchsorted(np.flatnonzero(data["val"] == eos), check_tokens)) + 1
+    check = StoryEval.from_stream(data["val"], eos, data["meta"]["val_story_chars"], T, max_stories=n_stories,
+                                  what=f"{variant_id}: the validation stories")
     calib = _calib_windows(data["train"], T, CALIB_WINDOWS)
     path = Path(out_dir) / f"{variant_id}.smd"
     path.parent.mkdir(parents=True, exist_ok=True)

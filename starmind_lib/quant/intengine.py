@@ -166,7 +166,7 @@ def isqrt_rows(n: np.ndarray) -> np.ndarray:
 
 
 def rmsnorm(x, gain, gain_shift: int, eps_q: int) -> np.ndarray:
-    """Integer RMSNorm of residual rows x [n, dim] (values in +-RES_MAX) -> int8 [n, dim]."""
+    """Integer RMSNorm of residual rows x [..., dim] (values in +-RES_MAX) -> int8 [..., dim]."""
     x = _ints(x, "rmsnorm x")
     gain = _ints(gain, "rmsnorm gain")
     dim = x.shape[-1]
@@ -181,15 +181,24 @@ def rmsnorm(x, gain, gain_shift: int, eps_q: int) -> np.ndarray:
     _hit("norm.S_ge_2^30", down.sum())
     S, e = np.where(down, S >> 2, S), e - down
     inv = NORM_RECIP_NUM // isqrt_rows(S)                       # one division per vector
-    n = rshr(_fits32(x * inv[:, None], "rmsnorm x*inv"), (29 - e - NF)[:, None])
+    n = rshr(_fits32(x * inv[..., None], "rmsnorm x*inv"), (29 - e - NF)[..., None])
     y = rshr(_fits32(n * gain, "rmsnorm n*G"), gain_shift)
     _hit("norm.out_clamp", (np.abs(y) > ACT_MAX).sum())
     return clamp(y, -ACT_MAX, ACT_MAX)
 
 
+def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b of integer arrays, exactly: in float64 (BLAS) when every partial sum is below 2**53, which holds
+    for int8 x int8 products and for Q15 weights x int8 values; in int64 otherwise."""
+    bound = float(np.abs(a).max(initial=0)) * float(np.abs(b).max(initial=0)) * a.shape[-1]
+    if bound < 2.0 ** 53:
+        return (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    return a @ b
+
+
 def matvec(w8: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """int32 accumulators of int8 weights [out, in] times int8 activations [n, in] -> [n, out]."""
-    return _fits32(_ints(a, "matvec a") @ _ints(w8, "matvec w").T, "matvec acc")
+    """int32 accumulators of int8 weights [out, in] times int8 activations [..., in] -> [..., out]."""
+    return _fits32(exact_matmul(_ints(a, "matvec a"), _ints(w8, "matvec w").T), "matvec acc")
 
 
 def linear_to_act(w8, rq, a) -> np.ndarray:
@@ -208,7 +217,7 @@ def linear_to_residual(x, w8, rq, a) -> np.ndarray:
 
 
 def apply_rope(q, cos, sin) -> np.ndarray:
-    """Rotate adjacent pairs of q [n, H, hd] by Q14 tables cos/sin [n, hd/2]; result clamped to int8."""
+    """Rotate adjacent pairs of q [..., n, H, hd] by Q14 tables cos/sin [n, hd/2]; result clamped to int8."""
     q0, q1 = q[..., 0::2], q[..., 1::2]
     c, s = cos[:, None, :], sin[:, None, :]
     r0 = rshr(_fits32(q0 * c - q1 * s, "rope"), 14)
@@ -222,23 +231,26 @@ def apply_rope(q, cos, sin) -> np.ndarray:
 def attention(q, kc, vc, p0: int, att_m: int, att_s: int, lut: np.ndarray) -> np.ndarray:
     """Causal integer softmax attention.
 
-    q [n, H, hd] are queries at positions p0..p0+n-1; kc, vc [p0+n, H, hd] hold keys and values
-    of positions 0..p0+n-1. Returns int8 [n, H, hd] on the scale of v.
+    q [..., n, H, hd] are queries at positions p0..p0+n-1; kc, vc [..., p0+n, H, hd] hold keys and
+    values of positions 0..p0+n-1 (``...``: independent sequences). Returns int8 [..., n, H, hd] on
+    the scale of v.
     """
-    n = q.shape[0]
-    T = kc.shape[0]
-    scores = _fits32(np.einsum("nhd,thd->hnt", q, kc), "attention q.k")          # [H, n, T]
+    n = q.shape[-3]
+    T = kc.shape[-3]
+    heads_first = lambda a: np.swapaxes(a, -3, -2)                            # noqa: E731 [..., H, n, hd]
+    scores = _fits32(exact_matmul(heads_first(q), np.swapaxes(heads_first(kc), -1, -2)),
+                     "attention q.k")                                          # [..., H, n, T]
     visible = np.arange(T)[None, :] <= (p0 + np.arange(n))[:, None]            # [n, T]
-    scores = np.where(visible[None], scores, np.iinfo(np.int64).min // 4)
+    scores = np.where(visible, scores, np.iinfo(np.int64).min // 4)
     top = scores.max(-1, keepdims=True)
-    diff = np.where(visible[None], top - scores, 0)
+    diff = np.where(visible, top - scores, 0)
     idx = requant(diff, att_m, att_s)
-    _hit("attention.idx_ge_1024", (visible[None] & (idx >= EXP_LUT_SIZE)).sum())
-    w = np.where(visible[None] & (idx < EXP_LUT_SIZE), lut[np.minimum(idx, EXP_LUT_SIZE - 1)], 0)
+    _hit("attention.idx_ge_1024", (visible & (idx >= EXP_LUT_SIZE)).sum())
+    w = np.where(visible & (idx < EXP_LUT_SIZE), lut[np.minimum(idx, EXP_LUT_SIZE - 1)], 0)
     total = _fits32(w.sum(-1, keepdims=True), "attention sum of weights")
     inv = SOFTMAX_RECIP_NUM // total
     p = _fits32(w * inv, "attention w*inv") >> 15                             # Q15 probabilities
-    o = _fits32(np.einsum("hnt,thd->nhd", p, vc), "attention p.v")
+    o = _fits32(heads_first(exact_matmul(p, heads_first(vc))), "attention p.v")
     return rshr(o, 15)
 
 
@@ -273,29 +285,34 @@ class IntEngine:
 
     # -- one block of tokens at consecutive positions --
     def _embed(self, tokens: np.ndarray, p0: int) -> np.ndarray:
+        """tokens [..., n] at positions p0..p0+n-1 -> residual rows [..., n, dim]."""
         t = self.t
         rq = t["tok_emb.rq"][tokens]
-        x = mulshift(t["tok_emb"][tokens], rq[:, 0:1], rq[:, 1:2])
+        x = mulshift(t["tok_emb"][tokens], rq[..., 0:1], rq[..., 1:2])
         if self.h.pos == "learned":
-            pos = np.arange(p0, p0 + len(tokens))
+            pos = np.arange(p0, p0 + tokens.shape[-1])
             prq = t["pos_emb.rq"][pos]
             x = x + mulshift(t["pos_emb"][pos], prq[:, 0:1], prq[:, 1:2])
         _hit("embed.clamp", (np.abs(x) > RES_MAX).sum())
         return clamp(x, -RES_MAX, RES_MAX)
 
-    def _layer(self, i: int, x: np.ndarray, state: EngineState, p0: int) -> np.ndarray:
+    def _layer(self, i: int, x: np.ndarray, state: EngineState | None, p0: int) -> np.ndarray:
+        """Residual rows x [..., n, dim] -> the next layer's. With ``state``, keys and values go to its
+        cache; without, x holds whole sequences from position 0 (``p0 == 0``) and attends to itself."""
         t, h, hd = self.t, self.h, self.hd
-        n = x.shape[0]
+        lead, n = x.shape[:-2], x.shape[-2]
         c = t[f"layers.{i}.consts"]
         a = rmsnorm(x, t[f"layers.{i}.attn_norm"], int(c[0]), h.eps_q)
-        q, k, v = (linear_to_act(t[f"layers.{i}.{w}"], t[f"layers.{i}.{w}.rq"], a).reshape(n, h.n_heads, hd)
+        q, k, v = (linear_to_act(t[f"layers.{i}.{w}"], t[f"layers.{i}.{w}.rq"], a).reshape(*lead, n, h.n_heads, hd)
                    for w in ("wq", "wk", "wv"))
         if h.pos == "rope":
             cos, sin = t["rope.cos"][p0:p0 + n], t["rope.sin"][p0:p0 + n]
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        state.k[i, p0:p0 + n], state.v[i, p0:p0 + n] = k, v
-        o = attention(q, state.k[i, :p0 + n], state.v[i, :p0 + n], p0, int(c[2]), int(c[3]), self.lut)
-        x = linear_to_residual(x, t[f"layers.{i}.wo"], t[f"layers.{i}.wo.rq"], o.reshape(n, h.dim))
+        if state is not None:
+            state.k[i, p0:p0 + n], state.v[i, p0:p0 + n] = k, v
+            k, v = state.k[i, :p0 + n], state.v[i, :p0 + n]
+        o = attention(q, k, v, p0, int(c[2]), int(c[3]), self.lut)
+        x = linear_to_residual(x, t[f"layers.{i}.wo"], t[f"layers.{i}.wo.rq"], o.reshape(*lead, n, h.dim))
         a = rmsnorm(x, t[f"layers.{i}.ffn_norm"], int(c[1]), h.eps_q)
         hq = linear_to_act(t[f"layers.{i}.w1"], t[f"layers.{i}.w1.rq"], a)
         g = t[f"layers.{i}.act_lut"][hq + 128]
@@ -338,6 +355,21 @@ class IntEngine:
     def logits_sequence(self, tokens) -> np.ndarray:
         """Batched evaluation: int32 logits [T, vocab] of a whole sequence (bit-identical to stepping)."""
         return self.forward_block(self.new_state(), tokens, 0)
+
+    def logits_windows(self, windows, rows=None) -> np.ndarray:
+        """Host-side evaluation of many sequences at once: windows int [B, n] each from position 0.
+
+        Returns the int32 logits [B, n, vocab], or with ``rows`` (bool [B, n]) only those positions'
+        [rows.sum(), vocab] in row-major order; each equals :meth:`logits_sequence` of its window."""
+        windows = _ints(windows, "tokens")
+        if windows.ndim != 2 or windows.shape[1] > self.h.max_seq_len:
+            raise ValueError(f"windows must be [B, n <= max_seq_len={self.h.max_seq_len}], got {windows.shape}")
+        if windows.size and (windows.min() < 0 or windows.max() >= self.h.vocab_size):
+            raise ValueError(f"token id out of range [0, {self.h.vocab_size})")
+        x = self._embed(windows, 0)
+        for i in range(self.h.n_layers):
+            x = self._layer(i, x, None, 0)
+        return self._head(x if rows is None else x[np.asarray(rows, bool)])
 
     def logits_real(self, logits: np.ndarray) -> np.ndarray:
         """Host side only: the logits in nats (logit / 2**logit_frac), for bits per character."""
@@ -399,14 +431,15 @@ class WindowedSequence:
         return logits
 
 
-def cross_entropy_nats(logits, targets, logit_frac: int) -> float:
-    """Host side: total cross-entropy in nats of int32 logits [n, V] (units of 2**-logit_frac nats)
+def cross_entropy_rows(logits, targets, logit_frac: int) -> np.ndarray:
+    """Host side: cross-entropy in nats of each row of int32 logits [n, V] (units of 2**-logit_frac nats)
     against target ids [n]; bits per character = nats / ln 2 / characters."""
     z = np.asarray(logits, dtype=np.float64) / float(1 << logit_frac)
     z = z - z.max(-1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
     targets = np.asarray(targets)
-    return float(-logp[np.arange(len(targets)), targets].sum())
+    return -logp[np.arange(len(targets)), targets]
+
 
 
 # ---- sampling --------------------------------------------------------------------------------

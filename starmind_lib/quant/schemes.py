@@ -18,12 +18,11 @@ Two things live here:
     calib = calibrate(model, calib_seqs)                 # activation ranges on training text
     header, tensors = to_int8_engine(model, calib)
     write_smd("m.smd", header, tensors, vocab)
-    rows = evaluate_schemes(model, eval_set, calib_seqs)  # bpc, delta, bytes per scheme
+    rows = evaluate_schemes(model, story_eval, calib_seqs)  # bpc, delta, bytes per scheme (whole stories)
 
-The chapter-05 stage, :func:`run_quant`, does this for every model of the
-architecture study and appends one row per (variant, scheme) to the resumable
-table ``<results_dir>/quant/quant.{csv,parquet}``; the int8 files go to
-``<runs_dir>/smd/<variant_id>.smd`` for the device chapters.
+The chapter-05 stage, :func:`starmind_lib.quant.stage.run_quant`, does this for
+Study v2's models and appends one row per (run, scheme) to the resumable table
+``<results_dir>/quant/quant.{jsonl,parquet}``.
 """
 from __future__ import annotations
 
@@ -365,63 +364,75 @@ def scheme_bytes(model: Transformer, scheme: str) -> int:
     raise ValueError(f"scheme_bytes: {scheme!r} has no formula (int8_engine is measured from its file)")
 
 
-def engine_eval(eng: ie.IntEngine, model: Transformer, windows: np.ndarray) -> tuple[float, float]:
-    """Total cross-entropy (nats) of the integer engine over windows [n, T+1], and the fraction of
-    positions (teacher forced) where the engine's argmax equals the float model's."""
+def engine_story_nats(eng: ie.IntEngine, model: Transformer, ev, batch: int = 64) -> tuple[np.ndarray, float]:
+    """The integer engine's nats per story over a :class:`~starmind_lib.training.evaluation.StoryEval`
+    (teacher forced, the scored positions of every window), and the fraction of those positions where
+    its argmax equals the float model's."""
     import torch
-    total, same, n = 0.0, 0, 0
-    for w in windows:
-        logits = eng.logits_sequence(w[:-1])
-        total += ie.cross_entropy_nats(logits, w[1:], eng.h.logit_frac)
+    per_window = np.zeros(len(ev.inputs), np.float64)
+    same = 0
+    was_training = model.training
+    model.eval()
+    for i in range(0, len(ev.inputs), batch):
+        x, y, m = ev.inputs[i:i + batch], ev.targets[i:i + batch], ev.mask[i:i + batch]
+        logits = eng.logits_windows(x, m)                                   # [scored positions, vocab]
+        nats = ie.cross_entropy_rows(logits, y[m], eng.h.logit_frac)
+        per_window[i:i + len(x)] = np.bincount(np.nonzero(m)[0], weights=nats, minlength=len(x))
         with torch.no_grad():
-            f = model(torch.from_numpy(w[None, :-1]))[0][0].argmax(-1).numpy()
+            f = model(torch.from_numpy(x))[0].argmax(-1).numpy()[m]
         same += int((f == logits.argmax(-1)).sum())
-        n += len(f)
-    return total, same / max(n, 1)
+    model.train(was_training)
+    return np.bincount(ev.story, weights=per_window, minlength=ev.n_stories), same / max(ev.n_targets, 1)
 
 
-def evaluate_schemes(model: Transformer, eval_set, calib_seqs, schemes=SCHEMES,
+def evaluate_schemes(model: Transformer, ev, calib_seqs, schemes=SCHEMES,
                      vocab: list[bytes] | None = None, smd_path=None, text=None) -> list[dict]:
-    """One row per scheme: bpc, delta vs float32, bytes; the int8 engine also gets greedy agreement."""
+    """One row per scheme over whole stories (``ev``: a StoryEval): bpc and its 95 % interval over stories,
+    the cost against float32 (``bpc_delta``) with its paired interval, bytes; the int8 engine also gets
+    greedy agreement. float32 is always evaluated (every delta needs it)."""
     import torch
 
-    from ..training.train import evaluate
+    from ..training.evaluation import bootstrap_bpc, bootstrap_delta, story_nats
     torch.set_num_threads(1)
-    rows, base = [], None
+    base = story_nats(model, ev)
+    rows = []
     for scheme in schemes:
         row = {"scheme": scheme, "error": ""}
         try:
-            _evaluate_one(row, model, eval_set, calib_seqs, scheme, vocab, smd_path, text)
+            nats = base if scheme == "float32" else _scheme_nats(row, model, ev, calib_seqs, scheme, vocab,
+                                                                   smd_path, text)
         except (ValueError, OverflowError) as e:  # a model outside the scheme's limits: recorded, not fatal
             row.update(bpc=float("nan"), bytes=0, error=f"{type(e).__name__}: {e}")
+            rows.append(row)
+            continue
         if scheme == "float32":
-            base = row["bpc"]
+            row["bytes"] = scheme_bytes(model, scheme)
+        row["bpc"], row["bpc_ci_low"], row["bpc_ci_high"] = bootstrap_bpc(nats, ev.story_chars)
+        row["bpc_delta_ci_low"], row["bpc_delta_ci_high"] = bootstrap_delta(nats, base, ev.story_chars)
         rows.append(row)
-    if base is None:
-        base = evaluate(model, eval_set)["val_bpc"]
+    bpc_f32 = float(base.sum() / ev.story_chars.sum() / math.log(2))
     for r in rows:
-        r["bpc_float32"] = base
-        r["bpc_delta"] = r["bpc"] - base
+        r["bpc_float32"] = bpc_f32
+        r["bpc_delta"] = r["bpc"] - bpc_f32
     return rows
 
 
-def _evaluate_one(row, model, eval_set, calib_seqs, scheme, vocab, smd_path, text=None) -> None:
+def _scheme_nats(row, model, ev, calib_seqs, scheme, vocab, smd_path, text=None) -> np.ndarray:
+    """Nats per story of one scheme; fills the row's bytes (and the engine's extra columns)."""
     from .smd import pack_smd, parse_smd
-    from ..training.train import evaluate
+    from ..training.evaluation import story_nats
     if scheme != "int8_engine":
-        row.update(bpc=evaluate(quantized_copy(model, scheme), eval_set)["val_bpc"],
-                   bytes=scheme_bytes(model, scheme))
-        return
+        row["bytes"] = scheme_bytes(model, scheme)
+        return story_nats(quantized_copy(model, scheme), ev)
     header, tensors = to_int8_engine(model, calibrate(model, calib_seqs))
     data = pack_smd(header, tensors, vocab or [bytes([65 + i % 26]) for i in range(model.cfg.vocab_size)],
                     text if vocab else None)   # text: special tokens and encoder (FORMAT.md 2.4)
     if smd_path is not None:
         from ..provenance import atomic_write_bytes
         atomic_write_bytes(smd_path, data)
-    eng = ie.IntEngine(parse_smd(data))
-    nats, agreement = engine_eval(eng, model, eval_set.windows)
-    row.update(bpc=nats / math.log(2) / eval_set.n_chars, bytes=len(data), greedy_agreement=agreement,
-               logit_frac=header.logit_frac)
+    nats, agreement = engine_story_nats(ie.IntEngine(parse_smd(data)), model, ev)
+    row.update(bytes=len(data), greedy_agreement=agreement, logit_frac=header.logit_frac)
+    return nats
 
 
 # ---- the chapter-05 stage: every model of the architecture study, every scheme -------------------

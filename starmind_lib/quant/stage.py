@@ -1,8 +1,13 @@
-"""The chapter-05 stage: quantise every model of the architecture study.
+"""The chapter-05 stage: quantise Study v2's models and score every scheme on the whole validation split.
 
-:func:`run_quant` appends one row per (variant, scheme) to the resumable table
-``<results_dir>/quant/quant.{jsonl,parquet}``; the int8 files go to
-``<runs_dir>/smd/<variant_id>.smd`` for the device chapters.
+:func:`run_quant` takes the Study v2 runs of one tier and seeds (by default the base tier's seed 0: every
+distinct configuration once), quantises each checkpoint with every scheme, and scores each on every
+validation story whole (:mod:`starmind_lib.training.evaluation`, the evaluation of the study itself),
+with a 95 % bootstrap interval over stories for the bpc and a paired one for its cost against float32.
+One row per (run, scheme) goes to the resumable table ``<results_dir>/quant/quant.{jsonl,parquet}``;
+the int8 files go to ``<runs_dir>/smd/<variant_id>.smd`` (one per variant the configuration stands for).
+A run that cannot be quantised (checkpoint missing or unreadable, data of another corpus) is a row
+with its ``error``; the batch goes on.
 """
 from __future__ import annotations
 
@@ -15,23 +20,28 @@ from ..config import ConfigError, StageConfig, between
 from .schemes import SCHEMES, evaluate_schemes, known_scheme
 
 TABLE_STEM = ("quant", "quant")
+RUN_FIELDS = ("run_key", "config_hash", "name", "variant_ids", "seed", "tier", "lr", "tokens_trained", "n_params",
+              "tokenizer_spec", "dim", "n_layers", "n_heads", "ffn_hidden", "activation", "pos", "tied", "seq_len")
 
 
 @dataclass(frozen=True)
 class QuantConfig(StageConfig):
     schemes: tuple[str, ...] = SCHEMES
-    eval_tokens: int = field(default=16384, metadata=between(64, 10**8))    # fixed validation subset
     calib_windows: int = field(default=16, metadata=between(1, 10_000))     # training windows for calibration
-    max_variants: int = field(default=0, metadata=between(0, None))         # 0: every variant of the sweep
-    variants: tuple[str, ...] = ()                                          # restrict to these ids
-    sweep_data_dir: str = ""                                                # '' -> <runs_dir>/sweep_data
-    export_models: bool = True                                              # keep <runs_dir>/smd/<id>.smd
+    tier: str = "base"                                                      # Study v2 tier whose runs are quantised
+    seeds: tuple[int, ...] = (0,)                                           # the runs' seeds
+    max_runs: int = field(default=0, metadata=between(0, None))             # 0: every run of the tier and seeds
+    names: tuple[str, ...] = ()                                             # restrict to these configuration names
+    study_data_dir: str = ""                     # '' -> <runs_dir>/sweep_data/<corpus fingerprint[:12]> (chapter 04b)
+    export_models: bool = True                                              # keep <runs_dir>/smd/<variant>.smd
 
     def validate(self) -> None:
         unknown = [s for s in self.schemes if not known_scheme(s)]
         if unknown or not self.schemes:
             raise ConfigError(f"parameter 'schemes': unknown or empty {unknown or list(self.schemes)}; "
                               f"known: {', '.join(SCHEMES)} (int4_group<N> for any group size N)")
+        if not self.seeds:
+            raise ConfigError("parameter 'seeds': empty; give at least one training seed (e.g. [0])")
 
 
 def results_table(results_dir):
@@ -57,62 +67,89 @@ def ensure_prepared(data_dir, specs: list[str], data_source: str, raw_data_dir: 
     prepare_data(load_corpus(study_data_config(source, ddir)), missing, data_dir)
 
 
+def select_runs(cfg: QuantConfig, results_dir) -> list[dict]:
+    """The Study v2 runs to quantise, smallest first."""
+    from ..analysis.seeds import load_study      # base runs at a rate no longer tuned are relabelled there
+    runs = load_study(results_dir)
+    if runs.empty:
+        raise FileNotFoundError(f"no Study v2 runs in {Path(results_dir) / 'sweep' / 'study_v2.jsonl'}; "
+                                "run chapter 04b first (`make study-v2`)")
+    runs = runs[(runs["tier"] == cfg.tier) & runs["seed"].isin(cfg.seeds)]
+    if cfg.names:
+        runs = runs[runs["name"].isin(cfg.names)]
+    runs = runs.sort_values(["n_params", "run_key"])
+    return (runs.head(cfg.max_runs) if cfg.max_runs else runs).to_dict("records")
+
+
 def run_quant(cfg: QuantConfig, results_dir, runs_dir, profile: str = "", data_source: str = "tinystories",
               raw_data_dir: str = "", progress: bool = True):
-    """Quantise every trained variant with every scheme; resumable (finished (variant, scheme) rows are kept)."""
+    """Quantise every selected run with every scheme; resumable (finished (run, scheme) rows are kept)."""
     import torch
     from tqdm.auto import tqdm
 
     from ..provenance import provenance
-    from ..training.sweep import PieceDecoder, load_prepared, load_variant
-    from ..training.sweep import results_table as sweep_table
-    from ..training.grid import tokenizer_spec
-    from ..training.train import EvalSet
     torch.set_num_threads(1)
-    variants = sweep_table(results_dir).frame()
-    if variants.empty:
-        raise FileNotFoundError(f"no trained variants in {Path(results_dir) / 'sweep'}; run chapter 04 first")
-    if cfg.variants:
-        variants = variants[variants["variant_id"].isin(cfg.variants)]
-    variants = variants.sort_values("n_params" if "n_params" in variants else "variant_id")
-    if cfg.max_variants:
-        variants = variants.head(cfg.max_variants)
-    data_dir = Path(cfg.sweep_data_dir or Path(runs_dir) / "sweep_data")
     table = results_table(results_dir)
     done = table.keys()
-    spec_of = lambda v: v.get("tokenizer_spec") or tokenizer_spec(v)  # noqa: E731
-    specs = sorted({spec_of(v) for v in variants.to_dict("records")})
-    ensure_prepared(data_dir, specs, data_source, raw_data_dir)
-    for v in tqdm(variants.to_dict("records"), desc="quantise", disable=not progress):
-        todo = [s for s in cfg.schemes if f"{v['variant_id']}/{s}" not in done]
+    for run in tqdm(select_runs(cfg, results_dir), desc="quantise", disable=not progress):
+        todo = [s for s in cfg.schemes if f"{run['run_key']}/{s}" not in done]
         if not todo:
             continue
-        model = load_variant(runs_dir, v["variant_id"])
-        data = load_prepared(data_dir, spec_of(v))
-        fp = v.get("data_fingerprint")
-        if isinstance(fp, str) and fp and data["meta"].get("fingerprint") != fp:
-            raise ValueError(f"{data_dir}/{spec_of(v)} was prepared from another corpus (fingerprint "
-                             f"{data['meta'].get('fingerprint')}) than variant {v['variant_id']} was trained on "
-                             f"({fp}); set 'sweep_data_dir' to the sweep's prepared data")
-        decode = PieceDecoder(data["meta"]["pieces"])
-        T = model.cfg.max_seq_len
-        eval_set = EvalSet.build(data["val"], T, cfg.eval_tokens, decode=decode)
-        calib = _calib_windows(data["train"], T, cfg.calib_windows)
-        smd = Path(runs_dir) / "smd" / f"{v['variant_id']}.smd" if cfg.export_models else None
-        schemes = todo if "float32" in todo else ["float32"] + todo  # the delta needs the float32 bpc
-        rows = evaluate_schemes(model, eval_set, calib, schemes, decode.pieces, smd, _text_spec(data_dir, spec_of(v)))
+        base = {"variant_id": run["name"], **{k: run[k] for k in RUN_FIELDS if k in run}}
+        try:
+            rows, evaluated = _quantise_run(run, cfg, todo, runs_dir, data_source, raw_data_dir)
+        except (FileNotFoundError, ValueError, OSError) as exc:    # this run's problem; the batch goes on
+            rows, evaluated = [{"scheme": s, "bpc": float("nan"), "error": f"{run['run_key']}: {exc}"}
+                               for s in todo], {}
         for r in rows:
-            if r["scheme"] not in todo:
-                continue
-            table.append({"key": f"{v['variant_id']}/{r['scheme']}", "variant_id": v["variant_id"],
-                          "n_params": int(v.get("n_params", sum(p.numel() for p in model.parameters()))),
-                          "tokenizer": spec_of(v), **{k: v[k] for k in ("dim", "n_layers", "n_heads",
-                          "ffn_hidden", "activation", "pos", "tied") if k in v},
-                          **r, "eval_tokens": eval_set.n_targets, "eval_chars": eval_set.n_chars,
-                          "is_synthetic": bool(data["meta"].get("is_synthetic", False)),
-                          "config_key": cfg.key(), **provenance(profile)})
+            if r["scheme"] in todo:
+                table.append({"key": f"{run['run_key']}/{r['scheme']}", **base, **r, **evaluated,
+                              "config_key": cfg.key(), **provenance(profile)})
     table.snapshot()
     return table.frame()
+
+
+def _quantise_run(run: dict, cfg: QuantConfig, todo: list[str], runs_dir, data_source: str, raw_data_dir: str):
+    """(scheme rows, what was evaluated) of one Study v2 run."""
+    from ..model import load_checkpoint
+    from ..training.evaluation import StoryEval
+    from ..training.sweep import PieceDecoder, load_prepared
+
+    spec, fp = run["tokenizer_spec"], str(run.get("data_fingerprint") or "")
+    data_dir = Path(cfg.study_data_dir or Path(runs_dir) / "sweep_data" / fp[:12])
+    ensure_prepared(data_dir, [spec], data_source, raw_data_dir)
+    data = load_prepared(data_dir, spec)
+    meta = data["meta"]
+    if fp and meta.get("fingerprint") != fp:
+        raise ValueError(f"{data_dir / spec} was prepared from another corpus (fingerprint {meta.get('fingerprint')}) "
+                         f"than the run was trained on ({fp}); set 'study_data_dir' to the study's prepared data")
+    ckpt = Path(runs_dir) / str(run.get("checkpoint") or "")
+    if not run.get("checkpoint") or not ckpt.is_file():
+        raise FileNotFoundError(f"checkpoint {ckpt} is missing (trained on {run.get('machine', '?')}; copy that "
+                                "machine's runs directory or retrain)")
+    model = load_checkpoint(ckpt).eval()
+    T = model.cfg.max_seq_len
+    ev = StoryEval.from_stream(data["val"], int(meta["eos_id"]), meta["val_story_chars"], T)
+    names = _as_list(run.get("variant_ids")) or [run["name"]]
+    smd_dir = Path(runs_dir) / "smd"
+    smd = smd_dir / f"{names[0]}.smd" if cfg.export_models else None
+    schemes = todo if "float32" in todo else ["float32"] + todo
+    rows = evaluate_schemes(model, ev, _calib_windows(data["train"], T, cfg.calib_windows), schemes,
+                            PieceDecoder(meta["pieces"]).pieces, smd, _text_spec(data_dir, spec))
+    if smd is not None and smd.exists():
+        for other in names[1:]:                 # the same configuration, the same file
+            (smd_dir / f"{other}.smd").write_bytes(smd.read_bytes())
+    evaluated = {"eval_chars": ev.n_chars, "eval_stories": ev.n_stories, "eval_tokens": ev.n_targets,
+                 "eval_context": ev.seq_len, "eval_stride": ev.stride,
+                 "is_synthetic": bool(meta.get("is_synthetic", False)), "data_fingerprint": meta.get("fingerprint")}
+    return rows, evaluated
+
+
+def _as_list(v) -> list[str]:
+    import json
+    if isinstance(v, str):
+        return list(json.loads(v)) if v.startswith("[") else [v]
+    return [str(x) for x in v] if v is not None and not (isinstance(v, float) and np.isnan(v)) else []
 
 
 def read_quant(results_dir):
@@ -131,3 +168,31 @@ def _text_spec(data_dir, spec: str):
     from .smd_text import text_spec_from_tokenizer
     path = Path(data_dir) / spec / "tokenizer.json"
     return text_spec_from_tokenizer(load_tokenizer(path)) if path.exists() else None
+
+
+def main(argv=None) -> int:
+    import argparse
+    import json
+    p = argparse.ArgumentParser(prog="python -m starmind_lib.quant.stage",
+                                description="Quantise Study v2's runs and score every scheme on the whole "
+                                            "validation split (resumes)")
+    p.add_argument("--results-dir", default="data/results")
+    p.add_argument("--runs-dir", default="data/runs")
+    p.add_argument("--params", default="{}", help="QuantConfig parameters as JSON")
+    p.add_argument("--profile", default="full")
+    p.add_argument("--data-source", default="tinystories")
+    p.add_argument("--data-dir", default="", help="raw corpus directory (only to prepare missing data)")
+    a = p.parse_args(argv)
+    df = run_quant(QuantConfig.from_params(json.loads(a.params)), a.results_dir, a.runs_dir, profile=a.profile,
+                   data_source=a.data_source, raw_data_dir=a.data_dir)
+    bad = df[df["error"].fillna("") != ""] if "error" in df else df.iloc[:0]
+    print(f"quant: {df['run_key'].nunique() if 'run_key' in df else 0} runs, {len(df)} rows "
+          f"({len(bad)} with an error) in {results_table(a.results_dir).journal}")
+    for e in bad["error"].head(10):
+        print(f"  {e}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())

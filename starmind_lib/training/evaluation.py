@@ -147,6 +147,17 @@ def bootstrap_bpc(nats: np.ndarray, chars: np.ndarray, n_boot: int = N_BOOT, see
     return bpc, float(lo), float(hi)
 
 
+def bootstrap_delta(nats: np.ndarray, base_nats: np.ndarray, chars: np.ndarray, n_boot: int = N_BOOT,
+                    seed: int = BOOT_SEED, level: float = 0.95) -> tuple[float, float]:
+    """95 % interval of bpc(nats) - bpc(base_nats) on the same stories: a paired percentile bootstrap (each
+    resample draws the same stories for both), so what the two share cancels."""
+    nats, base, chars = (np.asarray(a, np.float64) for a in (nats, base_nats, chars))
+    idx = np.random.default_rng(seed).integers(0, len(nats), size=(n_boot, len(nats)))
+    boots = (nats[idx].sum(1) - base[idx].sum(1)) / chars[idx].sum(1) / math.log(2)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
 def evaluate_stories(model, ev: StoryEval, device: str = "cpu", batch: int = 256) -> dict:
     """Whole-split bits per character with its 95 % bootstrap interval, and what was evaluated."""
     nats = story_nats(model, ev, device, batch)
