@@ -40,10 +40,11 @@ data_source = "tinystories"
 data_dir = ""
 seed = 0
 schemes = ["float32", "float16", "int8_tensor", "int8_row", "int4_group32", "int8_engine"]
-eval_tokens = 16384
 calib_windows = 16
-max_variants = 0
-sweep_data_dir = ""
+tier = "base"
+seeds = [0]
+max_runs = 0
+study_data_dir = ""
 
 
 # %% tags=["remove-cell"]
@@ -65,19 +66,24 @@ from starmind_lib.quant.reference import REFERENCE_DIR
 from starmind_lib.quant.smd import read_smd
 from starmind_lib.numbers import fmt_quantity
 from starmind_lib.book.figures import show, table
-from starmind_lib.quant.stage import QuantConfig, read_quant, run_quant
+from starmind_lib.chapters.ch05_quantisation import coverage_text, scheme_summary, what_models
+from starmind_lib.numbers import plural
+from starmind_lib.quant.stage import QuantConfig, read_quant, run_quant, select_runs
 
-cfg = QuantConfig.from_params({"schemes": schemes, "eval_tokens": eval_tokens,
-                               "calib_windows": calib_windows, "max_variants": max_variants,
-                               "sweep_data_dir": sweep_data_dir})
+cfg = QuantConfig.from_params({"schemes": schemes, "calib_windows": calib_windows, "tier": tier, "seeds": seeds,
+                               "max_runs": max_runs, "study_data_dir": study_data_dir})
 if recompute:
     df = run_quant(cfg, results_dir, runs_dir, profile=profile, data_source=data_source, raw_data_dir=data_dir)
 else:
     df = read_quant(results_dir)
+planned = select_runs(cfg, results_dir)
+errors = df[df["error"].fillna("") != ""] if "error" in df else df.iloc[:0]
 df = df[df["error"].fillna("") == ""] if "error" in df else df
 synthetic = bool(df["is_synthetic"].any())
 how = "recomputed in this run" if recompute else f"read from the committed table `{results_dir}/quant/quant.jsonl`"
-display(Markdown(f"**Source of this build:** {df['variant_id'].nunique()} models, {how}."))
+display(Markdown(f"**Source of this build:** {coverage_text(df, planned, cfg)}, {how}."
+                 + (f" {plural(errors['run_key'].nunique(), 'run')} could not be quantised: "
+                    + "; ".join(sorted(set(errors['error'])))[:600] if len(errors) else "")))
 if synthetic:
     display(Markdown("> **Warning: synthetic data.** These numbers come from tiny models trained on generated "
                      "stories (the `smoke` profile): they show the pipeline works, not what quantisation costs "
@@ -86,30 +92,32 @@ if synthetic:
 # %% [markdown]
 # ## How quality is measured
 #
-# Every model is evaluated on the same fixed subset of the validation split: the first
-# {glue:text}`eval_tokens:,d` target tokens in windows of the model's context length
-# ({glue:text}`eval_chars:,d` characters for the character-level tokenizers; a BPE token
-# covers several characters, so bpc stays comparable across tokenizers). The delta of a scheme
-# is its bpc minus the float32 bpc of the same model on the same subset, so the evaluation
-# noise of the subset cancels. Activation scales of `int8_engine` are calibrated on
+# The models are Study v2's (chapter 04b): {glue:text}`q_what`. Each is scored
+# the way the study scores it: on the whole validation split, the same text for every tokenizer
+# ({glue:text}`eval_stories:,d` stories, {glue:text}`eval_chars:,d` characters), every story
+# whole from its first character, with a 95 % bootstrap interval over stories. The cost of a
+# scheme is its bpc minus the float32 bpc of the same model on the same stories; its interval
+# is a paired bootstrap (both drawn on the same resampled stories), so what the two share
+# cancels and a cost whose interval excludes zero is measurable on this split. It is the cost
+# for these weights: one seed per configuration, so how much it varies between seeds is not
+# measured here. Activation scales of `int8_engine` are calibrated on
 # {glue:text}`calib_windows` windows of *training* text, never on the validation text.
 
 # %%
-glue("n_models", int(df["variant_id"].nunique()), display=False)
-glue("eval_tokens", int(df["eval_tokens"].median()), display=False)
+glue("n_models", int(df["run_key"].nunique()), display=False)
+glue("eval_stories", int(df["eval_stories"].median()), display=False)
 glue("eval_chars", int(df["eval_chars"].median()), display=False)
 glue("calib_windows", int(calib_windows), display=False)
-summary = (df.groupby("scheme")
-             .agg(models=("variant_id", "nunique"), median_delta=("bpc_delta", "median"),
-                  p90_delta=("bpc_delta", lambda s: s.quantile(0.9)), max_delta=("bpc_delta", "max"),
-                  median_bytes=("bytes", "median"))
-             .reindex([s for s in cfg.schemes if s in set(df["scheme"])]).reset_index())
+glue("q_what", what_models(df, cfg), display=False)
+summary = scheme_summary(df, cfg.schemes)
 for _, r in summary.iterrows():
     # bpc differences to 3 decimals at most: a loss of 0.00001 bpc reads "0", never "-0.0000"
-    glue(f"median_delta_{r['scheme']}", fmt_quantity(r["median_delta"], "bpc", unit=False), display=False)
-    glue(f"max_delta_{r['scheme']}", fmt_quantity(r["max_delta"], "bpc", unit=False), display=False)
-table(summary, caption="Cost of each scheme in bits per character over float32 (median, 90th percentile, "
-                       "worst model) and the median size in bytes", precision=4)
+    glue(f"median_delta_{r['scheme']}", fmt_quantity(r["median cost"], "bpc", unit=False), display=False)
+    glue(f"max_delta_{r['scheme']}", fmt_quantity(r["worst cost"], "bpc", unit=False), display=False)
+    glue(f"measurable_{r['scheme']}", f"{int(r['cost measurable'])} of {int(r['models'])}", display=False)
+table(summary, caption="Cost of each scheme in bits per character over float32, on the whole validation split "
+                       "(median, 90th percentile, worst model), how many models' cost is measurable (its paired "
+                       "95 % interval excludes zero) and the median size in bytes", precision=4)
 
 # %% [markdown]
 # ## Quality against size
@@ -119,8 +127,10 @@ table(summary, caption="Cost of each scheme in bits per character over float32 (
 # {glue:text}`median_delta_int8_row` with int8 per row and
 # {glue:text}`median_delta_int4_group32` with int4 in groups of 32. The integer-only
 # engine, which also quantises every activation, costs {glue:text}`median_delta_int8_engine`
-# bpc for the median model and {glue:text}`max_delta_int8_engine` for the worst one.
-# Each point below is one model in one scheme; the x axis is the bytes its weights need.
+# bpc for the median model and {glue:text}`max_delta_int8_engine` for the worst one; its cost
+# is measurable for {glue:text}`measurable_int8_engine` models (float16:
+# {glue:text}`measurable_float16`). Each point below is one model in one scheme; the x axis
+# is the bytes its weights need.
 
 # %%
 plot = df.assign(size_kib=df["bytes"] / 1024)
@@ -129,7 +139,8 @@ chart = alt.Chart(plot).mark_point(filled=True, opacity=0.7).encode(
     y=alt.Y("bpc_delta:Q", title="bpc − float32 bpc"),
     color=alt.Color("scheme:N", sort=list(cfg.schemes), title="scheme"),
     tooltip=["variant_id", "scheme", "n_params", alt.Tooltip("bpc:Q", format=".4f"),
-             alt.Tooltip("bpc_delta:Q", format=".4f"), "bytes"],
+             alt.Tooltip("bpc_delta:Q", format=".4f"), alt.Tooltip("bpc_delta_ci_low:Q", format=".4f"),
+             alt.Tooltip("bpc_delta_ci_high:Q", format=".4f"), "bytes"],
 ).properties(width=520, height=300, title="Quality cost of quantisation against model size")
 show(chart, alt_text="Scatter plot of the bits-per-character cost of each quantisation scheme against "
                      "model size in KiB; int4 points lie highest, int8 and float16 near zero.")
@@ -149,7 +160,7 @@ show(chart, alt_text="Scatter plot of the bits-per-character cost of each quanti
 # whose queries and keys are small gets few levels; per-head scales would be the next step.
 #
 # Bits per character average over every prediction. A sharper question for generation: at
-# each position of the validation windows (teacher forced), does the integer engine put its
+# each scored position of the validation stories (teacher forced), does the integer engine put its
 # largest logit on the same token as the float model? For the median model it agrees on
 # {glue:text}`agreement_median:.1%` of the positions (worst model:
 # {glue:text}`agreement_min:.1%`).

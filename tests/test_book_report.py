@@ -92,6 +92,7 @@ def _study_scores():
 
 def _quant(scheme=None):
     q = _read("quant/quant")
+    q = q[q["error"].fillna("") == ""]
     return q if scheme is None else q[q["scheme"] == scheme]
 
 
@@ -212,9 +213,12 @@ EXPECTED = {
     ("04b_study_v2", "v2_eval_stories"): lambda: _read("sweep/study_v2")["eval_stories"].iloc[0],
     ("04b_study_v2", "v2_epochs"): lambda: 20_000_000 / _stats("lowercased", "train", "characters"),
     ("04b_study_v2", "v2_long_status"): lambda: _read("sweep/study_v2").query("tier == 'long'")["config_hash"].nunique(),
-    ("05_quantisation", "n_models"): lambda: _quant()["variant_id"].nunique(),
-    ("05_quantisation", "eval_tokens"): lambda: _quant()["eval_tokens"].median(),
+    ("05_quantisation", "n_models"): lambda: _quant()["run_key"].nunique(),
+    ("05_quantisation", "eval_stories"): lambda: _quant()["eval_stories"].median(),
     ("05_quantisation", "eval_chars"): lambda: _quant()["eval_chars"].median(),
+    ("05_quantisation", "measurable_int8_engine"): lambda: int(((lambda q: (q["bpc_delta_ci_low"] > 0)
+                                                                  | (q["bpc_delta_ci_high"] < 0))(
+                                                                      _quant("int8_engine"))).sum()),
     ("05_quantisation", "agreement_median"): lambda: _quant("int8_engine")["greedy_agreement"].median(),
     ("05_quantisation", "agreement_min"): lambda: _quant("int8_engine")["greedy_agreement"].min(),
     ("05_quantisation", "worst_engine_variant"): lambda: _quant("int8_engine").sort_values("bpc_delta")
@@ -278,7 +282,10 @@ EXEMPT = {
     "05_quantisation": {"calib_windows": "a parameter", "worst_engine_head_dim": "the worst model's shape",
                         "n_ref_models": "the committed reference models", "ref_all_match": "a word",
                         **{f"{w}_delta_{s}": "the same statistic as int8_engine's, for another scheme"
-                           for w in ("median", "max") for s in ("float32", "float16", "int8_tensor", "int8_row")}},
+                           for w in ("median", "max") for s in ("float32", "float16", "int8_tensor", "int8_row")},
+                        **{f"measurable_{s}": "the same statistic as int8_engine's, for another scheme"
+                           for s in ("float32", "float16", "int8_tensor", "int8_row", "int4_group32")},
+                        "q_what": "a sentence: the tier, seeds, tokens and configuration count of the table's runs"},
     "06_device": {"miss_penalty": "the XIP model's constant", "asm_cpm": "a kernel benchmark (tests/test_kernels*)",
                   "plain_cpm": "a kernel benchmark", "best_10k_model": "a name", "best_100k_model": "a name",
                   "best_10k_goal": "a word", "best_100k_goal": "a word",

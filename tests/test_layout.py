@@ -122,7 +122,7 @@ def test_every_committed_config_hash_reproduces():
     assert not bad, f"{len(bad)} of {len(rows)} rows: " + "; ".join(bad[:5])
 
 
-KEYS = ("run_key", "key", "point_id", "run_id", "row_id", "job_id", "variant_id")   # ResultTable keys in use
+KEYS = ("key", "run_key", "point_id", "run_id", "row_id", "job_id", "variant_id")   # ResultTable keys in use
 
 
 def journal_rows(journal):

@@ -201,7 +201,12 @@ def load_quant(results_dir, chapter: str = "07", required: bool = True) -> pd.Da
             raise
         return None
     require_columns(df, ["variant_id", "scheme"], "quant", results_dir, chapter)
-    return df
+    if "variant_ids" in df.columns:     # a Study v2 run stands for every variant of its configuration
+        ids = df["variant_ids"].map(lambda v: json.loads(v) if isinstance(v, str) else list(v)
+                                    if v is not None and not isinstance(v, float) else [])
+        df = df.assign(variant_id=[i or [v] for i, v in zip(ids, df["variant_id"])]).explode("variant_id")
+        df = df[df["error"].fillna("") == ""] if "error" in df.columns else df
+    return df.reset_index(drop=True)
 
 
 RUN_TABLES = {"c": "c_runs", "micropython": "micropython_runs", "predicted": "predictions"}
@@ -473,8 +478,8 @@ def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFram
     points["bpc"] = points["val_bpc"]
     points["bpc_of"] = points["in_sweep"].map({True: "float model", False: "not trained in the sweep"})
     if quant is not None and "scheme" in points.columns and "val_bpc" in quant.columns:
-        # Study v2 scores (v1_bpc present) are float means on the whole split; chapter 5 measured each scheme on
-        # the v1 model: such a point is the v2 float mean plus that measured cost (bpc_delta), and says so
+        # Study v2 scores (v1_bpc present) are float means over seeds on the whole split; chapter 5 measured each
+        # scheme's cost on one seed's model, on the same split: such a point is the v2 float mean plus that cost
         shifted = "v1_bpc" in points.columns and "bpc_delta" in quant.columns
         qbpc = quant.set_index(["variant_id", "scheme"])["bpc_delta" if shifted else "val_bpc"].to_dict()
         quantised = points.apply(lambda r: qbpc.get((r["variant_id"], QUANT_SCHEME_OF_DEVICE.get(
@@ -483,7 +488,8 @@ def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFram
         q = quantised[has_q].astype(float)
         points.loc[has_q, "bpc"] = points.loc[has_q, "val_bpc"] + q if shifted else q
         points.loc[has_q, "bpc_of"] = points.loc[has_q, "scheme"].astype(str) + (
-            " model: Study v2 float mean + chapter 5's measured cost" if shifted else " model")
+            " model: Study v2 float mean + chapter 5's measured cost (whole split, one seed)" if shifted
+            else " model")
     if chars_per_token and "tokenizer_spec" in points.columns and "tokens_per_s" in points.columns:
         cpt = points["tokenizer_spec"].map(chars_per_token)
         known = cpt.notna()
