@@ -82,8 +82,9 @@ def select_runs(cfg: QuantConfig, results_dir) -> list[dict]:
 
 
 def run_quant(cfg: QuantConfig, results_dir, runs_dir, profile: str = "", data_source: str = "tinystories",
-              raw_data_dir: str = "", progress: bool = True):
-    """Quantise every selected run with every scheme; resumable (finished (run, scheme) rows are kept)."""
+              raw_data_dir: str = "", progress: bool = True, shard: tuple[int, int] = (0, 1)):
+    """Quantise every selected run with every scheme; resumable (finished (run, scheme) rows are kept).
+    ``shard`` (k, n): only every n-th run from the k-th, so n processes share the work."""
     import torch
     from tqdm.auto import tqdm
 
@@ -91,7 +92,10 @@ def run_quant(cfg: QuantConfig, results_dir, runs_dir, profile: str = "", data_s
     torch.set_num_threads(1)
     table = results_table(results_dir)
     done = table.keys()
-    for run in tqdm(select_runs(cfg, results_dir), desc="quantise", disable=not progress):
+    k, n = shard
+    if not 0 <= k < n:
+        raise ValueError(f"shard {k}/{n}: want 0 <= k < n")
+    for run in tqdm(select_runs(cfg, results_dir)[k::n], desc="quantise", disable=not progress):
         todo = [s for s in cfg.schemes if f"{run['run_key']}/{s}" not in done]
         if not todo:
             continue
@@ -182,9 +186,11 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default="full")
     p.add_argument("--data-source", default="tinystories")
     p.add_argument("--data-dir", default="", help="raw corpus directory (only to prepare missing data)")
+    p.add_argument("--shard", default="0/1", help="K/N: this process takes every N-th run from the K-th")
     a = p.parse_args(argv)
+    k, n = (int(x) for x in a.shard.split("/"))
     df = run_quant(QuantConfig.from_params(json.loads(a.params)), a.results_dir, a.runs_dir, profile=a.profile,
-                   data_source=a.data_source, raw_data_dir=a.data_dir)
+                   data_source=a.data_source, raw_data_dir=a.data_dir, shard=(k, n))
     bad = df[df["error"].fillna("") != ""] if "error" in df else df.iloc[:0]
     print(f"quant: {df['run_key'].nunique() if 'run_key' in df else 0} runs, {len(df)} rows "
           f"({len(bad)} with an error) in {results_table(a.results_dir).journal}")
