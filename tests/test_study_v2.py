@@ -306,6 +306,23 @@ def test_long_tier_table_compares_two_and_twenty_million_tokens_per_configuratio
     assert long_tier_table(base).empty
 
 
+def test_targets_count_only_means_over_three_seeds():
+    import pandas as pd
+    from starmind_lib.chapters.ch04b_study_v2 import targets_table
+    base = _v2_runs({"a": (["x"], [1.85, 1.88, 1.91]), "b": (["y"], [2.0, 2.0, 2.0])}).assign(n_params=[10_000] * 3
+                                                                                               + [9_000] * 3)
+    long = _v2_runs({"a": (["x"], [1.70])}).assign(tier="long", n_params=10_000)
+    runs = pd.concat([base, long], ignore_index=True)
+    t = targets_table(runs).set_index("target")
+    near = t.loc["best near 10,000 parameters (6,667 to 15,000)"]
+    assert (near["model"], near["bpc (mean)"], near["seeds"], near["met"]) == ("x", 1.88, 3, "yes")
+    assert near["nearest model"] == "x (10,000): 1.880"
+    assert t.loc["best overall", "met"] == "no"                       # goal 1.15
+    tl = targets_table(runs, tier="long").set_index("target")
+    assert tl.loc["best near 10,000 parameters (6,667 to 15,000)", "met"] == "not decided: 1 seed (below the goal)"
+    assert tl.loc["best overall", "95 % interval"] == "one seed"
+
+
 def test_long_tier_status_says_how_much_of_the_tier_is_trained():
     import pandas as pd
     from starmind_lib.chapters.ch04b_study_v2 import long_tier_status
