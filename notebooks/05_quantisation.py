@@ -66,7 +66,7 @@ from starmind_lib.quant.reference import REFERENCE_DIR
 from starmind_lib.quant.smd import read_smd
 from starmind_lib.numbers import fmt_quantity
 from starmind_lib.book.figures import show, table
-from starmind_lib.chapters.ch05_quantisation import coverage_text, scheme_summary, what_models
+from starmind_lib.chapters.ch05_quantisation import coverage_text, scheme_summary, size_trend_text, what_models
 from starmind_lib.numbers import plural
 from starmind_lib.quant.stage import QuantConfig, read_quant, run_quant, select_runs
 
@@ -149,9 +149,19 @@ show(chart, alt_text="Scatter plot of the bits-per-character cost of each quanti
 # A per-tensor scale is set by the largest weight of the whole matrix, so one row with an
 # outlier coarsens every other row; a per-row scale costs four bytes per output row and
 # cannot be hurt that way, which is why the device format uses per-row scales. int4 has only
-# 15 levels per group, so it is where the smallest models, whose every weight matters, pay
-# most; the table above gives the worst model of each scheme.
-#
+# 15 levels per group, and its cost {glue:text}`int4_size_trend`; the table above gives the
+# worst model of each scheme. A paired interval over {glue:text}`eval_stories:,d` stories is
+# narrow (float16's median interval is {glue:text}`f16_ci_width` bpc wide), so "measurable" in
+# the table is not "large": float16's costs are measurable for {glue:text}`measurable_float16`
+# models and at most {glue:text}`max_delta_float16` bpc.
+
+# %%
+glue("int4_size_trend", size_trend_text(df, "int4_group32"), display=False)
+f16 = df[df["scheme"] == "float16"]
+glue("f16_ci_width", fmt_quantity((f16["bpc_delta_ci_high"] - f16["bpc_delta_ci_low"]).median(), "bpc", unit=False),
+     display=False)
+
+# %% [markdown]
 # ## Does the integer engine say the same thing?
 #
 # The model the integer engine hurts most is {glue:text}`worst_engine_variant` (head size

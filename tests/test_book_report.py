@@ -285,7 +285,9 @@ EXEMPT = {
                            for w in ("median", "max") for s in ("float32", "float16", "int8_tensor", "int8_row")},
                         **{f"measurable_{s}": "the same statistic as int8_engine's, for another scheme"
                            for s in ("float32", "float16", "int8_tensor", "int8_row", "int4_group32")},
-                        "q_what": "a sentence: the tier, seeds, tokens and configuration count of the table's runs"},
+                        "q_what": "a sentence: the tier, seeds, tokens and configuration count of the table's runs",
+                        "int4_size_trend": "a sentence with a rank correlation (tests/test_quant.py)",
+                        "f16_ci_width": "a median width of the table's intervals"},
     "06_device": {"miss_penalty": "the XIP model's constant", "asm_cpm": "a kernel benchmark (tests/test_kernels*)",
                   "plain_cpm": "a kernel benchmark", "best_10k_model": "a name", "best_100k_model": "a name",
                   "best_10k_goal": "a word", "best_100k_goal": "a word",

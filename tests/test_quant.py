@@ -178,3 +178,22 @@ def test_stage_writes_resumable_table_on_whole_stories(tmp_path, trained):
 def test_stage_without_study_runs_says_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="no Study v2 runs .*run chapter 04b first"):
         stage.run_quant(stage.QuantConfig(), tmp_path / "results", tmp_path / "runs", progress=False)
+
+
+def test_chapter_five_sentences_follow_the_table():
+    import pandas as pd
+    from starmind_lib.chapters.ch05_quantisation import scheme_summary, size_trend_text
+    df = pd.DataFrame({"scheme": ["int4_group32"] * 4 + ["float16"] * 4, "run_key": list("abcd") * 2,
+                       "n_params": [100, 1000, 10000, 100000] * 2,
+                       "bpc_delta": [0.4, 0.3, 0.2, 0.1, 1e-4, 0.0, 2e-4, -1e-5],
+                       "bpc_delta_ci_low": [0.3, 0.2, 0.1, 0.05, 5e-5, -1e-5, 1e-4, -2e-5],
+                       "bpc_delta_ci_high": [0.5, 0.4, 0.3, 0.2, 2e-4, 1e-5, 3e-4, 1e-6], "bytes": [10] * 8})
+    assert size_trend_text(df, "int4_group32") == ("falls as models grow (rank correlation -1.00 between cost "
+                                                   "and parameters over 4 models)")
+    flat = df.assign(bpc_delta=[0.4, 0.3, 0.2, 0.1, 1e-4, 3e-4, 0.0, 2e-4])     # float16 ranks 2 4 1 3
+    assert size_trend_text(flat, "float16").startswith("shows no clear trend (rank correlation +0.00")
+    assert size_trend_text(df.head(2), "int4_group32") == "cannot be related to size yet (2 models)"
+    s = scheme_summary(df, ["float32", "float16", "int4_group32"]).set_index("scheme")
+    assert list(s.index) == ["float16", "int4_group32"]                 # absent schemes left out, order kept
+    assert (s.loc["float16", "cost measurable"], s.loc["int4_group32", "cost measurable"]) == (2, 4)
+    assert s.loc["int4_group32", "worst cost"] == 0.4 and s.loc["float16", "models"] == 4

@@ -44,3 +44,15 @@ def coverage_text(df: pd.DataFrame, planned: list[dict], cfg) -> str:
     tail = "" if done == n_planned else f" (the other {n_planned - done} are not quantised yet)"
     return (f"{done} of the {plural(n_planned, 'run')} of Study v2's {cfg.tier} tier with seed "
             f"{', '.join(str(s) for s in cfg.seeds)}{tail}")
+
+
+def size_trend_text(df: pd.DataFrame, scheme: str) -> str:
+    """How a scheme's cost moves with model size, in words, from the rank correlation of cost and parameter
+    count: 'falls with size (rank correlation -0.52 over 119 models)'."""
+    x = df[df["scheme"] == scheme]
+    if len(x) < 3:
+        return f"cannot be related to size yet ({plural(len(x), 'model')})"
+    rho = float(x["bpc_delta"].corr(x["n_params"], method="spearman"))
+    how = ("falls as models grow" if rho <= -0.3 else "grows with model size" if rho >= 0.3 else
+           "shows no clear trend with model size")
+    return f"{how} (rank correlation {rho:+.2f} between cost and parameters over {plural(len(x), 'model')})"
