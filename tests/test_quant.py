@@ -191,7 +191,7 @@ def test_chapter_five_sentences_follow_the_table():
     assert size_trend_text(df, "int4_group32") == ("falls as models grow (rank correlation -1.00 between cost "
                                                    "and parameters over 4 models)")
     flat = df.assign(bpc_delta=[0.4, 0.3, 0.2, 0.1, 1e-4, 3e-4, 0.0, 2e-4])     # float16 ranks 2 4 1 3
-    assert size_trend_text(flat, "float16").startswith("shows no clear trend (rank correlation +0.00")
+    assert size_trend_text(flat, "float16").startswith("shows no clear trend with model size (rank correlation +0.00")
     assert size_trend_text(df.head(2), "int4_group32") == "cannot be related to size yet (2 models)"
     s = scheme_summary(df, ["float32", "float16", "int4_group32"]).set_index("scheme")
     assert list(s.index) == ["float16", "int4_group32"]                 # absent schemes left out, order kept
