@@ -146,16 +146,16 @@ def _fake_study(tmp_path, model):
     return data_dir
 
 
-def test_stage_writes_resumable_table_on_whole_stories(tmp_path, trained):
+def test_stage_writes_resumable_table_on_whole_stories(tmp_path, trained, capsys):
     model = trained[0]
     data_dir = _fake_study(tmp_path, model)
     cfg = stage.QuantConfig.from_params({"schemes": ["int8_row", "int8_engine"], "calib_windows": 4,
                                          "study_data_dir": str(data_dir), "tier": "long"})
     df = stage.run_quant(cfg, tmp_path / "results", tmp_path / "runs", profile="test", progress=False)
-    assert sorted(df["key"]) == ["r1/int8_engine", "r1/int8_row", "r2/int8_engine", "r2/int8_row"]
-    ok, bad = df[df["run_key"] == "r1"], df[df["run_key"] == "r2"]
-    # the run whose checkpoint is gone is a row naming it; the batch went on
-    assert bad["error"].str.contains("r2: checkpoint .*gone is missing").all() and bad["bpc"].isna().all()
+    # the run whose checkpoint is gone is an error line naming it, without rows (a later run retries it)
+    assert "quant: r2 (v1): checkpoint" in capsys.readouterr().err
+    assert sorted(df["key"]) == ["r1/int8_engine", "r1/int8_row"]
+    ok = df
     assert (ok["error"] == "").all() and ok["is_synthetic"].all()
     # every validation story, whole: 30 stories and all their characters
     assert set(ok["eval_stories"]) == {30} and set(ok["eval_chars"]) == {
@@ -171,7 +171,7 @@ def test_stage_writes_resumable_table_on_whole_stories(tmp_path, trained):
     cfg2 = cfg.replace(schemes=("int8_row", "int8_engine", "float16"))
     df2 = stage.run_quant(cfg2, tmp_path / "results", tmp_path / "runs", progress=False)
     after = (tmp_path / "results" / "quant" / "quant.jsonl").read_text()
-    assert after.startswith(before) and len(df2) == 6  # finished rows kept, only the new scheme ran
+    assert after.startswith(before) and len(df2) == 3  # finished rows kept, only the new scheme ran
     assert math.isclose(stage.read_quant(tmp_path / "results")["bpc"].min(), df2["bpc"].min())
 
 

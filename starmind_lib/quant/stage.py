@@ -6,11 +6,13 @@ validation story whole (:mod:`starmind_lib.training.evaluation`, the evaluation 
 with a 95 % bootstrap interval over stories for the bpc and a paired one for its cost against float32.
 One row per (run, scheme) goes to the resumable table ``<results_dir>/quant/quant.{jsonl,parquet}``;
 the int8 files go to ``<runs_dir>/smd/<variant_id>.smd`` (one per variant the configuration stands for).
-A run that cannot be quantised (checkpoint missing or unreadable, data of another corpus) is a row
-with its ``error``; the batch goes on.
+A run that cannot be quantised (checkpoint missing or unreadable, data of another corpus) is an error
+line naming it, and the batch goes on; it has no row, so the next run of the stage tries it again. A
+scheme a model does not fit (outside the int8 limits) is a row with its ``error``.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,9 +104,10 @@ def run_quant(cfg: QuantConfig, results_dir, runs_dir, profile: str = "", data_s
         base = {"variant_id": run["name"], **{k: run[k] for k in RUN_FIELDS if k in run}}
         try:
             rows, evaluated = _quantise_run(run, cfg, todo, runs_dir, data_source, raw_data_dir)
-        except (FileNotFoundError, ValueError, OSError) as exc:    # this run's problem; the batch goes on
-            rows, evaluated = [{"scheme": s, "bpc": float("nan"), "error": f"{run['run_key']}: {exc}"}
-                               for s in todo], {}
+        except (FileNotFoundError, ValueError, OSError) as exc:
+            # this run's problem (its checkpoint or data): said, not stored, so a later run retries it
+            print(f"quant: {run['run_key']} ({run['name']}): {exc}", file=sys.stderr)
+            continue
         for r in rows:
             if r["scheme"] in todo:
                 table.append({"key": f"{run['run_key']}/{r['scheme']}", **base, **r, **evaluated,
