@@ -64,7 +64,7 @@ from myst_nb import glue
 from starmind_lib.quant import intengine as ie
 from starmind_lib.quant.reference import REFERENCE_DIR
 from starmind_lib.quant.smd import read_smd
-from starmind_lib.numbers import fmt_quantity
+from starmind_lib.numbers import fmt_num
 from starmind_lib.book.figures import show, table
 from starmind_lib.chapters.ch05_quantisation import coverage_text, scheme_summary, size_trend_text, what_models
 from starmind_lib.numbers import plural
@@ -111,9 +111,9 @@ glue("calib_windows", int(calib_windows), display=False)
 glue("q_what", what_models(df, cfg), display=False)
 summary = scheme_summary(df, cfg.schemes)
 for _, r in summary.iterrows():
-    # bpc differences to 3 decimals at most: a loss of 0.00001 bpc reads "0", never "-0.0000"
-    glue(f"median_delta_{r['scheme']}", fmt_quantity(r["median cost"], "bpc", unit=False), display=False)
-    glue(f"max_delta_{r['scheme']}", fmt_quantity(r["worst cost"], "bpc", unit=False), display=False)
+    # costs to two significant figures: the paired intervals resolve 1e-5 bpc, so a cost of 6e-7 is not "0"
+    glue(f"median_delta_{r['scheme']}", fmt_num(r["median cost"], sig=2), display=False)
+    glue(f"max_delta_{r['scheme']}", fmt_num(r["worst cost"], sig=2), display=False)
     glue(f"measurable_{r['scheme']}", f"{int(r['cost measurable'])} of {int(r['models'])}", display=False)
 table(summary, caption="Cost of each scheme in bits per character over float32, on the whole validation split "
                        "(median, 90th percentile, worst model), how many models' cost is measurable (its paired "
@@ -158,8 +158,7 @@ show(chart, alt_text="Scatter plot of the bits-per-character cost of each quanti
 # %%
 glue("int4_size_trend", size_trend_text(df, "int4_group32"), display=False)
 f16 = df[df["scheme"] == "float16"]
-glue("f16_ci_width", fmt_quantity((f16["bpc_delta_ci_high"] - f16["bpc_delta_ci_low"]).median(), "bpc", unit=False),
-     display=False)
+glue("f16_ci_width", fmt_num((f16["bpc_delta_ci_high"] - f16["bpc_delta_ci_low"]).median(), sig=2), display=False)
 
 # %% [markdown]
 # ## Does the integer engine say the same thing?

@@ -57,6 +57,17 @@ def test_device_points_use_quantised_bpc_when_known(results):
     assert other["bpc"] == other["val_bpc"] and other["runtime_label"].startswith("c-int8, emulated (cycle-counted)")
 
 
+def test_quantised_points_add_chapter_fives_cost_to_their_models_float_score(results):
+    v, runs = an.load_variants(results), an.load_runs(results, "c")
+    quant = pd.DataFrame({"variant_id": ["v256_d8_l1_h1_f8"], "scheme": ["int8_engine"], "val_bpc": [9.9],
+                          "bpc_delta": [0.25]})
+    runs["scheme"] = runs["runtime"].str.replace("c-", "")
+    pts = an.device_points(v, runs, quant)
+    row = pts[(pts["variant_id"] == "v256_d8_l1_h1_f8") & (pts["scheme"] == "int8")].iloc[0]
+    assert row["bpc"] == pytest.approx(row["val_bpc"] + 0.25)        # never the scheme's bpc of another study
+    assert row["bpc_of"] == "int8 model: float score + chapter 5's measured cost (whole split, one seed)"
+
+
 def test_run_names_with_a_scheme_suffix_map_to_their_variant():
     v = pd.DataFrame({"variant_id": ["w16_d2"], "val_bpc": [2.0], "params": [100]})
     runs = pd.DataFrame({"variant_id": ["w16_d2-int8"], "status": ["ok"], "tokens_per_s": [3.0],

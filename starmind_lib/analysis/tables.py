@@ -478,9 +478,10 @@ def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFram
     points["bpc"] = points["val_bpc"]
     points["bpc_of"] = points["in_sweep"].map({True: "float model", False: "not trained in the sweep"})
     if quant is not None and "scheme" in points.columns and "val_bpc" in quant.columns:
-        # Study v2 scores (v1_bpc present) are float means over seeds on the whole split; chapter 5 measured each
-        # scheme's cost on one seed's model, on the same split: such a point is the v2 float mean plus that cost
-        shifted = "v1_bpc" in points.columns and "bpc_delta" in quant.columns
+        # chapter 5 measures each scheme's cost (bpc_delta) on one seed's model on the whole split: a quantised
+        # point is its model's float score (whichever study scored it) plus that cost, and says so; a table
+        # with no costs gives the scheme's own bpc
+        shifted = "bpc_delta" in quant.columns
         qbpc = quant.set_index(["variant_id", "scheme"])["bpc_delta" if shifted else "val_bpc"].to_dict()
         quantised = points.apply(lambda r: qbpc.get((r["variant_id"], QUANT_SCHEME_OF_DEVICE.get(
             r["scheme"], r["scheme"]))), axis=1)
@@ -488,8 +489,7 @@ def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFram
         q = quantised[has_q].astype(float)
         points.loc[has_q, "bpc"] = points.loc[has_q, "val_bpc"] + q if shifted else q
         points.loc[has_q, "bpc_of"] = points.loc[has_q, "scheme"].astype(str) + (
-            " model: Study v2 float mean + chapter 5's measured cost (whole split, one seed)" if shifted
-            else " model")
+            " model: float score + chapter 5's measured cost (whole split, one seed)" if shifted else " model")
     if chars_per_token and "tokenizer_spec" in points.columns and "tokens_per_s" in points.columns:
         cpt = points["tokenizer_spec"].map(chars_per_token)
         known = cpt.notna()
