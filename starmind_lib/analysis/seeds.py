@@ -59,13 +59,20 @@ def load_study(results_dir: str | Path) -> pd.DataFrame:
     relabelled tier ``base_superseded``: kept and counted, never averaged with the base grid.
     """
     from ..provenance import ResultTable
-    from ..training.plan import bucket_of, tuned_rates
+    from ..training.plan import LR_REPRESENTATIVES, bucket_of, tuned_rates
     table = ResultTable(Path(results_dir) / "sweep" / "study_v2", key="run_key")
     df = table.frame()
     if not len(df):
         return pd.DataFrame(columns=GROUP + ["run_key", "seed", "bpc", "name", "n_params"])
     df["bucket"] = df["n_params"].map(lambda n: bucket_of(int(n)))
-    rates = tuned_rates(df.to_dict("records"))
+    # the sweep this table holds decides the rates: its rates and, per bucket, the configurations it swept
+    # (the full grid's named representatives; a small grid's own, e.g. the smoke profile's two rates)
+    lr_rows = df[df["tier"] == "lr"]
+    swept = {v for r in lr_rows.to_dict("records") for v in (r.get("variant_ids") or [r["name"]])}
+    reps = {b: named for b, ns in LR_REPRESENTATIVES.items() if (named := tuple(n for n in ns if n in swept))}
+    for b, g in lr_rows.groupby("bucket"):
+        reps.setdefault(b, tuple(sorted(set(g["name"]))))
+    rates = tuned_rates(df.to_dict("records"), lr_grid=sorted(set(lr_rows["lr"])), reps=reps) if len(lr_rows) else {}
     stale = (df["tier"] == "base") & (df["lr"] != df["bucket"].map(rates))
     df.loc[stale, "tier"] = SUPERSEDED
     return df
