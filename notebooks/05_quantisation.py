@@ -66,7 +66,8 @@ from starmind_lib.quant.reference import REFERENCE_DIR
 from starmind_lib.quant.smd import read_smd
 from starmind_lib.numbers import fmt_num
 from starmind_lib.book.figures import show, table
-from starmind_lib.chapters.ch05_quantisation import coverage_text, scheme_summary, size_trend_text, what_models
+from starmind_lib.chapters.ch05_quantisation import (coverage_text, scheme_summary, selected_rows, size_trend_text,
+                                                      what_models)
 from starmind_lib.numbers import plural
 from starmind_lib.quant.stage import QuantConfig, read_quant, run_quant, select_runs
 
@@ -77,6 +78,7 @@ if recompute:
 else:
     df = read_quant(results_dir)
 planned = select_runs(cfg, results_dir)
+df = selected_rows(df, planned)          # this configuration's runs (a table may hold others, or older rows)
 errors = df[df["error"].fillna("") != ""] if "error" in df else df.iloc[:0]
 df = df[df["error"].fillna("") == ""] if "error" in df else df
 synthetic = bool(df["is_synthetic"].any())

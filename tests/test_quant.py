@@ -197,3 +197,12 @@ def test_chapter_five_sentences_follow_the_table():
     assert list(s.index) == ["float16", "int4_group32"]                 # absent schemes left out, order kept
     assert (s.loc["float16", "cost measurable"], s.loc["int4_group32", "cost measurable"]) == (2, 4)
     assert s.loc["int4_group32", "worst cost"] == 0.4 and s.loc["float16", "models"] == 4
+
+
+def test_chapter_five_keeps_the_planned_runs_only():
+    import pandas as pd
+    from starmind_lib.chapters.ch05_quantisation import selected_rows
+    df = pd.DataFrame({"run_key": ["a", "b", "old"], "scheme": ["float32"] * 3})
+    assert list(selected_rows(df, [{"run_key": "a"}, {"run_key": "b"}])["run_key"]) == ["a", "b"]
+    with pytest.raises(ValueError, match="no row for the 1 planned run: run chapter 05 with recompute=true"):
+        selected_rows(pd.DataFrame({"key": ["v1/float32"]}), [{"run_key": "a"}])

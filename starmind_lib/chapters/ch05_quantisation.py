@@ -12,6 +12,17 @@ import pandas as pd
 from ..numbers import plural
 
 
+def selected_rows(df: pd.DataFrame, planned: list[dict]) -> pd.DataFrame:
+    """The table's rows of the planned runs; a table with none of them (or none at all) is an error that
+    says what to run."""
+    keys = {r["run_key"] for r in planned}
+    rows = df[df["run_key"].isin(keys)] if "run_key" in df.columns else df.iloc[:0]
+    if rows.empty:
+        raise ValueError(f"the quantisation table has no row for the {plural(len(keys), 'planned run')}: run "
+                         "chapter 05 with recompute=true (`python -m starmind_lib.quant.stage`)")
+    return rows.reset_index(drop=True)
+
+
 def scheme_summary(df: pd.DataFrame, schemes) -> pd.DataFrame:
     """One row per scheme present: how many models, the median, 90th-percentile and worst cost (bpc over
     float32), how many of those costs are measurable (the paired 95 % interval excludes zero; float32 is
