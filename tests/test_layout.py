@@ -108,10 +108,14 @@ def test_every_committed_config_hash_reproduces():
     assert any("sweep/" in t for t in tables), "no committed sweep rows carry config_hash"
     bad = []
     from starmind_lib.training.plan import config_hash
+    from starmind_lib.training.plan import ARCH_FIELDS
     run_hash = {row["run_id"]: row["config_hash"] for _, row in rows if "config" in row and "run_id" in row}
+    study_hash = {row["run_key"]: row["config_hash"] for w, row in rows if w.startswith("data/results/sweep/study_v2")}
     for where, row in rows:
-        if "run_key" in row:     # Study v2: the configuration's hash (shape, tokenizer, context; no seed or rate)
-            got = config_hash(row, row["seq_len"])
+        if "run_key" in row and all(f in row for f in ARCH_FIELDS):
+            got = config_hash(row, row["seq_len"])     # Study v2: shape, tokenizer, context (no seed or rate)
+        elif "run_key" in row:   # a row about a Study v2 run (chapter 05's): its run's hash
+            got = study_hash.get(row["run_key"], f"no Study v2 run {row['run_key']!r}")
         elif "config" not in row and "run_id" in row:    # a learning-curve point: its run's hash
             got = run_hash.get(row["run_id"], f"no run {row['run_id']!r}")
         else:

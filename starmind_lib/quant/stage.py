@@ -23,7 +23,8 @@ from .schemes import SCHEMES, evaluate_schemes, known_scheme
 
 TABLE_STEM = ("quant", "quant")
 RUN_FIELDS = ("run_key", "config_hash", "name", "variant_ids", "seed", "tier", "lr", "tokens_trained", "n_params",
-              "tokenizer_spec", "dim", "n_layers", "n_heads", "ffn_hidden", "activation", "pos", "tied", "seq_len")
+              "tokenizer_spec", "tokenizer", "vocab_size", "dim", "n_layers", "n_heads", "ffn_hidden", "activation",
+              "pos", "tied", "seq_len")
 
 
 @dataclass(frozen=True)
