@@ -10,7 +10,7 @@ import torch
 from starmind_lib.model import ModelConfig, Transformer
 from starmind_lib.training.evaluation import StoryEval, bootstrap_bpc, evaluate_stories, story_nats
 from starmind_lib.training.grid import grid
-from starmind_lib.training.plan import (LR_GRID, LR_REPRESENTATIVES, Job, StudyConfig, config_hash,
+from starmind_lib.training.plan import (LR_GRID, LR_REPRESENTATIVES, Job, StudyConfig, config_hash, variant_id_list,
                                         distinct_configs, long_tier_configs, plan_jobs, representatives,
                                         tuned_rates)
 from starmind_lib.training.study import results_table, run_study, train_job
@@ -379,3 +379,12 @@ def test_the_context_control_compares_each_control_with_its_model_at_64_tokens()
     assert "width-d32-ctx204 (char64) with 204 tokens of context (~204 characters) scores 1.910 bpc against " \
            "2.010 at 64 tokens: -0.100 bpc, beyond seed noise" in text
     assert context_control_text(pd.DataFrame()) == "The context-control tier has not been trained yet."
+
+
+def test_variant_ids_read_the_same_whichever_way_a_table_stored_them():
+    """JSON text (jsonl), arrays (parquet), one id, missing: one list; empty falls back to the run's name."""
+    assert variant_id_list('["a", "b"]') == variant_id_list(np.array(["a", "b"])) == variant_id_list(("a", "b")) \
+        == ["a", "b"]
+    assert variant_id_list("a") == ["a"]
+    assert variant_id_list(None, "n") == variant_id_list(float("nan"), "n") == variant_id_list("[]", "n") == ["n"]
+    assert variant_id_list(None) == []

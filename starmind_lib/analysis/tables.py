@@ -202,9 +202,9 @@ def load_quant(results_dir, chapter: str = "07", required: bool = True) -> pd.Da
         return None
     require_columns(df, ["variant_id", "scheme"], "quant", results_dir, chapter)
     if "variant_ids" in df.columns:     # a Study v2 run stands for every variant of its configuration
-        ids = df["variant_ids"].map(lambda v: json.loads(v) if isinstance(v, str) else list(v)
-                                    if v is not None and not isinstance(v, float) else [])
-        df = df.assign(variant_id=[i or [v] for i, v in zip(ids, df["variant_id"])]).explode("variant_id")
+        from ..training.plan import variant_id_list
+        df = df.assign(variant_id=[variant_id_list(i, v) for i, v in zip(df["variant_ids"], df["variant_id"])])
+        df = df.explode("variant_id")
         df = df[df["error"].fillna("") == ""] if "error" in df.columns else df
     return df.reset_index(drop=True)
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ..numbers import fmt_num, fmt_quantity
 from ..provenance import REPO_ROOT, atomic_write_text
+from ..training.plan import variant_id_list
 
 WASM_DIR = REPO_ROOT / "device" / "wasm"
 WASM_FILE = WASM_DIR / "build" / "starmind.wasm"
@@ -179,9 +180,8 @@ def _bpc_interval(results_dir: Path, variant_id: str) -> tuple[float, float] | N
     except Exception:   # noqa: BLE001 - no study v2 table: no interval
         return None
     for r in summ.to_dict("records"):
-        ids = r.get("variant_ids")
-        ids = list(ids) if isinstance(ids, (list, tuple)) or hasattr(ids, "tolist") else [ids]
-        if (r.get("name") == variant_id or variant_id in ids) and _num(r.get("bpc_mean_ci_low")) is not None:
+        mine = r.get("name") == variant_id or variant_id in variant_id_list(r.get("variant_ids"))
+        if mine and _num(r.get("bpc_mean_ci_low")) is not None:
             return float(r["bpc_mean_ci_low"]), float(r["bpc_mean_ci_high"])
     return None
 

@@ -61,9 +61,8 @@ def known_variants() -> set[str]:
 
 
 def _uses(row: dict, variant_id: str) -> bool:
-    ids = row.get("variant_ids")
-    ids = list(ids) if ids is not None and not isinstance(ids, str) else [ids]
-    return variant_id in ids or row.get("name") == variant_id
+    from ..training.plan import variant_id_list
+    return variant_id in variant_id_list(row.get("variant_ids")) or row.get("name") == variant_id
 
 
 def pick_row(rows: list[dict], variant_id: str, tier: str = "base", seed: int = 0,

@@ -364,25 +364,30 @@ def scheme_bytes(model: Transformer, scheme: str) -> int:
     raise ValueError(f"scheme_bytes: {scheme!r} has no formula (int8_engine is measured from its file)")
 
 
-def engine_story_nats(eng: ie.IntEngine, model: Transformer, ev, batch: int = 64) -> tuple[np.ndarray, float]:
+def engine_story_nats(eng: ie.IntEngine, ev, model: Transformer | None = None,
+                      batch: int = 64) -> tuple[np.ndarray, float | None]:
     """The integer engine's nats per story over a :class:`~starmind_lib.training.evaluation.StoryEval`
-    (teacher forced, the scored positions of every window), and the fraction of those positions where
-    its argmax equals the float model's."""
+    (teacher forced, the scored positions of every window) and, given the float ``model``, the fraction of
+    those positions where its argmax equals the float model's (else None)."""
     import torch
     per_window = np.zeros(len(ev.inputs), np.float64)
     same = 0
-    was_training = model.training
-    model.eval()
+    was_training = model.training if model is not None else False
+    if model is not None:
+        model.eval()
     for i in range(0, len(ev.inputs), batch):
         x, y, m = ev.inputs[i:i + batch], ev.targets[i:i + batch], ev.mask[i:i + batch]
         logits = eng.logits_windows(x, m)                                   # [scored positions, vocab]
         nats = ie.cross_entropy_rows(logits, y[m], eng.h.logit_frac)
         per_window[i:i + len(x)] = np.bincount(np.nonzero(m)[0], weights=nats, minlength=len(x))
-        with torch.no_grad():
-            f = model(torch.from_numpy(x))[0].argmax(-1).numpy()[m]
-        same += int((f == logits.argmax(-1)).sum())
-    model.train(was_training)
-    return np.bincount(ev.story, weights=per_window, minlength=ev.n_stories), same / max(ev.n_targets, 1)
+        if model is not None:
+            with torch.no_grad():
+                f = model(torch.from_numpy(x))[0].argmax(-1).numpy()[m]
+            same += int((f == logits.argmax(-1)).sum())
+    if model is not None:
+        model.train(was_training)
+    agreement = same / max(ev.n_targets, 1) if model is not None else None
+    return np.bincount(ev.story, weights=per_window, minlength=ev.n_stories), agreement
 
 
 def evaluate_schemes(model: Transformer, ev, calib_seqs, schemes=SCHEMES,
@@ -430,7 +435,7 @@ def _scheme_nats(row, model, ev, calib_seqs, scheme, vocab, smd_path, text=None)
     if smd_path is not None:
         from ..provenance import atomic_write_bytes
         atomic_write_bytes(smd_path, data)
-    nats, agreement = engine_story_nats(ie.IntEngine(parse_smd(data)), model, ev)
+    nats, agreement = engine_story_nats(ie.IntEngine(parse_smd(data)), ev, model)
     row.update(bytes=len(data), greedy_agreement=agreement, logit_frac=header.logit_frac)
     return nats
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import ConfigError, StageConfig, between
+from ..training.plan import variant_id_list
 from .schemes import SCHEMES, evaluate_schemes, known_scheme
 
 TABLE_STEM = ("quant", "quant")
@@ -138,7 +139,7 @@ def _quantise_run(run: dict, cfg: QuantConfig, todo: list[str], runs_dir, data_s
     model = load_checkpoint(ckpt).eval()
     T = model.cfg.max_seq_len
     ev = StoryEval.from_stream(data["val"], int(meta["eos_id"]), meta["val_story_chars"], T)
-    names = _as_list(run.get("variant_ids")) or [run["name"]]
+    names = variant_id_list(run.get("variant_ids"), run["name"])
     smd_dir = Path(runs_dir) / "smd"
     smd = smd_dir / f"{names[0]}.smd" if cfg.export_models else None
     schemes = todo if "float32" in todo else ["float32"] + todo
@@ -151,13 +152,6 @@ def _quantise_run(run: dict, cfg: QuantConfig, todo: list[str], runs_dir, data_s
                  "eval_context": ev.seq_len, "eval_stride": ev.stride,
                  "is_synthetic": bool(meta.get("is_synthetic", False)), "data_fingerprint": meta.get("fingerprint")}
     return rows, evaluated
-
-
-def _as_list(v) -> list[str]:
-    import json
-    if isinstance(v, str):
-        return list(json.loads(v)) if v.startswith("[") else [v]
-    return [str(x) for x in v] if v is not None and not (isinstance(v, float) and np.isnan(v)) else []
 
 
 def read_quant(results_dir):

@@ -69,6 +69,18 @@ def distinct_configs(variants: list[dict], seq_len: int = 64) -> list[dict]:
     return list(out.values())
 
 
+def variant_id_list(value, name: str | None = None) -> list[str]:
+    """A row's ``variant_ids`` as a list of strings, whichever way its table stored them (a list, an array,
+    a JSON string, one id, missing); empty and missing fall back to ``[name]`` when a name is given."""
+    if isinstance(value, str):
+        ids = [str(x) for x in json.loads(value)] if value.startswith("[") else [value]
+    elif value is None or (isinstance(value, float) and math.isnan(value)):
+        ids = []
+    else:
+        ids = [str(x) for x in value]
+    return ids or ([name] if name else [])
+
+
 @dataclass(frozen=True)
 class Job:
     config: dict

@@ -70,6 +70,7 @@ def score_run(run: dict, stories: list[str], runs_dir, data_dir) -> dict:
 def score_smd(path, stories: list[str], batch: int = 64) -> dict:
     """bpc of an int8 model file on ``stories``, with the integer engine and the file's own encoder."""
     from ..quant import intengine as ie
+    from ..quant.schemes import engine_story_nats
     from ..quant.smd import read_smd
     from ..quant.smd_text import encode
     from .evaluation import StoryEval, bootstrap_bpc
@@ -81,13 +82,7 @@ def score_smd(path, stories: list[str], batch: int = 64) -> dict:
     # the stories are lowercased already (read_stories), so the characters are the study's
     ev = StoryEval.build([np.asarray(encode(m.text, m.vocab, s), np.int64) for s in stories],
                          [len(s) for s in stories], m.text.eos_id, m.header.max_seq_len)
-    eng = ie.IntEngine(m)
-    per_window = np.zeros(len(ev.inputs))
-    for i in range(0, len(ev.inputs), batch):
-        x, y, k = ev.inputs[i:i + batch], ev.targets[i:i + batch], ev.mask[i:i + batch]
-        nats = ie.cross_entropy_rows(eng.logits_windows(x, k), y[k], eng.h.logit_frac)
-        per_window[i:i + len(x)] = np.bincount(np.nonzero(k)[0], weights=nats, minlength=len(x))
-    nats = np.bincount(ev.story, weights=per_window, minlength=ev.n_stories)
+    nats, _ = engine_story_nats(ie.IntEngine(m), ev, batch=batch)
     bpc, lo, hi = bootstrap_bpc(nats, ev.story_chars)
     return {"bpc": bpc, "bpc_ci_low": lo, "bpc_ci_high": hi, "eval_chars": ev.n_chars,
             "eval_stories": ev.n_stories, "eval_tokens": ev.n_targets,
