@@ -61,7 +61,7 @@ from starmind_lib.book.figures import no_figure, show, table
 from starmind_lib.chapters.ch04b_study_v2 import (context_control_table, context_control_text, context_table,
                                                   effects_table, lr_chart, prefix_vs_whole, progress_table, rates_table, seed_table, study_v2_table,
                                                   targets_table, tuning_moves, long_tier_table,
-                                                  long_rank_correlation, long_curves_chart, long_tier_status,
+                                                  long_rank_correlation, long_curves_chart, long_tier_status, long_tier_plan,
                                                   train_chars_total)
 from starmind_lib.numbers import fmt_num, plural
 
@@ -210,19 +210,21 @@ else:
 # %% [markdown]
 # ## Longer training
 #
-# The long tier trains the configurations on the base grid's quality-size front and the best of each
-# size decade for 20 M tokens, ten times the base budget. The sample repeats (about
+# The long tier trains every configuration on the base grid's quality-size front (the models that beat
+# every smaller one), the best of each size decade, and the best others until there are 20, for 20 M
+# tokens, ten times the base budget. The sample repeats (about
 # {glue:text}`v2_epochs` passes over the training stories for a character model), so each run scores
 # 300 training stories held out of its training (never the validation split) and keeps the
 # checkpoint where they were best. {glue:text}`v2_long_status` Spearman's rank correlation between
 # the 2 M- and 20 M-token results, over these configurations, is {glue:text}`v2_long_rank`.
 
 # %%
-lt = long_tier_table(runs)
+long_plan = long_tier_plan(runs, grid, seq_len)
+lt = long_tier_table(runs, long_plan)
 glue("v2_long_rank", f"{long_rank_correlation(runs):.2f} (over {plural(len(lt), 'configuration')})" if len(lt) >= 3
      else "not measured yet "
      "(fewer than three long-tier configurations)", display=False)
-glue("v2_long_status", long_tier_status(lt), display=False)
+glue("v2_long_status", long_tier_status(lt, len(long_plan)), display=False)
 n_train_chars = train_chars_total(results_dir)
 glue("v2_epochs", fmt_num(long_tokens / n_train_chars, 2) if n_train_chars else "n/a", display=False)
 if len(lt):

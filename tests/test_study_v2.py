@@ -140,12 +140,30 @@ def test_long_tier_takes_the_front_then_fills_to_twenty_only_models_beating_unig
     configs = distinct_configs(grid("full"))
     rows = [{"tier": "base", "config_hash": c["config_hash"], "bpc": 5.0 - math.log10(c["n_params"]) / 2
              + (0.3 if c["tokenizer"] == "bpe" else 0.0), "unigram_bpc": 4.25} for c in configs]
-    chosen = long_tier_configs(rows, configs, 20)
-    assert 20 <= len(chosen) <= 24
+    chosen = long_tier_configs(rows, configs, 20)      # every larger model is better: a front of ~100
+    assert 24 < len(chosen) <= 44                        # thinned to at most 2n, plus the best of each decade
     by = {r["config_hash"]: r["bpc"] for r in rows}
     assert all(by[c["config_hash"]] < 4.25 for c in chosen)
     sizes = sorted(c["n_params"] for c in chosen)
     assert sizes[0] < 3_000 and sizes[-1] > 1_000_000
+
+
+def test_long_tier_keeps_a_front_of_up_to_twice_n_whole():
+    """22 models on the front (each better than every smaller one), the rest worse: all 22 are trained."""
+    configs = sorted(distinct_configs(grid("full")), key=lambda c: c["n_params"])
+    sizes = sorted({c["n_params"] for c in configs})
+    front_sizes = set(sizes[::len(sizes) // 22][:22])
+    front, rows, seen = set(), [], set()
+    for c in configs:
+        on = c["n_params"] in front_sizes and c["n_params"] not in seen
+        seen.add(c["n_params"])
+        rank = sorted(front_sizes).index(c["n_params"]) if on else 0
+        rows.append({"tier": "base", "config_hash": c["config_hash"], "unigram_bpc": 4.25,
+                     "bpc": 4.0 - 0.1 * rank if on else 4.2})
+        if on:
+            front.add(c["config_hash"])
+    chosen = {c["config_hash"] for c in long_tier_configs(rows, configs, 20)}
+    assert len(front) == 22 and front <= chosen and len(chosen) == 22
 
 
 def test_study_config_rejects_unknown_tiers():
@@ -332,6 +350,11 @@ def test_long_tier_status_says_how_much_of_the_tier_is_trained():
     assert long_tier_status(t.assign(seeds=[3, 1]), planned=24).startswith("So far 2 configurations of the 24")
     assert "with 1 or 3 seeds each" in long_tier_status(t.assign(seeds=[3, 1]))
     assert long_tier_status(pd.DataFrame()) == "None of the 20 configurations it plans has been trained yet."
+    moved = t.assign(configuration=["a", "b"], planned=["yes", "no (left the front)"])
+    assert long_tier_status(moved, planned=24) == (
+        "So far 1 configuration of the 24 it plans has been trained, with 1 seed each, from 234 to 234 parameters "
+        "(the cheapest first). 1 more configuration (b) was trained while the base grid was incomplete and has since "
+        "left the front; the table keeps it.")
 
 
 def test_base_runs_at_a_rate_that_is_no_longer_their_buckets_are_kept_apart(tmp_path):
@@ -388,3 +411,19 @@ def test_variant_ids_read_the_same_whichever_way_a_table_stored_them():
     assert variant_id_list("a") == ["a"]
     assert variant_id_list(None, "n") == variant_id_list(float("nan"), "n") == variant_id_list("[]", "n") == ["n"]
     assert variant_id_list(None) == []
+
+
+def test_long_tier_counts_base_runs_only_at_their_buckets_tuned_rate():
+    """A configuration's base runs at a rate its bucket no longer uses (before a bucket split) do not drag
+    its mean off the front."""
+    configs = sorted(distinct_configs(grid("full")), key=lambda c: c["n_params"])
+    small = configs[0]
+    mid, big = (next(c for c in configs if c["bucket"] == b) for b in ("100k", "300k"))   # one decade
+    rows = [{"tier": "base", "config_hash": small["config_hash"], "bpc": 3.0, "unigram_bpc": 4.25, "lr": 0.02},
+            {"tier": "base", "config_hash": mid["config_hash"], "bpc": 3.1, "unigram_bpc": 4.25, "lr": 0.02},
+            {"tier": "base", "config_hash": big["config_hash"], "bpc": 2.9, "unigram_bpc": 4.25, "lr": 0.01},
+            {"tier": "base", "config_hash": big["config_hash"], "bpc": 3.5, "unigram_bpc": 4.25, "lr": 0.02}]
+    rates = {small["bucket"]: 0.02, "100k": 0.02, "300k": 0.01}
+    assert [c["name"] for c in long_tier_configs(rows, configs, 1, rates=rates)] == [small["name"], big["name"]]
+    # counting the old rate too, big's mean is 3.2: off the front, and mid is its decade's best
+    assert [c["name"] for c in long_tier_configs(rows, configs, 1)] == [small["name"], mid["name"]]

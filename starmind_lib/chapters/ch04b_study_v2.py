@@ -18,7 +18,8 @@ from ..analysis.seeds import (NO_DIFF, REAL, SUPERSEDED, axis_effects, compare_v
 from ..analysis.seeds import chars_per_token as run_chars_per_token
 from ..numbers import plural
 from ..training.grid import grid
-from ..training.plan import BUCKETS, StudyConfig, distinct_configs, plan_jobs, representatives, tuned_rates
+from ..training.plan import (BUCKETS, StudyConfig, distinct_configs, long_tier_configs, plan_jobs, representatives,
+                             tuned_rates)
 from ..training.study import chars_per_token, run_study
 
 TIER_LABELS = {"lr": "learning-rate sweep", "base": "base grid (tuned rate)", "untuned": "base grid at 3e-3",
@@ -277,36 +278,59 @@ def targets_table(runs: pd.DataFrame, tier: str = "base", min_seeds: int = 3) ->
     return pd.DataFrame(rows)
 
 
-def long_tier_table(runs: pd.DataFrame) -> pd.DataFrame:
+def long_tier_plan(runs: pd.DataFrame, grid_name: str = "full", seq_len: int = 64) -> set[str]:
+    """The config hashes the long tier plans from the base rows the table holds now
+    (``plan.long_tier_configs``: the whole quality-size front, the best of each decade, filled to 20)."""
+    if runs.empty or not (runs.tier == "base").any():
+        return set()
+    rows = runs[runs.tier == "base"][["tier", "config_hash", "bpc", "unigram_bpc"]].to_dict("records")
+    return {c["config_hash"] for c in long_tier_configs(rows, distinct_configs(grid(grid_name), seq_len))}
+
+
+def long_tier_table(runs: pd.DataFrame, planned: set[str] | None = None) -> pd.DataFrame:
     """Per long-tier configuration: bpc after 2 M tokens (base grid, mean over seeds) and after the long
-    budget (mean over its seeds), the gain, the train-validation gap, and where the dev set was best."""
+    budget (mean over its seeds), the gain, the train-validation gap, and where the dev set was best; with
+    ``planned`` (config hashes), whether the plan still holds it."""
     if runs.empty or not (runs.tier == "long").any():
         return pd.DataFrame()
     base = runs[runs.tier == "base"].groupby("config_hash")["bpc"].mean()
     rows = []
     for h, g in runs[runs.tier == "long"].groupby("config_hash"):
         long_bpc = float(g["bpc"].mean())
-        rows.append({"configuration": g["name"].iloc[0], "params": int(g["n_params"].iloc[0]),
-                     "seeds": len(g), "tokens": int(g["tokens_trained"].max()),
-                     "bpc at 2 M tokens": float(base.get(h, np.nan)), "bpc long": long_bpc,
-                     "gain": float(base.get(h, np.nan)) - long_bpc,
-                     "train-validation gap": float(g["train_val_gap"].mean()),
-                     "best dev step (tokens)": int(g["best_tokens"].median())})
+        row = {"configuration": g["name"].iloc[0], "params": int(g["n_params"].iloc[0]),
+               "seeds": len(g), "tokens": int(g["tokens_trained"].max()),
+               "bpc at 2 M tokens": float(base.get(h, np.nan)), "bpc long": long_bpc,
+               "gain": float(base.get(h, np.nan)) - long_bpc,
+               "train-validation gap": float(g["train_val_gap"].mean()),
+               "best dev step (tokens)": int(g["best_tokens"].median())}
+        if planned is not None:
+            row["planned"] = "yes" if h in planned else "no (left the front)"
+        rows.append(row)
     return pd.DataFrame(rows).sort_values("params").reset_index(drop=True)
 
 
 def long_tier_status(lt: pd.DataFrame, planned: int | None = None) -> str:
-    """How far the long tier is: configurations trained (of the ``planned``, default the study's
-    LONG_MIN_CONFIGS), seeds, and the size range they cover (a partial tier trains the cheapest first)."""
+    """How far the long tier is: configurations trained of the ``planned`` (default the study's
+    LONG_MIN_CONFIGS), seeds, the size range they cover (a partial tier trains the cheapest first), and the
+    runs kept from configurations that later base runs moved off the front (``lt``'s "planned" column)."""
     from ..training.plan import LONG_MIN_CONFIGS
     planned = planned or LONG_MIN_CONFIGS
-    if lt.empty:
-        return f"None of the {planned} configurations it plans has been trained yet."
-    seeds = sorted(set(lt["seeds"].astype(int)))
-    return (f"So far {plural(len(lt), 'configuration')} of the {planned} it plans "
-            f"{'has' if len(lt) == 1 else 'have'} been trained, with "
-            f"{' or '.join(str(s) for s in seeds)} seed{'s' if seeds != [1] else ''} each, from "
-            f"{int(lt['params'].min()):,} to {int(lt['params'].max()):,} parameters (the cheapest first).")
+    off = lt[lt["planned"] != "yes"] if "planned" in lt else lt.iloc[:0]
+    on = lt.drop(off.index)
+    if on.empty:
+        said = f"None of the {planned} configurations it plans has been trained yet."
+    else:
+        seeds = sorted(set(on["seeds"].astype(int)))
+        said = (f"So far {plural(len(on), 'configuration')} of the {planned} it plans "
+                f"{'has' if len(on) == 1 else 'have'} been trained, with "
+                f"{' or '.join(str(s) for s in seeds)} seed{'s' if seeds != [1] else ''} each, from "
+                f"{int(on['params'].min()):,} to {int(on['params'].max()):,} parameters (the cheapest first).")
+    if len(off):
+        one = len(off) == 1
+        said += (f" {plural(len(off), 'more configuration')} ({', '.join(off['configuration'])}) "
+                 f"{'was' if one else 'were'} trained while the base grid was incomplete and "
+                 f"{'has' if one else 'have'} since left the front; the table keeps {'it' if one else 'them'}.")
+    return said
 
 
 def long_rank_correlation(runs: pd.DataFrame) -> float:

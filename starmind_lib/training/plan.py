@@ -165,14 +165,20 @@ def tuned_rates(rows: list[dict], lr_grid=LR_GRID, reps: dict | None = None) -> 
     return out
 
 
-def long_tier_configs(rows: list[dict], configs: list[dict], n: int = LONG_MIN_CONFIGS) -> list[dict]:
-    """The configurations the long tier trains: the base tier's quality-size front, then the best of each
-    size decade, then the best models spread over log(parameters), until ``n`` (only models that beat the
-    unigram baseline)."""
+def long_tier_configs(rows: list[dict], configs: list[dict], n: int = LONG_MIN_CONFIGS,
+                      max_front: int | None = None, rates: dict[str, float] | None = None) -> list[dict]:
+    """The configurations the long tier trains (only models that beat the unigram baseline): every model on
+    the base tier's quality-size front, then the best of each size decade, then the best remaining models
+    until ``n``. A front longer than ``max_front`` (default 2n; a synthetic grid's can hold every model) is
+    thinned to ``max_front`` models spread evenly over log(parameters). With ``rates`` (per bucket), a base
+    row counts only at its configuration's bucket's rate: runs at a rate the bucket no longer uses are left
+    out (as ``analysis.seeds.load_study`` labels them superseded)."""
+    max_front = 2 * n if max_front is None else max_front
     by_hash = {c["config_hash"]: c for c in configs}
     means: dict[str, list] = {}
     for r in rows:
-        if r["tier"] == "base" and r["config_hash"] in by_hash:
+        if r["tier"] == "base" and r["config_hash"] in by_hash and (
+                rates is None or r.get("lr") == rates.get(by_hash[r["config_hash"]]["bucket"])):
             means.setdefault(r["config_hash"], []).append((r["bpc"], r["unigram_bpc"]))
     cand = sorted(((float(np.mean([b for b, _ in v])), by_hash[h]["n_params"], h) for h, v in means.items()
                    if np.mean([b for b, _ in v]) < v[0][1]), key=lambda t: (t[1], t[0]))
@@ -182,9 +188,9 @@ def long_tier_configs(rows: list[dict], configs: list[dict], n: int = LONG_MIN_C
         if bpc < best:
             front.append((size, h))
             best = bpc
-    if len(front) > n:                          # too many: spread n of them evenly over log(parameters)
+    if len(front) > max_front:                  # too many: spread them evenly over log(parameters)
         logs = np.log([f[0] for f in front])
-        picks = {int(np.argmin(np.abs(logs - t))) for t in np.linspace(logs[0], logs[-1], n)}
+        picks = {int(np.argmin(np.abs(logs - t))) for t in np.linspace(logs[0], logs[-1], max_front)}
         front = [front[i] for i in sorted(picks)]
     chosen = [h for _, h in front]
     for lo in (0, 3_000, 30_000, 300_000):      # the best of each decade
@@ -240,7 +246,7 @@ def plan_jobs(tier: str, study: StudyConfig, configs: list[dict], rows: list[dic
     if missing:
         return [], f"tier {tier!r} waits for the learning-rate sweep of bucket(s) {missing}"
     if tier == "long":
-        chosen = long_tier_configs(rows, configs, study.long_configs)
+        chosen = long_tier_configs(rows, configs, study.long_configs, rates=rates)
         if len(chosen) < min(study.long_configs, len(configs)):
             return [], f"tier 'long' waits for the base tier ({len(chosen)} configurations chosen so far)"
         return [Job(c, s, rates[c["bucket"]], study.long_tokens, tier) for c in chosen
