@@ -49,9 +49,8 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from starmind_lib.analysis import pareto, tables as an
-from starmind_lib.analysis.seeds import chars_per_token, load_study
+from starmind_lib.analysis.seeds import chars_per_token, load_study, scored_seed_values
 from starmind_lib.book.figures import show, table
-from starmind_lib.chapters.ch04_architecture import seed_values
 
 synthetic = data_source == "synthetic"
 if synthetic:
@@ -64,7 +63,7 @@ except an.MissingResult as missing:   # the page says what is missing instead of
     variants, bpc_source = None, "no table"
     display(Markdown(f"**No analysis possible yet:** {missing}"))
 glue("an_bpc_source", bpc_source, display=False)
-seed_bpc = seed_values(load_study(results_dir))
+seed_bpc = scored_seed_values(load_study(results_dir), variants)   # each score's own tier's seeds
 quant = an.load_quant(results_dir, required=False)
 run_frames = [r for r in (an.load_runs(results_dir, kind, required=False) for kind in ("c", "micropython", "predicted"))
               if r is not None]
@@ -80,8 +79,9 @@ for name, value in pareto.headline_numbers(variants, points).items():
 
 # %% [markdown]
 # Quality on this page is {glue:text}`an_bpc_source`; a quantised model's bits per character add the
-# cost chapter 05 measured for its scheme. The sweep trained {glue:text}`n_models` models; the best
-# reaches {glue:text}`best_bpc` bits per character. {glue:text}`n_device_points` runs of the C runtime on the emulated Pico finished with
+# cost chapter 05 measured for its scheme. {glue:text}`n_models` of the grid's variants have a score
+# ({glue:text}`n_configs` distinct configurations); the best reaches {glue:text}`best_bpc` bits per
+# character. {glue:text}`n_device_points` runs of the C runtime on the emulated Pico finished with
 # status `ok` (a model that does not fit the Pico's 264 KB of SRAM or 2 MB of flash has no speed and is
 # left out of the front).
 #

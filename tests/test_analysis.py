@@ -119,6 +119,18 @@ def test_headline_numbers_without_device_runs_say_na():
     nums = pareto.headline_numbers(v, pd.DataFrame())
     assert nums["n_models"] == "2" and nums["best_bpc"] == "2.000" and nums["front_best_tps"] == "n/a"
     assert pareto.headline_numbers(None, pd.DataFrame())["best_bpc"] == "n/a"
+    assert nums["n_configs"] == "n/a"                       # neither a config hash nor the architecture
+
+
+def test_configurations_are_counted_by_hash_or_from_the_architecture():
+    from starmind_lib.training.plan import ARCH_FIELDS
+    arch = {"dim": 16, "n_layers": 2, "n_heads": 2, "ffn_hidden": 64, "activation": "gelu", "pos": "learned",
+            "tied": True, "tokenizer": "char", "vocab_size": 40}
+    assert set(arch) == set(ARCH_FIELDS)
+    v1 = pd.DataFrame([{**arch, "variant_id": "a"}, {**arch, "variant_id": "b"}, {**arch, "dim": 32, "variant_id": "c"}])
+    assert pareto.distinct_configurations(v1) == 2           # a and b are one configuration trained twice
+    v2 = pd.DataFrame({"variant_id": ["a", "b", "c"], "config_hash": ["h1", "h1", "h2"], "val_bpc": [2.0] * 3})
+    assert pareto.headline_numbers(v2, pd.DataFrame())["n_configs"] == "2"
 
 
 def run_notebook(stem, results_dir, tmp_path):
@@ -233,3 +245,19 @@ def test_the_cycle_profile_takes_the_model_the_speed_target_is_judged_by():
     picked = [(t, r["model_id"], r["weights"]) for t, r in profile_models(runs)]
     assert picked == [(10_000, "budget10k-ffn_ratio-r1", "flash"), (100_000, "depth-d32-l8", "flash")]
     assert near_target(context_speeds(runs), 100_000)["model"] == "depth-d32-l8"   # not the faster 98,824
+
+
+def test_a_recommendation_is_tested_against_seed_noise_of_the_tier_its_score_came_from():
+    """A long-tier score (one seed) is not tested on the base grid's three seeds; a base score is."""
+    from starmind_lib.analysis.seeds import NOT_TESTED, scored_seed_values
+    runs = pd.DataFrame({"tier": ["base"] * 6 + ["long"], "config_hash": ["a"] * 3 + ["b"] * 3 + ["a"],
+                         "bpc": [2.40, 2.41, 2.42, 2.30, 2.31, 2.32, 2.07]})
+    variants = pd.DataFrame({"variant_id": ["va", "vb"], "config_hash": ["a", "b"], "study_tier": ["long", "base"]})
+    values = scored_seed_values(runs, variants)
+    assert values["a"].tolist() == [2.07] and values["b"].tolist() == [2.30, 2.31, 2.32]
+    assert scored_seed_values(runs, variants.drop(columns="study_tier")) == {}      # the v1 table: one seed
+    ok = pd.DataFrame({"variant_id": ["va", "vb"], "config_hash": ["a", "b"], "bpc": [2.07, 2.31]})
+    assert pareto.vs_runner_up(ok, values)["vs_runner_up"].startswith(NOT_TESTED)
+    both_base = scored_seed_values(runs, variants.assign(study_tier="base"))
+    base_ok = pd.DataFrame({"variant_id": ["vb", "va"], "config_hash": ["b", "a"], "bpc": [2.31, 2.41]})
+    assert pareto.vs_runner_up(base_ok, both_base)["vs_runner_up"].startswith("exceeds seed noise (margin 0.1 bpc")

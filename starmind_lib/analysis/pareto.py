@@ -147,10 +147,22 @@ def _or_na(value, fmt) -> str:
     return fmt(value) if value is not None and pd.notna(value) else "n/a"
 
 
+def distinct_configurations(variants: pd.DataFrame) -> int | None:
+    """How many distinct configurations the variants are (Study v2 rows carry ``config_hash``; the v1
+    table's is computed from its architecture fields, as the study keys them); None without either."""
+    from ..training.plan import ARCH_FIELDS, config_hash
+    if "config_hash" in variants:
+        return int(variants["config_hash"].nunique())
+    if not set(ARCH_FIELDS) <= set(variants.columns):
+        return None
+    return len({config_hash(r) for r in variants[list(ARCH_FIELDS)].to_dict("records")})
+
+
 def headline_numbers(variants: pd.DataFrame | None, points: pd.DataFrame) -> dict[str, str]:
     """The numbers chapter 07 quotes in prose, formatted; 'n/a' where the tables cannot give them."""
     have = variants is not None and len(variants)
     out = {"n_models": str(len(variants)) if have else "0",
+           "n_configs": _or_na(distinct_configurations(variants) if have else 0, lambda n: f"{n:,}"),
            "best_bpc": f"{variants['val_bpc'].min():.3f}" if have else "n/a",
            "n_device_points": "0", "n_front": "0", "front_fastest_tps": "n/a", "front_fastest_bpc": "n/a",
            "front_best_bpc": "n/a", "front_best_tps": "n/a", "front_best_ram_kb": "n/a", "front_best_params": "n/a"}

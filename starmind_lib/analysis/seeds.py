@@ -181,6 +181,16 @@ V2_REPLACES = ("bpc", "val_bpc", "val_loss", "seed", "tokens_trained", "unigram_
                "device", "config_hash", "data_source", "is_synthetic")
 
 
+def scored_seed_values(runs: pd.DataFrame | None, variants: pd.DataFrame | None) -> dict[str, np.ndarray]:
+    """{config_hash: per-seed whole-split bpc} from the tier each variant's score came from (its
+    ``study_tier``, as :func:`~starmind_lib.analysis.tables.load_study_variants` sets it): a long-tier score
+    is compared on its long-tier seeds, never on the base grid's. Empty for the v1 table (one seed)."""
+    if runs is None or not len(runs) or variants is None or "study_tier" not in variants:
+        return {}
+    by = {k: g["bpc"].to_numpy(float) for k, g in runs.groupby(["tier", "config_hash"])}
+    return {h: by[(t, h)] for h, t in zip(variants["config_hash"], variants["study_tier"]) if (t, h) in by}
+
+
 def study_variants(v1: pd.DataFrame, runs: pd.DataFrame, tier: str = "base") -> pd.DataFrame:
     """The grid's variants as Study v2 scores them: one row per variant id of ``v1`` (the grid's metadata:
     axis, group, budget, shape), ``bpc`` the mean over seeds of the whole-split bpc in ``tier``, with its
