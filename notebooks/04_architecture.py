@@ -56,7 +56,7 @@ from myst_nb import glue
 
 from starmind_lib.book.figures import no_figure, show, table
 from starmind_lib.numbers import fmt_duration, fmt_num, plural
-from starmind_lib.analysis.seeds import compare_values, load_study
+from starmind_lib.analysis.seeds import compare_values, load_study, verdict_text
 from starmind_lib.chapters.ch04_architecture import (V1_SOURCE, axis_chart, best_per_budget, bpc_vs_params_chart,
                                                      budget_chart, best_samples_markdown, budget_comparisons,
                                                      chapter_table, fit_trend, seed_values, study_table)
@@ -99,7 +99,7 @@ glue("arch_best_params", f"{int(best.n_params):,}", display=False)
 if len(ranked) > 1 and is_v2 and best.config_hash in values and ranked.iloc[1].config_hash in values:
     cmp_best = compare_values(values[ranked.iloc[1].config_hash], values[best.config_hash])
     best_vs = (f"{fmt_num(-cmp_best['diff'], 2)} bpc better than the runner-up, {ranked.iloc[1].variant_id} "
-               f"({cmp_best['verdict']}: seed noise ±{fmt_num(cmp_best['noise'], 2)} bpc)")
+               f"({verdict_text(cmp_best)})")
 else:
     best_vs = "not compared with the runner-up: one seed, so there is no measure of seed noise"
 glue("arch_best_vs_runner_up", best_vs, display=False)

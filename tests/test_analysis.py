@@ -261,3 +261,12 @@ def test_a_recommendation_is_tested_against_seed_noise_of_the_tier_its_score_cam
     both_base = scored_seed_values(runs, variants.assign(study_tier="base"))
     base_ok = pd.DataFrame({"variant_id": ["vb", "va"], "config_hash": ["b", "a"], "bpc": [2.31, 2.41]})
     assert pareto.vs_runner_up(base_ok, both_base)["vs_runner_up"].startswith("exceeds seed noise (margin 0.1 bpc")
+
+
+def test_a_verdict_without_seed_noise_does_not_print_a_noise():
+    from starmind_lib.analysis.seeds import compare_values, verdict_text
+    one = compare_values([2.0], [1.9, 1.91, 1.92])
+    assert verdict_text(one) == "one seed: not tested" and verdict_text(one, 0.05) == "one seed: not tested (margin 0.05 bpc)"
+    real = compare_values([2.0, 2.01, 2.02], [1.9, 1.91, 1.92])
+    assert verdict_text(real) == f"exceeds seed noise (seed noise ±{real['noise']:.2g} bpc)"
+    assert verdict_text(real, 0.1) == f"exceeds seed noise (margin 0.1 bpc, seed noise ±{real['noise']:.2g})"

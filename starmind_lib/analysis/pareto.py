@@ -46,7 +46,7 @@ def vs_runner_up(ok: pd.DataFrame, values: dict | None) -> dict:
     """The best of ``ok`` (sorted, best first) against the best *other configuration*: its margin, and whether
     the margin exceeds seed noise (Welch 95 % over the per-seed bpc in ``values``, by config_hash; each shifted
     by the point's own quantisation cost so a quantised point compares as quantised)."""
-    from .seeds import NOT_TESTED, compare_values
+    from .seeds import NOT_TESTED, compare_values, verdict_text
     best = ok.iloc[0]
     key = "config_hash" if "config_hash" in ok else "variant_id"
     others = ok[ok[key] != best[key]]
@@ -60,7 +60,7 @@ def vs_runner_up(ok: pd.DataFrame, values: dict | None) -> dict:
         verdict = f"{NOT_TESTED} (margin {fmt_num(margin, 2)} bpc)"
     else:
         c = compare_values(np.asarray(a) + shift(ru), np.asarray(b) + shift(best))
-        verdict = f"{c['verdict']} (margin {fmt_num(margin, 2)} bpc, seed noise ±{fmt_num(c['noise'], 2)})"
+        verdict = verdict_text(c, margin)
     return {"runner_up": ru["variant_id"], "runner_up_bpc": float(ru["bpc"]), "vs_runner_up": verdict}
 
 

@@ -125,6 +125,16 @@ def compare_values(a: np.ndarray, b: np.ndarray) -> dict:
     return {"diff": diff, "noise": float(half), "verdict": REAL if abs(diff) > half else NO_DIFF}
 
 
+def verdict_text(c: dict, margin: float | None = None) -> str:
+    """A :func:`compare_values` result in words: "exceeds seed noise (margin 0.05 bpc, seed noise ±0.01)";
+    without seed noise to compare with, "one seed: not tested (margin 0.05 bpc)"."""
+    from ..numbers import fmt_num
+    said = [f"margin {fmt_num(margin, 2)} bpc"] if margin is not None else []
+    if c["verdict"] != NOT_TESTED:
+        said.append(f"seed noise ±{fmt_num(c['noise'], 2)}" + (" bpc" if margin is None else ""))
+    return f"{c['verdict']} ({', '.join(said)})" if said else c["verdict"]
+
+
 def compare(runs: pd.DataFrame, name_a: str, name_b: str, tier: str = "base") -> dict:
     """Compare two configurations (by any variant id that uses them) on their per-seed bpc."""
     def pick(name):
