@@ -178,9 +178,9 @@ def context_control_text(ctl: pd.DataFrame, seq_len: int = 64) -> str:
         return "The context-control tier has not been trained yet."
     parts = []
     for _, r in ctl.iterrows():
-        moved = ("a difference within seed noise" if r["verdict"] == NO_DIFF else
-                 f"{r['difference']:+.3f} bpc, beyond seed noise (±{r['seed noise ±']:.3f})" if r["verdict"] == REAL
-                 else r["verdict"])
+        noise = f"seed noise (±{r['seed noise ±']:.3f})"
+        moved = (f"{r['difference']:+.3f} bpc, within {noise}" if r["verdict"] == NO_DIFF else
+                 f"{r['difference']:+.3f} bpc, beyond {noise}" if r["verdict"] == REAL else r["verdict"])
         parts.append(f"{r['model']} ({r['tokenizer']}) with {r['context (tokens)']} tokens of context "
                      f"(~{r['context (characters)']} characters) scores {r['bpc (control)']:.3f} bpc against "
                      f"{r[f'bpc at {seq_len} tokens']:.3f} at {seq_len} tokens: {moved} (optimizer steps "
