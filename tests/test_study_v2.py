@@ -350,11 +350,11 @@ def test_long_tier_status_says_how_much_of_the_tier_is_trained():
     assert long_tier_status(t.assign(seeds=[3, 1]), planned=24).startswith("So far 2 configurations of the 24")
     assert "with 1 or 3 seeds each" in long_tier_status(t.assign(seeds=[3, 1]))
     assert long_tier_status(pd.DataFrame()) == "None of the 20 configurations it plans has been trained yet."
-    moved = t.assign(configuration=["a", "b"], planned=["yes", "no (left the front)"])
+    moved = t.assign(configuration=["a", "b"], planned=["yes", "no longer"])
     assert long_tier_status(moved, planned=24) == (
         "So far 1 configuration of the 24 it plans has been trained, with 1 seed each, from 234 to 234 parameters "
-        "(the cheapest first). 1 more configuration (b) was trained while the base grid was incomplete and has since "
-        "left the front; the table keeps it.")
+        "(the cheapest first). 1 more configuration (b) was chosen while the base grid was incomplete and is no "
+        "longer planned (the complete grid's front passes it by); the table keeps its run.")
 
 
 def test_base_runs_at_a_rate_that_is_no_longer_their_buckets_are_kept_apart(tmp_path):

@@ -304,7 +304,7 @@ def long_tier_table(runs: pd.DataFrame, planned: set[str] | None = None) -> pd.D
                "train-validation gap": float(g["train_val_gap"].mean()),
                "best dev step (tokens)": int(g["best_tokens"].median())}
         if planned is not None:
-            row["planned"] = "yes" if h in planned else "no (left the front)"
+            row["planned"] = "yes" if h in planned else "no longer"
         rows.append(row)
     return pd.DataFrame(rows).sort_values("params").reset_index(drop=True)
 
@@ -312,7 +312,7 @@ def long_tier_table(runs: pd.DataFrame, planned: set[str] | None = None) -> pd.D
 def long_tier_status(lt: pd.DataFrame, planned: int | None = None) -> str:
     """How far the long tier is: configurations trained of the ``planned`` (default the study's
     LONG_MIN_CONFIGS), seeds, the size range they cover (a partial tier trains the cheapest first), and the
-    runs kept from configurations that later base runs moved off the front (``lt``'s "planned" column)."""
+    runs kept from configurations the plan chose before the base grid was complete (``lt``'s "planned")."""
     from ..training.plan import LONG_MIN_CONFIGS
     planned = planned or LONG_MIN_CONFIGS
     off = lt[lt["planned"] != "yes"] if "planned" in lt else lt.iloc[:0]
@@ -328,8 +328,9 @@ def long_tier_status(lt: pd.DataFrame, planned: int | None = None) -> str:
     if len(off):
         one = len(off) == 1
         said += (f" {plural(len(off), 'more configuration')} ({', '.join(off['configuration'])}) "
-                 f"{'was' if one else 'were'} trained while the base grid was incomplete and "
-                 f"{'has' if one else 'have'} since left the front; the table keeps {'it' if one else 'them'}.")
+                 f"{'was' if one else 'were'} chosen while the base grid was incomplete and {'is' if one else 'are'}"
+                 f" no longer planned (the complete grid's front passes {'it' if one else 'them'} by); the table "
+                 f"keeps {'its run' if one else 'their runs'}.")
     return said
 
 
