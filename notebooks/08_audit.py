@@ -44,7 +44,7 @@
 # * **Missing evidence is said, not filled in.** When a profile lacks the tables a claim needs (no real
 #   board, no GPU run), the verdict is *inconclusive* and says why.
 # * **Quality counts.** A fast model that only emits noise is not a result: speed tables carry each
-#   model's bits per character.
+#   model's bits per character. Quality on this page is {glue:text}`audit_bpc_source`.
 
 # %% tags=["parameters"]
 results_dir = "data/results"
@@ -80,6 +80,7 @@ for kind, n in audit.counts(list(verdicts.values())).items():
     glue(f"n_{kind.replace(',', '').replace(' ', '_')}", f"{n}", display=False)
 for cid, v in verdicts.items():
     glue(f"verdict_{cid}", v.verdict, display=False)
+glue("audit_bpc_source", data.bpc_source or "not available (no sweep table)", display=False)
 
 
 def show_verdict(cid):

@@ -181,6 +181,10 @@ def test_claim_13_training_time(world, tmp_path):
     fast = audit.claim_13(load(tmp_path / "fast", syn.variants(gpu_seconds=20.0)))
     assert fast.verdict == "direction supported, size differs" and "token budget" in fast.claim_setting
     assert audit.claim_13(load(tmp_path / "slow", syn.variants(gpu_seconds=900.0))).verdict == "refuted"
+    # quality from Study v2 (trained on a CPU) does not hide the first sweep's GPU training times
+    cpu_scored = gpu.variants.assign(machine="Linux-x86_64 2cpu", device="cpu", wall_s=3000.0)
+    both = AuditData(variants=cpu_scored, training=gpu.training)
+    assert audit.claim_13(both).verdict == "supported" and "95 s" in audit.claim_13(both).measurement_text
 
 
 def test_speed_effects_use_the_median_of_repeated_runs():
@@ -238,3 +242,16 @@ def test_claim_08_sizes_from_the_quant_table_when_devices_lack_them(world):
     verdict = audit.claim_08(no_runs)
     assert verdict.verdict == "inconclusive"
     assert "0.28x the size of the float32 one" in verdict.measurement_text and "+0.02 bits/char" in verdict.measurement_text
+
+
+def test_claim_02_labels_a_trained_model_only_the_first_study_scored(world):
+    import dataclasses
+    runs = world.runs()
+    ok = runs[runs["status"].eq("ok") & runs["variant_id"].isin(world.variants["variant_id"])]
+    top = int(ok["params"].max())
+    gone = world.variants["params"] == top               # Study v2 has not trained the largest models
+    data = dataclasses.replace(world, variants=world.variants[~gone], training=world.variants)
+    text = audit.claim_02(data).measurement_text
+    assert f"({top:,} parameters, " in text.split("The largest trained model that runs, ")[1]
+    assert "the first study's score: the first 32,768 validation tokens" in text and "Study v2 has not trained it" in text
+    assert "Study v2 has not trained it" not in audit.claim_02(world).measurement_text

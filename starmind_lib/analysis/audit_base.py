@@ -75,13 +75,22 @@ class AuditData:
     predictions: pd.DataFrame | None = None
     stats: pd.DataFrame | None = None
     gpu_single: pd.DataFrame | None = None      # a few study configs trained one at a time on one GPU
+    training: pd.DataFrame | None = None        # the first study's sweep as trained: its machines and wall times
     missing: dict = field(default_factory=dict)
     synthetic: bool = False
+    bpc_source: str = ""                        # which study scored the variants (chapter 07's rule)
+
+    def _study_variants(self, results_dir) -> pd.DataFrame:
+        """The variants as chapter 07 scores them: Study v2 (whole split, long tier first) once it covers the
+        grid, else the v1 table; the sentence saying which is kept in ``bpc_source``."""
+        variants, self.bpc_source = an.load_study_variants(results_dir, "08")
+        return variants
 
     @classmethod
     def load(cls, results_dir, synthetic: bool = False) -> "AuditData":
         data, loaders = cls(synthetic=synthetic), {
-            "variants": lambda: an.load_variants(results_dir, "08"),
+            "variants": lambda: data._study_variants(results_dir),
+            "training": lambda: an.load_variants(results_dir, "08"),
             "quant": lambda: an.load_quant(results_dir, "08"),
             "c_runs": lambda: an.load_runs(results_dir, "c", "08"),
             "micropython_runs": lambda: an.load_runs(results_dir, "micropython", "08"),

@@ -45,8 +45,27 @@ def _raw_note(runs: pd.DataFrame, model_id, label) -> str:
     return f" ({raw.max():.1f} tokens/s without the XIP miss model)" if len(raw) else ""
 
 
+def _trained_ids(data: AuditData) -> set:
+    """Every variant trained by either study (a size probe is not)."""
+    return set(data.variants["variant_id"]) | (set(data.training["variant_id"]) if data.training is not None
+                                               else set())
+
+
 def _is_trained(data: AuditData, model_id) -> bool:
-    return model_id in set(data.variants["variant_id"])
+    return model_id in _trained_ids(data)
+
+
+def _quality_text(data: AuditData, model_id) -> str:
+    """A model's bits per character from the page's quality source; a model only the first study trained
+    says so, with that study's prefix score."""
+    from .seeds import V1_SOURCE
+    v = data.variants[data.variants["variant_id"] == model_id]
+    if len(v) and pd.notna(v["val_bpc"].iloc[0]):
+        return f"{v['val_bpc'].iloc[0]:.2f} bits/char"
+    old = data.training[data.training["variant_id"] == model_id] if data.training is not None else v
+    if len(old) and pd.notna(old["val_bpc"].iloc[0]):
+        return f"{old['val_bpc'].iloc[0]:.2f} bits/char, {V1_SOURCE}: Study v2 has not trained it"
+    return "not scored"
 
 
 def claim_02(data: AuditData, limit: int = 10_000, min_tokens_per_s: float = 1.0) -> Verdict:
@@ -73,11 +92,14 @@ def claim_02(data: AuditData, limit: int = 10_000, min_tokens_per_s: float = 1.0
                 f") runs at {top['tokens_per_s']:.1f} tokens/s{_raw_note(runs, top['largest_practical_model'], top['runtime_label'])} "
                 f"on {top['runtime_label']}.")
         # A trained model says more than a size probe: name the largest trained one that runs, with its quality.
-        trained = runs[runs["practical"] & runs["variant_id"].isin(set(data.variants["variant_id"]))]
+        trained = runs[runs["practical"] & runs["variant_id"].isin(_trained_ids(data))]
+        if not trained.empty and data.training is not None:   # a run of a model Study v2 has not scored
+            sizes = dict(zip(data.training["variant_id"], data.training["params"]))
+            trained = trained.assign(params=trained["params"].fillna(trained["variant_id"].map(sizes)))
         if not trained.empty:
             t = trained.sort_values(["params", "tokens_per_s"]).iloc[-1]
             text += (f" The largest trained model that runs, {t['variant_id']} ({int(t['params']):,} parameters, "
-                     f"{t['bpc']:.2f} bits/char), makes {fmt_quantity(t['tokens_per_s'], 'tokens_per_s')}"
+                     f"{_quality_text(data, t['variant_id'])}), makes {fmt_quantity(t['tokens_per_s'], 'tokens_per_s')}"
                      f"{_raw_note(runs, t['variant_id'], t['runtime_label'])} on {t['runtime_label']}.")
         return Verdict(2, claim, text, "refuted", table, _runtime_text(runs), fig)
     if table["largest_tried_params"].max() <= limit:
