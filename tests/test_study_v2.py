@@ -429,3 +429,21 @@ def test_long_tier_counts_base_runs_only_at_their_buckets_tuned_rate():
     assert [c["name"] for c in long_tier_configs(rows, configs, 1, rates=rates)] == [small["name"], big["name"]]
     # counting the old rate too, big's mean is 3.2: off the front, and mid is its decade's best
     assert [c["name"] for c in long_tier_configs(rows, configs, 1)] == [small["name"], mid["name"]]
+
+
+def test_chapter_seven_scores_the_long_tier_first_and_names_the_variants_left_out(monkeypatch):
+    import pandas as pd
+    from starmind_lib.analysis import seeds, tables
+    v1 = pd.DataFrame([{"variant_id": f"v{i}", "n_params": 1000 * (i + 1), "bpc": 3.0, "unigram_bpc": 4.2}
+                       for i in range(10)])
+    runs = _v2_runs({f"h{i}": ([f"v{i}"], [2.5, 2.6, 2.7]) for i in range(9)})
+    runs = pd.concat([runs, runs[runs.config_hash == "h0"].head(1).assign(tier="long", bpc=2.0)], ignore_index=True)
+    monkeypatch.setattr(tables, "load_variants", lambda *a, **k: v1)
+    monkeypatch.setattr(seeds, "load_study", lambda *a, **k: runs)
+    df, source = tables.load_study_variants("unused")
+    df = df.set_index("variant_id")
+    assert df.loc["v0", "bpc"] == 2.0 and df.loc["v0", "study_tier"] == "long" and df.loc["v0", "n_seeds"] == 1
+    assert df.loc["v1", "study_tier"] == "base" and df.loc["v1", "bpc"] == pytest.approx(2.6)
+    assert "1 configuration from the long tier (2,000,896 tokens, mean of 1 seed); 8 configurations from the base" \
+        in source
+    assert source.endswith("1 variant Study v2 has not trained yet (v9) is left out")
