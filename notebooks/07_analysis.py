@@ -114,10 +114,9 @@ else:
 # On the C runtime {glue:text}`n_front` models form the front: from the fastest,
 # {glue:text}`front_fastest_tps` tokens/s at {glue:text}`front_fastest_bpc` bits per character,
 # to the best, {glue:text}`front_best_bpc` bits per character at {glue:text}`front_best_tps`
-# tokens/s: a model of {glue:text}`front_best_params` parameters that needs only
-# {glue:text}`front_best_ram_kb` KB of RAM at its peak (its weights stay in flash, read through the XIP
-# cache, unless the run says SRAM). Speed in characters per second (the reader's speed, which a larger vocabulary raises) and
-# memory give two more fronts:
+# tokens/s: a model of {glue:text}`front_best_params` parameters with {glue:text}`front_best_weights`,
+# using {glue:text}`front_best_ram_kb` KB of RAM at its peak. Speed in characters per second (the reader's
+# speed, which a larger vocabulary raises) and memory give two more fronts:
 
 # %%
 if not c_points.empty:

@@ -66,6 +66,11 @@ def test_quantised_points_add_chapter_fives_cost_to_their_models_float_score(res
     row = pts[(pts["variant_id"] == "v256_d8_l1_h1_f8") & (pts["scheme"] == "int8")].iloc[0]
     assert row["bpc"] == pytest.approx(row["val_bpc"] + 0.25)        # never the scheme's bpc of another study
     assert row["bpc_of"] == "int8 model: float score + chapter 5's measured cost (whole split, one seed)"
+    # a MicroPython run (its table has no scheme column) runs the same int8 file: the same shifted score
+    mp = runs[runs["variant_id"] == "v256_d8_l1_h1_f8"].head(1).drop(columns=["scheme"]).assign(
+        runtime_kind="micropython", runtime="micropython-asm")
+    got = an.device_points(v, mp, quant).iloc[0]
+    assert got["scheme"] == "int8" and got["bpc"] == pytest.approx(row["bpc"]) and got["bpc_of"] == row["bpc_of"]
 
 
 def test_run_names_with_a_scheme_suffix_map_to_their_variant():
@@ -270,3 +275,14 @@ def test_a_verdict_without_seed_noise_does_not_print_a_noise():
     real = compare_values([2.0, 2.01, 2.02], [1.9, 1.91, 1.92])
     assert verdict_text(real) == f"exceeds seed noise (seed noise ±{real['noise']:.2g} bpc)"
     assert verdict_text(real, 0.1) == f"exceeds seed noise (margin 0.1 bpc, seed noise ±{real['noise']:.2g})"
+
+
+def test_the_front_s_best_model_says_where_its_weights_were():
+    pts = pd.DataFrame({"runtime_kind": ["c", "c"], "bpc": [2.0, 1.5], "tokens_per_s": [100.0, 10.0],
+                        "peak_ram_bytes": [1000, 220_000], "params": [10, 20], "weights_in": ["flash", "sram"],
+                        "unigram_bpc": [4.2, 4.2]})
+    nums = pareto.headline_numbers(pd.DataFrame({"variant_id": ["a"], "val_bpc": [2.0]}), pts)
+    assert (nums["front_best_bpc"], nums["front_best_weights"], nums["front_best_ram_kb"]) == \
+        ("1.50", "its weights copied to SRAM", "215")
+    nums = pareto.headline_numbers(pd.DataFrame({"variant_id": ["a"], "val_bpc": [2.0]}), pts.assign(weights_in="flash"))
+    assert nums["front_best_weights"] == "its weights in flash (read through the XIP cache)"

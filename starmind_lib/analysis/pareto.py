@@ -147,6 +147,10 @@ def _or_na(value, fmt) -> str:
     return fmt(value) if value is not None and pd.notna(value) else "n/a"
 
 
+WEIGHTS_TEXT = {"flash": "its weights in flash (read through the XIP cache)", "sram": "its weights copied to SRAM",
+                "ram": "its weights in RAM"}
+
+
 def distinct_configurations(variants: pd.DataFrame) -> int | None:
     """How many distinct configurations the variants are (Study v2 rows carry ``config_hash``; the v1
     table's is computed from its architecture fields, as the study keys them); None without either."""
@@ -161,7 +165,7 @@ def distinct_configurations(variants: pd.DataFrame) -> int | None:
 def headline_numbers(variants: pd.DataFrame | None, points: pd.DataFrame) -> dict[str, str]:
     """The numbers chapter 07 quotes in prose, formatted; 'n/a' where the tables cannot give them."""
     have = variants is not None and len(variants)
-    out = {"n_models": str(len(variants)) if have else "0",
+    out = {"front_best_weights": "n/a", "n_models": str(len(variants)) if have else "0",
            "n_configs": _or_na(distinct_configurations(variants) if have else 0, lambda n: f"{n:,}"),
            "best_bpc": f"{variants['val_bpc'].min():.3f}" if have else "n/a",
            "n_device_points": "0", "n_front": "0", "front_fastest_tps": "n/a", "front_fastest_bpc": "n/a",
@@ -178,5 +182,6 @@ def headline_numbers(variants: pd.DataFrame | None, points: pd.DataFrame) -> dic
                front_fastest_tps=fmt_num(fastest['tokens_per_s']), front_fastest_bpc=f"{fastest['bpc']:.2f}",
                front_best_bpc=f"{best['bpc']:.2f}", front_best_tps=fmt_num(best['tokens_per_s']),
                front_best_ram_kb=_or_na(best.get("peak_ram_bytes"), lambda b: f"{b / 1024:.0f}"),
-               front_best_params=_or_na(best.get("params"), lambda p: f"{p:,.0f}"))
+               front_best_params=_or_na(best.get("params"), lambda p: f"{p:,.0f}"),
+               front_best_weights=WEIGHTS_TEXT.get(str(best.get("weights_in")), "its weights where the run put them"))
     return out

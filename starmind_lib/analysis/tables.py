@@ -482,6 +482,11 @@ def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFram
     points["in_sweep"] = points["variant_id"].isin(ids)
     points["bpc"] = points["val_bpc"]
     points["bpc_of"] = points["in_sweep"].map({True: "float model", False: "not trained in the sweep"})
+    if "runtime_kind" in points.columns:   # the MicroPython runtime runs only the int8 engine's files
+        mp = points["runtime_kind"].eq("micropython")
+        scheme = points["scheme"] if "scheme" in points.columns else pd.Series(float("nan"), index=points.index,
+                                                                                 dtype=object)
+        points["scheme"] = scheme.where(~mp | scheme.notna(), "int8")
     if quant is not None and "scheme" in points.columns and "val_bpc" in quant.columns:
         # chapter 5 measures each scheme's cost (bpc_delta) on one seed's model on the whole split: a quantised
         # point is its model's float score (whichever study scored it) plus that cost, and says so; a table
