@@ -49,7 +49,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from starmind_lib.analysis import pareto, tables as an
-from starmind_lib.analysis.seeds import chars_per_token, load_study, scored_seed_values
+from starmind_lib.analysis.seeds import chars_per_token, load_study, load_study_variants, scored_seed_values
 from starmind_lib.book.figures import show, table
 
 synthetic = data_source == "synthetic"
@@ -58,7 +58,7 @@ if synthetic:
                      f"`{profile}`): they prove the pipeline, not the study.**"))
 
 try:   # Study v2's base grid (whole split, mean over seeds) when it has runs, else the v1 table
-    variants, bpc_source = an.load_study_variants(results_dir)
+    variants, bpc_source = load_study_variants(results_dir)
 except an.MissingResult as missing:   # the page says what is missing instead of failing the whole book
     variants, bpc_source = None, "no table"
     display(Markdown(f"**No analysis possible yet:** {missing}"))

@@ -440,7 +440,7 @@ def test_chapter_seven_scores_the_long_tier_first_and_names_the_variants_left_ou
     runs = pd.concat([runs, runs[runs.config_hash == "h0"].head(1).assign(tier="long", bpc=2.0)], ignore_index=True)
     monkeypatch.setattr(tables, "load_variants", lambda *a, **k: v1)
     monkeypatch.setattr(seeds, "load_study", lambda *a, **k: runs)
-    df, source = tables.load_study_variants("unused")
+    df, source = seeds.load_study_variants("unused")
     df = df.set_index("variant_id")
     assert df.loc["v0", "bpc"] == 2.0 and df.loc["v0", "study_tier"] == "long" and df.loc["v0", "n_seeds"] == 1
     assert df.loc["v1", "study_tier"] == "base" and df.loc["v1", "bpc"] == pytest.approx(2.6)

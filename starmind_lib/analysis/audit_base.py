@@ -83,7 +83,8 @@ class AuditData:
     def _study_variants(self, results_dir) -> pd.DataFrame:
         """The variants as chapter 07 scores them: Study v2 (whole split, long tier first) once it covers the
         grid, else the v1 table; the sentence saying which is kept in ``bpc_source``."""
-        variants, self.bpc_source = an.load_study_variants(results_dir, "08")
+        from .seeds import load_study_variants
+        variants, self.bpc_source = load_study_variants(results_dir, "08")
         return variants
 
     @classmethod

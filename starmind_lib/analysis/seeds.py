@@ -193,7 +193,7 @@ V2_REPLACES = ("bpc", "val_bpc", "val_loss", "seed", "tokens_trained", "unigram_
 
 def scored_seed_values(runs: pd.DataFrame | None, variants: pd.DataFrame | None) -> dict[str, np.ndarray]:
     """{config_hash: per-seed whole-split bpc} from the tier each variant's score came from (its
-    ``study_tier``, as :func:`~starmind_lib.analysis.tables.load_study_variants` sets it): a long-tier score
+    ``study_tier``, as :func:`load_study_variants` sets it): a long-tier score
     is compared on its long-tier seeds, never on the base grid's. Empty for the v1 table (one seed)."""
     if runs is None or not len(runs) or variants is None or "study_tier" not in variants:
         return {}
@@ -231,3 +231,35 @@ def study_variants(v1: pd.DataFrame, runs: pd.DataFrame, tier: str = "base") -> 
     keep = v1.assign(v1_bpc=v1["val_bpc" if "val_bpc" in v1 else "bpc"])
     keep = keep.drop(columns=[c for c in V2_REPLACES if c in keep])
     return keep.merge(v2, on="variant_id", how="inner").reset_index(drop=True)
+
+
+def load_study_variants(results_dir, chapter: str = "07", tiers: tuple[str, ...] = ("long", "base")
+                        ) -> tuple[pd.DataFrame, str]:
+    """The sweep's variants scored by Study v2 (whole split, mean over seeds, with intervals), each from the
+    first of ``tiers`` that trained its configuration (the long tier's 20 M tokens before the base grid's
+    2 M), once Study v2 covers ``MIN_COVERAGE`` of the v1 table, else the v1 table; and a sentence saying which."""
+    from ..numbers import plural
+    from . import tables
+    v1 = tables.load_variants(results_dir, chapter)
+    runs = load_study(results_dir)
+    parts, said = [], []
+    for tier in tiers:
+        got = study_variants(v1, runs, tier)
+        got = got[~got["variant_id"].isin(set().union(*[set(p["variant_id"]) for p in parts]))] if parts else got
+        if len(got):
+            parts.append(got.assign(study_tier=tier))
+            n = sorted(set(got["n_seeds"]))
+            seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]} to {n[-1]}"
+            said.append(f"{plural(got['config_hash'].nunique(), 'configuration')} from the {tier} tier "
+                        f"({int(got['tokens_trained'].median()):,} tokens, mean of {seeds} seed{'s' * (n[-1] > 1)})")
+    n_v2 = sum(len(p) for p in parts)
+    if n_v2 < max(1, MIN_COVERAGE * len(v1)):     # the v1 table whole until Study v2 covers it: never a mix
+        return v1, V1_SOURCE + (f" (Study v2 has {n_v2} of these {len(v1)} variants so far: chapter 4b)"
+                                if n_v2 else "")
+    v2 = pd.concat(parts, ignore_index=True)
+    v2 = v2.assign(val_bpc=v2["bpc"], params=v2["n_params"])
+    left = sorted(set(v1["variant_id"]) - set(v2["variant_id"]))
+    if left:
+        said.append(f"{len(left)} variant{'s' * (len(left) > 1)} Study v2 has not trained yet "
+                    f"({', '.join(left[:6])}{' ...' if len(left) > 6 else ''}) {'are' if len(left) > 1 else 'is'} left out")
+    return v2, "Study v2's score (the whole validation split, at the tuned rates): " + "; ".join(said)

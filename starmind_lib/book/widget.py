@@ -239,11 +239,12 @@ def study_models(results_dir: Path, runs_dir: Path, byte_budget: int = STUDY_BUD
     export (``models_dir``) first, else ``<runs_dir>/smd``; then the other committed exports."""
     import pandas as pd
     from ..analysis import pareto, tables as an
+    from ..analysis.seeds import load_study_variants
     from ..quant.export import committed_row
     from ..quant.smd import read_smd
     models_dir = Path(models_dir or MODELS_DIR)
     try:
-        variants, _ = an.load_study_variants(results_dir)   # what chapter 07 recommends from
+        variants, _ = load_study_variants(results_dir)   # what chapter 07 recommends from
         quant = an.load_quant(results_dir, required=False)
         frames = [r for r in (an.load_runs(results_dir, k, required=False) for k in ("c", "micropython", "predicted"))
                   if r is not None]
