@@ -184,10 +184,11 @@ else:
 # speed). Temperature, top-k and the seed go to the same integer sampler as on the device: with the
 # same settings the page writes exactly what `starmind board generate` writes on a board (the command
 # is shown under the story). The recommended models above come first, from the files committed in
-# `data/models` (Study v2's seed-0 run of each configuration, exported to int8 by
-# `python -m starmind_lib.quant.export`, with a provenance row each); the bits per character beside
-# the story are the configuration's float mean over seeds on the whole validation split. A
-# recommended model with no committed file is left out and the page says so. The committed
+# `data/models` (Study v2's seed-0 run of each configuration, from the long tier where this chapter's
+# score comes from it, exported to int8 by `python -m starmind_lib.quant.export`, with a provenance row
+# each); the bits per character beside the story are the float model's on the whole validation split
+# (the mean over seeds where the tier has two or more, else that run's own). A recommended model with
+# no committed file is left out and the widget says so. The committed
 # reference models follow: trained for seconds on synthetic sentences, they show the runtime and its
 # pace, not the study's quality.
 
