@@ -260,6 +260,6 @@ def load_study_variants(results_dir, chapter: str = "07", tiers: tuple[str, ...]
     v2 = v2.assign(val_bpc=v2["bpc"], params=v2["n_params"])
     left = sorted(set(v1["variant_id"]) - set(v2["variant_id"]))
     if left:
-        said.append(f"{len(left)} variant{'s' * (len(left) > 1)} Study v2 has not trained yet "
+        said.append(f"{plural(len(left), 'variant')} Study v2 has not trained yet "
                     f"({', '.join(left[:6])}{' ...' if len(left) > 6 else ''}) {'are' if len(left) > 1 else 'is'} left out")
     return v2, "Study v2's score (the whole validation split, at the tuned rates): " + "; ".join(said)
