@@ -447,3 +447,16 @@ def test_chapter_seven_scores_the_long_tier_first_and_names_the_variants_left_ou
     assert "1 configuration from the long tier (2,000,896 tokens, mean of 1 seed); 8 configurations from the base" \
         in source
     assert source.endswith("1 variant Study v2 has not trained yet (v9) is left out")
+
+
+def test_chapter_4b_plans_the_long_tier_as_the_sweep_does():
+    """The long configurations chapter 4b counts as planned are the ones the sweep would train from the
+    committed table (the same rows, rates and front rule), not a second reading of the rule."""
+    import json
+    from starmind_lib.analysis.seeds import load_study
+    from starmind_lib.chapters.ch04b_study_v2 import long_tier_plan
+    results = Path(__file__).resolve().parents[1] / "data" / "results"
+    rows = [json.loads(line) for line in (results / "sweep" / "study_v2.jsonl").read_text().splitlines() if line]
+    jobs, waits = plan_jobs("long", StudyConfig(long_seeds=1), distinct_configs(grid("full")), rows)
+    assert waits == "" and len(jobs) >= 20
+    assert long_tier_plan(load_study(results)) == {j.config["config_hash"] for j in jobs}

@@ -279,12 +279,16 @@ def targets_table(runs: pd.DataFrame, tier: str = "base", min_seeds: int = 3) ->
 
 
 def long_tier_plan(runs: pd.DataFrame, grid_name: str = "full", seq_len: int = 64) -> set[str]:
-    """The config hashes the long tier plans from the base rows the table holds now
-    (``plan.long_tier_configs``: the whole quality-size front, the best of each decade, filled to 20)."""
+    """The config hashes the long tier plans from the rows the table holds now, as the sweep plans them
+    (``plan.long_tier_configs``: the whole quality-size front, the best of each decade, filled to 20; base
+    rows count only at their bucket's tuned rate, and only buckets whose rate is decided take part)."""
     if runs.empty or not (runs.tier == "base").any():
         return set()
-    rows = runs[runs.tier == "base"][["tier", "config_hash", "bpc", "unigram_bpc"]].to_dict("records")
-    return {c["config_hash"] for c in long_tier_configs(rows, distinct_configs(grid(grid_name), seq_len))}
+    rows = runs.to_dict("records")
+    configs = distinct_configs(grid(grid_name), seq_len)
+    rates = tuned_rates(rows, reps=representatives(configs))
+    configs = [c for c in configs if c["bucket"] in rates]
+    return {c["config_hash"] for c in long_tier_configs(rows, configs, rates=rates)}
 
 
 def long_tier_table(runs: pd.DataFrame, planned: set[str] | None = None) -> pd.DataFrame:
