@@ -460,3 +460,16 @@ def test_chapter_4b_plans_the_long_tier_as_the_sweep_does():
     jobs, waits = plan_jobs("long", StudyConfig(long_seeds=1), distinct_configs(grid("full")), rows)
     assert waits == "" and len(jobs) >= 20
     assert long_tier_plan(load_study(results)) == {j.config["config_hash"] for j in jobs}
+
+
+def test_long_curves_draw_one_line_per_run_even_when_two_configurations_share_a_size():
+    """heads-d32-h4 and heads-d32-h8 have the same parameter count: grouped by size and seed they were drawn
+    as one zigzag line."""
+    from starmind_lib.chapters.ch04b_study_v2 import long_curves_chart
+    curve = [{"tokens": 1_000_000, "val_bpc": 1.7}, {"tokens": 2_000_000, "val_bpc": 1.6}]
+    runs = pd.DataFrame([{"tier": "long", "name": n, "n_params": 26_784, "seed": 0, "run_key": f"{n}-long-s0",
+                          "curve": curve} for n in ("heads-d32-h4", "heads-d32-h8")])
+    spec = long_curves_chart(runs).to_dict()
+    assert spec["encoding"]["detail"]["field"] == "run"
+    data = next(iter(spec["datasets"].values()))
+    assert sorted({d["run"] for d in data}) == ["heads-d32-h4-long-s0", "heads-d32-h8-long-s0"]

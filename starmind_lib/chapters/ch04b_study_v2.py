@@ -83,9 +83,9 @@ def lr_chart(runs: pd.DataFrame):
         x=alt.X("lr:Q", scale=alt.Scale(type="log"), title=label("peak learning rate", "log scale")),
         color=alt.Color("model:N", title="configuration", legend=alt.Legend(orient="bottom", columns=2,
                                                                             labelLimit=320)))
-    line = base.mark_line(point=True).encode(y=alt.Y("bpc:Q", scale=alt.Scale(zero=False),
-                                                     title=label("whole-split validation", "bits per character")))
-    band = base.mark_errorbar().encode(y="lo:Q", y2="hi:Q")
+    y_title = label("whole-split validation", "bits per character")
+    line = base.mark_line(point=True).encode(y=alt.Y("bpc:Q", scale=alt.Scale(zero=False), title=y_title))
+    band = base.mark_errorbar().encode(y=alt.Y("lo:Q", title=y_title), y2="hi:Q")   # one axis title, not "lo, ..."
     return (band + line).properties(width=520, height=300,
                                     title="Learning-rate sweep (2 M tokens, whole validation split, 95 % story CI)")
 
@@ -352,7 +352,7 @@ def long_curves_chart(runs: pd.DataFrame):
 
     from ..book.figures import label
     rows = [{"configuration": f"{r.name} ({int(r.n_params):,})", "params": int(r.n_params), "seed": int(r.seed),
-             "tokens": p["tokens"], "bpc": p["val_bpc"]}
+             "run": r.run_key, "tokens": p["tokens"], "bpc": p["val_bpc"]}
             for r in runs[runs.tier == "long"].itertuples() for p in r.curve]
     data = pd.DataFrame(rows)
     return alt.Chart(data).mark_line(opacity=0.8).encode(
@@ -360,7 +360,7 @@ def long_curves_chart(runs: pd.DataFrame):
         y=alt.Y("bpc:Q", scale=alt.Scale(zero=False), title=label("validation prefix (learning curve)",
                                                                    "bits per character")),
         color=alt.Color("params:Q", scale=alt.Scale(type="log", scheme="viridis"), title="parameters"),
-        detail="seed:N", tooltip=["configuration", "seed", "tokens", alt.Tooltip("bpc:Q", format=".3f")],
+        detail="run:N", tooltip=["configuration", "seed", "tokens", alt.Tooltip("bpc:Q", format=".3f")],
     ).properties(width=560, height=320, title="Long tier: bits per character against tokens seen")
 
 
