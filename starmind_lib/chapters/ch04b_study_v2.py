@@ -18,7 +18,8 @@ from ..analysis.seeds import (NO_DIFF, REAL, SUPERSEDED, axis_effects, compare_v
 from ..analysis.seeds import chars_per_token as run_chars_per_token
 from ..numbers import plural
 from ..training.grid import grid
-from ..training.plan import (BUCKETS, StudyConfig, distinct_configs, long_tier_configs, plan_jobs, representatives,
+from ..training import plan
+from ..training.plan import (BUCKETS, StudyConfig, distinct_configs, plan_jobs, representatives,
                              tuned_rates)
 from ..training.study import chars_per_token, run_study
 
@@ -284,11 +285,8 @@ def long_tier_plan(runs: pd.DataFrame, grid_name: str = "full", seq_len: int = 6
     rows count only at their bucket's tuned rate, and only buckets whose rate is decided take part)."""
     if runs.empty or not (runs.tier == "base").any():
         return set()
-    rows = runs.to_dict("records")
-    configs = distinct_configs(grid(grid_name), seq_len)
-    rates = tuned_rates(rows, reps=representatives(configs))
-    configs = [c for c in configs if c["bucket"] in rates]
-    return {c["config_hash"] for c in long_tier_configs(rows, configs, rates=rates)}
+    configs = plan.long_tier_plan(runs.to_dict("records"), distinct_configs(grid(grid_name), seq_len))
+    return {c["config_hash"] for c in configs}
 
 
 def long_tier_table(runs: pd.DataFrame, planned: set[str] | None = None) -> pd.DataFrame:

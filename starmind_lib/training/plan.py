@@ -208,6 +208,14 @@ def long_tier_configs(rows: list[dict], configs: list[dict], n: int = LONG_MIN_C
     return [by_hash[h] for h in chosen]
 
 
+def long_tier_plan(rows: list[dict], configs: list[dict], n: int = LONG_MIN_CONFIGS,
+                   lr_grid=LR_GRID) -> list[dict]:
+    """The long tier's configurations from the rows a table holds: ``long_tier_configs`` over the buckets
+    whose rate the sweep has decided, each base row counted only at its bucket's tuned rate."""
+    rates = tuned_rates(rows, lr_grid, representatives(configs))
+    return long_tier_configs(rows, [c for c in configs if c["bucket"] in rates], n, rates=rates)
+
+
 def context_controls(configs: list[dict], chars_per_token: dict[str, float], seq_len: int = 64) -> list[dict]:
     """Char and BPE-1024 models (d32) that see the same characters of context: char with a context of
     ``seq_len`` BPE tokens' worth of characters, and BPE with ``seq_len`` characters' worth of tokens."""
@@ -246,7 +254,7 @@ def plan_jobs(tier: str, study: StudyConfig, configs: list[dict], rows: list[dic
     if missing:
         return [], f"tier {tier!r} waits for the learning-rate sweep of bucket(s) {missing}"
     if tier == "long":
-        chosen = long_tier_configs(rows, configs, study.long_configs, rates=rates)
+        chosen = long_tier_plan(rows, configs, study.long_configs, study.lr_grid)
         if len(chosen) < min(study.long_configs, len(configs)):
             return [], f"tier 'long' waits for the base tier ({len(chosen)} configurations chosen so far)"
         return [Job(c, s, rates[c["bucket"]], study.long_tokens, tier) for c in chosen
