@@ -130,6 +130,23 @@ def test_show_emits_offline_html_with_static_svg_fallback():
     assert spec["config"]["axis"]["titleFontSize"] == figures.THEME_CONFIG["axis"]["titleFontSize"]
 
 
+def test_log_ticks_are_one_and_three_per_decade_spanning_the_data():
+    assert figures.log_ticks([12, 4096]) == [10, 30, 100, 300, 1000, 3000, 10000]
+    assert figures.log_ticks([1, 80]) == [1, 3, 10, 30, 100]
+    assert figures.log_ticks(pd.Series([0.5, 300, float("nan")])) == [0.3, 1, 3, 10, 30, 100, 300]
+    with pytest.raises(figures.FigureError, match="no positive values"):
+        figures.log_ticks([0, -3])
+
+
+def test_small_log_panels_pass_their_own_ticks():
+    """Chapter 04's vocabulary panel printed '1020' (Vega's 10 and 20 ran together): it now names its ticks."""
+    from starmind_lib.chapters.ch04_architecture import axis_chart
+    df = pd.DataFrame({"axis": "vocab", "vocab_size": [12, 96, 384, 4096], "bpc": [2.1, 2.0, 1.7, 1.4],
+                       "group": "vocab-d16", "variant_id": list("abcd"), "n_params": [1, 2, 3, 4]})
+    spec = axis_chart(df, "vocab", "vocab_size", "vocabulary size").to_dict()
+    assert spec["layer"][0]["encoding"]["x"]["axis"]["values"] == [10, 30, 100, 300, 1000, 3000, 10000]
+
+
 def test_chart_config_overrides_the_theme():
     spec = figures.themed_spec(chart().configure_axis(titleFontSize=30))
     assert spec["config"]["axis"]["titleFontSize"] == 30

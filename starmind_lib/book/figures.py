@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import html
 import itertools
+import math
 import json
 import uuid
 from pathlib import Path
@@ -65,6 +66,23 @@ def label(name: str, unit: str | None = None) -> str:
     if not name:
         raise FigureError("label(): the axis name is empty")
     return f"{name} ({unit})" if unit else name
+
+
+def log_ticks(values, steps=(1, 3)) -> list:
+    """Tick values for a log axis: ``steps`` times each power of ten that covers ``values``.
+
+    Vega's own log ticks (1, 2, ..., 9 per decade) run together in a narrow panel ("10 20" printed "1020"),
+    so small log panels pass these instead: ``log_ticks([12, 4096])`` -> ``[10, 30, 100, 300, 1000, 3000, 10000]``.
+    """
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v)) and float(v) > 0]
+    if not finite:
+        raise FigureError("log_ticks(): no positive values to place ticks for")
+    lo, hi = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
+    ticks = [float(f"{s * 10.0 ** k:.12g}") for k in range(lo, hi + 1) for s in steps]
+    below = [t for t in ticks if t <= min(finite)]
+    above = [t for t in ticks if t >= max(finite)]
+    first, last = (below[-1] if below else ticks[0]), (above[0] if above else ticks[-1])
+    return [int(t) if float(t).is_integer() else t for t in ticks if first <= t <= last]
 
 
 def _merge(base: dict, over: dict) -> dict:

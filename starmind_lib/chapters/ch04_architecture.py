@@ -226,10 +226,11 @@ def axis_chart(df: pd.DataFrame, axis: str, x_field: str, x_title: str, log_x: b
     """bpc against one hyperparameter for the one-at-a-time comparisons (colour: group)."""
     import altair as alt
 
-    from ..book.figures import label
+    from ..book.figures import label, log_ticks
     sub = df[df.axis == axis]
     scale = alt.Scale(type="log") if log_x else alt.Scale(zero=False)
-    x = alt.X(f"{x_field}:Q", scale=scale, title=x_title)
+    axis_spec = alt.Axis(values=log_ticks(sub[x_field])) if log_x and len(sub) else alt.Axis()
+    x = alt.X(f"{x_field}:Q", scale=scale, title=x_title, axis=axis_spec)
     layers = [alt.Chart(sub).mark_line(point=True).encode(
         x=x, y=alt.Y("bpc:Q", title=label("bits per character"), scale=alt.Scale(zero=False)),
         color=alt.Color("group:N", title=None),
