@@ -43,6 +43,7 @@ schemes = ["float32", "float16", "int8_tensor", "int8_row", "int4_group32", "int
 calib_windows = 16
 tier = "base"
 seeds = [0]
+fallback_seeds = [1, 2]       # a configuration whose seed-0 checkpoint was not kept: its seed-1 (or 2) run
 max_runs = 0
 study_data_dir = ""
 
@@ -72,18 +73,18 @@ from starmind_lib.numbers import plural
 from starmind_lib.quant.stage import QuantConfig, read_quant, run_quant, select_runs
 
 cfg = QuantConfig.from_params({"schemes": schemes, "calib_windows": calib_windows, "tier": tier, "seeds": seeds,
-                               "max_runs": max_runs, "study_data_dir": study_data_dir})
+                               "fallback_seeds": fallback_seeds, "max_runs": max_runs, "study_data_dir": study_data_dir})
 if recompute:
     df = run_quant(cfg, results_dir, runs_dir, profile=profile, data_source=data_source, raw_data_dir=data_dir)
 else:
     df = read_quant(results_dir)
-planned = select_runs(cfg, results_dir)
+planned = select_runs(cfg, results_dir, runs_dir)
 df = selected_rows(df, planned)          # this configuration's runs (a table may hold others, or older rows)
 errors = df[df["error"].fillna("") != ""] if "error" in df else df.iloc[:0]
 df = df[df["error"].fillna("") == ""] if "error" in df else df
 synthetic = bool(df["is_synthetic"].any())
 how = "recomputed in this run" if recompute else f"read from the committed table `{results_dir}/quant/quant.jsonl`"
-display(Markdown(f"**Source of this build:** {coverage_text(df, planned, cfg)}, {how}."
+display(Markdown(f"**Source of this build:** {how}: {coverage_text(df, planned, cfg)}."
                  + (f" {plural(errors['run_key'].nunique(), 'run')} could not be quantised: "
                     + "; ".join(sorted(set(errors['error'])))[:600] if len(errors) else "")))
 if synthetic:

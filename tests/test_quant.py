@@ -206,3 +206,40 @@ def test_chapter_five_keeps_the_planned_runs_only():
     assert list(selected_rows(df, [{"run_key": "a"}, {"run_key": "b"}])["run_key"]) == ["a", "b"]
     with pytest.raises(ValueError, match="no row for the 1 planned run: run chapter 05 with recompute=true"):
         selected_rows(pd.DataFrame({"key": ["v1/float32"]}), [{"run_key": "a"}])
+
+
+def test_a_configuration_whose_seed_zero_checkpoint_is_lost_falls_back_to_a_kept_seed(tmp_path):
+    """One run per configuration: seed 0 where it is kept or quantised, else the first fallback seed that is
+    (a checkpoint under runs_dir, or a row of the committed table on a machine without checkpoints)."""
+    import pandas as pd
+    from starmind_lib.chapters.ch05_quantisation import coverage_text, what_models
+    from starmind_lib.training import study
+    runs = tmp_path / "runs"
+    table = study.results_table(tmp_path / "results")
+    for c, seed, kept in [("c1", 0, True), ("c2", 0, False), ("c2", 1, True), ("c3", 0, False), ("c3", 1, False),
+                          ("c3", 2, False), ("c4", 0, False)]:
+        ckpt = f"study_v2/{c}-s{seed}/model.safetensors"
+        if kept:
+            (runs / ckpt).parent.mkdir(parents=True)
+            (runs / ckpt).write_bytes(b"x")
+        table.append({"run_key": f"{c}-s{seed}", "config_hash": c, "name": c, "tier": "long", "seed": seed,
+                      "lr": 0.01, "n_params": int(c[1]), "bpc": 2.0, "tokens_trained": 100, "checkpoint": ckpt})
+    stage.results_table(tmp_path / "results").append({"key": "c3-s2/float32", "run_key": "c3-s2"})
+    cfg = stage.QuantConfig.from_params({"tier": "long", "fallback_seeds": [1, 2]})
+    picked = [r["run_key"] for r in stage.select_runs(cfg, tmp_path / "results", runs)]
+    assert picked == ["c1-s0", "c2-s1", "c3-s2", "c4-s0"]
+    # without checkpoints only the committed table decides
+    assert [r["run_key"] for r in stage.select_runs(cfg, tmp_path / "results")] == ["c1-s0", "c2-s0", "c3-s2",
+                                                                                    "c4-s0"]
+    # no fallback seeds: seed 0 of every configuration, kept or not
+    plain = stage.QuantConfig.from_params({"tier": "long"})
+    assert [r["run_key"] for r in stage.select_runs(plain, tmp_path / "results", runs)] == [
+        "c1-s0", "c2-s0", "c3-s0", "c4-s0"]
+    planned = stage.select_runs(cfg, tmp_path / "results", runs)
+    done = pd.DataFrame([r for r in planned if r["run_key"] != "c4-s0"])
+    assert coverage_text(done, planned, cfg) == (
+        "3 of the 4 runs it plans are quantised (Study v2's long tier, seed-0 runs; seed 1 for 1 configuration, "
+        "seed 2 for 1 configuration whose seed-0 checkpoint was not kept); 1 other run is not quantised yet")
+    assert what_models(done, cfg) == (
+        "the long tier's runs at the tuned learning rate of each size bucket (3 configurations, 100 tokens each; "
+        "seed-0 runs; seed 1 for 1 configuration, seed 2 for 1 configuration whose seed-0 checkpoint was not kept)")

@@ -3,7 +3,8 @@
 ::
 
     scheme_summary(df, schemes)          # per scheme: models, median / p90 / worst cost, measurable, bytes
-    coverage_text(df, planned, cfg)      # "119 of 119 configurations of ..." for the source line
+    coverage_text(df, planned, cfg)      # "155 of the 155 runs it plans are quantised (...)" for the source line
+    what_models(df, cfg)                 # the runs in words, with the seeds of configurations that fell back
 """
 from __future__ import annotations
 
@@ -37,24 +38,38 @@ def scheme_summary(df: pd.DataFrame, schemes) -> pd.DataFrame:
     return out.astype({"models": int, "cost measurable": int})
 
 
-def what_models(df: pd.DataFrame, cfg) -> str:
-    """Which runs the chapter quantised, in words: 'seed-0 runs (2,000,768 tokens each, 119 configurations)'."""
+def _seed_words(configs_by_seed: dict, cfg) -> str:
+    """'seed-0 runs' or 'seed-0 runs; seed 1 for 20 configurations whose seed-0 checkpoint was not kept'."""
     seeds = ", ".join(str(s) for s in cfg.seeds)
+    other = [f"seed {s} for {plural(n, 'configuration')}" for s, n in sorted(configs_by_seed.items())
+             if s not in cfg.seeds and n]
+    return f"seed-{seeds} runs" + (f"; {', '.join(other)} whose seed-{seeds} checkpoint was not kept"
+                                   if other else "")
+
+
+def what_models(df: pd.DataFrame, cfg) -> str:
+    """Which runs the chapter quantised, in words: 'the base tier's seed-0 runs (2,000,768 tokens each,
+    119 configurations, ...)', naming the fallback seed of configurations whose seed-0 run was not kept."""
     tokens = sorted(set(df["tokens_trained"].astype(int))) if len(df) else []
     tok = (f"{tokens[0]:,} tokens each" if len(tokens) == 1 else
            f"{tokens[0]:,} to {tokens[-1]:,} tokens" if tokens else "no runs yet")
-    return (f"the {cfg.tier} tier's seed-{seeds} runs ({tok}, {plural(df['config_hash'].nunique() if len(df) else 0, 'configuration')}, "
-            f"at the tuned learning rate of each size bucket)")
+    by_seed = df.groupby("seed")["config_hash"].nunique().to_dict() if len(df) else {}
+    return (f"the {cfg.tier} tier's runs at the tuned learning rate of each size bucket ("
+            f"{plural(df['config_hash'].nunique() if len(df) else 0, 'configuration')}, {tok}; "
+            f"{_seed_words(by_seed, cfg)})")
 
 
 def coverage_text(df: pd.DataFrame, planned: list[dict], cfg) -> str:
-    """How many of the runs the configuration selects are in the table."""
+    """How many of the runs the configuration selects are in the table: '119 of the 155 runs it plans are
+    quantised (Study v2's base tier, seed-0 runs); 36 other runs are not quantised yet'."""
     have = set(df["run_key"]) if len(df) else set()
     n_planned = len({r["run_key"] for r in planned})
     done = len(have & {r["run_key"] for r in planned})
-    tail = "" if done == n_planned else f" (the other {n_planned - done} are not quantised yet)"
-    return (f"{done} of the {plural(n_planned, 'run')} of Study v2's {cfg.tier} tier with seed "
-            f"{', '.join(str(s) for s in cfg.seeds)}{tail}")
+    left = n_planned - done
+    tail = f"; {plural(left, 'other run')} {'is' if left == 1 else 'are'} not quantised yet" if left else ""
+    by_seed = pd.DataFrame(planned).groupby("seed")["config_hash"].nunique().to_dict() if planned else {}
+    return (f"{done} of the {plural(n_planned, 'run')} it plans are quantised (Study v2's {cfg.tier} tier, "
+            f"{_seed_words(by_seed, cfg)}){tail}")
 
 
 def size_trend_text(df: pd.DataFrame, scheme: str) -> str:

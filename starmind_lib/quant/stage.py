@@ -34,6 +34,9 @@ class QuantConfig(StageConfig):
     calib_windows: int = field(default=16, metadata=between(1, 10_000))     # training windows for calibration
     tier: str = "base"                                                      # Study v2 tier whose runs are quantised
     seeds: tuple[int, ...] = (0,)                                           # the runs' seeds
+    # A configuration whose run of `seeds` is neither in the table nor kept (its checkpoint lost) takes its
+    # run of the first of these seeds that is: still one run per configuration, its seed in the row.
+    fallback_seeds: tuple[int, ...] = ()
     max_runs: int = field(default=0, metadata=between(0, None))             # 0: every run of the tier and seeds
     names: tuple[str, ...] = ()                                             # restrict to these configuration names
     study_data_dir: str = ""                     # '' -> <runs_dir>/sweep_data/<corpus fingerprint[:12]> (chapter 04b)
@@ -71,18 +74,42 @@ def ensure_prepared(data_dir, specs: list[str], data_source: str, raw_data_dir: 
     prepare_data(load_corpus(study_data_config(source, ddir)), missing, data_dir)
 
 
-def select_runs(cfg: QuantConfig, results_dir) -> list[dict]:
-    """The Study v2 runs to quantise, smallest first."""
+def select_runs(cfg: QuantConfig, results_dir, runs_dir=None) -> list[dict]:
+    """The Study v2 runs to quantise, smallest first: the runs of ``cfg.seeds``, and for a configuration
+    whose run is neither quantised nor kept under ``runs_dir``, its run of the first of ``cfg.fallback_seeds``
+    that is (the committed table decides the choice on a machine without checkpoints)."""
+    import pandas as pd
+
     from ..analysis.seeds import load_study      # base runs at a rate no longer tuned are relabelled there
     runs = load_study(results_dir)
     if runs.empty:
         raise FileNotFoundError(f"no Study v2 runs in {Path(results_dir) / 'sweep' / 'study_v2.jsonl'}; "
                                 "run chapter 04b first (`make study-v2`)")
-    runs = runs[(runs["tier"] == cfg.tier) & runs["seed"].isin(cfg.seeds)]
+    runs = runs[runs["tier"] == cfg.tier]
     if cfg.names:
         runs = runs[runs["name"].isin(cfg.names)]
-    runs = runs.sort_values(["n_params", "run_key"])
-    return (runs.head(cfg.max_runs) if cfg.max_runs else runs).to_dict("records")
+    chosen = runs[runs["seed"].isin(cfg.seeds)]
+    if cfg.fallback_seeds:
+        usable = _usable(runs, results_dir, runs_dir)
+        have = set(chosen.loc[usable[chosen.index], "config_hash"])
+        extra = []
+        for seed in cfg.fallback_seeds:
+            take = runs[(runs["seed"] == seed) & usable & ~runs["config_hash"].isin(have)]
+            extra.append(take)
+            have |= set(take["config_hash"])
+        replaced = set().union(*(set(e["config_hash"]) for e in extra))
+        chosen = pd.concat([chosen[~chosen["config_hash"].isin(replaced)], *extra])
+    chosen = chosen.sort_values(["n_params", "run_key"])
+    return (chosen.head(cfg.max_runs) if cfg.max_runs else chosen).to_dict("records")
+
+
+def _usable(runs, results_dir, runs_dir):
+    """Per run: is it quantised already (a row in the table) or is its checkpoint kept under runs_dir?"""
+    table = results_table(results_dir)
+    quantised = {str(k).split("/")[0] for k in table.keys()}
+    kept = runs["checkpoint"].map(lambda c: bool(runs_dir) and isinstance(c, str) and bool(c)
+                                  and (Path(runs_dir) / c).is_file()) if "checkpoint" in runs else False
+    return runs["run_key"].isin(quantised) | kept
 
 
 def run_quant(cfg: QuantConfig, results_dir, runs_dir, profile: str = "", data_source: str = "tinystories",
@@ -99,7 +126,7 @@ def run_quant(cfg: QuantConfig, results_dir, runs_dir, profile: str = "", data_s
     k, n = shard
     if not 0 <= k < n:
         raise ValueError(f"shard {k}/{n}: want 0 <= k < n")
-    for run in tqdm(select_runs(cfg, results_dir)[k::n], desc="quantise", disable=not progress):
+    for run in tqdm(select_runs(cfg, results_dir, runs_dir)[k::n], desc="quantise", disable=not progress):
         todo = [s for s in cfg.schemes if f"{run['run_key']}/{s}" not in done]
         if not todo:
             continue
