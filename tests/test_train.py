@@ -118,6 +118,37 @@ def test_an_interrupted_run_resumes_to_the_same_checkpoint(tmp_path, monkeypatch
     assert not (tmp_path / "cut" / "train_state.pt").exists()
 
 
+def test_a_resumed_run_keeps_early_stoppings_best_weights(tmp_path, monkeypatch):
+    """The dev score is lowest at step 20, just before the crash: the resumed run must still end on the
+    step-20 weights (a resume that forgot the best would end on step 40, the best it saw itself)."""
+    cfg = _tiny(eval_every=10)
+    ev = EvalSet.build(_uniform_ids(2000, 5), cfg.seq_len, 512, decode=_decode)
+    data = np.tile(np.arange(8), 500)
+
+    def dev_scores(values):
+        it = iter(values)
+        return lambda model: {"dev_bpc": next(it)}
+    whole = train_model(cfg, data, ev, 8, run_dir=tmp_path / "whole", progress=False,
+                        on_eval=dev_scores([1.0, 0.5, 0.9, 0.8]), keep_best="dev_bpc")
+    assert whole.best_step == 20
+
+    real_save = train_mod._save_state
+
+    def save_then_crash(*args, **kw):
+        real_save(*args, **kw)
+        if args[3] >= 20:
+            raise KeyboardInterrupt("simulated crash")
+    monkeypatch.setattr(train_mod, "_save_state", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(cfg, data, ev, 8, run_dir=tmp_path / "cut", progress=False,
+                    on_eval=dev_scores([1.0, 0.5]), keep_best="dev_bpc")
+    monkeypatch.setattr(train_mod, "_save_state", real_save)
+    res = train_model(cfg, data, ev, 8, run_dir=tmp_path / "cut", progress=False,
+                      on_eval=dev_scores([0.9, 0.8]), keep_best="dev_bpc")
+    assert res.best_step == 20 and res.bpc == whole.bpc
+    assert (tmp_path / "cut" / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
+
+
 def test_samples_are_stored_greedy_and_sampled():
     cfg = _tiny()
     data = np.tile(np.arange(8), 500)

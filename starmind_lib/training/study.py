@@ -121,7 +121,9 @@ def train_job(job: Job, study: StudyConfig, data_dir: str, runs_dir: str) -> dic
     s = _job_setup(job, study, data_dir)
     res = train_model(s["cfg"], s["train_ids"], s["prefix"], s["meta"]["vocab_size"],
                       run_dir=Path(runs_dir) / "study_v2" / job.run_key, decode=s["decode"], prompts=s["prompts"],
-                      progress=False, save_state=False, desc=job.run_key, on_eval=s["on_eval"],
+                      # the long tier's runs take an hour on a CPU core: a killed sweep resumes them from their
+                      # last evaluation; the base grid's minutes-long runs just restart (no state write per eval)
+                      progress=False, save_state=job.tier == "long", desc=job.run_key, on_eval=s["on_eval"],
                       keep_best=s["keep_best"])
     return _job_row(job, study, s, res)
 

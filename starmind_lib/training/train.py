@@ -222,12 +222,16 @@ def _optimizer(model, cfg: TrainConfig, device: str):
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=device == "cuda")
 
 
-def _save_state(path: Path, model, opt, step: int, rng: np.random.Generator, metrics: list, elapsed: float):
+def _save_state(path: Path, model, opt, step: int, rng: np.random.Generator, metrics: list, elapsed: float,
+                best: tuple = (math.inf, None, None)):
+    """Everything a resumed run needs to end where an uninterrupted one would, early stopping's best
+    (value, weights, step) included."""
     import torch
     from ..provenance import atomic_path
     with atomic_path(path) as tmp:
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "rng": rng.bit_generator.state, "metrics": metrics, "elapsed": elapsed}, tmp)
+                    "rng": rng.bit_generator.state, "metrics": metrics, "elapsed": elapsed,
+                    "best": {"val": best[0], "state": best[1], "step": best[2]}}, tmp)
 
 
 def train_model(cfg: TrainConfig, train_ids: np.ndarray, eval_set: EvalSet, vocab_size: int,
@@ -270,6 +274,8 @@ def train_model(cfg: TrainConfig, train_ids: np.ndarray, eval_set: EvalSet, voca
         opt.load_state_dict(state["opt"])
         rng.bit_generator.state = state["rng"]
         step, metrics, elapsed = state["step"], state["metrics"], state["elapsed"]
+        if "best" in state:
+            best_val, best_state, best_step = state["best"]["val"], state["best"]["state"], state["best"]["step"]
 
     tokens_per_step = cfg.batch_size * cfg.seq_len
     t0 = time.perf_counter() - elapsed
@@ -298,7 +304,7 @@ def train_model(cfg: TrainConfig, train_ids: np.ndarray, eval_set: EvalSet, voca
                             "train_loss": float(loss.detach()), **ev, "wall_s": round(wall, 3)})
             bar.set_postfix(bpc=f"{ev['val_bpc']:.3f}", tok_s=f"{step * tokens_per_step / max(wall, 1e-9):,.0f}")
             if state_path is not None and save_state and step < cfg.steps:
-                _save_state(state_path, model, opt, step, rng, metrics, wall)
+                _save_state(state_path, model, opt, step, rng, metrics, wall, (best_val, best_state, best_step))
     bar.close()
     wall = time.perf_counter() - t0
     final = metrics[-1]
