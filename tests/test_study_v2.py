@@ -339,6 +339,12 @@ def test_targets_count_only_means_over_three_seeds():
     tl = targets_table(runs, tier="long").set_index("target")
     assert tl.loc["best near 10,000 parameters (6,667 to 15,000)", "met"] == "not decided: 1 seed (below the goal)"
     assert tl.loc["best overall", "95 % interval"] == "one seed"
+    # a better one-seed model does not undo a target that a three-seed model meets
+    longer = pd.concat([runs, _v2_runs({"b": (["y"], [1.10, 1.12, 1.14])}).assign(tier="long", n_params=200_000),
+                        _v2_runs({"c": (["z"], [0.95])}).assign(tier="long", n_params=900_000)], ignore_index=True)
+    best = targets_table(longer, tier="long").set_index("target").loc["best overall"]
+    assert (best["model"], best["seeds"]) == ("z", 1)
+    assert best["met"] == "yes, by y (3 seeds, 1.120); z has 1 seed"
 
 
 def test_long_tier_status_says_how_much_of_the_tier_is_trained():
