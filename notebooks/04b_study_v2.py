@@ -221,7 +221,7 @@ else:
 # %%
 long_plan = long_tier_plan(runs, grid, seq_len)
 lt = long_tier_table(runs, long_plan)
-glue("v2_long_rank", f"{long_rank_correlation(runs):.2f} (over {plural(len(lt), 'configuration')})" if len(lt) >= 3
+glue("v2_long_rank", f"{long_rank_correlation(runs):.3f} (over {plural(len(lt), 'configuration')})" if len(lt) >= 3
      else "not measured yet "
      "(fewer than three long-tier configurations)", display=False)
 glue("v2_long_status", long_tier_status(lt, len(long_plan)), display=False)

@@ -78,7 +78,8 @@ if recompute:
     df = run_quant(cfg, results_dir, runs_dir, profile=profile, data_source=data_source, raw_data_dir=data_dir)
 else:
     df = read_quant(results_dir)
-planned = select_runs(cfg, results_dir, runs_dir)
+# the committed table alone decides the fallback seeds unless this run quantises (the same page on every machine)
+planned = select_runs(cfg, results_dir, runs_dir if recompute else None)
 df = selected_rows(df, planned)          # this configuration's runs (a table may hold others, or older rows)
 errors = df[df["error"].fillna("") != ""] if "error" in df else df.iloc[:0]
 df = df[df["error"].fillna("") == ""] if "error" in df else df
