@@ -479,3 +479,15 @@ def test_long_curves_draw_one_line_per_run_even_when_two_configurations_share_a_
     assert spec["encoding"]["detail"]["field"] == "run"
     data = next(iter(spec["datasets"].values()))
     assert sorted({d["run"] for d in data}) == ["heads-d32-h4-long-s0", "heads-d32-h8-long-s0"]
+
+
+def test_long_curves_axis_spans_the_curves_not_the_decade_below():
+    """Vega rounded the log axis down to 100,000 while the first evaluation is near 1 M tokens: a decade of
+    empty plot. The domain is the curves' own span, with 1-2-5 ticks inside it."""
+    from starmind_lib.chapters.ch04b_study_v2 import long_curves_chart
+    curve = [{"tokens": 999_424, "val_bpc": 1.7}, {"tokens": 20_000_768, "val_bpc": 1.2}]
+    runs = pd.DataFrame([{"tier": "long", "name": "a", "n_params": 1_000, "seed": 0, "run_key": "a-long-s0",
+                          "curve": curve}])
+    x = long_curves_chart(runs).to_dict()["encoding"]["x"]
+    assert x["scale"]["domain"] == [999_424, 20_000_768] and x["scale"]["nice"] is False
+    assert x["axis"]["values"] == [1_000_000, 2_000_000, 5_000_000, 10_000_000, 20_000_000]

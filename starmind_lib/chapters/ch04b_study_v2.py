@@ -361,13 +361,18 @@ def long_curves_chart(runs: pd.DataFrame):
     """Learning curves of the long tier (validation prefix, labelled), one line per configuration and seed."""
     import altair as alt
 
-    from ..book.figures import label
+    from ..book.figures import label, log_ticks
     rows = [{"configuration": f"{r.name} ({int(r.n_params):,})", "params": int(r.n_params), "seed": int(r.seed),
              "run": r.run_key, "tokens": p["tokens"], "bpc": p["val_bpc"]}
             for r in runs[runs.tier == "long"].itertuples() for p in r.curve]
     data = pd.DataFrame(rows)
+    # the axis spans the curves (first evaluation to the end), not the decade Vega would round down to
+    span = [int(data["tokens"].min()), int(data["tokens"].max())]
     return alt.Chart(data).mark_line(opacity=0.8).encode(
-        x=alt.X("tokens:Q", scale=alt.Scale(type="log"), title=label("training tokens", "log scale")),
+        x=alt.X("tokens:Q", scale=alt.Scale(type="log", domain=span, nice=False),
+                axis=alt.Axis(values=[t for t in log_ticks(span, steps=(1, 2, 5)) if span[0] <= t <= span[1]],
+                              format="~s"),
+                title=label("training tokens", "log scale")),
         y=alt.Y("bpc:Q", scale=alt.Scale(zero=False), title=label("validation prefix (learning curve)",
                                                                    "bits per character")),
         color=alt.Color("params:Q", scale=alt.Scale(type="log", scheme="viridis"), title="parameters"),
