@@ -46,6 +46,7 @@ seeds = [0]
 fallback_seeds = [1, 2]       # a configuration whose seed-0 checkpoint was not kept: its seed-1 (or 2) run
 max_runs = 0
 study_data_dir = ""
+long_tier_schemes = ["float32", "int8_engine"]   # chapter 07's long-tier runs, quantised too ([]: not)
 
 
 # %% tags=["remove-cell"]
@@ -66,9 +67,9 @@ from starmind_lib.quant import intengine as ie
 from starmind_lib.quant.reference import REFERENCE_DIR
 from starmind_lib.quant.smd import read_smd
 from starmind_lib.numbers import fmt_num
-from starmind_lib.book.figures import show, table
-from starmind_lib.chapters.ch05_quantisation import (coverage_text, scheme_summary, selected_rows, size_trend_text,
-                                                      what_models)
+from starmind_lib.book.figures import no_figure, show, table
+from starmind_lib.chapters.ch05_quantisation import (coverage_text, long_cost_words, long_tier_costs, scheme_summary,
+                                                      selected_rows, size_trend_text, what_models)
 from starmind_lib.numbers import plural
 from starmind_lib.quant.stage import QuantConfig, read_quant, run_quant, select_runs
 
@@ -76,10 +77,15 @@ cfg = QuantConfig.from_params({"schemes": schemes, "calib_windows": calib_window
                                "fallback_seeds": fallback_seeds, "max_runs": max_runs, "study_data_dir": study_data_dir})
 if recompute:
     df = run_quant(cfg, results_dir, runs_dir, profile=profile, data_source=data_source, raw_data_dir=data_dir)
+    if long_tier_schemes:   # the same seeds, the engine only, no .smd export (the widget's files are exported)
+        long_cfg = cfg.replace(tier="long", schemes=long_tier_schemes, export_models=False, max_runs=0)
+        df = run_quant(long_cfg, results_dir, runs_dir, profile=profile, data_source=data_source,
+                       raw_data_dir=data_dir)
 else:
     df = read_quant(results_dir)
 # the committed table alone decides the fallback seeds unless this run quantises (the same page on every machine)
 planned = select_runs(cfg, results_dir, runs_dir if recompute else None)
+quant_table = df                         # every tier's rows (chapter 07 also uses the long tier's)
 df = selected_rows(df, planned)          # this configuration's runs (a table may hold others, or older rows)
 errors = df[df["error"].fillna("") != ""] if "error" in df else df.iloc[:0]
 df = df[df["error"].fillna("") == ""] if "error" in df else df
@@ -193,6 +199,29 @@ chart = alt.Chart(eng_rows).mark_point(filled=True).encode(
 ).properties(width=520, height=260, title="Integer engine vs float model: same top token")
 show(chart, alt_text="Scatter plot of the fraction of positions where the integer engine's top token "
                      "equals the float model's, against parameter count.")
+
+# %% [markdown]
+# ## Longer training, larger cost
+#
+# Chapter 07 recommends models trained ten times longer (the long tier's 20 M tokens), so the
+# integer engine was also run on the long-tier runs whose checkpoints are kept. For
+# {glue:text}`lt_n` quantised in both tiers, the long run's cost is larger in
+# {glue:text}`lt_n_larger`: {glue:text}`lt_ratio_min` to {glue:text}`lt_ratio_max` times the
+# 2 M-token run's (median {glue:text}`lt_ratio_median`){glue:text}`lt_exceptions`. The largest
+# costs are those of {glue:text}`lt_worst`. Each cost is of one run, and a configuration's two
+# runs are two trainings (the seeds are in the table), so how much the cost varies from seed to
+# seed is not measured here. Chapter 07 adds each
+# long-tier model's own cost where it was measured, and says where it was not.
+
+# %%
+lt = long_tier_costs(quant_table)
+for name, value in long_cost_words(lt).items():
+    glue(name, value, display=False)
+if len(lt):
+    display(table(lt, caption="The integer engine's cost (bpc over float32, whole validation split) on each "
+                      "configuration's 2 M- and 20 M-token runs, one seed each", precision=4, max_rows=30))
+else:
+    display(no_figure("no long-tier run has been quantised"))
 
 # %% [markdown]
 # ## The reference models and their golden vectors

@@ -74,12 +74,14 @@ if len(points):  # the virtual MicroPython board times the host, not a Pico: its
     points = an.attach_device_text(points[points["speed_source"] != "host_timing_not_representative"], runs_dir)
 c_points = points[points["runtime_kind"] == "c"] if len(points) else points
 
+glue("an_quant_cost_source", an.quant_cost_sources(points), display=False)
 for name, value in pareto.headline_numbers(variants, points).items():
     glue(name, value, display=False)
 
 # %% [markdown]
-# Quality on this page is {glue:text}`an_bpc_source`; a quantised model's bits per character add the
-# cost chapter 05 measured for its scheme. {glue:text}`n_models` of the grid's variants have a score
+# Quality on this page is {glue:text}`an_bpc_source`; a quantised model's bits per character add its
+# scheme's cost (int8 against float32, on the whole validation split, one seed), measured
+# {glue:text}`an_quant_cost_source`. {glue:text}`n_models` of the grid's variants have a score
 # ({glue:text}`n_configs` distinct configurations); the best reaches {glue:text}`best_bpc` bits per
 # character. {glue:text}`n_device_points` runs of the C runtime on the emulated Pico finished with
 # status `ok` (a model that does not fit the Pico's 264 KB of SRAM or 2 MB of flash has no speed and is

@@ -73,6 +73,33 @@ def test_quantised_points_add_chapter_fives_cost_to_their_models_float_score(res
     assert got["scheme"] == "int8" and got["bpc"] == pytest.approx(row["bpc"]) and got["bpc_of"] == row["bpc_of"]
 
 
+def test_a_long_tier_score_takes_the_int8_cost_of_its_own_long_run_else_says_it_borrows_the_base_one(results):
+    """A 20 M-token model can quantise worse than its 2 M-token run (heads-d16-h4: +0.24 against +0.09 on
+    a short check): its int8 point adds the cost measured on the long run when there is one, and says
+    where the cost came from when there is not. The audit's median cost stays chapter 05's (base tier)."""
+    from starmind_lib.analysis.claims_design import _quant_cost
+    v, runs = an.load_variants(results), an.load_runs(results, "c")
+    runs["scheme"] = runs["runtime"].str.replace("c-", "")
+    a, b = "v256_d8_l1_h1_f8", "v256_d16_l1_h1_f16"
+    v = v.assign(study_tier=v["variant_id"].map({a: "long", b: "long"}).fillna("base"),
+                 config_hash=v["variant_id"])
+    quant = pd.DataFrame({"variant_id": [a, a, b, a, a], "scheme": ["int8_engine"] * 3 + ["float32"] * 2,
+                          "tier": ["base", "long", "base", "base", "long"], "val_bpc": [3.0, 2.5, 3.1, 2.9, 2.2],
+                          "bpc_delta": [0.1, 0.3, 0.05, 0.0, 0.0], "flash_bytes": [10, 10, 10, 40, 40]})
+    pts = an.device_points(v, runs, quant)
+    got = pts[pts["scheme"] == "int8"].drop_duplicates("variant_id").set_index("variant_id")
+    assert got.loc[a, "bpc"] == pytest.approx(got.loc[a, "val_bpc"] + 0.3)
+    assert got.loc[a, "bpc_of"] == ("int8 model: long-tier float score + the cost measured on its long-tier run "
+                                    "(whole split, one seed)")
+    assert got.loc[b, "bpc"] == pytest.approx(got.loc[b, "val_bpc"] + 0.05)
+    assert got.loc[b, "bpc_of"] == ("int8 model: long-tier float score + chapter 5's cost, measured on the "
+                                    "base-tier run (its long-tier run is not quantised)")
+    assert an.quant_cost_sources(pts[pts["scheme"] == "int8"]) == (
+        "on their own long-tier run for 1 configuration, on the base-tier run chapter 05 quantised for "
+        "1 configuration (1 of them long-tier scores whose long run is not quantised)")
+    assert _quant_cost(quant)[1] == pytest.approx(0.1)        # base tier only: 3.0 - 2.9, not the long 0.3
+
+
 def test_run_names_with_a_scheme_suffix_map_to_their_variant():
     v = pd.DataFrame({"variant_id": ["w16_d2"], "val_bpc": [2.0], "params": [100]})
     runs = pd.DataFrame({"variant_id": ["w16_d2-int8"], "status": ["ok"], "tokens_per_s": [3.0],

@@ -243,3 +243,30 @@ def test_a_configuration_whose_seed_zero_checkpoint_is_lost_falls_back_to_a_kept
     assert what_models(done, cfg) == (
         "the long tier's runs at the tuned learning rate of each size bucket (3 configurations, 100 tokens each; "
         "seed-0 runs; seed 1 for 1 configuration, seed 2 for 1 configuration whose seed-0 checkpoint was not kept)")
+
+
+def test_chapter_five_sets_each_long_runs_engine_cost_beside_its_base_runs():
+    """Only configurations quantised in both tiers are compared; errors and other schemes are not."""
+    import pandas as pd
+    from starmind_lib.chapters.ch05_quantisation import long_cost_words, long_tier_costs
+    def row(h, tier, seed, delta, scheme="int8_engine", error=""):
+        return {"config_hash": h, "name": f"cfg-{h}", "tier": tier, "seed": seed, "scheme": scheme, "error": error,
+                "bpc_delta": delta, "bpc_delta_ci_low": delta - 0.001, "bpc_delta_ci_high": delta + 0.001,
+                "n_params": {"a": 1000, "b": 5000, "c": 9000}[h], "n_heads": 2 if h == "b" else 1,
+                "tokenizer_spec": "char64"}
+    table = pd.DataFrame([row("a", "base", 0, 0.01), row("a", "long", 1, 0.04), row("b", "base", 0, 0.03),
+                          row("b", "long", 1, 0.2), row("c", "long", 0, 0.5), row("b", "long", 1, 0.9, "float16"),
+                          row("c", "base", 0, 0.0, error="checkpoint missing")])
+    lt = long_tier_costs(table)
+    assert list(lt["configuration"]) == ["cfg-a", "cfg-b"]
+    assert lt["ratio"].round(6).tolist() == [4.0, round(0.2 / 0.03, 6)]
+    assert list(lt["95 % interval (20 M)"]) == ["+0.039 to +0.041", "+0.199 to +0.201"]
+    words = long_cost_words(lt)
+    assert (words["lt_n"], words["lt_n_larger"], words["lt_ratio_min"], words["lt_ratio_max"]) == (
+        "2 configurations", "2 of 2", "4", "6.7")
+    assert words["lt_worst"] == ("cfg-b (2 heads, char64: +0.200 bpc against +0.030) and "
+                                 "cfg-a (1 head, char64: +0.040 bpc against +0.010)")
+    assert words["lt_exceptions"] == "; it is never smaller"
+    shrunk = long_cost_words(long_tier_costs(pd.concat([table, pd.DataFrame([row("c", "base", 0, 0.6)])])))
+    assert (shrunk["lt_n_larger"], shrunk["lt_exceptions"]) == ("2 of 3", "; not larger for cfg-c (+0.500 against +0.600)")
+    assert long_tier_costs(table.drop(columns=["tier"])).empty

@@ -354,7 +354,7 @@ def test_long_tier_status_says_how_much_of_the_tier_is_trained():
     assert long_tier_status(t) == ("So far 2 configurations of the 20 it plans have been trained, with 1 seed each, "
                                    "from 234 to 990 parameters (the cheapest first).")
     assert long_tier_status(t.assign(seeds=[3, 1]), planned=24).startswith("So far 2 configurations of the 24")
-    assert "with 1 or 3 seeds each" in long_tier_status(t.assign(seeds=[3, 1]))
+    assert "been trained, 1 with 3 seeds, 1 with 1 seed, from 234" in long_tier_status(t.assign(seeds=[3, 1]))
     assert long_tier_status(pd.DataFrame()) == "None of the 20 configurations it plans has been trained yet."
     moved = t.assign(configuration=["a", "b"], planned=["yes", "no longer"])
     assert long_tier_status(moved, planned=24) == (
@@ -491,3 +491,20 @@ def test_long_curves_axis_spans_the_curves_not_the_decade_below():
     x = long_curves_chart(runs).to_dict()["encoding"]["x"]
     assert x["scale"]["domain"] == [999_424, 20_000_768] and x["scale"]["nice"] is False
     assert x["axis"]["values"] == [1_000_000, 2_000_000, 5_000_000, 10_000_000, 20_000_000]
+
+
+def test_a_changed_winner_says_whether_the_new_one_beats_the_old_beyond_seed_noise():
+    """Winners that trade places at the tuned rate are often within seed noise of each other: the table
+    says which, and the prose counts only those beyond it."""
+    from starmind_lib.chapters.ch04b_study_v2 import TUNED_VERDICT, moved_beyond_noise, tuning_moves
+    untuned = _v2_runs({"h1": (["heads-d16-h1"], [2.80]), "h2": (["heads-d16-h2"], [2.90])}).assign(
+        tier="untuned", lr=3e-3)
+    clear = _v2_runs({"h1": (["heads-d16-h1"], [2.50, 2.51, 2.52]), "h2": (["heads-d16-h2"], [2.30, 2.31, 2.32])})
+    row = tuning_moves(pd.concat([untuned, clear], ignore_index=True)).set_index("comparison").loc["heads-d16"]
+    assert (row["best at 3e-3"], row["best tuned"], row["same winner"]) == ("heads-d16-h1", "heads-d16-h2", "no")
+    assert row[TUNED_VERDICT] == "exceeds seed noise (margin 0.2 bpc, seed noise ±0.023)"   # t(4) 2.776 x 0.00816
+    noisy = _v2_runs({"h1": (["heads-d16-h1"], [2.30, 2.50, 2.70]), "h2": (["heads-d16-h2"], [2.25, 2.45, 2.65])})
+    moves = tuning_moves(pd.concat([untuned, noisy], ignore_index=True))
+    assert moves.set_index("comparison").loc["heads-d16", TUNED_VERDICT].startswith("no measurable difference")
+    assert moved_beyond_noise(moves) == 0
+    assert moved_beyond_noise(tuning_moves(pd.concat([untuned, clear], ignore_index=True))) == 1

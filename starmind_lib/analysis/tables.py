@@ -418,6 +418,64 @@ def _model_key(name: str, variant_ids: set) -> str:
     return name
 
 
+def quant_tier(quant: pd.DataFrame) -> pd.Series:
+    """The Study v2 tier each quantisation row's model came from (rows written before tiers: the base tier)."""
+    return (quant["tier"].fillna("base") if "tier" in quant.columns
+            else pd.Series("base", index=quant.index, dtype=object))
+
+
+def _apply_quant_cost(points: pd.DataFrame, quant: pd.DataFrame) -> None:
+    """A quantised point's bpc: its model's float score plus the scheme's cost measured on a run of the
+    tier that scored it (chapter 05 quantises the base tier; the long tier's runs are quantised on their
+    own), or, where that tier's run is not quantised, the base-tier run's cost, and ``bpc_of`` says which.
+    A table with no costs (``bpc_delta``) gives the scheme's own bpc."""
+    shifted = "bpc_delta" in quant.columns
+    col = "bpc_delta" if shifted else "val_bpc"
+    cost = {(v, s, t): float(x) for v, s, t, x in zip(quant["variant_id"], quant["scheme"], quant_tier(quant),
+                                                       quant[col]) if pd.notna(x)}
+    tiers = (points["study_tier"].fillna("base") if "study_tier" in points.columns
+             else pd.Series("base", index=points.index, dtype=object))
+    for i, (vid, scheme, tier) in enumerate(zip(points["variant_id"], points["scheme"], tiers)):
+        sch = QUANT_SCHEME_OF_DEVICE.get(scheme, scheme)
+        own, base = cost.get((vid, sch, tier)), cost.get((vid, sch, "base"))
+        q = own if own is not None else base
+        if q is None:
+            continue
+        idx = points.index[i]
+        points.loc[idx, "bpc"] = points.loc[idx, "val_bpc"] + q if shifted else q
+        if not shifted:
+            what = ""
+        elif tier == "base":
+            what = ": float score + chapter 5's measured cost (whole split, one seed)"
+        elif own is not None:
+            what = f": {tier}-tier float score + the cost measured on its {tier}-tier run (whole split, one seed)"
+        else:
+            what = (f": {tier}-tier float score + chapter 5's cost, measured on the base-tier run (its {tier}-tier"
+                    " run is not quantised)")
+        points.loc[idx, "bpc_of"] = f"{scheme} model{what}"
+
+
+def quant_cost_sources(points: pd.DataFrame) -> str:
+    """Where the quantised points' costs come from, in words: 'measured on their own long-tier run for 9
+    configurations, on the base-tier run for 40 (2 of them long-tier scores whose long run is not quantised)'."""
+    if points.empty or "bpc_of" not in points or "config_hash" not in points:
+        return "no quantised model"
+    of = points.drop_duplicates("config_hash")["bpc_of"].fillna("")
+    own_long = int(of.str.contains("the cost measured on its").sum())
+    base_for_long = int(of.str.contains("measured on the base-tier run").sum())
+    base = int(of.str.contains("chapter 5's measured cost").sum())
+    from ..numbers import plural
+    parts = []
+    if own_long:
+        parts.append(f"on their own long-tier run for {plural(own_long, 'configuration')}")
+    if base or base_for_long:
+        lent = (f" ({base_for_long} of them long-tier scores whose long run is not quantised)"
+                if base_for_long else "")
+        parts.append(f"on the base-tier run chapter 05 quantised for {plural(base + base_for_long, 'configuration')}"
+                     f"{lent}")
+    return ", ".join(parts) if parts else "no quantised model"
+
+
 def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFrame | None = None,
                   ok_only: bool = True, trained_only: bool = True,
                   chars_per_token: dict[str, float] | None = None) -> pd.DataFrame:
@@ -437,7 +495,8 @@ def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFram
         runs = runs[runs["status"] == "ok"]
     model_cols = [c for c in ["variant_id", "val_bpc", "params", "sample", "ffn_ratio", "unigram_bpc", "axis",
                               "activation", "pos", "tied", "v1_bpc", "bpc_ci_low", "bpc_ci_high", "n_seeds",
-                              "config_hash", "bpc_source", "tokenizer_spec", *MODEL_FIELDS] if c in variants.columns]
+                              "config_hash", "bpc_source", "tokenizer_spec", "study_tier", *MODEL_FIELDS]
+                  if c in variants.columns]
     points = runs.merge(variants[model_cols], on="variant_id", how="inner" if trained_only else "left",
                         suffixes=("_run", ""))
     for col in model_cols:   # the sweep's value wins; a run of a model outside the sweep keeps its own
@@ -456,18 +515,7 @@ def device_points(variants: pd.DataFrame, runs: pd.DataFrame, quant: pd.DataFram
                                                                                  dtype=object)
         points["scheme"] = scheme.where(~mp | scheme.notna(), "int8")
     if quant is not None and "scheme" in points.columns and "val_bpc" in quant.columns:
-        # chapter 5 measures each scheme's cost (bpc_delta) on one seed's model on the whole split: a quantised
-        # point is its model's float score (whichever study scored it) plus that cost, and says so; a table
-        # with no costs gives the scheme's own bpc
-        shifted = "bpc_delta" in quant.columns
-        qbpc = quant.set_index(["variant_id", "scheme"])["bpc_delta" if shifted else "val_bpc"].to_dict()
-        quantised = points.apply(lambda r: qbpc.get((r["variant_id"], QUANT_SCHEME_OF_DEVICE.get(
-            r["scheme"], r["scheme"]))), axis=1)
-        has_q = quantised.notna()
-        q = quantised[has_q].astype(float)
-        points.loc[has_q, "bpc"] = points.loc[has_q, "val_bpc"] + q if shifted else q
-        points.loc[has_q, "bpc_of"] = points.loc[has_q, "scheme"].astype(str) + (
-            " model: float score + chapter 5's measured cost (whole split, one seed)" if shifted else " model")
+        _apply_quant_cost(points, quant)
     if chars_per_token and "tokenizer_spec" in points.columns and "tokens_per_s" in points.columns:
         cpt = points["tokenizer_spec"].map(chars_per_token)
         known = cpt.notna()

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.seeds import (NO_DIFF, REAL, SUPERSEDED, axis_effects, compare_values, load_study,
-                             rank_correlation, seed_summary)
+                             rank_correlation, seed_summary, verdict_text)
 from ..analysis.seeds import chars_per_token as run_chars_per_token
 from ..numbers import plural
 from ..training.grid import grid
@@ -230,6 +230,8 @@ def tuning_moves(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
     groups: dict[str, list[str]] = {}
     for v in grid(grid_name):
         groups.setdefault(v["group"], []).append(v["variant_id"])
+    base = runs[runs.tier == "base"]
+    seeds_of = {h: g["bpc"].to_numpy(float) for h, g in base.groupby("config_hash")}
     rows = []
     for group, ids in groups.items():
         both = [i for i in ids if i in means["untuned_ids"] and i in means["base_ids"]]
@@ -237,11 +239,28 @@ def tuning_moves(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
             continue
         old = pd.Series({i: means["untuned"][means["untuned_ids"][i]] for i in both})
         new = pd.Series({i: means["base"][means["base_ids"][i]] for i in both})
+        same = means["base_ids"][old.idxmin()] == means["base_ids"][new.idxmin()]   # one configuration, two ids
+        if same:
+            tuned_says = "–"
+        else:   # at the tuned rate, does the new winner beat the old one beyond seed noise?
+            c = compare_values(seeds_of[means["base_ids"][old.idxmin()]], seeds_of[means["base_ids"][new.idxmin()]])
+            tuned_says = verdict_text(c, margin=-c["diff"])
         rows.append({"comparison": group, "variants": len(both), "best at 3e-3": old.idxmin(),
-                     "best tuned": new.idxmin(), "same winner": "yes" if old.idxmin() == new.idxmin() else "no",
+                     "best tuned": new.idxmin(), "same winner": "yes" if same else "no",
+                     TUNED_VERDICT: tuned_says,
                      "best bpc at 3e-3": float(old.min()), "best bpc tuned": float(new.min()),
                      "rank correlation": rank_correlation(old, new)})
     return pd.DataFrame(rows)
+
+
+TUNED_VERDICT = "tuned winner against the 3e-3 winner, at the tuned rate"
+
+
+def moved_beyond_noise(moves: pd.DataFrame) -> int:
+    """How many of :func:`tuning_moves`' changed winners beat the old winner beyond seed noise."""
+    if moves.empty:
+        return 0
+    return int(moves[moves["same winner"] == "no"][TUNED_VERDICT].str.startswith(REAL).sum())
 
 
 TARGETS = ((10_000, 1.90), (100_000, 1.35))   # issue 10's targets: (near N parameters, bpc at most)
@@ -335,10 +354,11 @@ def long_tier_status(lt: pd.DataFrame, planned: int | None = None) -> str:
     if on.empty:
         said = f"None of the {planned} configurations it plans has been trained yet."
     else:
-        seeds = sorted(set(on["seeds"].astype(int)))
+        counts = on["seeds"].astype(int).value_counts().sort_index(ascending=False)
+        how = (f"with {plural(int(counts.index[0]), 'seed')} each," if len(counts) == 1 else
+               ", ".join(f"{n} with {plural(int(k), 'seed')}" for k, n in counts.items()) + ",")
         said = (f"So far {plural(len(on), 'configuration')} of the {planned} it plans "
-                f"{'has' if len(on) == 1 else 'have'} been trained, with "
-                f"{' or '.join(str(s) for s in seeds)} seed{'s' if seeds != [1] else ''} each, from "
+                f"{'has' if len(on) == 1 else 'have'} been trained, {how} from "
                 f"{int(on['params'].min()):,} to {int(on['params'].max()):,} parameters (the cheapest first).")
     if len(off):
         one = len(off) == 1

@@ -82,3 +82,48 @@ def size_trend_text(df: pd.DataFrame, scheme: str) -> str:
     how = ("falls as models grow" if rho <= -0.3 else "grows with model size" if rho >= 0.3 else
            "shows no clear trend with model size")
     return f"{how} (rank correlation {rho:+.2f} between cost and parameters over {plural(len(x), 'model')})"
+
+
+def long_tier_costs(table: pd.DataFrame, scheme: str = "int8_engine") -> pd.DataFrame:
+    """The int8 engine's cost on each configuration's long-tier run (20 M tokens) beside its cost on the
+    base-tier run this chapter quantised (2 M tokens): configurations quantised in both tiers, by size.
+    The runs are one seed each (named), so the two costs are of two trainings, not of two seeds."""
+    rows = table[(table["scheme"] == scheme) & (table["error"].fillna("") == "")] if "error" in table else \
+        table[table["scheme"] == scheme]
+    if "tier" not in rows or rows.empty:
+        return pd.DataFrame()
+    base = rows[rows["tier"] == "base"].drop_duplicates("config_hash").set_index("config_hash")
+    long = rows[rows["tier"] == "long"].drop_duplicates("config_hash")
+    out = []
+    for r in long.itertuples():
+        if r.config_hash not in base.index:
+            continue
+        b = base.loc[r.config_hash]
+        out.append({"configuration": r.name, "parameters": int(r.n_params), "tokenizer": r.tokenizer_spec,
+                    "heads": int(r.n_heads), "cost at 2 M tokens": float(b["bpc_delta"]),
+                    "2 M seed": int(b["seed"]), "cost at 20 M tokens": float(r.bpc_delta),
+                    "95 % interval (20 M)": f"{r.bpc_delta_ci_low:+.3f} to {r.bpc_delta_ci_high:+.3f}",
+                    "20 M seed": int(r.seed),
+                    "ratio": float(r.bpc_delta / b["bpc_delta"]) if b["bpc_delta"] > 0 else float("nan")})
+    return pd.DataFrame(out).sort_values("parameters").reset_index(drop=True) if out else pd.DataFrame()
+
+
+def long_cost_words(lt: pd.DataFrame) -> dict[str, str]:
+    """The prose numbers of :func:`long_tier_costs`' table (glue name -> text)."""
+    from ..numbers import fmt_num
+    if lt.empty:
+        return {k: "n/a (no long-tier run quantised)" for k in
+                ("lt_n", "lt_n_larger", "lt_ratio_min", "lt_ratio_max", "lt_ratio_median", "lt_worst")} | {
+                    "lt_exceptions": " (none to compare)"}
+    worst = lt.sort_values("cost at 20 M tokens").tail(2).iloc[::-1]
+    not_larger = lt[lt["cost at 20 M tokens"] <= lt["cost at 2 M tokens"]]
+    exceptions = ("; not larger for " + ", ".join(
+        f"{r['configuration']} (+{r['cost at 20 M tokens']:.3f} against +{r['cost at 2 M tokens']:.3f})"
+        for _, r in not_larger.iterrows())) if len(not_larger) else "; it is never smaller"
+    return {"lt_n": plural(len(lt), "configuration"),
+            "lt_n_larger": f"{int((lt['cost at 20 M tokens'] > lt['cost at 2 M tokens']).sum())} of {len(lt)}",
+            "lt_ratio_min": fmt_num(lt["ratio"].min(), sig=2), "lt_ratio_max": fmt_num(lt["ratio"].max(), sig=2),
+            "lt_ratio_median": fmt_num(lt["ratio"].median(), sig=2), "lt_exceptions": exceptions,
+            "lt_worst": " and ".join(f"{r['configuration']} ({plural(int(r['heads']), 'head')}, {r['tokenizer']}: "
+                                     f"+{r['cost at 20 M tokens']:.3f} bpc against +{r['cost at 2 M tokens']:.3f})"
+                                     for _, r in worst.iterrows())}
