@@ -50,6 +50,7 @@ from myst_nb import glue
 
 from starmind_lib.analysis import pareto, tables as an
 from starmind_lib.analysis.seeds import chars_per_token, load_study, load_study_variants, scored_seed_values
+from starmind_lib.analysis.quant_costs import quant_cost_sources
 from starmind_lib.book.figures import show, table
 
 synthetic = data_source == "synthetic"
@@ -74,7 +75,7 @@ if len(points):  # the virtual MicroPython board times the host, not a Pico: its
     points = an.attach_device_text(points[points["speed_source"] != "host_timing_not_representative"], runs_dir)
 c_points = points[points["runtime_kind"] == "c"] if len(points) else points
 
-glue("an_quant_cost_source", an.quant_cost_sources(points), display=False)
+glue("an_quant_cost_source", quant_cost_sources(points), display=False)
 for name, value in pareto.headline_numbers(variants, points).items():
     glue(name, value, display=False)
 
@@ -162,7 +163,8 @@ else:
              "vs_runner_up"]
     display(table(rec[[c for c in shown if c in rec]].rename(columns={"interval": "95 % interval (seeds)",
                                                                       "vs_runner_up": "against the runner-up"}),
-                  caption="The best model per budget, its 95 % interval over seeds, and whether it beats the best "
+                  caption="The best model per budget (bpc: its float score plus the int8 cost measured for it, "
+                          "chapter 05), the 95 % interval of the float score over seeds, and whether it beats the best "
                           "other configuration that fits beyond seed noise (C: emulated Pico at 133 MHz, cycle-counted, "
                           "flash runs with the XIP miss model; MicroPython: predicted unless a run was measured)"))
     for r in rec[rec["variant_id"].notna()].itertuples():

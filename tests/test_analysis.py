@@ -94,7 +94,8 @@ def test_a_long_tier_score_takes_the_int8_cost_of_its_own_long_run_else_says_it_
     assert got.loc[b, "bpc"] == pytest.approx(got.loc[b, "val_bpc"] + 0.05)
     assert got.loc[b, "bpc_of"] == ("int8 model: long-tier float score + chapter 5's cost, measured on the "
                                     "base-tier run (its long-tier run is not quantised)")
-    assert an.quant_cost_sources(pts[pts["scheme"] == "int8"]) == (
+    from starmind_lib.analysis.quant_costs import quant_cost_sources
+    assert quant_cost_sources(pts[pts["scheme"] == "int8"]) == (
         "on their own long-tier run for 1 configuration, on the base-tier run chapter 05 quantised for "
         "1 configuration (1 of them long-tier scores whose long run is not quantised)")
     assert _quant_cost(quant)[1] == pytest.approx(0.1)        # base tier only: 3.0 - 2.9, not the long 0.3

@@ -255,3 +255,21 @@ def test_claim_02_labels_a_trained_model_only_the_first_study_scored(world):
     assert f"({top:,} parameters, " in text.split("The largest trained model that runs, ")[1]
     assert "the first study's score: the first 32,768 validation tokens" in text and "Study v2 has not trained it" in text
     assert "Study v2 has not trained it" not in audit.claim_02(world).measurement_text
+
+
+def test_claim_02_gives_the_largest_runnable_model_its_int8_score_when_chapter_05_measured_it(world):
+    """The device runs the int8 file: its quality is the float score plus the int8 cost, said as such."""
+    import dataclasses
+    runs = world.runs()
+    ok = runs[runs["status"].eq("ok") & runs["variant_id"].isin(world.variants["variant_id"])
+              & (runs["tokens_per_s"] >= 1.0)]
+    top = ok.sort_values(["params", "tokens_per_s"]).iloc[-1]
+    float_bpc = float(world.variants.set_index("variant_id").loc[top["variant_id"], "val_bpc"])
+    quant = pd.DataFrame({"variant_id": [top["variant_id"]], "scheme": ["int8_engine"], "val_bpc": [float_bpc + 0.25],
+                          "bpc_delta": [0.25]})
+    data = dataclasses.replace(world, quant=quant)
+    text = audit.claim_02(data).measurement_text.split("The largest trained model that runs, ")[1]
+    assert top["scheme"] == "int8"                      # the synthetic world's largest runnable model runs int8
+    assert f"{float_bpc + 0.25:.2f} bits/char as the int8 model it runs, {float_bpc:.2f} bits/char in float" in text
+    plain = audit.claim_02(world).measurement_text.split("The largest trained model that runs, ")[1]
+    assert f"{float_bpc:.2f} bits/char)" in plain and "int8 model" not in plain

@@ -260,7 +260,8 @@ def test_chapter_five_sets_each_long_runs_engine_cost_beside_its_base_runs():
     lt = long_tier_costs(table)
     assert list(lt["configuration"]) == ["cfg-a", "cfg-b"]
     assert lt["ratio"].round(6).tolist() == [4.0, round(0.2 / 0.03, 6)]
-    assert list(lt["95 % interval (20 M)"]) == ["+0.039 to +0.041", "+0.199 to +0.201"]
+    assert list(lt["95 % interval (20 M)"]) == ["0.039–0.041", "0.199–0.201"]
+    assert list(lt["seeds (2 M / 20 M)"]) == ["0 / 1", "0 / 1"]
     words = long_cost_words(lt)
     assert (words["lt_n"], words["lt_n_larger"], words["lt_ratio_min"], words["lt_ratio_max"]) == (
         "2 configurations", "2 of 2", "4", "6.7")

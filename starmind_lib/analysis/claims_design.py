@@ -115,7 +115,8 @@ def _quant_cost(quant: pd.DataFrame | None) -> tuple[float, float]:
     over chapter 05's base-tier runs (the long tier's quantised runs are chapter 07's, not the chapter's median)."""
     if quant is None or not {"variant_id", "scheme", "flash_bytes", "val_bpc"} <= set(quant.columns):
         return float("nan"), float("nan")
-    quant = quant[an.quant_tier(quant) == "base"]
+    from .quant_costs import quant_tier
+    quant = quant[quant_tier(quant) == "base"]
     wide = quant.pivot_table(index="variant_id", columns="scheme", values=["flash_bytes", "val_bpc"])
     if ("flash_bytes", "float32") not in wide or ("flash_bytes", "int8_engine") not in wide:
         return float("nan"), float("nan")

@@ -98,8 +98,11 @@ def claim_02(data: AuditData, limit: int = 10_000, min_tokens_per_s: float = 1.0
             trained = trained.assign(params=trained["params"].fillna(trained["variant_id"].map(sizes)))
         if not trained.empty:
             t = trained.sort_values(["params", "tokens_per_s"]).iloc[-1]
+            quality = _quality_text(data, t["variant_id"])
+            if str(t.get("bpc_of", "")).startswith("int8 model") and pd.notna(t.get("bpc")):
+                quality = f"{t['bpc']:.2f} bits/char as the int8 model it runs, {quality} in float"
             text += (f" The largest trained model that runs, {t['variant_id']} ({int(t['params']):,} parameters, "
-                     f"{_quality_text(data, t['variant_id'])}), makes {fmt_quantity(t['tokens_per_s'], 'tokens_per_s')}"
+                     f"{quality}), makes {fmt_quantity(t['tokens_per_s'], 'tokens_per_s')}"
                      f"{_raw_note(runs, t['variant_id'], t['runtime_label'])} on {t['runtime_label']}.")
         return Verdict(2, claim, text, "refuted", table, _runtime_text(runs), fig)
     if table["largest_tried_params"].max() <= limit:

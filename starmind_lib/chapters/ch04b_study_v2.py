@@ -253,7 +253,7 @@ def tuning_moves(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-TUNED_VERDICT = "tuned winner against the 3e-3 winner, at the tuned rate"
+TUNED_VERDICT = "new winner against the old (tuned rate)"
 
 
 def moved_beyond_noise(moves: pd.DataFrame) -> int:

@@ -101,9 +101,9 @@ def long_tier_costs(table: pd.DataFrame, scheme: str = "int8_engine") -> pd.Data
         b = base.loc[r.config_hash]
         out.append({"configuration": r.name, "parameters": int(r.n_params), "tokenizer": r.tokenizer_spec,
                     "heads": int(r.n_heads), "cost at 2 M tokens": float(b["bpc_delta"]),
-                    "2 M seed": int(b["seed"]), "cost at 20 M tokens": float(r.bpc_delta),
-                    "95 % interval (20 M)": f"{r.bpc_delta_ci_low:+.3f} to {r.bpc_delta_ci_high:+.3f}",
-                    "20 M seed": int(r.seed),
+                    "cost at 20 M tokens": float(r.bpc_delta),
+                    "95 % interval (20 M)": f"{r.bpc_delta_ci_low:.3f}–{r.bpc_delta_ci_high:.3f}",
+                    "seeds (2 M / 20 M)": f"{int(b['seed'])} / {int(r.seed)}",
                     "ratio": float(r.bpc_delta / b["bpc_delta"]) if b["bpc_delta"] > 0 else float("nan")})
     return pd.DataFrame(out).sort_values("parameters").reset_index(drop=True) if out else pd.DataFrame()
 
