@@ -107,10 +107,19 @@ def _study_scores(tiers=("base",)):
     return v1.assign(bpc=_bpc(v1))[["variant_id", "bpc", "n_params", "unigram_bpc", "tokens_trained"]]
 
 
-def _quant(scheme=None):
+def _quant(scheme=None, tier="base"):
+    """Chapter 05's rows: its tier (the base tier's; the long tier's are its last section and chapter 07's)."""
     q = _read("quant/quant")
-    q = q[q["error"].fillna("") == ""]
+    q = q[(q["error"].fillna("") == "") & (q["tier"] == tier)]
     return q if scheme is None else q[q["scheme"] == scheme]
+
+
+def _long_cost_larger() -> str:
+    """Chapter 05's 'larger in N of M': configurations whose long run's engine cost exceeds their base run's."""
+    base = _quant("int8_engine").drop_duplicates("config_hash").set_index("config_hash")["bpc_delta"]
+    long = _quant("int8_engine", "long").drop_duplicates("config_hash").set_index("config_hash")["bpc_delta"]
+    both = long.index.intersection(base.index)
+    return f"{int((long[both] > base[both]).sum())} of {len(both)}"
 
 
 def _c_ok(kv: bool | None = None, weights: str | None = "flash"):
@@ -230,6 +239,7 @@ EXPECTED = {
     ("04b_study_v2", "v2_eval_stories"): lambda: _read("sweep/study_v2")["eval_stories"].iloc[0],
     ("04b_study_v2", "v2_epochs"): lambda: 20_000_000 / _stats("lowercased", "train", "characters"),
     ("05_quantisation", "n_models"): lambda: _quant()["run_key"].nunique(),
+    ("05_quantisation", "lt_n_larger"): _long_cost_larger,
     ("05_quantisation", "eval_stories"): lambda: _quant()["eval_stories"].median(),
     ("05_quantisation", "eval_chars"): lambda: _quant()["eval_chars"].median(),
     ("05_quantisation", "measurable_int8_engine"): lambda: int(((lambda q: (q["bpc_delta_ci_low"] > 0)
