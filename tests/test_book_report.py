@@ -301,14 +301,21 @@ EXEMPT = {
                         "arch_trend_r2": "a least-squares fit of the table", "arch_axes": "the grid's ranges",
                         "arch_budgets": "the grid's budgets", "arch_golden_mean_vs_trend": "a fit of the table",
                         "arch_best_vs_runner_up": "a sentence with a Welch test (tests/test_study_v2.py)"},
-    "04b_study_v2": {"v2_context_text": "a sentence; its numbers are the context-control table shown below it",
+    "04b_study_v2": {
+        "v2_n_moved_real": "moved_beyond_noise(); tests/test_study_v2.py checks it on known seed values","v2_context_text": "a sentence; its numbers are the context-control table shown below it",
                      "v2_long_status": "a sentence: trained of planned (the plan's front, tests/test_study_v2.py); "
                                        "its table below lists every long run with a 'planned' column",
                      "v2_machines": "machine names", "v2_prefix_gap_median": "a difference of two columns",
                      "v2_machine_diff_max": "a difference of two tables", "v2_n_compared": "a count of comparisons",
                      "v2_n_moved": "a count of comparisons (tests/test_study_v2.py)",
                      "v2_long_rank": "a rank correlation (tests/test_study_v2.py)"},
-    "05_quantisation": {"calib_windows": "a parameter", "worst_engine_head_dim": "the worst model's shape",
+    "05_quantisation": {
+        "lt_exceptions": "long_cost_words(); tests/test_quant.py checks it on a known table",
+        "lt_n": "long_cost_words(); tests/test_quant.py checks it on a known table",
+        "lt_ratio_max": "long_cost_words(); tests/test_quant.py checks it on a known table",
+        "lt_ratio_median": "long_cost_words(); tests/test_quant.py checks it on a known table",
+        "lt_ratio_min": "long_cost_words(); tests/test_quant.py checks it on a known table",
+        "lt_worst": "long_cost_words(); tests/test_quant.py checks it on a known table","calib_windows": "a parameter", "worst_engine_head_dim": "the worst model's shape",
                         "n_ref_models": "the committed reference models", "ref_all_match": "a word",
                         **{f"{w}_delta_{s}": "the same statistic as int8_engine's, for another scheme"
                            for w in ("median", "max") for s in ("float32", "float16", "int8_tensor", "int8_row")},
@@ -349,7 +356,8 @@ EXEMPT = {
                         "mp_virtual_runs": "the virtual board's table", "mp_virtual_identical": "the virtual board's table",
                         "mp_placement_outside": "a count over the same spreads as mp_placement_text "
                                                 "(tests/test_micropython_runs.py)"},
-    "07_analysis": {"an_bpc_source": "a sentence naming the table", "n_device_points": "a count of joined runs",
+    "07_analysis": {
+        "an_quant_cost_source": "quant_cost_sources(); tests/test_analysis.py checks it on known points","an_bpc_source": "a sentence naming the table", "n_device_points": "a count of joined runs",
                     "n_front": "the Pareto front (tests/test_pareto*.py)", "front_fastest_tps": "the front",
                     "front_fastest_bpc": "the front", "front_best_bpc": "the front", "front_best_tps": "the front",
                     "front_best_ram_kb": "the front", "front_best_params": "the front", "front_best_weights": "the front"},
