@@ -99,7 +99,7 @@ def claim_02(data: AuditData, limit: int = 10_000, min_tokens_per_s: float = 1.0
         if not trained.empty:
             t = trained.sort_values(["params", "tokens_per_s"]).iloc[-1]
             quality = _quality_text(data, t["variant_id"])
-            if str(t.get("bpc_of", "")).startswith("int8 model") and pd.notna(t.get("bpc")):
+            if t.get("scheme") == "int8" and pd.notna(t.get("cost_tier")) and pd.notna(t.get("bpc")):
                 quality = f"{t['bpc']:.2f} bits/char as the int8 model it runs, {quality} in float"
             text += (f" The largest trained model that runs, {t['variant_id']} ({int(t['params']):,} parameters, "
                      f"{quality}), makes {fmt_quantity(t['tokens_per_s'], 'tokens_per_s')}"

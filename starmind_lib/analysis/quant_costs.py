@@ -19,44 +19,49 @@ def quant_tier(quant: pd.DataFrame) -> pd.Series:
 def apply_quant_cost(points: pd.DataFrame, quant: pd.DataFrame) -> None:
     """A quantised point's bpc: its model's float score plus the scheme's cost measured on a run of the
     tier that scored it (chapter 05 quantises the base tier; the long tier's runs are quantised on their
-    own), or, where that tier's run is not quantised, the base-tier run's cost, and ``bpc_of`` says which.
-    A table with no costs (``bpc_delta``) gives the scheme's own bpc."""
+    own), or, where that tier's run is not quantised, the base-tier run's cost. ``cost_tier`` records
+    which tier's run the cost came from and ``bpc_of`` says it in words. A table with no costs
+    (``bpc_delta``) gives the scheme's own bpc."""
     shifted = "bpc_delta" in quant.columns
     col = "bpc_delta" if shifted else "val_bpc"
     cost = {(v, s, t): float(x) for v, s, t, x in zip(quant["variant_id"], quant["scheme"], quant_tier(quant),
                                                        quant[col]) if pd.notna(x)}
     tiers = (points["study_tier"].fillna("base") if "study_tier" in points.columns
              else pd.Series("base", index=points.index, dtype=object))
-    for i, (vid, scheme, tier) in enumerate(zip(points["variant_id"], points["scheme"], tiers)):
-        sch = QUANT_SCHEME_OF_DEVICE.get(scheme, scheme)
-        own, base = cost.get((vid, sch, tier)), cost.get((vid, sch, "base"))
-        q = own if own is not None else base
-        if q is None:
-            continue
-        idx = points.index[i]
-        points.loc[idx, "bpc"] = points.loc[idx, "val_bpc"] + q if shifted else q
+    schemes = points["scheme"].map(lambda s: QUANT_SCHEME_OF_DEVICE.get(s, s))
+    own = pd.Series([cost.get(k) for k in zip(points["variant_id"], schemes, tiers)], index=points.index, dtype=float)
+    base = pd.Series([cost.get((v, s, "base")) for v, s in zip(points["variant_id"], schemes)], index=points.index,
+                     dtype=float)
+    q = own.fillna(base)
+    has = q.notna()
+    points["cost_tier"] = tiers.where(own.notna(), "base").where(has)
+    points.loc[has, "bpc"] = points.loc[has, "val_bpc"] + q[has] if shifted else q[has]
+    for i in points.index[has]:
+        tier = tiers[i]
         if not shifted:
             what = ""
         elif tier == "base":
             what = ": float score + chapter 5's measured cost (whole split, one seed)"
-        elif own is not None:
+        elif points.at[i, "cost_tier"] == tier:
             what = f": {tier}-tier float score + the cost measured on its {tier}-tier run (whole split, one seed)"
         else:
             what = (f": {tier}-tier float score + chapter 5's cost, measured on the base-tier run (its {tier}-tier"
                     " run is not quantised)")
-        points.loc[idx, "bpc_of"] = f"{scheme} model{what}"
+        points.at[i, "bpc_of"] = f"{points.at[i, 'scheme']} model{what}"
 
 
 def quant_cost_sources(points: pd.DataFrame) -> str:
-    """Where the quantised points' costs come from, in words: 'measured on their own long-tier run for 9
-    configurations, on the base-tier run for 40 (2 of them long-tier scores whose long run is not quantised)'."""
-    if points.empty or "bpc_of" not in points or "config_hash" not in points:
+    """Where the quantised points' costs come from, in words: 'on their own long-tier run for 9
+    configurations, on the base-tier run chapter 05 quantised for 40 configurations (2 of them long-tier
+    scores whose long run is not quantised)'."""
+    if points.empty or "cost_tier" not in points or "config_hash" not in points:
         return "no quantised model"
-    of = points.drop_duplicates("config_hash")["bpc_of"].fillna("")
-    own_long = int(of.str.contains("the cost measured on its").sum())
-    base_for_long = int(of.str.contains("measured on the base-tier run").sum())
-    base = int(of.str.contains("chapter 5's measured cost").sum())
-    from ..numbers import plural
+    per = points[points["cost_tier"].notna()].drop_duplicates("config_hash")
+    scored = (per["study_tier"].fillna("base") if "study_tier" in per.columns
+              else pd.Series("base", index=per.index, dtype=object))
+    own_long = int(((scored != "base") & (per["cost_tier"] == scored)).sum())
+    base_for_long = int(((scored != "base") & (per["cost_tier"] == "base")).sum())
+    base = int((scored == "base").sum())
     parts = []
     if own_long:
         parts.append(f"on their own long-tier run for {plural(own_long, 'configuration')}")

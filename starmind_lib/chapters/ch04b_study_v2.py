@@ -239,11 +239,12 @@ def tuning_moves(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
             continue
         old = pd.Series({i: means["untuned"][means["untuned_ids"][i]] for i in both})
         new = pd.Series({i: means["base"][means["base_ids"][i]] for i in both})
-        same = means["base_ids"][old.idxmin()] == means["base_ids"][new.idxmin()]   # one configuration, two ids
+        old_cfg, new_cfg = means["base_ids"][old.idxmin()], means["base_ids"][new.idxmin()]
+        same = old_cfg == new_cfg                      # one configuration can stand for two variant ids
         if same:
             tuned_says = "–"
         else:   # at the tuned rate, does the new winner beat the old one beyond seed noise?
-            c = compare_values(seeds_of[means["base_ids"][old.idxmin()]], seeds_of[means["base_ids"][new.idxmin()]])
+            c = compare_values(seeds_of[old_cfg], seeds_of[new_cfg])
             tuned_says = verdict_text(c, margin=-c["diff"])
         rows.append({"comparison": group, "variants": len(both), "best at 3e-3": old.idxmin(),
                      "best tuned": new.idxmin(), "same winner": "yes" if same else "no",
