@@ -3,7 +3,9 @@
 A result table is an append-only JSON-lines journal (one row per finished unit
 of work, flushed and fsynced) plus a parquet snapshot written atomically
 from it. A run killed at any point (even ``kill -9``) loses no finished row,
-and rerunning skips rows whose key is already present::
+and rerunning skips rows whose key is already present. Two processes appending to
+one table (two sweeps started on the same results) cannot duplicate a row: an
+append holds a lock on the journal and writes nothing when the row is there::
 
     table = ResultTable("data/results/sweep/variants", key="variant_id")
     if not table.has("w16_d2"):
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import fcntl
 import json
 import os
 import platform
@@ -180,26 +183,52 @@ class ResultTable:
     def has(self, key_value) -> bool:
         return key_value in self.keys()
 
-    def append(self, row: dict) -> None:
+    def append(self, row: dict) -> bool:
+        """Append ``row`` unless a row with its identity is already in the journal (written there by this
+        process or another one since): returns whether it was written. The check and the write hold an
+        exclusive lock on the journal, so concurrent appenders never duplicate a row."""
         if self.key not in row:
             raise KeyError(f"result row lacks its key column '{self.key}'")
         self.journal.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(row, sort_keys=True, default=str) + "\n"
-        # Repair a torn last line first, so the new row starts on its own line.
-        if self.journal.exists() and self.journal.stat().st_size:
-            with open(self.journal, "rb") as f:
+        with open(self.journal, "a+b") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)       # released when the file closes
+            if self.identity(json.loads(line)) in self._identities(f):
+                return False
+            f.seek(0, os.SEEK_END)
+            if f.tell():                        # repair a torn last line, so the new row starts on its own line
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":
                     line = "\n" + line
-        with open(self.journal, "a", encoding="utf-8") as f:
-            f.write(line)
+            f.write(line.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
+            self._seen_bytes = f.tell()
+            self._seen.add(self.identity(json.loads(line)))
         if row.get("git_diff"):   # the diff the row was computed from, kept beside the table when small
             self._kept = getattr(self, "_kept", set())
             if row["git_diff"] not in self._kept:
                 keep_diff(self.journal.parent, row["git_diff"])
                 self._kept.add(row["git_diff"])
+        return True
+
+    def _identities(self, f) -> set:
+        """The identities of the rows in the open journal ``f``, reading only what was written since the
+        last call (the journal only grows; one that shrank, e.g. replaced, is read again whole)."""
+        f.seek(0, os.SEEK_END)
+        end = f.tell()
+        if not hasattr(self, "_seen") or end < self._seen_bytes:
+            self._seen, self._seen_bytes = set(), 0
+        f.seek(self._seen_bytes)
+        for raw in f.read(end - self._seen_bytes).splitlines(keepends=True):
+            if not raw.endswith(b"\n"):        # a torn last line: not a row
+                break
+            try:
+                self._seen.add(self.identity(json.loads(raw)))
+            except json.JSONDecodeError:
+                pass
+            self._seen_bytes += len(raw)
+        return self._seen
 
     def frame(self):
         import pandas as pd

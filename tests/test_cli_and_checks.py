@@ -2,6 +2,7 @@
 provenance with the uncommitted diff, and every committed table with provenance or a disclosure."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -147,6 +148,28 @@ def test_provenance_records_the_uncommitted_diff(tmp_path, monkeypatch):
     table = ResultTable(tmp_path / "stage" / "t", key="k")
     table.append({"k": 1, "git_diff": digest})
     assert (tmp_path / "stage" / "diffs" / f"{digest}.diff").read_text().startswith("diff --git")
+
+
+def _append_keys(path, keys):
+    table = ResultTable(path, key="k")
+    return [k for k in keys if table.append({"k": k, "who": os.getpid()})]
+
+
+def test_two_appenders_on_one_table_never_duplicate_a_row(tmp_path):
+    """Two sweeps started on the same results (what duplicated a long-tier row once): each key lands once."""
+    import multiprocessing as mp
+    stem = tmp_path / "t"
+    a, b = ResultTable(stem, key="k"), ResultTable(stem, key="k")
+    assert a.append({"k": 1}) and not b.append({"k": 1, "other": True})     # b learns of a's row
+    with open(stem.with_suffix(".jsonl"), "a") as f:
+        f.write('{"k": 2, "torn')                                             # a crash mid-write
+    assert b.append({"k": 2}) and not a.append({"k": 2})
+    assert [r["k"] for r in a.rows()] == [1, 2] and "other" not in a.rows()[0]
+    with mp.get_context("spawn").Pool(4) as pool:
+        written = pool.starmap(_append_keys, [(stem, list(range(3, 200)))] * 4)
+    assert sorted(k for w in written for k in w) == list(range(3, 200))      # each key written by one process
+    lines = stem.with_suffix(".jsonl").read_text().splitlines()
+    assert len(lines) == 2 + 1 + 197 and len(a.rows()) == 199
 
 
 def test_every_committed_table_has_provenance_or_is_disclosed():

@@ -206,6 +206,35 @@ def test_a_tiny_study_runs_its_tiers_resumes_and_records_whole_split_rows(prepar
     assert len(table.rows()) == len(df) and Path(table.stem.with_suffix(".parquet")).exists()
 
 
+def test_a_run_another_study_process_finished_meanwhile_is_neither_trained_nor_appended(prepared, tmp_path,
+                                                                                          monkeypatch, capsys):
+    """Two studies started on one results folder (what once duplicated a long-tier row): before each run starts,
+    the study asks the table again, and a row that still arrives twice is appended once."""
+    import starmind_lib.training.study as st
+    params = {"grid": "smoke", "tiers": ["untuned"], "seeds": [0], "base_tokens": 1024, "seq_len": 16,
+              "batch_size": 8, "eval_every": 8, "workers": 1, "device": "cpu"}
+    study = StudyConfig.from_params(params)
+    real, trained = st.train_job_group, []
+
+    def other_process_wins(unit, *args):      # while this unit trains, another process finishes the next one
+        rows = real(unit, *args)
+        trained.extend(j.config["name"] for j in unit)
+        if len(trained) == 1:
+            done = real(todo[1:2], *args)[0]
+            assert results_table(tmp_path / "results").append(done) and results_table(
+                tmp_path / "results").append(rows[0])        # ... and the first one too
+        return rows
+    jobs, _ = st.plan_jobs("untuned", study, [c for c in st.distinct_configs(grid("smoke"), 16)], [])
+    todo = st.job_order(jobs)
+    assert len(todo) >= 3
+    monkeypatch.setattr(st, "train_job_group", other_process_wins)
+    df = run_study(study, prepared, tmp_path / "results", tmp_path / "runs", progress=False)
+    assert todo[1].config["name"] not in trained and len(trained) == len(todo) - 1
+    assert sorted(df.run_key) == sorted(j.run_key for j in todo)          # every run once
+    assert len(results_table(tmp_path / "results").journal.read_text().splitlines()) == len(todo)
+    assert f"study: {todo[0].run_key} ({todo[0].config['name']}) is already in the table" in capsys.readouterr().out
+
+
 def test_seed_noise_verdicts_and_summaries():
     import pandas as pd
     from starmind_lib.analysis.seeds import (NO_DIFF, NOT_TESTED, REAL, compare_values, nearest,

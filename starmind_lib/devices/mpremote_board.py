@@ -443,12 +443,7 @@ class RunsTable(ResultTable):
 
     def merge_from(self, other: "str | Path") -> int:
         """Append the rows of another journal (measured elsewhere) that this one lacks, unchanged."""
-        have = {tuple(str(r.get(k)) for k in self.IDENTITY) for r in self.rows()}
-        n = 0
-        for row in RunsTable(other, key=self.key).rows():
-            if tuple(str(row.get(k)) for k in self.IDENTITY) not in have:
-                self.append(row)
-                n += 1
+        n = sum(self.append(row) for row in RunsTable(other, key=self.key).rows())   # rows here are skipped
         if n:
             self.snapshot()
         return n

@@ -198,13 +198,20 @@ def run_study(study: StudyConfig, data_dir: str | Path, results_dir: str | Path,
             print(f"study: tier {tier!r}: {len(jobs)} runs, {len(todo)} to train")
         remaining = None if deadline_s is None else deadline_s - (time.perf_counter() - t0)
         units = _group_jobs(todo) if stacked else [[j] for j in todo]
-        for job, row, err in _run_pool(units, (study, str(data_dir), str(runs_dir)), study.workers, remaining):
+        def pending(unit: list[Job]) -> list[Job]:      # another process on this table may have trained some
+            have = table.keys()
+            return [j for j in unit if j.run_key not in have]
+        for job, row, err in _run_pool(units, (study, str(data_dir), str(runs_dir)), study.workers, remaining,
+                                       pending):
             if err is not None:
                 errors.append({"run_key": job.run_key, "name": job.config["name"], "tier": tier,
                                "error": err, **provenance(profile=profile)})
                 print(f"study: {job.run_key} ({job.config['name']}) failed: {err}")
                 continue
-            table.append({**row, **provenance(profile=profile)})
+            if not table.append({**row, **provenance(profile=profile)}):
+                print(f"study: {job.run_key} ({job.config['name']}) is already in the table (another process "
+                      "trained it meanwhile); not appended again")
+                continue
             trained += 1
             if progress:
                 print(f"study: {tier} {row['name']} seed {row['seed']} lr {row['lr']:g}: bpc {row['bpc']:.3f} "
@@ -225,8 +232,10 @@ def _group_jobs(todo: list[Job]) -> list[list[Job]]:
     return list(groups.values())
 
 
-def _run_pool(units: list[list[Job]], args: tuple, workers: int, budget_s: float | None):
-    """Yield (job, row, error) as units (lists of jobs, trained together) finish; serial when ``workers == 1``."""
+def _run_pool(units: list[list[Job]], args: tuple, workers: int, budget_s: float | None,
+              pending=lambda unit: unit):
+    """Yield (job, row, error) as units (lists of jobs, trained together) finish; serial when ``workers == 1``.
+    ``pending(unit)`` is asked, just before a unit starts, which of its jobs are still to train."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -236,6 +245,8 @@ def _run_pool(units: list[list[Job]], args: tuple, workers: int, budget_s: float
         for unit in units:
             if expired():
                 return
+            if not (unit := pending(unit)):
+                continue
             try:
                 rows = train_job_group(unit, *args)
             except Exception as e:  # noqa: BLE001 - one broken run must not stop the study
@@ -248,7 +259,8 @@ def _run_pool(units: list[list[Job]], args: tuple, workers: int, budget_s: float
     try:
         while queue or running:
             while queue and len(running) < workers and not expired():
-                unit = queue.pop(0)
+                if not (unit := pending(queue.pop(0))):
+                    continue
                 running[pool.submit(train_job_group, unit, *args)] = unit
             if not running:
                 break
@@ -272,12 +284,7 @@ def merge_runs(journal: str | Path, results_dir: str | Path) -> int:
     if not src.journal.exists():
         raise FileNotFoundError(f"{journal}: no such study journal")
     dest = results_table(results_dir)
-    have = dest.keys()
-    added = 0
-    for row in src.rows():
-        if row.get("run_key") not in have:
-            dest.append(row)
-            added += 1
+    added = sum(dest.append(row) for row in src.rows())     # a row already here is not appended again
     dest.snapshot()
     return added
 
