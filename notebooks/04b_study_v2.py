@@ -148,7 +148,10 @@ table(rates_table(runs, grid), caption="Tuned rate per size bucket (blank: the b
 # A 64-token context covers a different amount of text for each tokenizer: a character model sees
 # 64 characters, a BPE model several times more. The context-control tier trains a character model
 # with as many characters of context as BPE-1024 sees, and a BPE-1024 model with 64 characters'
-# worth of tokens.
+# worth of tokens. Each control trains on the same number of tokens as its model at 64 tokens, twice:
+# in batches of the same **tokens** per optimizer step, so it takes the same number of steps and only the
+# context differs; and in batches of the same 32 **sequences**, so a longer context takes fewer, larger
+# steps and a shorter one more. Both use the rate tuned for 64 tokens.
 
 # %%
 display(table(context_table(None, runs, seq_len), caption="Characters covered by a 64-token context (validation split)"))
@@ -156,10 +159,9 @@ ctl = context_control_table(runs, seq_len)
 glue("v2_context_text", context_control_text(ctl, seq_len), display=False)
 
 # %% [markdown]
-# The controls against the same models at 64 tokens: {glue:text}`v2_context_text` Each control trains on
-# the same number of tokens as its model at 64 tokens, in batches of the same number of sequences: a longer
-# context takes fewer, larger optimizer steps, and a shorter one more. The control therefore measures the
-# context together with that change of steps, at the rate tuned for 64 tokens.
+# The controls against the same models at 64 tokens: {glue:text}`v2_context_text` Where the two runs of
+# a control disagree, the one with the same number of steps measures the context; the other measures the
+# context together with the change of steps.
 
 # %%
 if len(ctl):

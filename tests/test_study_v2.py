@@ -414,6 +414,8 @@ def test_base_runs_at_a_rate_that_is_no_longer_their_buckets_are_kept_apart(tmp_
 
 
 def test_the_context_control_compares_each_control_with_its_model_at_64_tokens():
+    """Each control twice: the base grid's 32 sequences per step (rows from before the batch column: derived
+    from tokens per step), and the same tokens per step as at 64 tokens (its batch column)."""
     from starmind_lib.chapters.ch04b_study_v2 import context_control_table, context_control_text
     runs = _v2_runs({"c": (["width-d32"], [2.00, 2.01, 2.02]), "b": (["vocab-d32-bpe1024"], [1.60, 1.62, 1.61])})
     runs["tokenizer_spec"] = runs["name"].map({"width-d32": "char64", "vocab-d32-bpe1024": "bpe1024"})
@@ -423,22 +425,45 @@ def test_the_context_control_compares_each_control_with_its_model_at_64_tokens()
     ctl["tier"], ctl["seq_len"] = "context", [204] * 3 + [20] * 3
     runs["best_step"], runs["best_tokens"] = 977, 977 * 32 * 64
     ctl["best_step"] = [307] * 3 + [3125] * 3
-    ctl["best_tokens"] = ctl["best_step"] * 32 * ctl["seq_len"]
+    ctl["best_tokens"] = ctl["tokens_trained"] = ctl["best_step"] * 32 * ctl["seq_len"]
+    runs["tokens_trained"] = runs["best_tokens"]
     ctl["tokenizer_spec"] = ctl["name"].map({"width-d32": "char64", "vocab-d32-bpe1024": "bpe1024"})
     ctl["name"] = ctl["name"] + "-ctx" + ctl["seq_len"].astype(str)
-    t = context_control_table(pd.concat([runs, ctl], ignore_index=True)).set_index("model")
-    assert t.loc["width-d32-ctx204", "context (characters)"] == 204
-    assert t.loc["vocab-d32-bpe1024-ctx20", "context (characters)"] == round(20 * 616_648 / 200_000)
-    assert t.loc["width-d32-ctx204", "difference"] == pytest.approx(-0.10)
-    assert t.loc["width-d32-ctx204", "verdict"] == "exceeds seed noise"
-    assert t.loc["vocab-d32-bpe1024-ctx20", "verdict"] == "no measurable difference"
-    assert t.loc["width-d32-ctx204", "optimizer steps"] == "977 / 307"
-    text = context_control_text(t.reset_index())
-    assert "width-d32-ctx204 (char64) with 204 tokens of context (~204 characters) scores 1.910 bpc against " \
-           "2.010 at 64 tokens: -0.100 bpc, beyond seed noise" in text
-    noise = t.loc["vocab-d32-bpe1024-ctx20", "seed noise ±"]
-    assert f"scores 1.613 bpc against 1.610 at 64 tokens: +0.003 bpc, within seed noise (±{noise:.3f})" in text
+    steps = ctl[ctl.seq_len == 204].assign(batch_size=10, best_step=981, best_tokens=981 * 10 * 204,
+                                           tokens_trained=981 * 10 * 204, bpc=[2.05, 2.06, 2.07])
+    t = context_control_table(pd.concat([runs, ctl, steps], ignore_index=True))
+    assert list(zip(t["model"], t["sequences per step"], t["optimizer steps"])) == [
+        ("vocab-d32-bpe1024-ctx20", "32 / 32", "977 / 3,125"), ("width-d32-ctx204", "32 / 32", "977 / 307"),
+        ("width-d32-ctx204", "32 / 10", "977 / 981")]
+    assert t["context (characters)"].tolist() == [round(20 * 616_648 / 200_000), 204, 204]
+    assert t["difference"].tolist() == pytest.approx([0.003, -0.10, 0.05])
+    assert t["verdict"].tolist() == ["no measurable difference", "exceeds seed noise", "exceeds seed noise"]
+    text = context_control_text(t)
+    assert ("width-d32-ctx204 (char64, 204 tokens, ~204 characters of context) in batches of 32 sequences (307 "
+            "optimizer steps) scores 1.910 bpc against 2.010 at 64 tokens (32 sequences, 977 steps): -0.100 bpc, "
+            "beyond seed noise") in text
+    assert "in batches of 10 sequences (981 optimizer steps) scores 2.060 bpc against 2.010 at 64 tokens" in text
+    noise = t.set_index("model").loc["vocab-d32-bpe1024-ctx20", "seed noise ±"]
+    assert f"scores 1.613 bpc against 1.610 at 64 tokens (32 sequences, 977 steps): +0.003 bpc, within seed " \
+           f"noise (±{noise:.3f})" in text
     assert context_control_text(pd.DataFrame()) == "The context-control tier has not been trained yet."
+
+
+def test_the_context_tier_trains_each_control_at_the_base_batch_and_at_the_same_tokens_per_step():
+    from starmind_lib.training.plan import plan_jobs
+    study = StudyConfig.from_params({"grid": "full", "seeds": [0, 1, 2]})
+    configs = distinct_configs(grid("full"))
+    rows = [{"tier": "lr", "config_hash": c["config_hash"], "variant_ids": c["variant_ids"], "lr": lr, "bpc": 2.0}
+            for c in configs if set(c["variant_ids"]) & {n for ns in LR_REPRESENTATIVES.values() for n in ns}
+            for lr in study.lr_grid]
+    jobs, why = plan_jobs("context", study, configs, rows, {"char64": 1.0, "bpe1024": 3.2})
+    assert why == "" and len(jobs) == 2 * 2 * 3
+    got = {(j.config["name"], j.batch_size) for j in jobs}
+    assert got == {("width-d32-ctx205", 0), ("width-d32-ctx205", 10), ("vocab-d32-bpe1024-ctx20", 0),
+                   ("vocab-d32-bpe1024-ctx20", 102)}
+    keys = [j.run_key for j in jobs]
+    assert len(set(keys)) == len(keys) and sum(k.endswith("-b10") for k in keys) == 3
+    assert not any("-b" in j.run_key for j in jobs if j.batch_size == 0)   # the old runs keep their keys
 
 
 def test_variant_ids_read_the_same_whichever_way_a_table_stored_them():

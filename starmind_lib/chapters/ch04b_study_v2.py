@@ -148,33 +148,46 @@ def _steps(g: pd.DataFrame) -> str:
     return f"{round(g['tokens_trained'].iloc[0] * g['best_step'].iloc[0] / g['best_tokens'].iloc[0]):,}"
 
 
+def _batches(g: pd.DataFrame) -> pd.Series:
+    """Sequences per optimizer step of each run: its ``batch_size``, or (rows from before the column) its
+    tokens per step over its context."""
+    derived = (g["best_tokens"] / g["best_step"].where(g["best_step"] > 0) / g["seq_len"]).round()
+    return (g["batch_size"].fillna(derived) if "batch_size" in g else derived).astype("Int64")
+
+
 def context_control_table(runs: pd.DataFrame, seq_len: int = 64) -> pd.DataFrame:
     """The context-control tier against the same models at ``seq_len`` tokens (base tier): characters of
-    context each sees, mean bpc over seeds, and whether the difference exceeds seed noise."""
+    context each sees, mean bpc over seeds, and whether the difference exceeds seed noise. Each control
+    is trained with the base grid's batch of sequences (fewer, larger steps for a longer context) and with
+    its tokens per step (the same steps): one row each."""
     if not len(runs) or "context" not in set(runs.tier):
         return pd.DataFrame()
     cpt = run_chars_per_token(runs)
     out = []
-    for _, ctl in runs[runs.tier == "context"].groupby("config_hash"):
+    ctls = runs[runs.tier == "context"]
+    for (_, batch), ctl in ctls.groupby([ctls["config_hash"], _batches(ctls)], sort=False):
         first = ctl.iloc[0]
         ids = set(first["variant_ids"])
         base = runs[(runs.tier == "base") & (runs.seq_len == seq_len)
                     & runs["variant_ids"].map(lambda v: bool(ids & set(v)))]
         cmp = compare_values(base["bpc"].to_numpy(float), ctl["bpc"].to_numpy(float)) if len(base) else {}
         per = cpt.get(first["tokenizer_spec"], float("nan"))
+        base_batch = _batches(base).iloc[0] if len(base) else "?"
         out.append({"model": first["name"], "tokenizer": first["tokenizer_spec"], "parameters": int(first["n_params"]),
                     f"bpc at {seq_len} tokens": base["bpc"].mean() if len(base) else float("nan"),
                     "context (tokens)": int(first["seq_len"]), "context (characters)": round(first["seq_len"] * per),
                     "bpc (control)": ctl["bpc"].mean(), "seeds": f"{len(base)} / {len(ctl)}",
+                    "sequences per step": f"{base_batch} / {batch}",
                     "optimizer steps": f"{_steps(base)} / {_steps(ctl)}",
                     "difference": cmp.get("diff", float("nan")), "seed noise ±": cmp.get("noise", float("nan")),
                     "verdict": cmp.get("verdict", "no run at the base context")})
+    out.sort(key=lambda r: (r["model"], len(set(r["sequences per step"].split(" / "))) > 1))  # the base batch first
     return pd.DataFrame(out).round({f"bpc at {seq_len} tokens": 3, "bpc (control)": 3, "difference": 3,
                                     "seed noise ±": 3})
 
 
 def context_control_text(ctl: pd.DataFrame, seq_len: int = 64) -> str:
-    """One sentence per control row, from :func:`context_control_table`."""
+    """One clause per control row, from :func:`context_control_table`."""
     if ctl.empty:
         return "The context-control tier has not been trained yet."
     parts = []
@@ -182,10 +195,12 @@ def context_control_text(ctl: pd.DataFrame, seq_len: int = 64) -> str:
         noise = f"seed noise (±{r['seed noise ±']:.3f})"
         moved = (f"{r['difference']:+.3f} bpc, within {noise}" if r["verdict"] == NO_DIFF else
                  f"{r['difference']:+.3f} bpc, beyond {noise}" if r["verdict"] == REAL else r["verdict"])
-        parts.append(f"{r['model']} ({r['tokenizer']}) with {r['context (tokens)']} tokens of context "
-                     f"(~{r['context (characters)']} characters) scores {r['bpc (control)']:.3f} bpc against "
-                     f"{r[f'bpc at {seq_len} tokens']:.3f} at {seq_len} tokens: {moved} (optimizer steps "
-                     f"at {seq_len} tokens / in the control: {r['optimizer steps']})")
+        batch, base_batch = r["sequences per step"].split(" / ")[::-1]
+        steps, base_steps = r["optimizer steps"].split(" / ")[::-1]
+        parts.append(f"{r['model']} ({r['tokenizer']}, {r['context (tokens)']} tokens, ~{r['context (characters)']} "
+                     f"characters of context) in batches of {batch} sequences ({steps} optimizer steps) scores "
+                     f"{r['bpc (control)']:.3f} bpc against {r[f'bpc at {seq_len} tokens']:.3f} at {seq_len} tokens "
+                     f"({base_batch} sequences, {base_steps} steps): {moved}")
     return "; ".join(parts) + "."
 
 

@@ -88,10 +88,12 @@ class Job:
     lr: float
     tokens: int
     tier: str
+    batch_size: int = 0          # sequences per optimizer step; 0: the study's (then the key does not say it)
 
     @property
     def run_key(self) -> str:
-        return f"{self.config['config_hash']}-{self.tier}-s{self.seed}-lr{self.lr:g}-t{self.tokens}"
+        key = f"{self.config['config_hash']}-{self.tier}-s{self.seed}-lr{self.lr:g}-t{self.tokens}"
+        return f"{key}-b{self.batch_size}" if self.batch_size else key
 
 
 @dataclass(frozen=True)
@@ -259,9 +261,11 @@ def plan_jobs(tier: str, study: StudyConfig, configs: list[dict], rows: list[dic
             return [], f"tier 'long' waits for the base tier ({len(chosen)} configurations chosen so far)"
         return [Job(c, s, rates[c["bucket"]], study.long_tokens, tier) for c in chosen
                 for s in study.seeds[:study.long_seeds]], ""
-    if tier == "context":
+    if tier == "context":    # each control twice: the study's batch of sequences, and its tokens per step
         ctl = context_controls(configs, chars_per_token or {}, study.seq_len)
-        return [Job(c, s, rates[c["bucket"]], study.base_tokens, tier) for c in ctl for s in study.seeds], ""
+        same_tokens = lambda c: max(1, round(study.batch_size * study.seq_len / c["seq_len"]))  # noqa: E731
+        return [Job(c, s, rates[c["bucket"]], study.base_tokens, tier, b) for c in ctl for b in (0, same_tokens(c))
+                for s in study.seeds], ""
     raise ValueError(f"unknown tier {tier!r}")
 
 

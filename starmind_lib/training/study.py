@@ -59,10 +59,10 @@ def _job_setup(job: Job, study: StudyConfig, data_dir: str) -> dict:
     if meta.get("prepared_version") != PREPARED_VERSION:
         raise ValueError(f"{Path(data_dir) / spec}: prepared by an older version (no story table); "
                          "run `python -m .study prepare` again")
-    eos, seq_len = int(meta["eos_id"]), int(c["seq_len"])
-    steps = max(1, math.ceil(job.tokens / (study.batch_size * seq_len)))
+    eos, seq_len, batch = int(meta["eos_id"]), int(c["seq_len"]), job.batch_size or study.batch_size
+    steps = max(1, math.ceil(job.tokens / (batch * seq_len)))
     eval_every = study.eval_every if job.tier != "long" else max(study.eval_every, steps // 20)
-    cfg = TrainConfig.from_params({**{f: c[f] for f in ARCH_FIELDS}, "seq_len": seq_len, "batch_size": study.batch_size, "tokens": job.tokens,
+    cfg = TrainConfig.from_params({**{f: c[f] for f in ARCH_FIELDS}, "seq_len": seq_len, "batch_size": batch, "tokens": job.tokens,
                                    "lr": job.lr, "eval_every": eval_every, "seed": job.seed, "device": study.device})
     train_ids, train_chars = data["train"], list(meta["train_story_chars"])
     on_eval = keep_best = None
@@ -93,11 +93,11 @@ def _job_row(job: Job, study: StudyConfig, s: dict, res) -> dict:
     tr = StoryEval.from_stream(s["train_ids"], eos, s["train_chars"], seq_len, max_stories=TRAIN_EVAL_STORIES,
                                what="train")
     train_bpc = float(story_nats(res.model, tr, res.device).sum() / tr.n_chars / math.log(2))
-    tokens_per_step = study.batch_size * seq_len
+    tokens_per_step = s["cfg"].batch_size * seq_len
     return {
         "run_key": job.run_key, "config_hash": c["config_hash"], "name": c["name"], "tier": job.tier,
         "variant_ids": c["variant_ids"], "axes": c["axes"], "bucket": c["bucket"], "seed": job.seed,
-        "lr": job.lr, "tokens_trained": res.tokens_trained, "seq_len": seq_len,
+        "lr": job.lr, "tokens_trained": res.tokens_trained, "seq_len": seq_len, "batch_size": s["cfg"].batch_size,
         **{f: c[f] for f in ARCH_FIELDS}, "tokenizer_spec": s["spec"], "vocab_size_actual": meta["vocab_size"],
         "n_params": res.n_params, **ev, "prefix_bpc": res.metrics[-1]["val_bpc"],
         "train_bpc": train_bpc, "train_val_gap": ev["bpc"] - train_bpc,
@@ -228,7 +228,7 @@ def _group_jobs(todo: list[Job]) -> list[list[Job]]:
     """The jobs differing only in seed, together (in the order of their first job)."""
     groups: dict[tuple, list[Job]] = {}
     for j in todo:
-        groups.setdefault((j.config["config_hash"], j.tier, j.lr, j.tokens), []).append(j)
+        groups.setdefault((j.config["config_hash"], j.tier, j.lr, j.tokens, j.batch_size), []).append(j)
     return list(groups.values())
 
 
