@@ -416,7 +416,7 @@ def test_base_runs_at_a_rate_that_is_no_longer_their_buckets_are_kept_apart(tmp_
 def test_the_context_control_compares_each_control_with_its_model_at_64_tokens():
     """Each control twice: the base grid's 32 sequences per step (rows from before the batch column: derived
     from tokens per step), and the same tokens per step as at 64 tokens (its batch column)."""
-    from starmind_lib.chapters.ch04b_study_v2 import context_control_table, context_control_text
+    from starmind_lib.chapters.ch04b_study_v2 import context_control_table, context_control_text, context_finding
     runs = _v2_runs({"c": (["width-d32"], [2.00, 2.01, 2.02]), "b": (["vocab-d32-bpe1024"], [1.60, 1.62, 1.61])})
     runs["tokenizer_spec"] = runs["name"].map({"width-d32": "char64", "vocab-d32-bpe1024": "bpe1024"})
     runs["eval_tokens"] = runs["tokenizer_spec"].map({"char64": 616_648 + 700, "bpe1024": 200_000 + 700})
@@ -447,6 +447,17 @@ def test_the_context_control_compares_each_control_with_its_model_at_64_tokens()
     assert f"scores 1.613 bpc against 1.610 at 64 tokens (32 sequences, 977 steps): +0.003 bpc, within seed " \
            f"noise (±{noise:.3f})" in text
     assert context_control_text(pd.DataFrame()) == "The context-control tier has not been trained yet."
+    # the same-steps control (width, 981 against 977 steps) moved beyond noise: the finding names it
+    assert context_finding(t) == ("With the same optimizer steps, width-d32-ctx204 differs from its model at 64 tokens "
+                                  "by +0.050 bpc (beyond seed noise ±%.3f); the character model scores 0.40 bpc worse "
+                                  "than the BPE-1024 one at 64 tokens." % t.iloc[2]["seed noise ±"])
+    assert context_finding(t.iloc[:2]) == ""                        # no control trained with the same steps
+    quiet = t.assign(verdict="no measurable difference", **{"seed noise ±": 0.1})
+    assert context_finding(quiet.iloc[[0, 2]].assign(**{"optimizer steps": "977 / 981"})).endswith(
+        "(±0.100 at most), while the character model scores 0.40 bpc worse than the BPE-1024 one at 64 tokens: at "
+        "this size and budget, the characters of context each sees do not explain that gap.")
+    assert context_finding(quiet.iloc[[0, 2]].assign(**{"optimizer steps": "977 / 981", "seed noise ±": 0.5})
+                           ).endswith("the controls are too noisy to say how much of it the context explains.")
 
 
 def test_the_context_tier_trains_each_control_at_the_base_batch_and_at_the_same_tokens_per_step():

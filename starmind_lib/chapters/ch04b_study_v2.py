@@ -204,6 +204,34 @@ def context_control_text(ctl: pd.DataFrame, seq_len: int = 64) -> str:
     return "; ".join(parts) + "."
 
 
+def context_finding(ctl: pd.DataFrame, seq_len: int = 64) -> str:
+    """What the controls trained with the same optimizer steps as their model (within 2 %) say about the
+    gap between the char and BPE-1024 models at ``seq_len`` tokens; '' when there are none."""
+    def same_steps(r) -> bool:
+        base, steps = (float(x.replace(",", "")) for x in r["optimizer steps"].split(" / "))
+        return abs(steps - base) <= 0.02 * base
+    known = ctl[~ctl["optimizer steps"].str.contains("?", regex=False)] if len(ctl) else ctl
+    same = known[known.apply(same_steps, axis=1)] if len(known) else known
+    if same.empty:
+        return ""
+    by_tok = known.groupby("tokenizer")[f"bpc at {seq_len} tokens"].first()
+    gap = by_tok.get("char64", np.nan) - by_tok.get("bpe1024", np.nan)
+    gap_text = f"the character model scores {gap:.2f} bpc worse than the BPE-1024 one at {seq_len} tokens"
+    moved = same[same["verdict"] == REAL]
+    if len(moved):
+        return ("With the same optimizer steps, " + ", ".join(
+            f"{r['model']} differs from its model at {seq_len} tokens by {r['difference']:+.3f} bpc (beyond seed "
+            f"noise ±{r['seed noise ±']:.3f})" for _, r in moved.iterrows()) + (f"; {gap_text}." if gap == gap else "."))
+    noise = float(same["seed noise ±"].max())
+    said = (f"With the same optimizer steps, {'neither control differs' if len(same) == 2 else 'no control differs'} "
+            f"from its model at {seq_len} tokens by more than seed noise (±{noise:.3f} at most)")
+    if gap != gap:
+        return said + "."
+    if noise < gap:
+        return said + f", while {gap_text}: at this size and budget, the characters of context each sees do not explain that gap."
+    return said + f", and {gap_text}: the controls are too noisy to say how much of it the context explains."
+
+
 def seed_table(runs: pd.DataFrame, tier: str = "base") -> pd.DataFrame:
     """Configurations with at least two seeds: mean, sd and the 95 % interval of the mean."""
     sel = runs[runs.tier == tier] if len(runs) else runs
