@@ -82,8 +82,10 @@ glue("arch_bpc_source", bpc_source, display=False)
 glue("arch_n_variants", plural(len(df), "variant"), display=False)
 glue("arch_n_configs", plural(n_configs, "distinct configuration"), display=False)
 grid_configs = len(distinct_configs(grid_of(grid)))
-glue("arch_bars", (f"{plural(grid_configs - n_configs, 'configuration')} of the grid not trained in Study v2 yet "
-                   "are left out. Vertical bars are 95 % intervals of the mean over seeds (Student t).") if is_v2 else
+left_out = grid_configs - n_configs
+glue("arch_bars", ((f"{plural(left_out, 'configuration')} of the grid not trained in Study v2 yet "
+                    f"{'is' if left_out == 1 else 'are'} left out. " if left_out else "Every configuration of the grid "
+                    "is trained. ") + "Vertical bars are 95 % intervals of the mean over seeds (Student t).") if is_v2 else
      "There are no error bars: each variant was trained once, so the seed noise is unknown here; chapter 4b "
      "measures it.", display=False)
 glue("arch_tokens", fmt_num(int(df.tokens_trained.median()), sig=None), display=False)

@@ -182,6 +182,21 @@ def test_every_committed_table_has_provenance_or_is_disclosed():
     assert disclosed["what"].str.contains("7031107-dirty").any()
 
 
+def test_every_duplicate_line_in_a_keyed_journal_is_disclosed():
+    """The study and quantisation journals are keyed (readers keep a key's first line); a key written twice
+    is disclosed in rewrites.yaml as a 'duplicate journal line', with its count."""
+    import collections
+    import json
+    disclosed = book.rewrites("data/results")
+    dup = disclosed[disclosed["kind"] == "duplicate journal line"]
+    for table, key in (("sweep/study_v2", "run_key"), ("quant/quant", "key")):
+        keys = [json.loads(line).get(key) for line in (REPO_ROOT / "data/results" / f"{table}.jsonl").read_text(
+            encoding="utf-8").splitlines() if line.strip()]
+        extra = sum(n - 1 for n in collections.Counter(keys).values())
+        said = int(dup.loc[dup["tables"] == table, "rows"].astype(int).sum())
+        assert extra == said, f"{table}: {extra} duplicate journal lines, {said} disclosed in rewrites.yaml"
+
+
 def test_appending_to_a_committed_result_table_leaves_the_tree_clean(tmp_path):
     import subprocess
 
