@@ -148,6 +148,24 @@ def test_long_tier_takes_the_front_then_fills_to_twenty_only_models_beating_unig
     assert sizes[0] < 3_000 and sizes[-1] > 1_000_000
 
 
+def test_a_configuration_the_long_tier_started_gets_all_its_seeds_after_the_plan_passes_it_by(monkeypatch):
+    import starmind_lib.training.plan as plan
+    configs = sorted(distinct_configs(grid("full")), key=lambda c: c["n_params"])
+    study = StudyConfig.from_params({"seeds": [0, 1, 2]})
+    reps = {n for ns in LR_REPRESENTATIVES.values() for n in ns}
+    rows = [{"tier": "lr", "config_hash": c["config_hash"], "variant_ids": c["variant_ids"], "lr": lr, "bpc": 2.0}
+            for c in configs if set(c["variant_ids"]) & reps for lr in study.lr_grid]
+    monkeypatch.setattr(plan, "long_tier_plan", lambda rows, configs, n, lr_grid: configs[:20])
+    planned = {c["name"] for c in configs[:20]}
+    jobs, why = plan_jobs("long", study, configs, rows)
+    assert why == "" and {j.config["name"] for j in jobs} == planned and len(jobs) == 20 * 3
+    old = configs[100]                                   # trained once under an earlier plan
+    rows.append({"tier": "long", "config_hash": old["config_hash"], "name": old["name"], "seed": 0, "bpc": 1.5})
+    jobs, _ = plan_jobs("long", study, configs, rows)
+    assert {j.config["name"] for j in jobs} == planned | {old["name"]}
+    assert sorted(j.seed for j in jobs if j.config["name"] == old["name"]) == [0, 1, 2]
+
+
 def test_long_tier_keeps_a_front_of_up_to_twice_n_whole():
     """22 models on the front (each better than every smaller one), the rest worse: all 22 are trained."""
     configs = sorted(distinct_configs(grid("full")), key=lambda c: c["n_params"])
@@ -388,8 +406,15 @@ def test_long_tier_status_says_how_much_of_the_tier_is_trained():
     moved = t.assign(configuration=["a", "b"], planned=["yes", "no longer"])
     assert long_tier_status(moved, planned=24) == (
         "So far 1 configuration of the 24 it plans has been trained, with 1 seed each, from 234 to 234 parameters "
-        "(the cheapest first). 1 more configuration (b) was chosen while the base grid was incomplete and is no "
-        "longer planned (the complete grid's front passes it by); the table keeps its run.")
+        "(the cheapest first). 1 more configuration (b) was chosen while the base grid was incomplete; the "
+        "complete grid's front passes it by, but the tier trains every configuration it has started to all its "
+        "seeds (it has 1 seed).")
+    three = pd.DataFrame({"params": [234, 990, 5000], "seeds": [3, 3, 1], "configuration": ["a", "b", "c"],
+                          "planned": ["yes", "no longer", "no longer"]})
+    assert long_tier_status(three).endswith("2 more configurations (b, c) were chosen while the base grid was "
+                                            "incomplete; the complete grid's front passes them by, but the tier "
+                                            "trains every configuration it has started to all its seeds (1 with 3 "
+                                            "seeds, 1 with 1 seed).")
 
 
 def test_base_runs_at_a_rate_that_is_no_longer_their_buckets_are_kept_apart(tmp_path):
@@ -528,7 +553,9 @@ def test_chapter_4b_plans_the_long_tier_as_the_sweep_does():
     from starmind_lib.chapters.ch04b_study_v2 import long_tier_plan
     results = Path(__file__).resolve().parents[1] / "data" / "results"
     rows = [json.loads(line) for line in (results / "sweep" / "study_v2.jsonl").read_text().splitlines() if line]
-    jobs, waits = plan_jobs("long", StudyConfig(long_seeds=1), distinct_configs(grid("full")), rows)
+    # the plan from the other tiers' rows (the long rows add configurations started under an earlier plan)
+    jobs, waits = plan_jobs("long", StudyConfig(long_seeds=1), distinct_configs(grid("full")),
+                            [r for r in rows if r["tier"] != "long"])
     assert waits == "" and len(jobs) >= 20
     assert long_tier_plan(load_study(results)) == {j.config["config_hash"] for j in jobs}
 

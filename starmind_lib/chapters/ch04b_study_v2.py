@@ -395,21 +395,24 @@ def long_tier_status(lt: pd.DataFrame, planned: int | None = None) -> str:
     planned = planned or LONG_MIN_CONFIGS
     off = lt[lt["planned"] != "yes"] if "planned" in lt else lt.iloc[:0]
     on = lt.drop(off.index)
+
+    def seeds(t: pd.DataFrame, each: str) -> str:
+        counts = t["seeds"].astype(int).value_counts().sort_index(ascending=False)
+        return (f"{each} {plural(int(counts.index[0]), 'seed')}" if len(counts) == 1 else
+                ", ".join(f"{n} with {plural(int(k), 'seed')}" for k, n in counts.items()))
     if on.empty:
         said = f"None of the {planned} configurations it plans has been trained yet."
     else:
-        counts = on["seeds"].astype(int).value_counts().sort_index(ascending=False)
-        how = (f"with {plural(int(counts.index[0]), 'seed')} each," if len(counts) == 1 else
-               ", ".join(f"{n} with {plural(int(k), 'seed')}" for k, n in counts.items()) + ",")
         said = (f"So far {plural(len(on), 'configuration')} of the {planned} it plans "
-                f"{'has' if len(on) == 1 else 'have'} been trained, {how} from "
+                f"{'has' if len(on) == 1 else 'have'} been trained, {seeds(on, 'with')}"
+                f"{' each' if on['seeds'].nunique() == 1 else ''}, from "
                 f"{int(on['params'].min()):,} to {int(on['params'].max()):,} parameters (the cheapest first).")
     if len(off):
         one = len(off) == 1
         said += (f" {plural(len(off), 'more configuration')} ({', '.join(off['configuration'])}) "
-                 f"{'was' if one else 'were'} chosen while the base grid was incomplete and {'is' if one else 'are'}"
-                 f" no longer planned (the complete grid's front passes {'it' if one else 'them'} by); the table "
-                 f"keeps {'its run' if one else 'their runs'}.")
+                 f"{'was' if one else 'were'} chosen while the base grid was incomplete; the complete grid's front "
+                 f"passes {'it' if one else 'them'} by, but the tier trains every configuration it has started to "
+                 f"all its seeds ({seeds(off, 'it has' if one else 'all with')}).")
     return said
 
 

@@ -259,6 +259,9 @@ def plan_jobs(tier: str, study: StudyConfig, configs: list[dict], rows: list[dic
         chosen = long_tier_plan(rows, configs, study.long_configs, study.lr_grid)
         if len(chosen) < min(study.long_configs, len(configs)):
             return [], f"tier 'long' waits for the base tier ({len(chosen)} configurations chosen so far)"
+        # a configuration the tier has started keeps getting its seeds, even once the plan has passed it by
+        started = {r["config_hash"] for r in rows if r.get("tier") == "long"} - {c["config_hash"] for c in chosen}
+        chosen += [c for c in configs if c["config_hash"] in started]
         return [Job(c, s, rates[c["bucket"]], study.long_tokens, tier) for c in chosen
                 for s in study.seeds[:study.long_seeds]], ""
     if tier == "context":    # each control twice: the study's batch of sequences, and its tokens per step
