@@ -132,13 +132,25 @@ if not c_points.empty:
     # A model can sit on the front twice (weights in flash and in SRAM): the "weights in" column says which.
     cols = ["variant_id", "weights_in", "params", "bpc", "tokens_per_s", "tokens_per_s_raw", "chars_per_s",
             "peak_ram_bytes"]
-    mem_front = c_points[pareto.front_mask(c_points, minimize=["bpc", "peak_ram_bytes"], maximize=["tokens_per_s"])]
-    front_rows = mem_front[[c for c in cols if c in mem_front]].sort_values("bpc")
+    axes = {"minimize": ["bpc", "peak_ram_bytes"], "maximize": ["tokens_per_s"]}
+    on_front = pareto.front_mask(c_points, **axes)
+    mem_front = c_points[on_front].assign(edge=pareto.front_edges(c_points, on_front, seed_bpc, **axes))
+    front_rows = mem_front[[c for c in cols + ["edge"] if c in mem_front]].sort_values("bpc").rename(
+        columns={"edge": "quality edge over the best model as fast and as small"})
     if "tokens_per_s_raw" in front_rows:   # the raw figure only where the XIP model changed it
         front_rows = front_rows.rename(columns={"tokens_per_s_raw": "tokens/s without the XIP miss model"})
     display(table(front_rows, max_rows=8,
                   caption="The Pareto front of quality, speed and peak SRAM (C int8 runtime, emulated Pico, 133 MHz: "
                           "cycle-counted; weights in flash add the XIP miss model, and the raw figure is beside)"))
+    glue("front_edges", pareto.front_edge_summary(mem_front["edge"]), display=False)
+else:
+    glue("front_edges", "There is no front without C-runtime device runs.", display=False)
+
+# %% [markdown]
+# A model sits on this front when no other model is at least as good on all three axes (one with its
+# weights in flash and in SRAM can sit on it twice, as two points). Measured with seeds, a point's place
+# holds only if it beats, by more than seed noise, the best other model that is at least as fast and as
+# small (the last column). {glue:text}`front_edges`
 
 # %% [markdown]
 # ## Recommendations

@@ -314,3 +314,27 @@ def test_the_front_s_best_model_says_where_its_weights_were():
         ("1.50", "its weights copied to SRAM", "215")
     nums = pareto.headline_numbers(pd.DataFrame({"variant_id": ["a"], "val_bpc": [2.0]}), pts.assign(weights_in="flash"))
     assert nums["front_best_weights"] == "its weights in flash (read through the XIP cache)"
+
+
+def test_a_front_model_holds_its_place_only_beyond_the_seed_noise_of_the_model_as_fast_and_as_small():
+    """a: fastest and smallest; b: slower, clearly better; c: slower and larger than b, better within noise;
+    d: beaten by the unigram baseline, never a rival; c's int8 cost counts in its per-seed values."""
+    from starmind_lib.analysis.seeds import NO_DIFF, NOT_TESTED, REAL
+    pts = pd.DataFrame({"variant_id": ["a", "b", "c", "d", "b2"], "config_hash": ["A", "B", "C", "D", "B"],
+                        "bpc": [3.0, 2.5, 2.48, 5.0, 2.5], "val_bpc": [3.0, 2.5, 2.46, 5.0, 2.5],
+                        "unigram_bpc": 4.25, "tokens_per_s": [900, 500, 400, 2000, 100],
+                        "peak_ram_bytes": [10, 20, 30, 5, 15]})
+    values = {"A": [3.00, 3.01, 2.99], "B": [2.50, 2.52, 2.48], "C": [2.46, 2.50, 2.42]}
+    axes = {"minimize": ["bpc", "peak_ram_bytes"], "maximize": ["tokens_per_s"]}
+    front = pareto.front_mask(pts, **axes)
+    assert pts[front]["variant_id"].tolist() == ["a", "b", "c", "b2"]
+    edges = pareto.front_edges(pts, front, values, **axes)
+    assert edges[0] == "nothing else is as fast and as small"          # d is faster and smaller, but no model
+    assert edges[1].startswith(f"{REAL} (margin 0.5 bpc") and edges[1].endswith("against a")
+    assert edges[2].startswith(f"{NO_DIFF} (margin 0.02 bpc") and edges[2].endswith("against b")
+    assert edges[4].endswith("against a")          # b's other placement (same configuration) is not its rival
+    assert pareto.front_edges(pts, front, {}, **axes)[2].startswith(NOT_TESTED)
+    assert pareto.front_edge_summary(edges) == (
+        "Of the 4 points on this front, 2 are better than every other model at least as fast and as small by "
+        "more than seed noise, 1 is within seed noise of such a model (either would do) and 1 has no other "
+        "model as fast and as small.")

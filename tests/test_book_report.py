@@ -304,6 +304,7 @@ EXEMPT = {
     "04b_study_v2": {
         "v2_n_moved_real": "moved_beyond_noise(); tests/test_study_v2.py checks it on known seed values","v2_context_text": "a sentence; its numbers are the context-control table shown below it",
         "v2_context_finding": "context_finding(); tests/test_study_v2.py checks it on known control rows",
+        "front_edges": "front_edge_summary(); tests/test_analysis.py checks it on known points and seeds",
                      "v2_long_status": "a sentence: trained of planned (the plan's front, tests/test_study_v2.py); "
                                        "its table below lists every long run with a 'planned' column",
                      "v2_machines": "machine names", "v2_prefix_gap_median": "a difference of two columns",

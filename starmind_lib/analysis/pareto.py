@@ -95,17 +95,73 @@ def recommend(points: pd.DataFrame, budgets: Iterable[tuple[float, float]] | Ite
     return pd.DataFrame(rows)
 
 
-def front_mask(df: pd.DataFrame, minimize: Sequence[str] = (), maximize: Sequence[str] = ()) -> pd.Series:
-    """The Pareto front among the models that beat the unigram baseline (``bpc < unigram_bpc``, where the
-    table has both): a model no better than letter frequencies is never recommended, however fast."""
+def beats_unigram(df: pd.DataFrame) -> pd.Series:
+    """Per model: is its bpc below the unigram baseline (True where the table cannot tell)?"""
     quality = "bpc" if "bpc" in df else "val_bpc"
     eligible = df[quality] < df["unigram_bpc"] if {"unigram_bpc", quality} <= set(df.columns) else \
         pd.Series(True, index=df.index)
-    eligible = eligible.fillna(True).astype(bool)
+    return eligible.fillna(True).astype(bool)
+
+
+def front_mask(df: pd.DataFrame, minimize: Sequence[str] = (), maximize: Sequence[str] = ()) -> pd.Series:
+    """The Pareto front among the models that beat the unigram baseline (``bpc < unigram_bpc``, where the
+    table has both): a model no better than letter frequencies is never recommended, however fast."""
+    eligible = beats_unigram(df)
     out = pd.Series(False, index=df.index)
     if eligible.any():
         out[eligible] = pareto_mask(df[eligible], minimize, maximize)
     return out
+
+
+def front_edges(df: pd.DataFrame, front: pd.Series, values: dict | None, minimize: Sequence[str] = (),
+                maximize: Sequence[str] = ()) -> pd.Series:
+    """For each front model: is its place on the front more than seed noise? Its quality edge over the best
+    *other configuration* at least as good on every other axis (at least as fast, no larger...), which
+    would take its place if the two were equally good, with the Welch verdict over their per-seed bpc
+    (``values`` by config_hash, each shifted by the point's own quantisation cost, as in the
+    recommendations). A model that nothing matches on the other axes says so."""
+    from .seeds import NOT_TESTED, compare_values, verdict_text
+    key = "config_hash" if "config_hash" in df else "variant_id"
+    others = [c for c in minimize if c != "bpc"], [c for c in maximize if c != "bpc"]
+    shift = lambda r: float(r["bpc"] - r["val_bpc"]) if "val_bpc" in r and pd.notna(r["val_bpc"]) else 0.0  # noqa: E731
+    eligible = beats_unigram(df)
+    out = {}
+    for i, x in df[front].iterrows():
+        cover = df[eligible & (df[key] != x[key])]
+        for c in others[0]:
+            cover = cover[cover[c] <= x[c]]
+        for c in others[1]:
+            cover = cover[cover[c] >= x[c]]
+        if cover.empty:
+            out[i] = "nothing else is as fast and as small"
+            continue
+        y = cover.sort_values("bpc").iloc[0]
+        margin = float(y["bpc"] - x["bpc"])
+        a, b = (values or {}).get(y.get("config_hash")), (values or {}).get(x.get("config_hash"))
+        c = (compare_values(np.asarray(a) + shift(y), np.asarray(b) + shift(x)) if a is not None and b is not None
+             else {"verdict": NOT_TESTED})
+        out[i] = f"{verdict_text(c, margin)} against {y['variant_id']}"
+    return pd.Series(out, dtype=object)
+
+
+def front_edge_summary(edges: pd.Series) -> str:
+    """:func:`front_edges` in one sentence: how many front models hold their place by more than seed noise."""
+    from ..numbers import plural
+    from .seeds import NO_DIFF, NOT_TESTED, REAL
+    n = len(edges)
+    count = lambda prefix: int(edges.astype(str).str.startswith(prefix).sum())  # noqa: E731
+    real, same, untested = count(REAL), count(NO_DIFF), count(NOT_TESTED)
+    alone = n - real - same - untested
+    parts = [f"{real} {'is' if real == 1 else 'are'} better than every other model at least as fast and as small "
+             "by more than seed noise"]
+    if same:
+        parts.append(f"{same} {'is' if same == 1 else 'are'} within seed noise of such a model (either would do)")
+    if untested:
+        parts.append(f"{untested} {'has' if untested == 1 else 'have'} one seed on one side (not tested)")
+    if alone:
+        parts.append(f"{alone} {'has' if alone == 1 else 'have'} no other model as fast and as small")
+    return f"Of the {plural(n, 'point')} on this front, " + (", ".join(parts[:-1]) + " and " + parts[-1]
+                                                             if len(parts) > 1 else parts[0]) + "."
 
 
 def pareto_chart(points: pd.DataFrame, x: str = "tokens_per_s", higher_x_is_better: bool = True,
