@@ -62,7 +62,7 @@ from starmind_lib.chapters.ch04b_study_v2 import (context_control_table, context
                                                   context_table, effects_table, lr_chart, prefix_vs_whole, progress_table, rates_table, seed_table, study_v2_table,
                                                   targets_table, tuning_moves, moved_beyond_noise, long_tier_table,
                                                   long_rank_correlation, long_curves_chart, long_tier_status, long_tier_plan,
-                                                  train_chars_total)
+                                                  tier_complete, train_chars_total)
 from starmind_lib.numbers import fmt_num, plural
 
 params = {"grid": grid, "tiers": tiers, "seeds": seeds, "lr_grid": lr_grid, "base_tokens": base_tokens,
@@ -198,7 +198,8 @@ else:
 
 # %%
 moves = tuning_moves(runs, grid)
-glue("v2_n_compared", fmt_num(len(moves), sig=None), display=False)
+glue("v2_n_compared", f"{fmt_num(len(moves), sig=None)} comparisons trained at both rates"
+     + ("" if tier_complete(prog, "untuned") else " so far"), display=False)
 glue("v2_n_moved", plural(int((moves["same winner"] == "no").sum()) if len(moves) else 0, "comparison"),
      display=False)
 glue("v2_n_moved_real", fmt_num(moved_beyond_noise(moves), sig=None), display=False)
@@ -208,7 +209,7 @@ else:
     display(no_figure("no comparison has been trained at both the old and the tuned rate yet"))
 
 # %% [markdown]
-# Of {glue:text}`v2_n_compared` comparisons trained at both rates so far, {glue:text}`v2_n_moved`
+# Of {glue:text}`v2_n_compared`, {glue:text}`v2_n_moved`
 # changed winner; in {glue:text}`v2_n_moved_real` of them the new winner beats the old one by more than
 # seed noise at the tuned rate (the others: no measurable difference between the two).
 

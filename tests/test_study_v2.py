@@ -600,3 +600,11 @@ def test_a_changed_winner_says_whether_the_new_one_beats_the_old_beyond_seed_noi
     assert moves.set_index("comparison").loc["heads-d16", TUNED_VERDICT].startswith("no measurable difference")
     assert moved_beyond_noise(moves) == 0
     assert moved_beyond_noise(tuning_moves(pd.concat([untuned, clear], ignore_index=True))) == 1
+
+
+def test_a_tier_is_complete_only_when_it_trained_every_run_it_plans():
+    from starmind_lib.chapters.ch04b_study_v2 import TIER_LABELS, tier_complete
+    prog = pd.DataFrame({"tier": [TIER_LABELS["base"], TIER_LABELS["untuned"]], "runs planned": [465, 155],
+                         "runs done": [465, 144], "note": ["complete", ""]})
+    assert tier_complete(prog, "base") and not tier_complete(prog, "untuned")
+    assert not tier_complete(prog, "long") and not tier_complete(pd.DataFrame(), "base")

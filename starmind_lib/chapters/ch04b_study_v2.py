@@ -64,6 +64,12 @@ def progress_table(runs: pd.DataFrame, params: dict, data_dir: str | Path | None
     return pd.DataFrame(out)
 
 
+def tier_complete(prog: pd.DataFrame, tier: str) -> bool:
+    """Has the progress table's ``tier`` trained every run it plans?"""
+    row = prog[prog["tier"] == TIER_LABELS[tier]] if len(prog) else prog
+    return bool(len(row)) and row["note"].iloc[0] == "complete"
+
+
 def lr_frame(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
     """The learning-rate sweep: one row per representative x rate (mean over its seeds)."""
     if runs.empty or not (runs.tier == "lr").any():
