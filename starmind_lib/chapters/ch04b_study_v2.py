@@ -192,32 +192,37 @@ def context_control_table(runs: pd.DataFrame, seq_len: int = 64) -> pd.DataFrame
                                     "seed noise ±": 3})
 
 
+def same_steps(ctl: pd.DataFrame) -> pd.Series:
+    """Per row of :func:`context_control_table`: did the control take the same optimizer steps as its
+    model at the base context (within 2 %)? False where a step count is unknown."""
+    def same(r) -> bool:
+        if "?" in r["optimizer steps"]:
+            return False
+        base, steps = (float(x.replace(",", "")) for x in r["optimizer steps"].split(" / "))
+        return abs(steps - base) <= 0.02 * base
+    return ctl.apply(same, axis=1).astype(bool) if len(ctl) else pd.Series(dtype=bool)
+
+
 def context_control_text(ctl: pd.DataFrame, seq_len: int = 64) -> str:
     """One clause per control row, from :func:`context_control_table`."""
     if ctl.empty:
         return "The context-control tier has not been trained yet."
     parts = []
     for _, r in ctl.iterrows():
-        noise = f"seed noise (±{r['seed noise ±']:.3f})"
-        moved = (f"{r['difference']:+.3f} bpc, within {noise}" if r["verdict"] == NO_DIFF else
-                 f"{r['difference']:+.3f} bpc, beyond {noise}" if r["verdict"] == REAL else r["verdict"])
-        batch, base_batch = r["sequences per step"].split(" / ")[::-1]
-        steps, base_steps = r["optimizer steps"].split(" / ")[::-1]
-        parts.append(f"{r['model']} ({r['tokenizer']}, {r['context (tokens)']} tokens, ~{r['context (characters)']} "
-                     f"characters of context) in batches of {batch} sequences ({steps} optimizer steps) scores "
-                     f"{r['bpc (control)']:.3f} bpc against {r[f'bpc at {seq_len} tokens']:.3f} at {seq_len} tokens "
-                     f"({base_batch} sequences, {base_steps} steps): {moved}")
+        noise = f"seed noise ±{r['seed noise ±']:.3f}"
+        moved = (f"{r['difference']:+.3f}, within {noise}" if r["verdict"] == NO_DIFF else
+                 f"{r['difference']:+.3f}, beyond {noise}" if r["verdict"] == REAL else r["verdict"])
+        base_steps, steps = r["optimizer steps"].split(" / ")
+        parts.append(f"{r['model']} scores {r['bpc (control)']:.3f} bpc in {steps} steps against "
+                     f"{r[f'bpc at {seq_len} tokens']:.3f} in {base_steps} at {seq_len} tokens ({moved})")
     return "; ".join(parts) + "."
 
 
 def context_finding(ctl: pd.DataFrame, seq_len: int = 64) -> str:
     """What the controls trained with the same optimizer steps as their model (within 2 %) say about the
     gap between the char and BPE-1024 models at ``seq_len`` tokens; '' when there are none."""
-    def same_steps(r) -> bool:
-        base, steps = (float(x.replace(",", "")) for x in r["optimizer steps"].split(" / "))
-        return abs(steps - base) <= 0.02 * base
     known = ctl[~ctl["optimizer steps"].str.contains("?", regex=False)] if len(ctl) else ctl
-    same = known[known.apply(same_steps, axis=1)] if len(known) else known
+    same = ctl[same_steps(ctl)] if len(ctl) else ctl
     if same.empty:
         return ""
     by_tok = known.groupby("tokenizer")[f"bpc at {seq_len} tokens"].first()
