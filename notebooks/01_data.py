@@ -154,11 +154,14 @@ show(hist, alt_text="Histogram of story lengths in characters, training and vali
 chars = frames["chars"]
 glue("chars_999", int((chars["cumulative_share"] < 0.999).sum() + 1), display=False)
 inventory = alt.Chart(chars).mark_bar().encode(
-    x=alt.X("shown:N", sort=alt.EncodingSortField("rank"), title="character (by frequency; ␣ space, ↵ newline)"),
+    # one row per character (a column each would need more width than the page has for its label)
+    y=alt.Y("shown:N", sort=alt.EncodingSortField("rank"), title="character (by frequency; ␣ space, ↵ newline)",
+            scale=alt.Scale(paddingOuter=0.8)),
     # Bars on a log scale need an explicit base below 1 (a log axis has no zero).
-    y=alt.Y("count:Q", scale=alt.Scale(type="log", domainMin=0.8), title="occurrences (log scale)"),
-    y2=alt.datum(0.8),
+    x=alt.X("count:Q", scale=alt.Scale(type="log", domainMin=0.8), title="occurrences (log scale)",
+            axis=alt.Axis(orient="top")),
+    x2=alt.datum(0.8),
     color=alt.Color("class:N", title="class"),
     tooltip=["shown", "count", alt.Tooltip("share:Q", format=".4%"), "class"],
-).properties(width=720, height=260)
+).properties(width=520, height=alt.Step(13))
 show(inventory, alt_text="Character frequencies of the cased training text, log scale")

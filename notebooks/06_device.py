@@ -249,7 +249,8 @@ if len(prof):
          display=False)
     display(show(alt.Chart(prof.assign(label=prof["model_id"] + " (" + prof["n_params"].map("{:,}".format) + ")"))
                  .mark_bar().encode(
-        x=alt.X("share:Q", stack="normalize", title="share of the cycles", axis=alt.Axis(format="%")),
+        x=alt.X("share:Q", stack="normalize", title="share of the cycles",
+              axis=alt.Axis(format="%", values=[0, 0.2, 0.4, 0.6, 0.8, 1])),
         y=alt.Y("label:N", title=None), color=alt.Color("part:N", title="part"),
         tooltip=["model_id", "part", alt.Tooltip("share:Q", format=".1%"), alt.Tooltip("cycles:Q", format=",")],
     ).properties(width=480, height=90, title="Cycles per part of the forward pass"),

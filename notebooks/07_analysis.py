@@ -134,15 +134,17 @@ if not c_points.empty:
             "peak_ram_bytes"]
     axes = {"minimize": ["bpc", "peak_ram_bytes"], "maximize": ["tokens_per_s"]}
     on_front = pareto.front_mask(c_points, **axes)
-    mem_front = c_points[on_front].assign(edge=pareto.front_edges(c_points, on_front, seed_bpc, **axes))
-    front_rows = mem_front[[c for c in cols + ["edge"] if c in mem_front]].sort_values("bpc").rename(
-        columns={"edge": "quality edge over the best model as fast and as small"})
+    edges = pareto.front_edges(c_points, on_front, seed_bpc, **axes).rename(columns={
+        "rival": "best model as fast and as small", "margin": "its bpc minus this one's", "noise": "seed noise ±",
+        "verdict": "verdict"})
+    mem_front = c_points[on_front].join(edges)
+    front_rows = mem_front[[c for c in cols + list(edges.columns) if c in mem_front]].sort_values("bpc")
     if "tokens_per_s_raw" in front_rows:   # the raw figure only where the XIP model changed it
         front_rows = front_rows.rename(columns={"tokens_per_s_raw": "tokens/s without the XIP miss model"})
     display(table(front_rows, max_rows=8,
                   caption="The Pareto front of quality, speed and peak SRAM (C int8 runtime, emulated Pico, 133 MHz: "
                           "cycle-counted; weights in flash add the XIP miss model, and the raw figure is beside)"))
-    glue("front_edges", pareto.front_edge_summary(mem_front["edge"]), display=False)
+    glue("front_edges", pareto.front_edge_summary(mem_front["verdict"]), display=False)
 else:
     glue("front_edges", "There is no front without C-runtime device runs.", display=False)
 
@@ -150,7 +152,7 @@ else:
 # A model sits on this front when no other model is at least as good on all three axes (one with its
 # weights in flash and in SRAM can sit on it twice, as two points). Measured with seeds, a point's place
 # holds only if it beats, by more than seed noise, the best other model that is at least as fast and as
-# small (the last column). {glue:text}`front_edges`
+# small (the last four columns). {glue:text}`front_edges`
 
 # %% [markdown]
 # ## Recommendations

@@ -329,12 +329,12 @@ def test_a_front_model_holds_its_place_only_beyond_the_seed_noise_of_the_model_a
     front = pareto.front_mask(pts, **axes)
     assert pts[front]["variant_id"].tolist() == ["a", "b", "c", "b2"]
     edges = pareto.front_edges(pts, front, values, **axes)
-    assert edges[0] == "nothing else is as fast and as small"          # d is faster and smaller, but no model
-    assert edges[1].startswith(f"{REAL} (margin 0.5 bpc") and edges[1].endswith("against a")
-    assert edges[2].startswith(f"{NO_DIFF} (margin 0.02 bpc") and edges[2].endswith("against b")
-    assert edges[4].endswith("against a")          # b's other placement (same configuration) is not its rival
-    assert pareto.front_edges(pts, front, {}, **axes)[2].startswith(NOT_TESTED)
-    assert pareto.front_edge_summary(edges) == (
+    assert edges["verdict"].tolist() == [pareto.ALONE, REAL, NO_DIFF, REAL]   # d is faster and smaller, no model
+    assert edges["rival"].tolist() == ["–", "a", "b", "a"]      # b's other placement (same config) is not b2's rival
+    assert edges["margin"].iloc[1:].round(3).tolist() == [0.5, 0.02, 0.5]
+    assert edges["noise"].iloc[2] > 0.02 and edges["noise"].iloc[1] < 0.5
+    assert pareto.front_edges(pts, front, {}, **axes)["verdict"].iloc[2] == NOT_TESTED
+    assert pareto.front_edge_summary(edges["verdict"]) == (
         "Of the 4 points on this front, 2 are better than every other model at least as fast and as small by "
         "more than seed noise, 1 is within seed noise of such a model (either would do) and 1 has no other "
         "model as fast and as small.")

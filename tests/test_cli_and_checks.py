@@ -137,6 +137,16 @@ def test_legend_problems_catch_clipped_and_truncated_legends():
     assert len(problems) == 2 and "150px beyond" in problems[0] and "'a'" in problems[0] and "comparis…" in problems[1]
 
 
+def test_axis_problems_catch_tick_labels_that_overlap_or_run_together_but_not_stacked_ones():
+    box = lambda t, left, top, w=30, h=12: {"text": t, "left": left, "right": left + w, "top": top,  # noqa: E731
+                                           "bottom": top + h}
+    charts = [{"id": "x", "axes": [[box("10,000", 100, 300), box("20,000", 131, 300), box("40,000", 200, 300)],
+                                   [box("1.0", 10, 0), box("1.5", 25, 0)]]},
+              {"id": "y", "axes": [[box("4.0", 0, 0), box("3.5", 0, 12), box("3.0", 0, 24)]]}]   # a column: fine
+    assert browsercheck.axis_problems(charts) == ["chart x: axis labels '10,000' and '20,000' run together",
+                                                  "chart x: axis labels '1.0' and '1.5' overlap"]
+
+
 # ---- provenance ------------------------------------------------------------------------------
 
 def test_provenance_records_the_uncommitted_diff(tmp_path, monkeypatch):

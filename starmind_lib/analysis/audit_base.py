@@ -249,13 +249,17 @@ def color_title(name: str) -> str:
 
 def _scatter(df, x, y, color, log_x=False, rule_x=None, rule_y=None, color_type="N", title=""):
     import altair as alt
+
+    from ..book.figures import log_ticks
     if df is None or df.empty or x not in df or y not in df:
         return None
     tip = [c for c in ("variant_id", x, y, color, "runtime_label", "val_bpc", "bpc") if c in df.columns]
     colour = (alt.Color(f"{color}:Q", scale=alt.Scale(type="log", scheme="viridis"), title=color_title(color))
               if color_type == "Q" else alt.Color(f"{color}:N", title=color_title(color), legend=LEGEND_BELOW))
     base = alt.Chart(df.reset_index(drop=True)).mark_circle(size=60).encode(
-        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log") if log_x else alt.Scale(zero=False), title=color_title(x)),
+        # explicit ticks: Vega's own (1, 2, ... 9 per decade; or every 0.5) run together on a 420-pixel axis
+        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log") if log_x else alt.Scale(zero=False), title=color_title(x),
+                axis=alt.Axis(values=log_ticks(df[x])) if log_x else alt.Axis(tickCount=6)),
         y=alt.Y(f"{y}:Q", scale=alt.Scale(zero=False), title=color_title(y)), color=colour,
         tooltip=list(dict.fromkeys(tip)))
     layers = [base]

@@ -113,14 +113,17 @@ def front_mask(df: pd.DataFrame, minimize: Sequence[str] = (), maximize: Sequenc
     return out
 
 
+ALONE = "nothing as fast and as small"
+
+
 def front_edges(df: pd.DataFrame, front: pd.Series, values: dict | None, minimize: Sequence[str] = (),
-                maximize: Sequence[str] = ()) -> pd.Series:
-    """For each front model: is its place on the front more than seed noise? Its quality edge over the best
-    *other configuration* at least as good on every other axis (at least as fast, no larger...), which
-    would take its place if the two were equally good, with the Welch verdict over their per-seed bpc
-    (``values`` by config_hash, each shifted by the point's own quantisation cost, as in the
-    recommendations). A model that nothing matches on the other axes says so."""
-    from .seeds import NOT_TESTED, compare_values, verdict_text
+                maximize: Sequence[str] = ()) -> pd.DataFrame:
+    """For each front model: is its place on the front more than seed noise? Its rival is the best *other
+    configuration* at least as good on every other axis (at least as fast, no larger...), which would take
+    its place if the two were equally good; the columns give the rival, the margin, the seed noise and the
+    Welch verdict over their per-seed bpc (``values`` by config_hash, each shifted by the point's own
+    quantisation cost, as in the recommendations). A model that nothing matches on the other axes says so."""
+    from .seeds import NOT_TESTED, compare_values
     key = "config_hash" if "config_hash" in df else "variant_id"
     others = [c for c in minimize if c != "bpc"], [c for c in maximize if c != "bpc"]
     shift = lambda r: float(r["bpc"] - r["val_bpc"]) if "val_bpc" in r and pd.notna(r["val_bpc"]) else 0.0  # noqa: E731
@@ -133,25 +136,25 @@ def front_edges(df: pd.DataFrame, front: pd.Series, values: dict | None, minimiz
         for c in others[1]:
             cover = cover[cover[c] >= x[c]]
         if cover.empty:
-            out[i] = "nothing else is as fast and as small"
+            out[i] = {"rival": "–", "margin": np.nan, "noise": np.nan, "verdict": ALONE}
             continue
         y = cover.sort_values("bpc").iloc[0]
-        margin = float(y["bpc"] - x["bpc"])
         a, b = (values or {}).get(y.get("config_hash")), (values or {}).get(x.get("config_hash"))
         c = (compare_values(np.asarray(a) + shift(y), np.asarray(b) + shift(x)) if a is not None and b is not None
              else {"verdict": NOT_TESTED})
-        out[i] = f"{verdict_text(c, margin)} against {y['variant_id']}"
-    return pd.Series(out, dtype=object)
+        out[i] = {"rival": y["variant_id"], "margin": float(y["bpc"] - x["bpc"]), "noise": c.get("noise", np.nan),
+                  "verdict": c["verdict"]}
+    return pd.DataFrame.from_dict(out, orient="index", columns=["rival", "margin", "noise", "verdict"])
 
 
-def front_edge_summary(edges: pd.Series) -> str:
-    """:func:`front_edges` in one sentence: how many front models hold their place by more than seed noise."""
+def front_edge_summary(verdicts: pd.Series) -> str:
+    """:func:`front_edges`' verdicts in one sentence: how many front points hold their place by more than
+    seed noise."""
     from ..numbers import plural
     from .seeds import NO_DIFF, NOT_TESTED, REAL
-    n = len(edges)
-    count = lambda prefix: int(edges.astype(str).str.startswith(prefix).sum())  # noqa: E731
-    real, same, untested = count(REAL), count(NO_DIFF), count(NOT_TESTED)
-    alone = n - real - same - untested
+    n = len(verdicts)
+    count = lambda v: int((verdicts == v).sum())  # noqa: E731
+    real, same, untested, alone = count(REAL), count(NO_DIFF), count(NOT_TESTED), count(ALONE)
     parts = [f"{real} {'is' if real == 1 else 'are'} better than every other model at least as fast and as small "
              "by more than seed noise"]
     if same:
@@ -181,8 +184,9 @@ def pareto_chart(points: pd.DataFrame, x: str = "tokens_per_s", higher_x_is_bett
     select = alt.selection_point(fields=[color], bind="legend")
     keep = set(tooltip) | {x, "bpc", color, "on_front", "ram_kb"}
     pts = pts[[c for c in pts.columns if c in keep]]   # only what the chart draws goes into its spec
+    from ..book.figures import log_ticks
     base = alt.Chart(pts).encode(
-        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log"),
+        x=alt.X(f"{x}:Q", scale=alt.Scale(type="log"), axis=alt.Axis(values=log_ticks(pts[x]) if len(pts) else None),
                 title={"tokens_per_s": "tokens/s (log scale)", "chars_per_s": "characters/s (log scale)",
                        "peak_ram_bytes": "peak SRAM (bytes, log scale)", "params": "parameters (log scale)"}.get(
                     x, x.replace("_", " "))),

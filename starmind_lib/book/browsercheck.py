@@ -62,8 +62,8 @@ PAGE_STATE_JS = r"""
 """
 
 
-from .pagechecks import (LEGENDS_JS, PROSE_JS, SECTIONS_JS, TEXT_PATTERNS, figure_problems,  # noqa: E402,F401
-                         legend_problems, promised_figures, text_problems)
+from .pagechecks import (AXES_JS, LEGENDS_JS, PROSE_JS, SECTIONS_JS, TEXT_PATTERNS,  # noqa: E402,F401
+                         axis_problems, figure_problems, legend_problems, promised_figures, text_problems)
 
 
 class BrowserError(RuntimeError):
@@ -392,6 +392,7 @@ def check_book(html_dir: str | Path, binary: str | None = None,
             rep.problems += chart_problems(browser, state["charts"], shots)
             rep.problems += link_problems(state["links"], html_dir)
             rep.problems += legend_problems(browser.evaluate(LEGENDS_JS))
+            rep.problems += axis_problems(browser.evaluate(AXES_JS))
             rep.problems += text_problems(browser.evaluate(PROSE_JS))
             source = Path(notebooks_dir) / f"{page.stem}.py"
             if source.exists():

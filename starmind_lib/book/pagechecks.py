@@ -1,5 +1,6 @@
 """What a reader of a built page must not meet, checked by ``browsercheck`` on every page: sections
-that promise a figure and show none, legends clipped or cut short, badly written numbers."""
+that promise a figure and show none, legends clipped or cut short, axis labels that run together,
+badly written numbers."""
 from __future__ import annotations
 
 import re
@@ -31,6 +32,19 @@ LEGENDS_JS = r"""
   });
   return {id: c.id, visibleRight: right, legends};
 }))()
+"""
+
+AXES_JS = r"""
+(() => Array.from(document.querySelectorAll('.starmind-chart')).map(c => ({id: c.id,
+  axes: Array.from(c.querySelectorAll('.starmind-chart-live svg .role-axis-label')).map(g =>
+    Array.from(g.querySelectorAll('text')).filter(t => {   // labels Vega hid (its labelOverlap) have opacity 0
+      for (let e = t; e && e !== g; e = e.parentElement)
+        if (parseFloat(e.getAttribute('opacity') ?? '1') === 0 || getComputedStyle(e).opacity === '0') return false;
+      return true;
+    }).map(t => {
+      const r = t.getBoundingClientRect();
+      return {text: t.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom};
+    }).filter(b => b.text && b.right > b.left))})))()
 """
 
 
@@ -121,4 +135,22 @@ def legend_problems(legends: list[dict]) -> list[str]:
             cut = [t for t in lg["texts"] if "…" in t]
             if cut:
                 out.append(f"chart {c['id']}: legend entries cut short: {', '.join(map(repr, cut[:4]))}")
+    return out
+
+
+def axis_problems(charts: list[dict], gap: float = 2.0) -> list[str]:
+    """Tick labels of one axis that overlap, or stand side by side less than ``gap`` pixels apart (Vega
+    prints '10,000' and '20,000' as '10,00020,000' when a log axis is narrow). Labels stacked one above
+    the other (a vertical axis) may touch: a reader tells lines apart."""
+    out = []
+    for c in charts:
+        for labels in c["axes"]:
+            boxes = sorted(labels, key=lambda b: (b["left"], b["top"]))
+            for i, a in enumerate(boxes):
+                for b in boxes[i + 1:]:
+                    across = min(a["right"], b["right"]) - max(a["left"], b["left"])
+                    down = min(a["bottom"], b["bottom"]) - max(a["top"], b["top"])
+                    if down > 1 and across > -gap:
+                        out.append(f"chart {c['id']}: axis labels {a['text']!r} and {b['text']!r} "
+                                   f"{'overlap' if across > 0 else 'run together'}")
     return out
