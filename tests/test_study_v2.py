@@ -403,6 +403,8 @@ def test_long_tier_status_says_how_much_of_the_tier_is_trained():
     assert long_tier_status(t.assign(seeds=[3, 1]), planned=24).startswith("So far 2 configurations of the 24")
     assert "been trained, 1 with 3 seeds, 1 with 1 seed, from 234" in long_tier_status(t.assign(seeds=[3, 1]))
     assert long_tier_status(pd.DataFrame()) == "None of the 20 configurations it plans has been trained yet."
+    assert long_tier_status(t.assign(seeds=3), planned=2) == ("All 2 configurations it plans have been trained, with "
+                                                              "3 seeds each, from 234 to 990 parameters.")
     moved = t.assign(configuration=["a", "b"], planned=["yes", "no longer"])
     assert long_tier_status(moved, planned=24) == (
         "So far 1 configuration of the 24 it plans has been trained, with 1 seed each, from 234 to 234 parameters "

@@ -414,10 +414,12 @@ def long_tier_status(lt: pd.DataFrame, planned: int | None = None) -> str:
     if on.empty:
         said = f"None of the {planned} configurations it plans has been trained yet."
     else:
-        said = (f"So far {plural(len(on), 'configuration')} of the {planned} it plans "
-                f"{'has' if len(on) == 1 else 'have'} been trained, {seeds(on, 'with')}"
-                f"{' each' if on['seeds'].nunique() == 1 else ''}, from "
-                f"{int(on['params'].min()):,} to {int(on['params'].max()):,} parameters (the cheapest first).")
+        done = len(on) >= planned
+        said = ((f"All {planned} configurations it plans have been trained, " if done else
+                 f"So far {plural(len(on), 'configuration')} of the {planned} it plans "
+                 f"{'has' if len(on) == 1 else 'have'} been trained, ") + f"{seeds(on, 'with')}"
+                f"{' each' if on['seeds'].nunique() == 1 else ''}, from {int(on['params'].min()):,} to "
+                f"{int(on['params'].max()):,} parameters{'' if done else ' (the cheapest first)'}.")
     if len(off):
         one = len(off) == 1
         said += (f" {plural(len(off), 'more configuration')} ({', '.join(off['configuration'])}) "
