@@ -125,6 +125,16 @@ def test_claim_07_golden_allocations():
     v.loc[0, "val_bpc"] = 1.5
     assert audit.claim_07(AuditData(variants=v)).verdict == "supported"
     assert audit.claim_07(AuditData(variants=v.iloc[1:])).verdict == "inconclusive"
+    # with seeds, a golden variant is beaten only beyond seed noise
+    v = v.assign(val_bpc=[2.5, 2.0, 1.8], config_hash=["G", "P", "B"])
+    noisy = {"G": [2.0, 2.5, 3.0], "P": [1.9, 2.0, 2.1]}
+    within = audit.claim_07(AuditData(variants=v, seed_bpc=noisy))
+    assert within.verdict != "refuted" and "0 golden variants are beaten by a smaller or equal non-golden one " \
+        "(1 more are bettered within seed noise only)" in within.measurement_text
+    clear = audit.claim_07(AuditData(variants=v, seed_bpc={"G": [2.49, 2.5, 2.51], "P": [1.99, 2.0, 2.01]}))
+    assert clear.verdict == "refuted" and "1 golden variants are beaten by a smaller or equal non-golden one by more " \
+        "than seed noise;" in clear.measurement_text
+    assert clear.evidence["against seed noise"].iloc[0].startswith("exceeds seed noise (±")
 
 
 def test_claim_08_int8_faster_refutes_the_slowdown(world, tmp_path):

@@ -304,7 +304,6 @@ EXEMPT = {
     "04b_study_v2": {
         "v2_n_moved_real": "moved_beyond_noise(); tests/test_study_v2.py checks it on known seed values","v2_context_text": "a sentence; its numbers are the context-control table shown below it",
         "v2_context_finding": "context_finding(); tests/test_study_v2.py checks it on known control rows",
-        "front_edges": "front_edge_summary(); tests/test_analysis.py checks it on known points and seeds",
                      "v2_long_status": "a sentence: trained of planned (the plan's front, tests/test_study_v2.py); "
                                        "its table below lists every long run with a 'planned' column",
                      "v2_machines": "machine names", "v2_prefix_gap_median": "a difference of two columns",
@@ -358,8 +357,9 @@ EXEMPT = {
                         "mp_virtual_runs": "the virtual board's table", "mp_virtual_identical": "the virtual board's table",
                         "mp_placement_outside": "a count over the same spreads as mp_placement_text "
                                                 "(tests/test_micropython_runs.py)"},
-    "07_analysis": {
-        "an_quant_cost_source": "quant_cost_sources(); tests/test_analysis.py checks it on known points","an_bpc_source": "a sentence naming the table", "n_device_points": "a count of joined runs",
+    "07_analysis": {"front_edges": "front_edge_summary(); tests/test_analysis.py checks it on known points and seeds",
+                    "an_quant_cost_source": "quant_cost_sources(); tests/test_analysis.py checks it on known points",
+                    "an_bpc_source": "a sentence naming the table", "n_device_points": "a count of joined runs",
                     "n_front": "the Pareto front (tests/test_pareto*.py)", "front_fastest_tps": "the front",
                     "front_fastest_bpc": "the front", "front_best_bpc": "the front", "front_best_tps": "the front",
                     "front_best_ram_kb": "the front", "front_best_params": "the front", "front_best_weights": "the front"},

@@ -79,6 +79,7 @@ class AuditData:
     missing: dict = field(default_factory=dict)
     synthetic: bool = False
     bpc_source: str = ""                        # which study scored the variants (chapter 07's rule)
+    seed_bpc: dict = field(default_factory=dict)  # {config_hash: per-seed bpc} of the tier that scored each variant
 
     def _study_variants(self, results_dir) -> pd.DataFrame:
         """The variants as chapter 07 scores them: Study v2 (whole split, long tier first) once it covers the
@@ -103,6 +104,8 @@ class AuditData:
                 setattr(data, name, load())
             except an.MissingResult as exc:
                 data.missing[name] = str(exc)
+        from .seeds import load_study, scored_seed_values
+        data.seed_bpc = scored_seed_values(load_study(results_dir), data.variants)   # {} for the v1 table
         return data
 
     def need(self, *names: str) -> str | None:

@@ -66,19 +66,31 @@ def claim_07(data: AuditData, tol_bpc: float = 0.01) -> Verdict:
         return _inconclusive(7, claim, "the sweep has no Fibonacci or golden-ratio allocation")
     if golden.all():
         return _inconclusive(7, claim, "every variant is golden: nothing to compare with")
-    beaten = []
+    from .seeds import NO_DIFF, NOT_TESTED, compare_values
+    beaten, within = [], 0
     for _, g in v[golden].iterrows():
         better = v[~golden & (v["params"] <= g["params"]) & (v["val_bpc"] < g["val_bpc"] - tol_bpc)]
-        if not better.empty:
-            b = better.sort_values("val_bpc").iloc[0]
-            beaten.append({"golden": g["variant_id"], "golden_params": g["params"], "golden_bpc": g["val_bpc"],
-                           "beaten_by": b["variant_id"], "params": b["params"], "bpc": b["val_bpc"]})
+        if better.empty:
+            continue
+        b = better.sort_values("val_bpc").iloc[0]
+        a, bb = data.seed_bpc.get(g.get("config_hash")), data.seed_bpc.get(b.get("config_hash"))
+        noise = compare_values(a, bb) if a is not None and bb is not None else {"verdict": NOT_TESTED}
+        if noise["verdict"] == NO_DIFF:             # better on average, not beyond seed noise: not beaten
+            within += 1
+            continue
+        beaten.append({"golden": g["variant_id"], "golden_params": g["params"], "golden_bpc": g["val_bpc"],
+                       "beaten_by": b["variant_id"], "params": b["params"], "bpc": b["val_bpc"],
+                       "against seed noise": noise["verdict"] + (f" (±{noise['noise']:.3f})"
+                                                                  if noise["verdict"] != NOT_TESTED else "")})
     table, gold_front, other_front = _front_share(v, golden)
     fig = _scatter(table.assign(allocation=table["flagged"].map({True: "golden/Fibonacci", False: "other"})),
                    "params", "val_bpc", "allocation", log_x=True)
+    tested = data.seed_bpc and any(r["against seed noise"] != NOT_TESTED for r in beaten)
     text = (f"{int(golden.sum())} golden/Fibonacci variants against {int((~golden).sum())} others; "
-            f"{len(beaten)} golden variants are beaten by a smaller or equal non-golden one; the quality/size "
-            f"front holds {gold_front} golden and {other_front} other variants.")
+            f"{len(beaten)} golden variants are beaten by a smaller or equal non-golden one"
+            + (" by more than seed noise" if tested else "")
+            + (f" ({within} more are bettered within seed noise only)" if within else "")
+            + f"; the quality/size front holds {gold_front} golden and {other_front} other variants.")
     verdict = "refuted" if beaten else ("supported" if other_front == 0 else "inconclusive")
     evidence = (pd.DataFrame(beaten) if beaten
                 else _cols(table, ["variant_id", "params", "val_bpc", "flagged", "on_front"]))
