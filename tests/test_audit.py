@@ -130,7 +130,7 @@ def test_claim_07_golden_allocations():
     noisy = {"G": [2.0, 2.5, 3.0], "P": [1.9, 2.0, 2.1]}
     within = audit.claim_07(AuditData(variants=v, seed_bpc=noisy))
     assert within.verdict != "refuted" and "0 golden variants are beaten by a smaller or equal non-golden one " \
-        "(1 more are bettered within seed noise only)" in within.measurement_text
+        "(1 more is bettered within seed noise only)" in within.measurement_text
     clear = audit.claim_07(AuditData(variants=v, seed_bpc={"G": [2.49, 2.5, 2.51], "P": [1.99, 2.0, 2.01]}))
     assert clear.verdict == "refuted" and "1 golden variants are beaten by a smaller or equal non-golden one by more " \
         "than seed noise;" in clear.measurement_text

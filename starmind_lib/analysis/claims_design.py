@@ -89,7 +89,7 @@ def claim_07(data: AuditData, tol_bpc: float = 0.01) -> Verdict:
     text = (f"{int(golden.sum())} golden/Fibonacci variants against {int((~golden).sum())} others; "
             f"{len(beaten)} golden variants are beaten by a smaller or equal non-golden one"
             + (" by more than seed noise" if tested else "")
-            + (f" ({within} more are bettered within seed noise only)" if within else "")
+            + (f" ({within} more {'is' if within == 1 else 'are'} bettered within seed noise only)" if within else "")
             + f"; the quality/size front holds {gold_front} golden and {other_front} other variants.")
     verdict = "refuted" if beaten else ("supported" if other_front == 0 else "inconclusive")
     evidence = (pd.DataFrame(beaten) if beaten
