@@ -138,7 +138,7 @@ if not c_points.empty:
         "rival": "best model as fast and as small", "margin": "its bpc minus this one's", "noise": "seed noise ±",
         "verdict": "verdict"})
     mem_front = c_points[on_front].join(edges)
-    front_rows = mem_front[[c for c in cols + list(edges.columns) if c in mem_front]].sort_values("bpc")
+    front_rows = mem_front[[c for c in cols if c in mem_front]].sort_values("bpc")
     if "tokens_per_s_raw" in front_rows:   # the raw figure only where the XIP model changed it
         front_rows = front_rows.rename(columns={"tokens_per_s_raw": "tokens/s without the XIP miss model"})
     display(table(front_rows, max_rows=8,
@@ -152,7 +152,13 @@ else:
 # A model sits on this front when no other model is at least as good on all three axes (one with its
 # weights in flash and in SRAM can sit on it twice, as two points). Measured with seeds, a point's place
 # holds only if it beats, by more than seed noise, the best other model that is at least as fast and as
-# small (the last four columns). {glue:text}`front_edges`
+# small (the table below). {glue:text}`front_edges`
+
+# %%
+if not c_points.empty:
+    display(table(mem_front[["variant_id", "weights_in", "bpc", *edges.columns]].sort_values("bpc"), max_rows=8,
+                  caption="Each front point against the best other model at least as fast and as small: the "
+                          "difference of their bpc and whether it exceeds seed noise (Welch 95 % over seeds)"))
 
 # %% [markdown]
 # ## Recommendations
