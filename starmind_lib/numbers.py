@@ -45,6 +45,9 @@ def _missing(x) -> bool:
         return False
 
 
+SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
 def fmt_num(x, sig: int | None = 3, unit: str | None = None, max_decimals: int = 4) -> str:
     """``x`` to ``sig`` significant figures (None: as an integer), thousands separators, no negative zero."""
     if _missing(x):
@@ -60,8 +63,11 @@ def fmt_num(x, sig: int | None = 3, unit: str | None = None, max_decimals: int =
         text = "0"
     else:
         mag = math.floor(math.log10(abs(v)))
-        if abs(v) < 1e-4:
-            text = f"{v:.{max(sig - 1, 0)}e}"
+        if abs(v) < 1e-4:        # 5.4 × 10⁻⁷, as a book writes it (not Python's 5.4e-07)
+            mantissa, exp = f"{v:.{max(sig - 1, 0)}e}".split("e")
+            mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
+            text = f"{mantissa} × 10{str(int(exp)).translate(SUPERSCRIPT)}"
+            return f"{text} {unit}" if unit and unit != "x" else f"{text}x" if unit == "x" else text
         else:
             decimals = min(max(sig - 1 - mag, 0), max_decimals)
             text = f"{v:,.{decimals}f}"

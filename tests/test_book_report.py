@@ -369,9 +369,16 @@ EXEMPT = {
 }
 
 
+POWER = r" × 10([⁻⁰¹²³⁴⁵⁶⁷⁸⁹]+)"      # fmt_num writes 5.4 × 10⁻⁷
+DIGITS = str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")
+
+
 def _number(text: str) -> float | None:
-    m = re.search(r"-?[\d,]*\.?\d+(?:e[+-]?\d+)?", str(text))
-    return float(m.group(0).replace(",", "")) if m else None
+    m = re.search(r"-?[\d,]*\.?\d+(?:e[+-]?\d+)?" + f"(?:{POWER})?", str(text))
+    if not m:
+        return None
+    value = float(m.group(0).split(" ×")[0].replace(",", ""))
+    return value * 10 ** int(m.group(1).translate(DIGITS)) if m.group(1) else value
 
 
 def _matches(glued: str, expected) -> bool:
@@ -383,6 +390,9 @@ def _matches(glued: str, expected) -> bool:
         return False
     m = re.search(r"\d\.(\d+)", glued)
     decimals = len(m.group(1)) if m else 0
+    power = re.search(POWER, glued)      # the last digit of 5.4 × 10⁻⁷ is worth 10⁻⁸
+    if power:
+        decimals -= int(power.group(1).translate(DIGITS))
     return abs(got - float(expected)) <= 0.5 * 10 ** -decimals + 1e-9 * abs(float(expected))
 
 

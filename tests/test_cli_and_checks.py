@@ -24,6 +24,7 @@ REF = REPO_ROOT / "data" / "reference" / "ref_rope_silu.smd"
 def test_numbers_read_well():
     assert fmt_num(73968.0) == "73,968" and fmt_num(55996.0) == "55,996" and fmt_num(1545.976) == "1,546"
     assert fmt_quantity(-0.00001, "bpc") == "0 bpc" and fmt_num(-0.0) == "0"
+    assert fmt_num(-5.4e-7, sig=2) == "-5.4 × 10⁻⁷" and fmt_num(3e-5) == "3 × 10⁻⁵"     # never Python's 5.4e-07
     assert fmt_quantity(4023.7, "tokens_per_s") == "4,024 tokens/s" and fmt_ratio(2.114) == "2.11x"
     assert plural(1, "variant") == "1 variant" and plural(1, "minute") == "1 minute" and plural(2, "run") == "2 runs"
     assert with_article("8-token") == "an 8-token" and with_article("16-token") == "a 16-token"
@@ -142,7 +143,8 @@ def test_axis_problems_catch_tick_labels_that_overlap_or_run_together_but_not_st
                                            "bottom": top + h}
     charts = [{"id": "x", "axes": [[box("10,000", 100, 300), box("20,000", 131, 300), box("40,000", 200, 300)],
                                    [box("1.0", 10, 0), box("1.5", 25, 0)]]},
-              {"id": "y", "axes": [[box("4.0", 0, 0), box("3.5", 0, 12), box("3.0", 0, 24)]]}]   # a column: fine
+              {"id": "y", "axes": [[box("4.0", 0, 0), box("3.5", 0, 12), box("3.0", 0, 24)]]},   # a column: fine
+              {"id": "z", "axes": [[{**box("ref_a", 0, 0), "angle": -60}, {**box("ref_b", 10, 0), "angle": -60}]]}]
     assert browsercheck.axis_problems(charts) == ["chart x: axis labels '10,000' and '20,000' run together",
                                                   "chart x: axis labels '1.0' and '1.5' overlap"]
 

@@ -43,7 +43,9 @@ AXES_JS = r"""
       return true;
     }).map(t => {
       const r = t.getBoundingClientRect();
-      return {text: t.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom};
+      const turn = /rotate\((-?[\d.]+)/.exec(t.getAttribute('transform') || '');
+      return {text: t.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom,
+              angle: turn ? parseFloat(turn[1]) : 0};
     }).filter(b => b.text && b.right > b.left))})))()
 """
 
@@ -141,11 +143,12 @@ def legend_problems(legends: list[dict]) -> list[str]:
 def axis_problems(charts: list[dict], gap: float = 2.0) -> list[str]:
     """Tick labels of one axis that overlap, or stand side by side less than ``gap`` pixels apart (Vega
     prints '10,000' and '20,000' as '10,00020,000' when a log axis is narrow). Labels stacked one above
-    the other (a vertical axis) may touch: a reader tells lines apart."""
+    the other (a vertical axis) may touch: a reader tells lines apart. Labels turned by an angle other than a
+    multiple of 90 degrees are left out: their boxes overlap while their text does not."""
     out = []
     for c in charts:
         for labels in c["axes"]:
-            boxes = sorted(labels, key=lambda b: (b["left"], b["top"]))
+            boxes = sorted((b for b in labels if b.get("angle", 0) % 90 == 0), key=lambda b: (b["left"], b["top"]))
             for i, a in enumerate(boxes):
                 for b in boxes[i + 1:]:
                     across = min(a["right"], b["right"]) - max(a["left"], b["left"])

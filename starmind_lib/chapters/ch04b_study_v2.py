@@ -83,11 +83,12 @@ def lr_frame(runs: pd.DataFrame, grid_name: str = "full") -> pd.DataFrame:
 def lr_chart(runs: pd.DataFrame):
     import altair as alt
 
-    from ..book.figures import label
+    from ..book.figures import label, log_ticks
     data = lr_frame(runs)
     data = data.assign(model=data["name"] + " (" + data["n_params"].map(lambda n: f"{int(n):,}") + " params)")
     base = alt.Chart(data).encode(
-        x=alt.X("lr:Q", scale=alt.Scale(type="log"), title=label("peak learning rate", "log scale")),
+        x=alt.X("lr:Q", scale=alt.Scale(type="log"), title=label("peak learning rate", "log scale"),
+                axis=alt.Axis(values=log_ticks(data["lr"], steps=(1, 2, 5)))),
         color=alt.Color("model:N", title="configuration", legend=alt.Legend(orient="bottom", columns=2,
                                                                             labelLimit=320)))
     y_title = label("whole-split validation", "bits per character")
