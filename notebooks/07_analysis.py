@@ -64,12 +64,13 @@ except an.MissingResult as missing:   # the page says what is missing instead of
     variants, bpc_source = None, "no table"
     display(Markdown(f"**No analysis possible yet:** {missing}"))
 glue("an_bpc_source", bpc_source, display=False)
-seed_bpc = scored_seed_values(load_study(results_dir), variants)   # each score's own tier's seeds
+study = load_study(results_dir)
+seed_bpc = scored_seed_values(study, variants)   # each score's own tier's seeds
 quant = an.load_quant(results_dir, required=False)
 run_frames = [r for r in (an.load_runs(results_dir, kind, required=False) for kind in ("c", "micropython", "predicted"))
               if r is not None]
 points = (an.device_points(variants, pd.concat(run_frames, ignore_index=True), quant,
-                           chars_per_token=chars_per_token(load_study(results_dir)))
+                           chars_per_token=chars_per_token(study))
           if run_frames and variants is not None else pd.DataFrame())
 if len(points):  # the virtual MicroPython board times the host, not a Pico: its speeds mean nothing here
     points = an.attach_device_text(points[points["speed_source"] != "host_timing_not_representative"], runs_dir)

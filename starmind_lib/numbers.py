@@ -67,13 +67,12 @@ def fmt_num(x, sig: int | None = 3, unit: str | None = None, max_decimals: int =
             mantissa, exp = f"{v:.{max(sig - 1, 0)}e}".split("e")
             mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
             text = f"{mantissa} × 10{str(int(exp)).translate(SUPERSCRIPT)}"
-            return f"{text} {unit}" if unit and unit != "x" else f"{text}x" if unit == "x" else text
         else:
             decimals = min(max(sig - 1 - mag, 0), max_decimals)
             text = f"{v:,.{decimals}f}"
             if "." in text:   # 2.50 -> 2.5: trailing zeros carry no information at a chosen precision
                 text = text.rstrip("0").rstrip(".")
-    if text.startswith("-") and float(text.replace(",", "").replace("∞", "inf") or 0) == 0:
+    if text.startswith("-") and "×" not in text and float(text.replace(",", "") or 0) == 0:
         text = text[1:]      # never print '-0' / '-0.000'
     return f"{text} {unit}" if unit and unit != "x" else f"{text}x" if unit == "x" else text
 

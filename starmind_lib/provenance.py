@@ -154,6 +154,7 @@ class ResultTable:
         self.stem = Path(stem)
         self.key = key
         self.journal = self.stem.with_suffix(".jsonl")
+        self._seen, self._seen_bytes = set(), 0     # identities read so far by append(), and how far
 
     def rows(self) -> list[dict]:
         """All complete rows, first occurrence of each key wins; a torn last line (crash) is ignored."""
@@ -191,9 +192,10 @@ class ResultTable:
             raise KeyError(f"result row lacks its key column '{self.key}'")
         self.journal.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(row, sort_keys=True, default=str) + "\n"
+        ident = self.identity(json.loads(line))     # as a reader will see it
         with open(self.journal, "a+b") as f:
             fcntl.flock(f, fcntl.LOCK_EX)       # released when the file closes
-            if self.identity(json.loads(line)) in self._identities(f):
+            if ident in self._identities(f):
                 return False
             f.seek(0, os.SEEK_END)
             if f.tell():                        # repair a torn last line, so the new row starts on its own line
@@ -204,7 +206,7 @@ class ResultTable:
             f.flush()
             os.fsync(f.fileno())
             self._seen_bytes = f.tell()
-            self._seen.add(self.identity(json.loads(line)))
+            self._seen.add(ident)
         if row.get("git_diff"):   # the diff the row was computed from, kept beside the table when small
             self._kept = getattr(self, "_kept", set())
             if row["git_diff"] not in self._kept:
@@ -217,7 +219,7 @@ class ResultTable:
         last call (the journal only grows; one that shrank, e.g. replaced, is read again whole)."""
         f.seek(0, os.SEEK_END)
         end = f.tell()
-        if not hasattr(self, "_seen") or end < self._seen_bytes:
+        if end < self._seen_bytes:
             self._seen, self._seen_bytes = set(), 0
         f.seek(self._seen_bytes)
         for raw in f.read(end - self._seen_bytes).splitlines(keepends=True):

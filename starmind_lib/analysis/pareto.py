@@ -42,25 +42,32 @@ class Budget:
         return f"≤ {self.ram_kb:g} KB RAM, ≥ {self.min_tokens_per_s:g} tok/s"
 
 
+def seed_compare(values: dict | None, a: pd.Series, b: pd.Series) -> dict:
+    """:func:`~starmind_lib.analysis.seeds.compare_values` of two device points over their per-seed bpc
+    (``values`` by config_hash), each shifted by the point's own quantisation cost (``bpc - val_bpc``) so a
+    quantised point compares as quantised; "not tested" when either has no seeds."""
+    from .seeds import NOT_TESTED, compare_values
+    shift = lambda r: float(r["bpc"] - r["val_bpc"]) if "val_bpc" in r and pd.notna(r["val_bpc"]) else 0.0  # noqa: E731
+    va, vb = (values or {}).get(a.get("config_hash")), (values or {}).get(b.get("config_hash"))
+    if va is None or vb is None:
+        return {"verdict": NOT_TESTED, "noise": np.nan}
+    return compare_values(np.asarray(va) + shift(a), np.asarray(vb) + shift(b))
+
+
 def vs_runner_up(ok: pd.DataFrame, values: dict | None) -> dict:
     """The best of ``ok`` (sorted, best first) against the best *other configuration*: its margin, and whether
     the margin exceeds seed noise (Welch 95 % over the per-seed bpc in ``values``, by config_hash; each shifted
     by the point's own quantisation cost so a quantised point compares as quantised)."""
-    from .seeds import NOT_TESTED, compare_values, verdict_text
+    from .seeds import NOT_TESTED, verdict_text
     best = ok.iloc[0]
     key = "config_hash" if "config_hash" in ok else "variant_id"
     others = ok[ok[key] != best[key]]
     if others.empty:
         return {"runner_up": None, "vs_runner_up": "the only model that fits"}
     ru = others.iloc[0]
-    shift = lambda r: float(r["bpc"] - r["val_bpc"]) if "val_bpc" in r and pd.notna(r["val_bpc"]) else 0.0  # noqa: E731
-    a, b = (values or {}).get(ru.get("config_hash")), (values or {}).get(best.get("config_hash"))
     margin = float(ru["bpc"] - best["bpc"])
-    if a is None or b is None:
-        verdict = f"{NOT_TESTED} (margin {fmt_num(margin, 2)} bpc)"
-    else:
-        c = compare_values(np.asarray(a) + shift(ru), np.asarray(b) + shift(best))
-        verdict = verdict_text(c, margin)
+    c = seed_compare(values, ru, best)
+    verdict = f"{NOT_TESTED} (margin {fmt_num(margin, 2)} bpc)" if c["verdict"] == NOT_TESTED else verdict_text(c, margin)
     return {"runner_up": ru["variant_id"], "runner_up_bpc": float(ru["bpc"]), "vs_runner_up": verdict}
 
 
@@ -123,10 +130,8 @@ def front_edges(df: pd.DataFrame, front: pd.Series, values: dict | None, minimiz
     its place if the two were equally good; the columns give the rival, the margin, the seed noise and the
     Welch verdict over their per-seed bpc (``values`` by config_hash, each shifted by the point's own
     quantisation cost, as in the recommendations). A model that nothing matches on the other axes says so."""
-    from .seeds import NOT_TESTED, compare_values
     key = "config_hash" if "config_hash" in df else "variant_id"
     others = [c for c in minimize if c != "bpc"], [c for c in maximize if c != "bpc"]
-    shift = lambda r: float(r["bpc"] - r["val_bpc"]) if "val_bpc" in r and pd.notna(r["val_bpc"]) else 0.0  # noqa: E731
     eligible = beats_unigram(df)
     out = {}
     for i, x in df[front].iterrows():
@@ -139,10 +144,8 @@ def front_edges(df: pd.DataFrame, front: pd.Series, values: dict | None, minimiz
             out[i] = {"rival": "–", "margin": np.nan, "noise": np.nan, "verdict": ALONE}
             continue
         y = cover.sort_values("bpc").iloc[0]
-        a, b = (values or {}).get(y.get("config_hash")), (values or {}).get(x.get("config_hash"))
-        c = (compare_values(np.asarray(a) + shift(y), np.asarray(b) + shift(x)) if a is not None and b is not None
-             else {"verdict": NOT_TESTED})
-        out[i] = {"rival": y["variant_id"], "margin": float(y["bpc"] - x["bpc"]), "noise": c.get("noise", np.nan),
+        c = seed_compare(values, y, x)
+        out[i] = {"rival": y["variant_id"], "margin": float(y["bpc"] - x["bpc"]), "noise": c["noise"],
                   "verdict": c["verdict"]}
     return pd.DataFrame.from_dict(out, orient="index", columns=["rival", "margin", "noise", "verdict"])
 

@@ -180,15 +180,15 @@ def context_control_table(runs: pd.DataFrame, seq_len: int = 64) -> pd.DataFrame
         cmp = compare_values(base["bpc"].to_numpy(float), ctl["bpc"].to_numpy(float)) if len(base) else {}
         per = cpt.get(first["tokenizer_spec"], float("nan"))
         base_batch = _batches(base).iloc[0] if len(base) else "?"
-        out.append({"model": first["name"], "tokenizer": first["tokenizer_spec"], "parameters": int(first["n_params"]),
+        out.append(((first["name"], batch != base_batch), {"model": first["name"], "tokenizer": first["tokenizer_spec"], "parameters": int(first["n_params"]),
                     f"bpc at {seq_len} tokens": base["bpc"].mean() if len(base) else float("nan"),
                     "context (tokens)": int(first["seq_len"]), "context (characters)": round(first["seq_len"] * per),
                     "bpc (control)": ctl["bpc"].mean(), "seeds": f"{len(base)} / {len(ctl)}",
                     "sequences per step": f"{base_batch} / {batch}",
                     "optimizer steps": f"{_steps(base)} / {_steps(ctl)}",
                     "difference": cmp.get("diff", float("nan")), "seed noise ±": cmp.get("noise", float("nan")),
-                    "verdict": cmp.get("verdict", "no run at the base context")})
-    out.sort(key=lambda r: (r["model"], len(set(r["sequences per step"].split(" / "))) > 1))  # the base batch first
+                    "verdict": cmp.get("verdict", "no run at the base context")}))
+    out = [row for _, row in sorted(out, key=lambda t: t[0])]        # per model, the base grid's batch first
     return pd.DataFrame(out).round({f"bpc at {seq_len} tokens": 3, "bpc (control)": 3, "difference": 3,
                                     "seed noise ±": 3})
 
