@@ -247,7 +247,8 @@ else:
 # shown beside it. Where a target is missed, the long tier's curves of bits per character against
 # tokens seen say whether more training would reach it. The second table holds the long tier to the
 # same targets. A model with fewer than three seeds says which side of a goal it lies on; a target
-# counts as met only by the mean of a model with three seeds (which the table then names).
+# counts as met only by the mean of a model with three seeds (which the table then names). Where the 95 %
+# interval of that mean holds the goal, the table says the verdict is within seed noise of it.
 
 # %%
 tt = targets_table(runs)

@@ -68,8 +68,9 @@ from starmind_lib.quant.reference import REFERENCE_DIR
 from starmind_lib.quant.smd import read_smd
 from starmind_lib.numbers import fmt_num
 from starmind_lib.book.figures import no_figure, show, table
-from starmind_lib.chapters.ch05_quantisation import (coverage_text, long_cost_words, long_tier_costs, scheme_summary,
-                                                      selected_rows, size_trend_text, what_models)
+from starmind_lib.chapters.ch05_quantisation import (coverage_text, failed_runs_text, long_cost_words,
+                                                      long_tier_costs, scheme_summary, selected_rows,
+                                                      size_trend_text, what_models)
 from starmind_lib.numbers import plural
 from starmind_lib.quant.stage import QuantConfig, read_quant, run_quant, select_runs
 
@@ -125,14 +126,19 @@ for _, r in summary.iterrows():
     glue(f"median_delta_{r['scheme']}", fmt_num(r["median cost"], sig=2), display=False)
     glue(f"max_delta_{r['scheme']}", fmt_num(r["worst cost"], sig=2), display=False)
     glue(f"measurable_{r['scheme']}", f"{int(r['cost measurable'])} of {int(r['models'])}", display=False)
+    glue(f"split_{r['scheme']}", f"{int(r['measurably worse'])} worse, {int(r['measurably better'])} better",
+         display=False)
 table(summary, caption="Cost of each scheme in bits per character over float32, on the whole validation split "
-                       "(median, 90th percentile, worst model), how many models' cost is measurable (its paired "
-                       "95 % interval excludes zero) and the median size in bytes", precision=4)
+                       "(median, 90th percentile, worst model; a negative cost is a better score), how many "
+                       "models' cost is measurable (its paired 95 % interval excludes zero), worse or better than "
+                       "float32, and the median size in bytes (weights and their scales; the integer engine: its "
+                       "whole .smd file)", precision=4)
 
 # %% [markdown]
 # ## Quality against size
 #
-# The median model loses {glue:text}`median_delta_float16` bpc in float16,
+# The cost of the median model (its bpc minus float32's; negative means it scored better) is
+# {glue:text}`median_delta_float16` bpc in float16,
 # {glue:text}`median_delta_int8_tensor` with int8 per tensor,
 # {glue:text}`median_delta_int8_row` with int8 per row and
 # {glue:text}`median_delta_int4_group32` with int4 in groups of 32. The integer-only
@@ -140,7 +146,8 @@ table(summary, caption="Cost of each scheme in bits per character over float32, 
 # bpc for the median model and {glue:text}`max_delta_int8_engine` for the worst one; its cost
 # is measurable for {glue:text}`measurable_int8_engine` models (float16:
 # {glue:text}`measurable_float16`). Each point below is one model in one scheme; the x axis
-# is the bytes its weights need.
+# is the bytes its weights need with their scales, except for the integer engine, whose x is its whole
+# device file (`.smd`: header, weights, constants and vocabulary).
 
 # %%
 plot = df.assign(size_kib=df["bytes"] / 1024)
@@ -163,7 +170,7 @@ show(chart, alt_text="Scatter plot of the bits-per-character cost of each quanti
 # worst model of each scheme. A paired interval over {glue:text}`eval_stories:,d` stories is
 # narrow (float16's median interval is {glue:text}`f16_ci_width` bpc wide), so "measurable" in
 # the table is not "large": float16's costs are measurable for {glue:text}`measurable_float16`
-# models and at most {glue:text}`max_delta_float16` bpc.
+# models ({glue:text}`split_float16` than float32) and at most {glue:text}`max_delta_float16` bpc.
 
 # %%
 glue("int4_size_trend", size_trend_text(df, "int4_group32"), display=False)
@@ -173,10 +180,10 @@ glue("f16_ci_width", fmt_num((f16["bpc_delta_ci_high"] - f16["bpc_delta_ci_low"]
 # %% [markdown]
 # ## Does the integer engine say the same thing?
 #
-# The model the integer engine hurts most is {glue:text}`worst_engine_variant` (head size
-# {glue:text}`worst_engine_head_dim`, +{glue:text}`max_delta_int8_engine` bpc). A likely
-# cause: q and k are quantised with one int8 scale per tensor, shared by all heads, so a head
-# whose queries and keys are small gets few levels; per-head scales would be the next step.
+# The model the integer engine hurts most is {glue:text}`worst_engine_variant`
+# ({glue:text}`worst_engine_heads` of size {glue:text}`worst_engine_head_dim`,
+# +{glue:text}`max_delta_int8_engine` bpc). This chapter has not traced that cost to one of the
+# engine's steps (listed at the end of the chapter).
 #
 # Bits per character average over every prediction. A sharper question for generation: at
 # each scored position of the validation stories (teacher forced), does the integer engine put its
@@ -189,6 +196,7 @@ eng_rows = df[df["scheme"] == "int8_engine"].copy()
 worst = eng_rows.sort_values("bpc_delta").iloc[-1]
 glue("worst_engine_variant", str(worst["variant_id"]), display=False)
 glue("worst_engine_head_dim", int(worst["dim"]) // int(worst["n_heads"]), display=False)
+glue("worst_engine_heads", plural(int(worst["n_heads"]), "head"), display=False)
 glue("agreement_median", float(eng_rows["greedy_agreement"].median()), display=False)
 glue("agreement_min", float(eng_rows["greedy_agreement"].min()), display=False)
 chart = alt.Chart(eng_rows).mark_point(filled=True).encode(
@@ -208,7 +216,7 @@ show(chart, alt_text="Scatter plot of the fraction of positions where the intege
 # {glue:text}`lt_n` quantised in both tiers, the long run's cost is larger in
 # {glue:text}`lt_n_larger`: {glue:text}`lt_ratio_min` to {glue:text}`lt_ratio_max` times the
 # 2 M-token run's (median {glue:text}`lt_ratio_median`){glue:text}`lt_exceptions`. The largest
-# costs are those of {glue:text}`lt_worst`. Each cost is of one run, and a configuration's two
+# costs are those of {glue:text}`lt_worst`.{glue:text}`lt_failed` Each cost is of one run, and a configuration's two
 # runs are two trainings (the seeds are in the table), so how much the cost varies from seed to
 # seed is not measured here. Chapter 07 adds each
 # long-tier model's own cost where it was measured, and says where it was not.
@@ -217,6 +225,7 @@ show(chart, alt_text="Scatter plot of the fraction of positions where the intege
 lt = long_tier_costs(quant_table)
 for name, value in long_cost_words(lt).items():
     glue(name, value, display=False)
+glue("lt_failed", failed_runs_text(quant_table, "long"), display=False)
 if len(lt):
     display(table(lt, caption="The integer engine's cost (bpc over float32, whole validation split) on each "
                       "configuration's 2 M- and 20 M-token runs, one seed each", precision=4, max_rows=30))

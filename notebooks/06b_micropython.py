@@ -76,6 +76,7 @@ predicted = ch.predicted_frame(models, runs)
 glue("mp_n_predicted", fmt_num(len(predicted), sig=None), display=False)
 glue("mp_placement_text", ch.placement_text(results_dir, runs, m.runtime), display=False)
 glue("mp_placement_outside", ch.placement_outside_text(results_dir, runs, m.runtime), display=False)
+glue("mp_repeat_text", ch.repeat_text(runs), display=False)
 glue("mp_n_study", fmt_num(len(models), sig=None), display=False)
 if runs.empty:
     display(Markdown(f"> **No emulated-firmware rows** in `{results_dir}/device/micropython_runs`: every figure "
@@ -192,7 +193,11 @@ else:
 # board). The tokens are the same each time. rp2040js charges every SRAM access the same, so what
 # moves is the interpreter's path, not the memory. The pads explore only part of it
 # ({glue:text}`mp_placement_outside`), so this is a lower bound on how far a run of the same file
-# can move: a model of the shapes alone cannot predict a run more closely.
+# can move: a model of the shapes alone cannot predict a run more closely. The measuring session has
+# repeats of its own: a configuration that several sweep axes share was run once under each of its names,
+# the same file each time, one after another on one board. In cycles per token,
+# {glue:text}`mp_repeat_text`. So a difference between two MicroPython speeds on this page that is
+# within those spreads is no evidence that one model is faster.
 
 # %%
 if err.empty:

@@ -24,7 +24,9 @@
 # better; the quantised models use their own, measured, bits per character). Speed is generated tokens
 # (and characters) per second on the emulated Pico at 133 MHz (cycle-counted emulation; with weights in
 # flash, plus the project's XIP cache model of 60 cycles per miss; see chapter 06), running our C runtime;
-# MicroPython speeds are predictions unless a real board measured them, and are labelled so.
+# MicroPython speeds come from the official stock firmware (125 MHz) running our MicroPython runtime in
+# the same emulator (chapter 06b); the planner's predictions appear only for a model no run tried, labelled
+# *predicted*.
 
 # %% tags=["parameters"]
 results_dir = "data/results"
@@ -67,13 +69,12 @@ glue("an_bpc_source", bpc_source, display=False)
 study = load_study(results_dir)
 seed_bpc = scored_seed_values(study, variants)   # each score's own tier's seeds
 quant = an.load_quant(results_dir, required=False)
-run_frames = [r for r in (an.load_runs(results_dir, kind, required=False) for kind in ("c", "micropython", "predicted"))
-              if r is not None]
-points = (an.device_points(variants, pd.concat(run_frames, ignore_index=True), quant,
-                           chars_per_token=chars_per_token(study))
-          if run_frames and variants is not None else pd.DataFrame())
+runs = an.load_device_runs(results_dir)   # the planner's predictions only for models no runtime ran
+points = (an.device_points(variants, runs, quant, chars_per_token=chars_per_token(study))
+          if runs is not None and variants is not None else pd.DataFrame())
 if len(points):  # the virtual MicroPython board times the host, not a Pico: its speeds mean nothing here
     points = an.attach_device_text(points[points["speed_source"] != "host_timing_not_representative"], runs_dir)
+    points = pareto.one_per_configuration(points, pareto.RUN_FIELDS)   # a configuration axes share is one model
 c_points = points[points["runtime_kind"] == "c"] if len(points) else points
 
 glue("an_quant_cost_source", quant_cost_sources(points), display=False)
@@ -86,24 +87,27 @@ for name, value in pareto.headline_numbers(variants, points).items():
 # {glue:text}`an_quant_cost_source`. {glue:text}`n_models` of the grid's variants have a score
 # ({glue:text}`n_configs` distinct configurations); the best reaches {glue:text}`best_bpc` bits per
 # character. {glue:text}`n_device_points` runs of the C runtime on the emulated Pico finished with
-# status `ok` (a model that does not fit the Pico's 264 KB of SRAM or 2 MB of flash has no speed and is
+# status `ok`, each configuration counted once however many names it has (a model that does not fit the Pico's 264 KB of SRAM or 2 MB of flash has no speed and is
 # left out of the front).
 #
 # ## Quality against size
 #
-# Before any device: what does each parameter buy? Every trained model, coloured by the sweep axis it
-# belongs to; the dashed line joins the models that no smaller model beats.
+# Before any device: what does each parameter buy? Every distinct configuration, once (one that several
+# sweep axes share appears under its first name), coloured by that name's sweep axis; the dashed line joins
+# the models that no smaller model beats. Here and in every front below, a model must beat the unigram
+# baseline (letter or token frequencies alone) to be on a front.
 
 # %%
 if variants is not None:
-    display(show(pareto.pareto_chart(variants.assign(bpc=variants["val_bpc"]), x="params", higher_x_is_better=False,
-                                 color="axis" if "axis" in variants else "variant_id",
+    configs = pareto.one_per_configuration(variants)
+    display(show(pareto.pareto_chart(configs.assign(bpc=configs["val_bpc"]), x="params", higher_x_is_better=False,
+                                 color="axis" if "axis" in configs else "variant_id",
                                  title="Quality against parameter count (training, validation set)")))
 
 # %% [markdown]
 # ## Quality against speed
 #
-# Each point is one model on one runtime; the dashed line joins the Pareto front of quality against
+# Each point is one configuration on one runtime; the dashed line joins the Pareto front of quality against
 # tokens per second. Click a runtime in the legend to show it alone; hover a point for its details.
 
 # %%
@@ -167,9 +171,10 @@ if not c_points.empty:
 # For each budget (RAM for the whole program, a minimum speed) the table gives the model with the
 # lowest bits per character that fits it, per runtime, whether it is better than the next-best
 # configuration by more than seed noise ("no measurable difference" when it is not: then either
-# would do), and the stories it wrote: on the device (the
-# run's token ids decoded with the exported model's vocabulary, when that file is at hand) and right
-# after training. "No model fits" is an answer too.
+# would do), and a story it wrote right after training. Most device runs time untrained weights of the
+# model's shape (speed and memory do not depend on the weights), so they wrote no story worth reading; a
+# run of the trained weights shows its story too. The widget below writes with the trained int8 files.
+# "No model fits" is an answer too.
 
 # %%
 if points.empty:
@@ -180,14 +185,22 @@ else:
                                for lo, hi in zip(rec.get("bpc_ci_low", pd.Series(dtype=float)).reindex(rec.index),
                                                  rec.get("bpc_ci_high", pd.Series(dtype=float)).reindex(rec.index))])
     rec.loc[rec["variant_id"].isna(), "interval"] = None
-    shown = ["budget", "runtime_kind", "variant_id", "weights_in", "bpc", "interval", "tokens_per_s", "ram_kb_used",
-             "vs_runner_up"]
-    display(table(rec[[c for c in shown if c in rec]].rename(columns={"interval": "95 % interval (seeds)",
-                                                                      "vs_runner_up": "against the runner-up"}),
-                  caption="The best model per budget (bpc: its float score plus the int8 cost measured for it, "
-                          "chapter 05), the 95 % interval of the float score over seeds, and whether it beats the best "
-                          "other configuration that fits beyond seed noise (C: emulated Pico at 133 MHz, cycle-counted, "
-                          "flash runs with the XIP miss model; MicroPython: predicted unless a run was measured)"))
+    rec["speed_kind"] = [an.speed_kind(s) or None for s in rec["speed_source"]]
+    speeds = {"c": ("C runtime", "the emulated Pico at 133 MHz, cycle-counted; weights in flash add the XIP miss "
+                                 "model"),
+              "micropython": ("MicroPython runtime", "the stock firmware, emulated at its 125 MHz; the planner's "
+                                                     "prediction where no run tried the model")}
+    for kind, part in rec.groupby("runtime_kind", sort=True):   # one table per runtime: each has its speed kind
+        name, how = speeds.get(kind, (kind, "see its speed column"))
+        shown = ["budget", "variant_id", "weights_in", "bpc", "interval", "tokens_per_s",
+                 *(["speed_kind"] if part["speed_kind"].dropna().nunique() > 1 else []), "ram_kb_used",
+                 "vs_runner_up"]
+        display(table(part[shown].rename(columns={"interval": "95 % interval (seeds)", "speed_kind": "speed from",
+                                                  "vs_runner_up": "against the runner-up"}),
+                      caption=f"{name}: the best model per budget (bpc: its float score plus the int8 cost measured "
+                              "for it, chapter 05), its 95 % interval over seeds (the float score's, moved by the "
+                              "same int8 cost), and whether it beats the best other configuration that fits beyond "
+                              f"seed noise. Speeds: {how}"))
     for r in rec[rec["variant_id"].notna()].itertuples():
         stories = [(f"generated on the device ({r.runtime})", r.device_story),
                    ("sampled after training (PyTorch, T=0.8)", r.training_story)]

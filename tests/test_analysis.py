@@ -83,9 +83,10 @@ def test_a_long_tier_score_takes_the_int8_cost_of_its_own_long_run_else_says_it_
     a, b = "v256_d8_l1_h1_f8", "v256_d16_l1_h1_f16"
     v = v.assign(study_tier=v["variant_id"].map({a: "long", b: "long"}).fillna("base"),
                  config_hash=v["variant_id"])
-    quant = pd.DataFrame({"variant_id": [a, a, b, a, a], "scheme": ["int8_engine"] * 3 + ["float32"] * 2,
-                          "tier": ["base", "long", "base", "base", "long"], "val_bpc": [3.0, 2.5, 3.1, 2.9, 2.2],
-                          "bpc_delta": [0.1, 0.3, 0.05, 0.0, 0.0], "flash_bytes": [10, 10, 10, 40, 40]})
+    quant = pd.DataFrame({"variant_id": [a, a, b, a, a, b], "scheme": ["int8_engine"] * 3 + ["float32"] * 3,
+                          "tier": ["base", "long", "base", "base", "long", "long"],
+                          "val_bpc": [3.0, 2.5, 3.1, 2.9, 2.2, 2.3], "bpc_delta": [0.1, 0.3, 0.05, 0.0, 0.0, 0.0],
+                          "flash_bytes": [10, 10, 10, 40, 40, 40]})
     pts = an.device_points(v, runs, quant)
     got = pts[pts["scheme"] == "int8"].drop_duplicates("variant_id").set_index("variant_id")
     assert got.loc[a, "bpc"] == pytest.approx(got.loc[a, "val_bpc"] + 0.3)
@@ -95,10 +96,16 @@ def test_a_long_tier_score_takes_the_int8_cost_of_its_own_long_run_else_says_it_
     assert got.loc[b, "bpc_of"] == ("int8 model: long-tier float score + chapter 5's cost, measured on the "
                                     "base-tier run (its long-tier run is not quantised)")
     from starmind_lib.analysis.quant_costs import quant_cost_sources
-    assert quant_cost_sources(pts[pts["scheme"] == "int8"]) == (
+    # b's float32 run has its own long-tier row, but its int8 cost is the base run's; the other
+    # configurations have no cost at all and say so
+    unmeasured = pts.loc[pts["scheme"].eq("int8") & ~pts["variant_id"].isin([a, b]), "config_hash"].nunique()
+    assert unmeasured > 0
+    assert quant_cost_sources(pts.sort_values("scheme")) == (
         "on their own long-tier run for 1 configuration, on the base-tier run chapter 05 quantised for "
-        "1 configuration (1 of them long-tier scores whose long run is not quantised)")
-    assert _quant_cost(quant)[1] == pytest.approx(0.1)        # base tier only: 3.0 - 2.9, not the long 0.3
+        "1 configuration (1 of them long-tier scores whose long run is not quantised), and on no run yet for "
+        f"{unmeasured} configurations (their int8 points carry the float score)")
+    # the median over base-tier configurations of chapter 05's cost (a +0.1, b +0.05), not a's long-tier +0.3
+    assert _quant_cost(quant)[0] == pytest.approx(0.075)
 
 
 def test_run_names_with_a_scheme_suffix_map_to_their_variant():
@@ -338,3 +345,37 @@ def test_a_front_model_holds_its_place_only_beyond_the_seed_noise_of_the_model_a
         "Of the 4 points on this front, 2 are better than every other model at least as fast and as small by "
         "more than seed noise, 1 is within seed noise of such a model (either would do) and 1 has no other "
         "model as fast and as small.")
+
+
+def test_a_prediction_never_stands_beside_a_run_of_the_same_model():
+    pred = pd.DataFrame({"variant_id": ["a", "a", "b", "c"], "runtime": ["micropython-viper", "micropython-python"] * 2,
+                         "speed_source": "predicted", "status": "ok", "tokens_per_s": [5.0, 0.3, 9.0, 1.0]})
+    mp = pd.DataFrame({"variant_id": ["a-int8", "b", "c"], "status": ["ok", "out_of_memory", "ok"],
+                       "speed_source": ["emulated_stock_firmware", "emulated_stock_firmware",
+                                        "host_timing_not_representative"]})
+    kept = an.unrun_predictions(pred, mp)
+    # a ran (under its file's name), b ran out of memory: neither keeps a prediction; the virtual board's
+    # host timing of c is not a run on a Pico, so c keeps its prediction
+    assert kept["variant_id"].tolist() == ["c"]
+    assert an.unrun_predictions(pred, None) is pred
+    assert an.speed_kind("emulated_stock_firmware") == "stock firmware, emulated (cycle-counted)"
+    assert an.speed_kind(float("nan")) == ""
+
+
+def test_a_recommendations_interval_moves_with_its_int8_cost():
+    pts = pd.DataFrame({"variant_id": ["a", "b"], "bpc": [1.10, 1.50], "val_bpc": [1.00, 1.50],
+                        "bpc_ci_low": [0.98, 1.45], "bpc_ci_high": [1.02, 1.55], "tokens_per_s": [10.0, 10.0],
+                        "peak_ram_bytes": [1000, 1000], "runtime_kind": "c"})
+    rec = pareto.recommend(pts, [(64, 1.0)]).iloc[0]
+    assert rec["variant_id"] == "a"
+    assert (round(rec["bpc_ci_low"], 6), round(rec["bpc_ci_high"], 6)) == (1.08, 1.12)
+
+
+def test_a_configuration_that_axes_share_is_one_point_named_by_all_its_names():
+    pts = pd.DataFrame({"variant_id": ["w6", "d2", "d2", "w5"], "config_hash": ["h", "h", "h", "g"],
+                        "runtime": ["c-int8", "c-int8", "c-float32", "c-int8"], "tokens_per_s": [5.0, 5.0, 2.0, 9.0]})
+    one = pareto.one_per_configuration(pts, pareto.RUN_FIELDS)
+    # w6's int8 run stands for both names; only d2 ran float32, so that run stays, under the same label
+    assert one[["variant_id", "runtime", "names"]].values.tolist() == [
+        ["w6", "c-int8", "w6 (= d2)"], ["d2", "c-float32", "w6 (= d2)"], ["w5", "c-int8", "w5"]]
+    assert len(pareto.one_per_configuration(pts)) == 2

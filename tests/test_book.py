@@ -174,9 +174,10 @@ def test_table_formats_floats():
 
 
 def test_table_numbers_read_well_and_long_tables_collapse():
-    df = pd.DataFrame({"variant_id": ["a", "b"], "n_params": [73968.0, 1000.0], "d_bpc": [-0.00001, 0.5]})
+    df = pd.DataFrame({"variant_id": ["a", "b"], "n_params": [73968.0, 1000.0], "d_bpc": [-0.00001, 0.5],
+                       "tied": [True, False], "fits": pd.Series([False, None], dtype=object)})
     cells = re.findall(r">([^<>]*)</td>", figures.table(df).html)
-    assert cells == ["a", "73,968", "-1 × 10⁻⁵", "b", "1,000", "0.5"]
+    assert cells == ["a", "73,968", "-1 × 10⁻⁵", "yes", "no", "b", "1,000", "0.5", "no", "–"]
     head = figures.table(df).html
     assert ">model<" in head and ">parameters<" in head and "variant_id" not in head
     long = figures.table(pd.DataFrame({"x": range(100)}), caption="Every row", max_rows=5).html

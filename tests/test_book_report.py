@@ -302,29 +302,35 @@ EXEMPT = {
                         "arch_budgets": "the grid's budgets", "arch_golden_mean_vs_trend": "a fit of the table",
                         "arch_best_vs_runner_up": "a sentence with a Welch test (tests/test_study_v2.py)"},
     "04b_study_v2": {
-        "v2_n_moved_real": "moved_beyond_noise(); tests/test_study_v2.py checks it on known seed values","v2_context_text": "a sentence; its numbers are the context-control table shown below it",
+        "v2_n_moved_real": "moved_beyond_noise(); tests/test_study_v2.py checks it on known seed values",
+        "v2_context_text": "a sentence; its numbers are the context-control table shown below it",
         "v2_context_finding": "context_finding(); tests/test_study_v2.py checks it on known control rows",
-                     "v2_long_status": "a sentence: trained of planned (the plan's front, tests/test_study_v2.py); "
-                                       "its table below lists every long run with a 'planned' column",
-                     "v2_machines": "machine names", "v2_prefix_gap_median": "a difference of two columns",
-                     "v2_machine_diff_max": "a difference of two tables", "v2_n_compared": "a count of comparisons",
-                     "v2_n_moved": "a count of comparisons (tests/test_study_v2.py)",
-                     "v2_long_rank": "a rank correlation (tests/test_study_v2.py)"},
+        "v2_long_status": "a sentence: trained of planned (the plan's front, tests/test_study_v2.py); "
+                          "its table below lists every long run with a 'planned' column",
+        "v2_machines": "machine names", "v2_prefix_gap_median": "a difference of two columns",
+        "v2_machine_diff_max": "a difference of two tables", "v2_n_compared": "a count of comparisons",
+        "v2_n_moved": "a count of comparisons (tests/test_study_v2.py)",
+        "v2_long_rank": "a rank correlation (tests/test_study_v2.py)"},
     "05_quantisation": {
         "lt_exceptions": "long_cost_words(); tests/test_quant.py checks it on a known table",
         "lt_n": "long_cost_words(); tests/test_quant.py checks it on a known table",
         "lt_ratio_max": "long_cost_words(); tests/test_quant.py checks it on a known table",
         "lt_ratio_median": "long_cost_words(); tests/test_quant.py checks it on a known table",
         "lt_ratio_min": "long_cost_words(); tests/test_quant.py checks it on a known table",
-        "lt_worst": "long_cost_words(); tests/test_quant.py checks it on a known table","calib_windows": "a parameter", "worst_engine_head_dim": "the worst model's shape",
-                        "n_ref_models": "the committed reference models", "ref_all_match": "a word",
-                        **{f"{w}_delta_{s}": "the same statistic as int8_engine's, for another scheme"
-                           for w in ("median", "max") for s in ("float32", "float16", "int8_tensor", "int8_row")},
-                        **{f"measurable_{s}": "the same statistic as int8_engine's, for another scheme"
-                           for s in ("float32", "float16", "int8_tensor", "int8_row", "int4_group32")},
-                        "q_what": "a sentence: the tier, seeds, tokens and configuration count of the table's runs",
-                        "int4_size_trend": "a sentence with a rank correlation (tests/test_quant.py)",
-                        "f16_ci_width": "a median width of the table's intervals"},
+        "lt_worst": "long_cost_words(); tests/test_quant.py checks it on a known table",
+        "lt_failed": "failed_runs_text(); tests/test_quant.py checks it on a known table",
+        "calib_windows": "a parameter", "worst_engine_head_dim": "the worst model's shape",
+        "worst_engine_heads": "the worst model's shape",
+        "n_ref_models": "the committed reference models", "ref_all_match": "a word",
+        **{f"{w}_delta_{s}": "the same statistic as int8_engine's, for another scheme"
+           for w in ("median", "max") for s in ("float32", "float16", "int8_tensor", "int8_row")},
+        **{f"measurable_{s}": "the same statistic as int8_engine's, for another scheme"
+           for s in ("float32", "float16", "int8_tensor", "int8_row", "int4_group32")},
+        **{f"split_{s}": "scheme_summary()'s two counts; tests/test_quant.py checks them on a known table"
+           for s in ("float32", "float16", "int8_tensor", "int8_row", "int4_group32", "int8_engine")},
+        "q_what": "a sentence: the tier, seeds, tokens and configuration count of the table's runs",
+        "int4_size_trend": "a sentence with a rank correlation (tests/test_quant.py)",
+        "f16_ci_width": "a median width of the table's intervals"},
     "06_device": {"miss_penalty": "the XIP model's constant", "asm_cpm": "a kernel benchmark (tests/test_kernels*)",
                   "plain_cpm": "a kernel benchmark", "best_10k_model": "a name", "best_100k_model": "a name",
                   "best_10k_goal": "a word", "best_100k_goal": "a word",
@@ -355,6 +361,7 @@ EXEMPT = {
                         "mp_runtime": "a digest", "mp_tree_is_runtime": "a word", "mp_commits": "commit ids",
                         "mp_n_tokens": "a constant", "mp_n_measured": "a count of the measured table",
                         "mp_virtual_runs": "the virtual board's table", "mp_virtual_identical": "the virtual board's table",
+                        "mp_repeat_text": "repeat_text(); tests/test_micropython_runs.py checks it on known runs",
                         "mp_placement_outside": "a count over the same spreads as mp_placement_text "
                                                 "(tests/test_micropython_runs.py)"},
     "07_analysis": {"front_edges": "front_edge_summary(); tests/test_analysis.py checks it on known points and seeds",

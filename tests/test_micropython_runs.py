@@ -309,3 +309,17 @@ def test_placement_spread_and_the_chapter_sentence(tmp_path):
     assert ch.placement_text(tmp_path, runs, runtime=RT).startswith("50 to 50 cycles per token for b")
     assert ch.placement_text(tmp_path, None, runtime="other").endswith(f"(runtime {RT}, not this page's)")
 
+
+
+def test_one_file_run_under_several_names_gives_the_sessions_own_repeat_spread():
+    def run(sha, mode, cycles, status="ok"):
+        return {"model_sha256_16": sha, "runtime_sha256_16": "rt", "weights_requested": mode, "kernels": "asm",
+                "cycles_per_token": cycles, "status": status}
+    runs = pd.DataFrame([run("a", "ram", 100.0), run("a", "ram", 118.0), run("a", "ram", 100.0),
+                         run("b", "ram", 50.0), run("b", "ram", 50.1), run("a", "flash", 400.0),
+                         run("a", "flash", 401.0), run("c", "ram", 10.0), run("b", "ram", 99.0, "out_of_memory")])
+    assert ch.repeat_text(runs) == (
+        "with weights in flash, 1 file ran two to 2 times and their runs lie up to 0.25 % apart (median 0.25 %; "
+        "0 of them more than 1 %); with weights in RAM, 2 files ran two to 3 times and their runs lie up to 18 % "
+        "apart (median 9.1 %; 1 of them more than 1 %)")
+    assert ch.repeat_text(runs[runs["model_sha256_16"] == "c"]) == "no file was run twice in the measuring session"

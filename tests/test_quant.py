@@ -187,7 +187,7 @@ def test_chapter_five_sentences_follow_the_table():
                        "n_params": [100, 1000, 10000, 100000] * 2,
                        "bpc_delta": [0.4, 0.3, 0.2, 0.1, 1e-4, 0.0, 2e-4, -1e-5],
                        "bpc_delta_ci_low": [0.3, 0.2, 0.1, 0.05, 5e-5, -1e-5, 1e-4, -2e-5],
-                       "bpc_delta_ci_high": [0.5, 0.4, 0.3, 0.2, 2e-4, 1e-5, 3e-4, 1e-6], "bytes": [10] * 8})
+                       "bpc_delta_ci_high": [0.5, 0.4, 0.3, 0.2, 2e-4, 1e-5, 3e-4, -1e-6], "bytes": [10] * 8})
     assert size_trend_text(df, "int4_group32") == ("falls as models grow (rank correlation -1.00 between cost "
                                                    "and parameters over 4 models)")
     flat = df.assign(bpc_delta=[0.4, 0.3, 0.2, 0.1, 1e-4, 3e-4, 0.0, 2e-4])     # float16 ranks 2 4 1 3
@@ -195,7 +195,8 @@ def test_chapter_five_sentences_follow_the_table():
     assert size_trend_text(df.head(2), "int4_group32") == "cannot be related to size yet (2 models)"
     s = scheme_summary(df, ["float32", "float16", "int4_group32"]).set_index("scheme")
     assert list(s.index) == ["float16", "int4_group32"]                 # absent schemes left out, order kept
-    assert (s.loc["float16", "cost measurable"], s.loc["int4_group32", "cost measurable"]) == (2, 4)
+    assert (s.loc["float16", "cost measurable"], s.loc["int4_group32", "cost measurable"]) == (3, 4)
+    assert (s.loc["float16", "measurably worse"], s.loc["float16", "measurably better"]) == (2, 1)
     assert s.loc["int4_group32", "worst cost"] == 0.4 and s.loc["float16", "models"] == 4
 
 
@@ -261,7 +262,7 @@ def test_chapter_five_sets_each_long_runs_engine_cost_beside_its_base_runs():
     assert list(lt["configuration"]) == ["cfg-a", "cfg-b"]
     assert lt["ratio"].round(6).tolist() == [4.0, round(0.2 / 0.03, 6)]
     assert list(lt["95 % interval (20 M)"]) == ["0.039–0.041", "0.199–0.201"]
-    assert list(lt["seeds (2 M / 20 M)"]) == ["0 / 1", "0 / 1"]
+    assert list(lt["seed of each run (2 M / 20 M)"]) == ["0 / 1", "0 / 1"]
     words = long_cost_words(lt)
     assert (words["lt_n"], words["lt_n_larger"], words["lt_ratio_min"], words["lt_ratio_max"]) == (
         "2 configurations", "2 of 2", "4", "6.7")
@@ -271,3 +272,19 @@ def test_chapter_five_sets_each_long_runs_engine_cost_beside_its_base_runs():
     shrunk = long_cost_words(long_tier_costs(pd.concat([table, pd.DataFrame([row("c", "base", 0, 0.6)])])))
     assert (shrunk["lt_n_larger"], shrunk["lt_exceptions"]) == ("2 of 3", "; not larger for cfg-c (+0.500 against +0.600)")
     assert long_tier_costs(table.drop(columns=["tier"])).empty
+
+
+def test_chapter_five_names_the_runs_the_engine_could_not_quantise():
+    import pandas as pd
+    from starmind_lib.chapters.ch05_quantisation import failed_runs_text
+    table = pd.DataFrame({"name": ["w4", "w4", "w8", "w2"], "tier": ["long", "long", "long", "base"],
+                          "scheme": ["int8_engine", "float32", "int8_engine", "int8_engine"],
+                          "run_key": ["k4", "k4", "k8", "k2"], "seed": [1, 1, 0, 0],
+                          "error": ["ValueError: requant factor out of [0, 2): max 6.512", "", None, "boom"]})
+    assert failed_runs_text(table, "long") == (
+        " The engine could not quantise 1 long-tier run: w4 (seed 1: `ValueError: requant factor out of [0, 2): "
+        "max 6.512`). Its constants must fit the format's fixed-point range, and this trained model's do not. "
+        "Chapter 07 gives such a configuration its base-tier cost and says so.")
+    assert failed_runs_text(table, "base") == " The engine could not quantise 1 base-tier run: w2 (seed 0: `boom`)."
+    assert failed_runs_text(table[table["name"] != "w4"], "long") == ""
+    assert failed_runs_text(table.drop(columns=["error"]), "long") == ""

@@ -4,15 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from . import tables as an
-from .audit_base import CLAIM_TEXT, VERDICTS, AuditData, Verdict, _inconclusive
-from .claims_design import claim_06, claim_07, claim_08, claim_09
+from .audit_base import CLAIM_TEXT, FACTOR_NAMES, VERDICTS, AuditData, Verdict, _inconclusive
+from .claims_design import claim_06, claim_07, claim_08, claim_09, file_size_text
 from .claims_runtime import claim_10, claim_11, claim_12, claim_13
 from .claims_size_speed import claim_01, claim_02, claim_03, claim_04, claim_05
 
 
+_NP_BOOL = (np.bool_,)
 CLAIMS: dict[int, Callable[[AuditData], Verdict]] = {
     1: claim_01, 2: claim_02, 3: claim_03, 4: claim_04, 5: claim_05, 6: claim_06, 7: claim_07,
     8: claim_08, 9: claim_09, 10: claim_10, 11: claim_11, 12: claim_12, 13: claim_13}
@@ -52,6 +54,27 @@ def save_summary(verdicts: list[Verdict], results_dir, profile: str = "") -> Pat
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
     return path
+
+
+STATUS_COLUMNS = ("status", "chunked, weights in RAM", "chunked, weights streamed from flash")
+
+
+def readable(evidence: pd.DataFrame) -> pd.DataFrame:
+    """An evidence table as a reader sees it: true/false as "yes"/"no", how a speed was obtained in words
+    (``tables.speed_kind``), run statuses without underscores; the numbers are left as they are."""
+    out = evidence.copy()
+    out.columns.name = None
+    for col in out.columns:
+        values = out[col].dropna()
+        if len(values) and values.map(lambda x: isinstance(x, (bool,) + _NP_BOOL)).all():
+            out[col] = out[col].map(lambda x: "–" if x is None or x != x else "yes" if x else "no")
+        elif col == "speed_source":
+            out[col] = out[col].map(an.speed_kind)
+        elif col == "factor":
+            out[col] = out[col].map(lambda f: FACTOR_NAMES.get(f, f))
+        elif col in STATUS_COLUMNS:
+            out[col] = out[col].map(lambda x: x.replace("_", " ") if isinstance(x, str) else x)
+    return out
 
 
 def counts(verdicts: list[Verdict]) -> dict[str, int]:

@@ -80,6 +80,10 @@ class AuditData:
     synthetic: bool = False
     bpc_source: str = ""                        # which study scored the variants (chapter 07's rule)
     seed_bpc: dict = field(default_factory=dict)  # {config_hash: per-seed bpc} of the tier that scored each variant
+    # The design claims (6, 7) compare configurations at one training budget: Study v2's base tier, where every
+    # configuration has its seeds (None for the v1 table: ``design()`` then falls back to ``variants``).
+    base_variants: pd.DataFrame | None = None
+    base_seed_bpc: dict = field(default_factory=dict)
 
     def _study_variants(self, results_dir) -> pd.DataFrame:
         """The variants as chapter 07 scores them: Study v2 (whole split, long tier first) once it covers the
@@ -104,9 +108,26 @@ class AuditData:
                 setattr(data, name, load())
             except an.MissingResult as exc:
                 data.missing[name] = str(exc)
-        from .seeds import load_study, scored_seed_values
-        data.seed_bpc = scored_seed_values(load_study(results_dir), data.variants)   # {} for the v1 table
+        from .seeds import load_study, load_study_variants, scored_seed_values
+        study = load_study(results_dir)
+        data.seed_bpc = scored_seed_values(study, data.variants)   # {} for the v1 table
+        if data.variants is not None and "study_tier" in data.variants.columns:
+            base, _ = load_study_variants(results_dir, "08", tiers=("base",))
+            if "study_tier" in base.columns:                         # Study v2 covers the grid at the base tier
+                data.base_variants, data.base_seed_bpc = base, scored_seed_values(study, base)
         return data
+
+    def design(self) -> tuple[pd.DataFrame, dict, str]:
+        """The variants, their per-seed scores and the budget in words for claims that compare designs: one
+        training budget (the base tier) when Study v2 has it, else the page's variants as they are."""
+        if self.base_variants is None:
+            return self.variants, self.seed_bpc, ""
+        v = self.base_variants
+        seeds = sorted(set(v["n_seeds"].astype(int)))
+        tokens = int(v["tokens_trained"].median())
+        return v, self.base_seed_bpc, (f"one training budget, Study v2's base tier ({tokens:,} tokens, "
+                                       f"{' to '.join(map(str, dict.fromkeys([seeds[0], seeds[-1]])))} "
+                                       "seeds per configuration)")
 
     def need(self, *names: str) -> str | None:
         """The reason the claim cannot be checked, or None when every table is there."""
@@ -123,6 +144,33 @@ class AuditData:
         if trusted_only:
             pts = pts[pts["speed_source"].isin(TRUSTED_SPEED)]
         return pts.reset_index(drop=True)
+
+
+def distinct_configs(v: pd.DataFrame, flag: pd.Series | None = None) -> tuple[pd.DataFrame, pd.Series | None]:
+    """One row per configuration (``config_hash``): names that share one are aliases of one trained model and
+    count once, named together ("fib-d8-f21 (= fib-depth-d8-l2)"); ``flag`` is true for a configuration when
+    it is for any of its names. Without ``config_hash`` every name is its own configuration."""
+    if "config_hash" not in v.columns or v.empty:
+        return v, flag
+    from .pareto import one_per_configuration
+    key = v["config_hash"].fillna(v["variant_id"])
+    first = one_per_configuration(v.assign(config_hash=key))
+    first = first.assign(variant_id=first.pop("names"), config_hash=v.loc[first.index, "config_hash"])
+    if flag is not None:
+        flag = flag.groupby(key, sort=False).any().loc[key[first.index]].set_axis(first.index)
+    return first, flag
+
+
+def distinct_pairs(pairs: pd.DataFrame, variants: pd.DataFrame | None) -> pd.DataFrame:
+    """Pairs of runs with one row per configuration and setting: the same run joined to two alias names of
+    one configuration counts once (the first name is kept)."""
+    if pairs.empty or variants is None or "config_hash" not in variants.columns:
+        return pairs
+    cfg = pairs["variant_id"].map(dict(zip(variants["variant_id"], variants["config_hash"])))
+    cfg = cfg.fillna(pairs["variant_id"])
+    same = [c for c in (*CONTEXT, "runtime_kind") if c in pairs.columns]
+    keys = pd.Series(list(zip(cfg.map(str), *(pairs[c].map(str) for c in same))), index=pairs.index)
+    return pairs.loc[~keys.duplicated()]
 
 
 def _inconclusive(cid, claim, reason, evidence=None) -> Verdict:
@@ -289,6 +337,8 @@ def _bar(df, x, y, color, rule=None, title="", chart_title=""):
     return (bars + line).properties(width=420, height=240, title=chart_title)
 
 
+FACTOR_NAMES = {"dim": "width", "n_layers": "depth", "n_heads": "heads", "ffn_ratio": "FFN ratio",
+                "vocab_size": "vocabulary"}
 FACTOR_LABELS = {"dim": "width (per doubling)", "n_layers": "depth (per extra layer)", "n_heads": "heads (per doubling)",
                  "ffn_ratio": "FFN ratio (per doubling)", "vocab_size": "vocabulary (per doubling)"}
 

@@ -8,7 +8,7 @@ import pandas as pd
 from . import pareto, tables as an
 from ..numbers import fmt_quantity, fmt_num, fmt_pct, plural
 from .audit_base import (CLAIM_TEXT, CONTEXT, GOLDEN, AuditData, Verdict, _bar, _cols, _combine, _fmt,
-                         _inconclusive, _runtime_text, _scatter, _times)
+                         _inconclusive, _runtime_text, _scatter, _times, distinct_configs, distinct_pairs)
 
 
 def _front_share(v: pd.DataFrame, flag: pd.Series) -> tuple[pd.DataFrame, int, int]:
@@ -17,13 +17,49 @@ def _front_share(v: pd.DataFrame, flag: pd.Series) -> tuple[pd.DataFrame, int, i
     return table, int((front & flag).sum()), int((front & ~flag).sum())
 
 
-def claim_06(data: AuditData, fat_ratio: float = 64, thin_ratio: float = 4) -> Verdict:
+def _beaten(v: pd.DataFrame, flagged: pd.Series, others: pd.Series, seed_bpc: dict, tol_bpc: float, name: str
+            ) -> tuple[list[dict], int]:
+    """Each flagged configuration that a smaller-or-equal one of ``others`` betters by more than ``tol_bpc``:
+    beaten when the gap exceeds seed noise (or no seeds say), else counted as bettered within seed noise."""
+    from .seeds import NO_DIFF, NOT_TESTED, compare_values
+    beaten, within = [], 0
+    for _, g in v[flagged].iterrows():
+        better = v[others & (v["params"] <= g["params"]) & (v["val_bpc"] < g["val_bpc"] - tol_bpc)]
+        if better.empty:
+            continue
+        b = better.sort_values("val_bpc").iloc[0]
+        a, bb = seed_bpc.get(g.get("config_hash")), seed_bpc.get(b.get("config_hash"))
+        noise = compare_values(a, bb) if a is not None and bb is not None else {"verdict": NOT_TESTED}
+        if noise["verdict"] == NO_DIFF:             # better on average, not beyond seed noise: not beaten
+            within += 1
+            continue
+        beaten.append({name: g["variant_id"], f"{name}_params": g["params"], f"{name}_bpc": g["val_bpc"],
+                       "beaten_by": b["variant_id"], "params": b["params"], "bpc": b["val_bpc"],
+                       "against seed noise": noise["verdict"] + (f" (±{noise['noise']:.3f})"
+                                                                  if noise["verdict"] != NOT_TESTED else "")})
+    return beaten, within
+
+
+def _beaten_text(beaten: list[dict], within: int, seed_bpc: dict) -> str:
+    """' by more than seed noise (1 more is bettered within seed noise only)' for a count of beaten ones."""
+    from .seeds import NOT_TESTED
+    tested = seed_bpc and any(r["against seed noise"] != NOT_TESTED for r in beaten)
+    return ((" by more than seed noise" if tested else "")
+            + (f" ({within} more {'is' if within == 1 else 'are'} bettered within seed noise only)" if within else ""))
+
+
+def _at(budget: str) -> str:
+    return f"At {budget}: " if budget else ""
+
+
+def claim_06(data: AuditData, fat_ratio: float = 64, thin_ratio: float = 4, tol_bpc: float = 0.01) -> Verdict:
     claim = CLAIM_TEXT[6]
     if reason := data.need("variants"):
         return _inconclusive(6, claim, reason)
-    v = data.variants
+    v, seed_bpc, budget = data.design()
     if "ffn_ratio" not in v.columns:
         return _inconclusive(6, claim, "the sweep table records no FFN size")
+    v, _ = distinct_configs(v)
     fat, thin = v["ffn_ratio"] >= fat_ratio, v["ffn_ratio"] <= thin_ratio
     if not fat.any() or not thin.any():
         return _inconclusive(6, claim, f"the sweep has no FFN ratio ≥ {fat_ratio:g} (largest: "
@@ -31,9 +67,13 @@ def claim_06(data: AuditData, fat_ratio: float = 64, thin_ratio: float = 4) -> V
     sub = v[fat | thin]
     table, fat_front, thin_front = _front_share(sub, sub["ffn_ratio"] >= fat_ratio)
     table = _cols(table, ["variant_id", "params", "val_bpc", "ffn_ratio", "on_front"])
-    text = (f"On the quality/size front of {fat_front + thin_front} models, {fat_front} have an FFN ≥ "
+    beaten, within = _beaten(v, fat, thin, seed_bpc, tol_bpc, "fat")
+    text = (_at(budget) + f"on the quality/size front of {plural(fat_front + thin_front, 'configuration')} "
+            f"(FFN ≥ {fat_ratio:g}x or ≤ {thin_ratio:g}x the width), {fat_front} have an FFN ≥ "
             f"{fat_ratio:g}x the width (largest tried: {_fmt(v['ffn_ratio'].max())}x) and {thin_front} "
-            f"≤ {thin_ratio:g}x.")
+            f"≤ {thin_ratio:g}x; {len(beaten)} of the {plural(int(fat.sum()), 'fat configuration')} are beaten by a "
+            f"smaller or equal thin one" + _beaten_text(beaten, within, seed_bpc) + ".")
+    text = text[0].upper() + text[1:]
     verdict = "supported" if fat_front > thin_front else "refuted" if thin_front > fat_front else "inconclusive"
     fig = _scatter(table, "params", "val_bpc", "ffn_ratio", log_x=True)
     return Verdict(6, claim, text, verdict, table, "training (validation bits per character)", fig)
@@ -58,39 +98,24 @@ def claim_07(data: AuditData, tol_bpc: float = 0.01) -> Verdict:
     claim = CLAIM_TEXT[7]
     if reason := data.need("variants"):
         return _inconclusive(7, claim, reason)
-    v = data.variants
+    v, seed_bpc, budget = data.design()
     if not {"dim", "ffn_hidden"} <= set(v.columns):
         return _inconclusive(7, claim, "the sweep table records no width/FFN sizes")
-    golden = is_golden(v)
+    v, golden = distinct_configs(v, is_golden(v))
     if not golden.any():
         return _inconclusive(7, claim, "the sweep has no Fibonacci or golden-ratio allocation")
     if golden.all():
         return _inconclusive(7, claim, "every variant is golden: nothing to compare with")
-    from .seeds import NO_DIFF, NOT_TESTED, compare_values
-    beaten, within = [], 0
-    for _, g in v[golden].iterrows():
-        better = v[~golden & (v["params"] <= g["params"]) & (v["val_bpc"] < g["val_bpc"] - tol_bpc)]
-        if better.empty:
-            continue
-        b = better.sort_values("val_bpc").iloc[0]
-        a, bb = data.seed_bpc.get(g.get("config_hash")), data.seed_bpc.get(b.get("config_hash"))
-        noise = compare_values(a, bb) if a is not None and bb is not None else {"verdict": NOT_TESTED}
-        if noise["verdict"] == NO_DIFF:             # better on average, not beyond seed noise: not beaten
-            within += 1
-            continue
-        beaten.append({"golden": g["variant_id"], "golden_params": g["params"], "golden_bpc": g["val_bpc"],
-                       "beaten_by": b["variant_id"], "params": b["params"], "bpc": b["val_bpc"],
-                       "against seed noise": noise["verdict"] + (f" (±{noise['noise']:.3f})"
-                                                                  if noise["verdict"] != NOT_TESTED else "")})
+    beaten, within = _beaten(v, golden, ~golden, seed_bpc, tol_bpc, "golden")
     table, gold_front, other_front = _front_share(v, golden)
     fig = _scatter(table.assign(allocation=table["flagged"].map({True: "golden/Fibonacci", False: "other"})),
                    "params", "val_bpc", "allocation", log_x=True)
-    tested = data.seed_bpc and any(r["against seed noise"] != NOT_TESTED for r in beaten)
-    text = (f"{int(golden.sum())} golden/Fibonacci variants against {int((~golden).sum())} others; "
-            f"{len(beaten)} golden variants are beaten by a smaller or equal non-golden one"
-            + (" by more than seed noise" if tested else "")
-            + (f" ({within} more {'is' if within == 1 else 'are'} bettered within seed noise only)" if within else "")
-            + f"; the quality/size front holds {gold_front} golden and {other_front} other variants.")
+    what = "configuration" if "config_hash" in v.columns else "variant"
+    text = (_at(budget) + f"{plural(int(golden.sum()), 'golden/Fibonacci ' + what)} against "
+            f"{int((~golden).sum())} others; {plural(len(beaten), 'golden ' + what)} "
+            f"{'is' if len(beaten) == 1 else 'are'} beaten by a smaller or equal non-golden one"
+            + _beaten_text(beaten, within, seed_bpc)
+            + f"; the quality/size front holds {gold_front} golden and {other_front} other {what}s.")
     verdict = "refuted" if beaten else ("supported" if other_front == 0 else "inconclusive")
     evidence = (pd.DataFrame(beaten) if beaten
                 else _cols(table, ["variant_id", "params", "val_bpc", "flagged", "on_front"]))
@@ -122,19 +147,55 @@ def _same(x, target) -> bool:
     return str(x).lower() == str(target).lower() or str(target).lower() in str(x).lower()
 
 
-def _quant_cost(quant: pd.DataFrame | None) -> tuple[float, float]:
-    """From the quantisation table: median int8/float32 size ratio and median bpc added by int8 (NaN if unknown),
-    over chapter 05's base-tier runs (the long tier's quantised runs are chapter 07's, not the chapter's median)."""
-    if quant is None or not {"variant_id", "scheme", "flash_bytes", "val_bpc"} <= set(quant.columns):
-        return float("nan"), float("nan")
+def _quant_cost(quant: pd.DataFrame | None) -> tuple[float, float, int]:
+    """From chapter 05's table, over its base-tier configurations (one row each, as chapter 05 counts them; the
+    long tier's quantised runs are chapter 07's): the median bpc that the int8 engine adds, the median size of
+    int8 weights (one byte each, with a scale per row) against float32 weights (4 bytes each) -- weights only,
+    the file's vocabulary and tables left out -- and how many configurations (NaN, NaN, 0 if unknown)."""
+    if quant is None or not {"variant_id", "scheme", "val_bpc"} <= set(quant.columns):
+        return float("nan"), float("nan"), 0
     from .quant_costs import quant_tier
     quant = quant[quant_tier(quant) == "base"]
-    wide = quant.pivot_table(index="variant_id", columns="scheme", values=["flash_bytes", "val_bpc"])
-    if ("flash_bytes", "float32") not in wide or ("flash_bytes", "int8_engine") not in wide:
-        return float("nan"), float("nan")
-    size = (wide[("flash_bytes", "int8_engine")] / wide[("flash_bytes", "float32")]).median()
-    cost = (wide[("val_bpc", "int8_engine")] - wide[("val_bpc", "float32")]).median()
-    return float(size), float(cost)
+    key = quant["config_hash"].fillna(quant["variant_id"]) if "config_hash" in quant else quant["variant_id"]
+    quant = quant.assign(_cfg=key, bytes=quant["bytes"] if "bytes" in quant else quant.get("flash_bytes"))
+    wide = quant.pivot_table(index="_cfg", columns="scheme", values=[c for c in ("bytes", "val_bpc", "bpc_delta")
+                                                                      if c in quant.columns], aggfunc="first")
+    if ("val_bpc", "float32") not in wide or ("val_bpc", "int8_engine") not in wide:
+        return float("nan"), float("nan"), 0
+    cost = (wide[("bpc_delta", "int8_engine")] if ("bpc_delta", "int8_engine") in wide
+            else wide[("val_bpc", "int8_engine")] - wide[("val_bpc", "float32")]).dropna()
+    weights = (wide[("bytes", "int8_row")] / wide[("bytes", "float32")]).median() \
+        if ("bytes", "int8_row") in wide and ("bytes", "float32") in wide else float("nan")
+    return float(cost.median()), float(weights), int(cost.size)
+
+
+def file_size_ratio(data: AuditData) -> tuple[float, pd.DataFrame]:
+    """The int8 model file against the float32 one, whole files as the device loads them (vocabulary and
+    lookup tables included), for each configuration run both ways: the median ratio and the pairs."""
+    runs = data.runs()
+    size_col = "model_bytes" if "model_bytes" in runs.columns else "flash_bytes"   # the model, not the firmware
+    size = distinct_pairs(_paired(runs, "scheme", "float32", "int8", value=size_col, ignore=("runtime",)),
+                          data.variants)
+    if size.empty:
+        return float("nan"), size
+    size = size.drop_duplicates("variant_id")            # one file per model, whatever the setting it ran in
+    return float(size["ratio"].median()), size
+
+
+def file_size_text(data: AuditData) -> str:
+    """'an int8 model file is 0.73x the float32 one (whole files, ...)' or 'file sizes not measured'."""
+    ratio, size = file_size_ratio(data)
+    if math.isnan(ratio):
+        return "file sizes not measured"
+    runs = data.runs()
+    params = size["variant_id"].map(runs.groupby("variant_id")["params"].max() if "params" in runs else {})
+    by = size.assign(params=params).dropna(subset=["params"]).sort_values("params")
+    span = (f", {fmt_num(by['params'].iloc[0], sig=None)} to {fmt_num(by['params'].iloc[-1], sig=None)} parameters: "
+            f"{_times(by['ratio'].iloc[0])} for the smallest, {_times(by['ratio'].iloc[-1])} for the largest"
+            if len(by) > 1 else "")
+    return (f"an int8 model file is {_times(ratio)} the float32 one (whole files as the device loads them, "
+            f"vocabulary and lookup tables included; median of {plural(len(size), 'model')} run both "
+            f"ways{span})")
 
 
 def claim_08(data: AuditData, slower: float = 0.95) -> Verdict:
@@ -142,24 +203,24 @@ def claim_08(data: AuditData, slower: float = 0.95) -> Verdict:
     if reason := data.need("variants"):
         return _inconclusive(8, claim, reason)
     runs = data.runs()
-    speed = _paired(runs, "scheme", "float32", "int8", ignore=("runtime",))
-    size_col = "model_bytes" if "model_bytes" in runs.columns else "flash_bytes"   # the model, not the firmware
-    size = _paired(runs, "scheme", "float32", "int8", value=size_col, ignore=("runtime",))
-    # Sizes from the quantisation table cover every study model; the device-run pairs are mostly small
-    # models, whose files are dominated by the vocabulary and lookup tables, so they are only a fallback.
-    q_size, q_cost = _quant_cost(data.quant)
-    size_ratio = q_size if not math.isnan(q_size) else (
-        float(size["ratio"].median()) if not size.empty else float("nan"))
-    size_text = ("sizes not measured" if math.isnan(size_ratio)
-                 else f"an int8 model file is {_times(size_ratio)} the size of the float32 one (median model)")
+    speed = distinct_pairs(_paired(runs, "scheme", "float32", "int8", ignore=("runtime",)), data.variants)
+    size_ratio, _ = file_size_ratio(data)
+    size_text = file_size_text(data)
+    q_cost, q_weights, n_q = _quant_cost(data.quant)
+    if not math.isnan(q_weights):
+        size_text += (f"; its weights alone (one byte each, with a scale per row) take {_times(q_weights)} the "
+                      f"float32 weights (4 bytes each; chapter 05's median over {plural(n_q, 'configuration')})")
+        if math.isnan(size_ratio):
+            size_ratio = q_weights
     if not math.isnan(q_cost):
-        size_text += f" and adds {fmt_quantity(q_cost, 'bits/char', signed=True)} (chapter 05)"
+        size_text += (f"; int8 adds {'+' if q_cost > 0 else ''}{fmt_num(q_cost, sig=2)} bits/char (chapter 05's "
+                      f"median over {plural(n_q, 'configuration')})")
     if speed.empty:
         return _inconclusive(8, claim, f"{size_text}; but no model was run both as float32 and as int8 on a "
                              "device, so the speed half is unmeasured")
     speedup = float(speed["ratio"].median())
     text = (f"int8 runs at {speedup:.2f}x the float32 speed (median of {len(speed)} pairs of runs, "
-            f"{speed['variant_id'].nunique()} models); {size_text}.")
+            f"{plural(speed['variant_id'].nunique(), 'model')}); {size_text}.")
     if speedup >= slower:
         verdict = "refuted"                       # no slowdown: the claim's mechanism is absent
     elif math.isnan(size_ratio):
@@ -167,6 +228,8 @@ def claim_08(data: AuditData, slower: float = 0.95) -> Verdict:
     else:
         verdict = "supported" if size_ratio < 1 else "refuted"
     fig = _bar(speed, "variant_id", "ratio", "runtime_kind", rule=1.0, title="int8 speed / float32 speed")
+    speed = speed.rename(columns={"tokens_per_s_float32": "float32 tokens/s", "tokens_per_s_int8": "int8 tokens/s",
+                                  "ratio": "int8 / float32 speed"})
     return Verdict(8, claim, text, verdict, speed, _runtime_text(runs), fig)
 
 
@@ -175,13 +238,14 @@ XIP_CACHE_BYTES = 16 * 1024   # the RP2040's flash cache (datasheet 2.6.3)
 
 def claim_09(data: AuditData, compute_bound: float = 1.15, memory_bound: float = 1.5) -> Verdict:
     """Flash (XIP) against SRAM, per runtime: each pair of runs is placed by its own model file's size
-    (an int8 file is about a quarter of the float32 one), and each runtime gets its own verdict."""
+    (the int8 and float32 files of one model differ, ``file_size_ratio``), and each runtime gets its own verdict."""
     claim = CLAIM_TEXT[9]
     if reason := data.need("variants", "c_runs"):
         return _inconclusive(9, claim, reason)
     runs = data.runs()
     value = "cycles_per_token" if "cycles_per_token" in runs.columns else "tokens_per_s"
-    pairs = _paired(runs, "weights_in", "sram", "flash", value=value, ignore=("speed_source",))
+    pairs = distinct_pairs(_paired(runs, "weights_in", "sram", "flash", value=value, ignore=("speed_source",)),
+                           data.variants)
     if pairs.empty:
         return _inconclusive(9, claim, "no model was run with its weights both in SRAM and in flash (XIP)")
     size_col = "model_bytes" if "model_bytes" in runs.columns else "flash_bytes"
@@ -214,7 +278,8 @@ def claim_09(data: AuditData, compute_bound: float = 1.15, memory_bound: float =
     if "cycles_per_token_raw" in runs.columns:
         # The XIP model adds a fixed penalty per cache miss: raw cycles are the same run without it.
         flash = runs[runs["weights_in"].astype(str).str.lower().eq("flash") & runs["cycles_per_token_raw"].notna()]
-        stall = (1 - flash["cycles_per_token_raw"] / flash["cycles_per_token"]).groupby(flash["variant_id"]).max()
+        model = flash["config_hash"].fillna(flash["variant_id"]) if "config_hash" in flash else flash["variant_id"]
+        stall = (1 - flash["cycles_per_token_raw"] / flash["cycles_per_token"]).groupby(model).max()
         if len(stall):
             text += (f" The flash figures rest on the project's XIP cache model (60 cycles per miss): "
                      f"cache-miss stalls make up to {fmt_pct(stall.max())} of the cycles per token (median over "

@@ -5,10 +5,56 @@ import math
 
 import pandas as pd
 
-from ..numbers import fmt_quantity, plural
+from ..numbers import fmt_num, fmt_quantity, plural
 from . import tables as an
-from .audit_base import (CLAIM_TEXT, FACTORS, SIZE_DIFFERS, AuditData, Verdict, _cols, _combine, _effect_chart,
-                         _effects_by_runtime, _fmt, _inconclusive, _runtime_text, _scatter, speed_effects)
+from .audit_base import (CLAIM_TEXT, FACTOR_NAMES, FACTORS, SIZE_DIFFERS, AuditData, Verdict, _cols, _combine,
+                         _effect_chart, _effects_by_runtime, _fmt, _inconclusive, _runtime_text, _scatter,
+                         speed_effects)
+
+
+MEMORY_FAILURES = ("out_of_memory", "does_not_fit")
+
+
+def _auto_kernels(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """A MicroPython run that failed while loading, before the runtime chose its kernels, is named by what it
+    asked for ("micropython-auto": asm, else viper, else pure Python); it is counted under the kernels the same
+    runtime (``runtime_sha256_16``) chose in every run of it that loaded, when that is one kind. Returns the
+    runs and how many were so counted."""
+    if not {"kernels", "runtime_sha256_16", "runtime"} <= set(runs.columns):
+        return runs, 0
+    auto = runs["runtime"].eq("micropython-auto") & runs["kernels"].isna()
+    chosen = runs[runs["kernels"].notna()].groupby("runtime_sha256_16")["kernels"].agg(set)
+    kern = runs.loc[auto, "runtime_sha256_16"].map(lambda h: chosen.get(h, set()))
+    known = kern[kern.map(len) == 1]
+    if known.empty:
+        return runs, 0
+    runs = runs.copy()
+    runs.loc[known.index, "runtime"] = "micropython-" + known.map(lambda k: next(iter(k)))
+    runs.loc[known.index, "runtime_label"] = runs.loc[known.index].apply(an.run_label, axis=1)
+    return runs, len(known)
+
+
+def _size_not_vocabulary(runs: pd.DataFrame, limit: int = 256) -> str:
+    """Where memory failures at small vocabularies are about model size: on a runtime and weight placement,
+    every failed model is larger than every model that ran. '' when no placement shows that."""
+    if not {"weights_in", "params"} <= set(runs.columns):
+        return ""
+    small = runs[(runs["vocab_size"] <= limit) & runs["weights_in"].notna()]
+    said = []
+    groups = sorted(small.groupby(["runtime", "weights_in"]), key=lambda kv: (str(kv[0][1]).lower() != "sram", kv[0]))
+    for (rt, where), g in groups:
+        failed, ran = g[g["status"].isin(MEMORY_FAILURES)], g[g["status"].eq("ok")]
+        if failed.empty or ran.empty or not failed["params"].min() > ran["params"].max():
+            continue
+        vocabs = ", ".join(str(int(x)) for x in sorted(set(failed["vocab_size"])))
+        said.append(f"on {rt} with weights in {'SRAM' if str(where).lower() == 'sram' else where}, the "
+                    f"{plural(len(failed), 'memory failure')} at vocabulary {vocabs} "
+                    f"{'is a model' if len(failed) == 1 else 'are models'} of "
+                    f"{fmt_num(failed['params'].min(), sig=None)} parameters{'' if len(failed) == 1 else ' or more'}, "
+                    "and models of up to "
+                    f"{fmt_num(ran['params'].max(), sig=None)} parameters ran")
+    return (" Memory failures at a vocabulary of 256 or less are about model size, not vocabulary: "
+            + "; ".join(said) + ".") if said else ""
 
 
 def claim_01(data: AuditData) -> Verdict:
@@ -19,22 +65,32 @@ def claim_01(data: AuditData) -> Verdict:
     runs = runs[runs["speed_source"] != "predicted"]
     if "vocab_size" not in runs.columns or runs.empty:
         return _inconclusive(1, claim, "no device run records a vocabulary size")
-    table = runs.groupby(["runtime_label", "vocab_size"]).agg(
-        runs=("status", "size"), ok=("status", lambda s: int((s == "ok").sum())),
-        memory_failures=("status", lambda s: int(s.isin(["out_of_memory", "does_not_fit"]).sum()))).reset_index()
+    runs, n_auto = _auto_kernels(runs)
+    count = dict(runs=("status", "size"), ok=("status", lambda s: int((s == "ok").sum())),
+                 memory_failures=("status", lambda s: int(s.isin(MEMORY_FAILURES).sum())))
+    table = runs.groupby(["runtime_label", "vocab_size"]).agg(**count).reset_index()
+    where = ["weights_in"] if "weights_in" in runs.columns else []
+    evidence = runs.groupby(["runtime_label", *where, "vocab_size"], dropna=False).agg(**count).reset_index()
+    note = _size_not_vocabulary(runs)
+    if n_auto:
+        kinds = sorted(set(runs.loc[runs["runtime"].str.startswith("micropython-"), "runtime"]))
+        note += (f" {plural(n_auto, 'MicroPython run')} failed before the runtime chose its kernels (while "
+                 f"deploying or loading the model); they count under {', '.join(kinds)}, the kernels it chose in "
+                 "every run that loaded.")
     big = table[table["vocab_size"] >= 512]
     if big.empty:
-        return _inconclusive(1, claim, "no vocabulary of 512 or more was run on a board", table)
+        return _inconclusive(1, claim, "no vocabulary of 512 or more was run on a board", evidence)
     if big["ok"].sum() > 0:
         ran = big[big["ok"] > 0]
         text = "; ".join(f"vocabulary {int(r.vocab_size)} ran on {r.runtime_label} ({r.ok} of {plural(r.runs, 'run')} ok)"
                          for r in ran.itertuples())
-        return Verdict(1, claim, f"Larger vocabularies run: {text}.", "refuted", table, _runtime_text(runs))
+        return Verdict(1, claim, f"Larger vocabularies run: {text}.{note}", "refuted", evidence, _runtime_text(runs))
     small_ok = table[(table["vocab_size"] <= 256) & (table["ok"] > 0)]
     all_memory = big["memory_failures"].sum() == big["runs"].sum()
     verdict = "supported" if not small_ok.empty and all_memory else "inconclusive"
     return Verdict(1, claim, f"Every run with a vocabulary of 512 or more failed ({int(big['runs'].sum())} runs); "
-                   f"{len(small_ok)} runtime/vocabulary pairs at 256 or less ran.", verdict, table, _runtime_text(runs))
+                   f"{len(small_ok)} runtime/vocabulary pairs at 256 or less ran.{note}", verdict, evidence,
+                   _runtime_text(runs))
 
 
 def _raw_note(runs: pd.DataFrame, model_id, label) -> str:
@@ -131,7 +187,7 @@ def claim_03(data: AuditData, tolerance: float = 0.05) -> Verdict:
         same_order = measured_order == [f for f in claimed_order if f in measured_order]
         per_runtime[rt] = ("supported" if same_order and group["within_claim"].all()
                            else SIZE_DIFFERS if same_order else "refuted")
-        texts.append(f"{rt}: " + ", ".join(f"{r.factor} {r.slowdown_per_step:+.0%} per {r.step}"
+        texts.append(f"{rt}: " + ", ".join(f"{FACTOR_NAMES[r.factor]} {r.slowdown_per_step:+.0%} per {r.step}"
                                             for r in group.itertuples()) +
                      f" (order {'as' if same_order else 'not as'} claimed)")
     if not per_runtime:
@@ -167,7 +223,38 @@ def _unigram_bpc(data: AuditData) -> float | None:
     return None
 
 
+def _against_unigram(r, margin: float) -> tuple[bool, str]:
+    """Whether a model beats letter frequencies alone (by more than ``margin`` bits/char and, when its seeds
+    give a 95 % interval of the mean, beyond seed noise), and what it does in words."""
+    bpc, uni = float(r["val_bpc"]), float(r["unigram_bpc"])
+    lo, hi = r.get("bpc_ci_low", float("nan")), r.get("bpc_ci_high", float("nan"))
+    ci = pd.notna(lo) and pd.notna(hi)
+    interval = f" (95 % interval of the mean {_fmt(lo, 4)} to {_fmt(hi, 4)})" if ci else ""
+    letters = f"letter frequencies alone ({_fmt(uni)})"
+    if bpc >= uni:
+        return False, f"worse than {letters}" + (f", beyond seed noise{interval}" if ci and lo > uni
+                                                  else f", within seed noise{interval}" if ci else "")
+    gap = f"{_fmt(uni - bpc, 2)} below {letters}"
+    if uni - bpc <= margin:
+        return False, f"only {gap}, less than the {margin:g} bits/char this audit asks of a model that learns"
+    if ci and hi >= uni:
+        return False, f"{gap}: no measurable difference, within seed noise{interval}"
+    return True, gap + (f", beyond seed noise{interval}" if ci else "")
+
+
+def _budget(r) -> str:
+    """' (2,000,896 training tokens, mean of 3 seeds)' where the sweep records them."""
+    parts = []
+    if pd.notna(r.get("tokens_trained", float("nan"))):
+        parts.append(f"{int(r['tokens_trained']):,} training tokens")
+    if pd.notna(r.get("n_seeds", float("nan"))):
+        parts.append(f"mean of {plural(int(r['n_seeds']), 'seed')}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def claim_04(data: AuditData, margin_bpc: float = 0.1) -> Verdict:
+    """The two halves apart: each narrow width is judged against letter frequencies (a model that does not beat
+    them reaches nothing, however fast), at its own budget, said beside it; then which width is fastest."""
     claim = CLAIM_TEXT[4]
     if reason := data.need("variants"):
         return _inconclusive(4, claim, reason)
@@ -177,7 +264,8 @@ def claim_04(data: AuditData, margin_bpc: float = 0.1) -> Verdict:
     is_narrow = v["dim"] <= 2
     if "axis" in v.columns and (is_narrow & v["axis"].eq("width")).any():
         is_narrow &= v["axis"].eq("width")      # the write-up's configuration: only the width changed
-    narrow = _cols(v[is_narrow], ["variant_id", "dim", "n_layers", "params", "val_bpc", "sample"])
+    narrow = _cols(v[is_narrow], ["variant_id", "dim", "n_layers", "params", "val_bpc", "bpc_ci_low", "bpc_ci_high",
+                                  "n_seeds", "tokens_trained", "sample"]).sort_values(["dim", "variant_id"])
     if "sample" in narrow.columns:
         narrow = narrow.assign(sample=narrow["sample"].map(lambda s: an.sample_text(s, 120)))
     unigram = _unigram_bpc(data)
@@ -200,18 +288,27 @@ def claim_04(data: AuditData, margin_bpc: float = 0.1) -> Verdict:
     if unigram is None:
         return _inconclusive(4, claim, "no unigram (letter frequency) baseline in the sweep or data tables: "
                              "cannot tell a narrow model from noise", narrow)
-    noise = narrow["val_bpc"] >= narrow["unigram_bpc"] - margin_bpc
-    text = (f"1- and 2-wide models reach {_fmt(narrow['val_bpc'].min())} bits/char against "
-            f"{_fmt(narrow['unigram_bpc'].median())} for letter frequencies alone and {_fmt(best_bpc)} for our "
-            "best model")
-    if noise.all():
-        return Verdict(4, claim, text + ": they emit noise, however fast.", "refuted", narrow, _runtime_text(runs), fig)
+    judged = [_against_unigram(r, margin_bpc) for _, r in narrow.iterrows()]
+    learns = pd.Series([j[0] for j in judged], index=narrow.index)
+    narrow = narrow.assign(beats_letter_frequencies=learns)
+    per_width = [f"Width {int(r['dim'])} ({r['variant_id']}): {r['val_bpc']:.2f} bits/char{_budget(r)}, {words}: "
+                 f"{'supported' if ok else 'refuted'} for width {int(r['dim'])}"
+                 for (_, r), (ok, words) in zip(narrow.iterrows(), judged)]
+    text = ". ".join(per_width) + f". Our best model reaches {_fmt(best_bpc)} bits/char"
+    if not learns.any():
+        return Verdict(4, claim, text + ": the narrow models emit noise, however fast.", "refuted", narrow,
+                       _runtime_text(runs), fig)
     fastest_dim = speed.idxmax() if len(speed) else None
     if fastest_dim is None:
-        return Verdict(4, claim, text + ": they learn something, but there are no device speeds to check "
-                       "'fastest'.", "inconclusive", narrow, "training (validation bits per character)", fig)
-    verdict = "supported" if fastest_dim <= 2 else "refuted"
-    return Verdict(4, claim, text + f"; the fastest width on device is {int(fastest_dim)} "
+        return Verdict(4, claim, text + "; there are no device speeds to check 'fastest'.", "inconclusive",
+                       narrow, "training (validation bits per character)", fig)
+    fastest = narrow[narrow["dim"] == fastest_dim]
+    what = ("" if fastest.empty or learns[fastest.index].all()
+            else ", a model worse than letter frequencies alone" if (fastest["val_bpc"] >= fastest["unigram_bpc"]).all()
+            else ", a model no better than letter frequencies alone")
+    # The claim says such models work: a narrow width that does not beat letter frequencies refutes it.
+    verdict = "supported" if fastest_dim <= 2 and learns.all() else "refuted"
+    return Verdict(4, claim, text + f". The fastest width on device is {int(fastest_dim)}{what} "
                    f"({_fmt(speed.max())} tokens/s, {_runtime_text(runs)}).", verdict, narrow, _runtime_text(runs), fig)
 
 

@@ -91,12 +91,15 @@ def recommend(points: pd.DataFrame, budgets: Iterable[tuple[float, float]] | Ite
             ok = ok.sort_values(["bpc", "tokens_per_s"], ascending=[True, False])
             best = ok.iloc[0]
             device_story, training_story = sample_text(best.get("text")), sample_text(best.get("sample"))
+            # the float score's interval over seeds, moved by the same quantisation cost as the score itself
+            cost = best["bpc"] - best["val_bpc"] if pd.notna(best.get("val_bpc")) else 0.0
+            low, high = (best.get(k) + cost if pd.notna(best.get(k)) else np.nan for k in ("bpc_ci_low", "bpc_ci_high"))
             rows.append({**row, "variant_id": best["variant_id"], "bpc": best["bpc"],
                          "tokens_per_s": best["tokens_per_s"], "chars_per_s": best.get("chars_per_s"),
                          "ram_kb_used": best[memory_col] / 1024, "params": best.get("params"),
                          "runtime": best.get("runtime_label"), "speed_source": best.get("speed_source"),
-                         "weights_in": best.get("weights_in"), "bpc_ci_low": best.get("bpc_ci_low"),
-                         "bpc_ci_high": best.get("bpc_ci_high"), "bpc_of": best.get("bpc_of"),
+                         "weights_in": best.get("weights_in"), "bpc_ci_low": low,
+                         "bpc_ci_high": high, "bpc_of": best.get("bpc_of"),
                          **vs_runner_up(ok, values), "device_story": device_story, "training_story": training_story,
                          "note": ""})
     return pd.DataFrame(rows)
@@ -223,6 +226,24 @@ def distinct_configurations(variants: pd.DataFrame) -> int | None:
     if not set(ARCH_FIELDS) <= set(variants.columns):
         return None
     return len({config_hash(r) for r in variants[list(ARCH_FIELDS)].to_dict("records")})
+
+
+RUN_FIELDS = ("runtime", "speed_source", "weights_in", "kv_cache")   # what makes two runs of one model differ
+
+
+def one_per_configuration(df: pd.DataFrame, keys: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per distinct configuration (``config_hash``) and run (``keys`` that the table has): a
+    configuration several sweep axes share is one model, not one per name. It keeps its first name's rows
+    (another name's run only where the first has none) and names them all in ``names``: "fib-d8-f21 (=
+    fib-depth-d8-l2)"."""
+    if df.empty or "config_hash" not in df:
+        return df
+    names = df.groupby("config_hash", sort=False)["variant_id"].agg(lambda s: list(dict.fromkeys(s)))
+    rank = [names[h].index(v) for h, v in zip(df["config_hash"], df["variant_id"])]
+    keys = ["config_hash", *[k for k in keys if k in df]]
+    out = df.assign(_rank=rank).sort_values("_rank", kind="stable").drop_duplicates(keys).drop(columns="_rank")
+    label = {h: n[0] + (f" (= {', '.join(n[1:])})" if len(n) > 1 else "") for h, n in names.items()}
+    return out.assign(names=out["config_hash"].map(label)).sort_index()
 
 
 def headline_numbers(variants: pd.DataFrame | None, points: pd.DataFrame) -> dict[str, str]:

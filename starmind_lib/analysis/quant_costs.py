@@ -53,10 +53,13 @@ def apply_quant_cost(points: pd.DataFrame, quant: pd.DataFrame) -> None:
 def quant_cost_sources(points: pd.DataFrame) -> str:
     """Where the quantised points' costs come from, in words: 'on their own long-tier run for 9
     configurations, on the base-tier run chapter 05 quantised for 40 configurations (2 of them long-tier
-    scores whose long run is not quantised)'."""
+    scores whose long run is not quantised)'. Counted over the int8 points (a float32 run costs nothing to
+    quantise), with the configurations whose int8 points carry no measured cost yet."""
     if points.empty or "cost_tier" not in points or "config_hash" not in points:
         return "no quantised model"
-    per = points[points["cost_tier"].notna()].drop_duplicates("config_hash")
+    int8 = points[points["scheme"].eq("int8")] if "scheme" in points else points
+    per = int8[int8["cost_tier"].notna()].drop_duplicates("config_hash")
+    unmeasured = int8.loc[int8["cost_tier"].isna(), "config_hash"].nunique()
     scored = (per["study_tier"].fillna("base") if "study_tier" in per.columns
               else pd.Series("base", index=per.index, dtype=object))
     own_long = int(((scored != "base") & (per["cost_tier"] == scored)).sum())
@@ -70,4 +73,7 @@ def quant_cost_sources(points: pd.DataFrame) -> str:
                 if base_for_long else "")
         parts.append(f"on the base-tier run chapter 05 quantised for {plural(base + base_for_long, 'configuration')}"
                      f"{lent}")
+    if unmeasured:
+        parts.append(f"and on no run yet for {plural(unmeasured, 'configuration')} (their int8 points carry "
+                     "the float score)")
     return ", ".join(parts) if parts else "no quantised model"

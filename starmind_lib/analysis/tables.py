@@ -292,6 +292,26 @@ def load_runs(results_dir, kind: str, chapter: str = "07", required: bool = True
     return speed_sources(df)
 
 
+def unrun_predictions(predictions: pd.DataFrame | None, mp_runs: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The planner's predictions of the models that no MicroPython run tried on a Pico, emulated or real
+    (whatever its status: a model that ran out of memory has no prediction that it fits, either)."""
+    if predictions is None or mp_runs is None or mp_runs.empty:
+        return predictions
+    tried = mp_runs[mp_runs.get("speed_source", pd.Series("", index=mp_runs.index))
+                    .isin(["emulated_stock_firmware", "measured_hardware"])]
+    ids = set(predictions["variant_id"].astype(str))
+    ran = {_model_key(str(n), ids) for n in tried["variant_id"]}
+    return predictions[~predictions["variant_id"].astype(str).isin(ran)]
+
+
+def load_device_runs(results_dir, chapter: str = "07") -> pd.DataFrame | None:
+    """Chapter 06's C runs, chapter 06b's MicroPython runs, and the planner's predictions for the models
+    neither ran (``unrun_predictions``): a prediction never stands beside a run of the same model."""
+    c, mp, pred = (load_runs(results_dir, k, chapter, required=False) for k in ("c", "micropython", "predicted"))
+    frames = [f for f in (c, mp, unrun_predictions(pred, mp)) if f is not None and not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
 # What the emulated Pico models, said once wherever its numbers appear (chapters 06-08, README).
 EMULATION_NOTE = ("Emulated speeds are cycle-counted: rp2040js applies a per-instruction timing model of the "
                   "Cortex-M0+ at 133 MHz. It does not model the XIP flash cache, bus contention or the second "
@@ -394,15 +414,21 @@ def attach_device_text(points: pd.DataFrame, runs_dir) -> pd.DataFrame:
     return points.assign(text=points.apply(decode, axis=1))
 
 
+SPEED_KINDS = {"measured_hardware": "measured on a Pico", "cycle_exact_emulation": "emulated (cycle-counted)",
+               "cycle_counted_emulation": "emulated (cycle-counted)",
+               "emulation_xip_model": "emulated (cycle-counted) + XIP miss model",
+               "emulated_stock_firmware": "stock firmware, emulated (cycle-counted)",
+               "predicted": "predicted", "host_timing_not_representative": "virtual board (host timing)"}
+
+
+def speed_kind(source) -> str:
+    """A speed_source in words ("stock firmware, emulated (cycle-counted)"), for tables and legends."""
+    return SPEED_KINDS.get(source, "" if source is None or source != source else str(source))
+
+
 def run_label(row) -> str:
     """Which runtime a speed comes from and how it was obtained, for tables and legends."""
-    how = {"measured_hardware": "measured on a Pico", "cycle_exact_emulation": "emulated (cycle-counted)",
-           "cycle_counted_emulation": "emulated (cycle-counted)",
-           "emulation_xip_model": "emulated (cycle-counted) + XIP miss model",
-           "emulated_stock_firmware": "stock firmware, emulated (cycle-counted)",
-           "predicted": "predicted", "host_timing_not_representative": "virtual board (host timing)"}
-    src = how.get(row.get("speed_source"), str(row.get("speed_source", "")))
-    return f"{row.get('runtime', row.get('runtime_kind', '?'))}, {src}"
+    return f"{row.get('runtime', row.get('runtime_kind', '?'))}, {speed_kind(row.get('speed_source'))}"
 
 
 def _model_key(name: str, variant_ids: set) -> str:

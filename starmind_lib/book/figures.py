@@ -31,6 +31,7 @@ import uuid
 from pathlib import Path
 
 import altair as alt
+import numpy as np
 
 # Vega-Lite version of the specs altair writes (e.g. "v6.4.1" -> "6.4"); vl_convert needs it.
 VEGALITE_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
@@ -229,7 +230,9 @@ def _table_markup(df, precision: int, index: bool) -> str:
     shown = df.rename(columns=names)
     labels = {c: names[c] for c in numeric}
 
-    def text(v):
+    def text(v):   # a reader sees yes / no, never Python's True / False
+        if isinstance(v, (bool, np.bool_)):
+            return "yes" if v else "no"
         return "–" if v is None or (isinstance(v, float) and v != v) else html.escape(str(v))
     formats = {names[c]: (_cell_formatter(df[c], precision) if c in labels else text) for c in df.columns}
     styler = (shown.style.format(formats)

@@ -246,9 +246,7 @@ def study_models(results_dir: Path, runs_dir: Path, byte_budget: int = STUDY_BUD
     try:
         variants, _ = load_study_variants(results_dir)   # what chapter 07 recommends from
         quant = an.load_quant(results_dir, required=False)
-        frames = [r for r in (an.load_runs(results_dir, k, required=False) for k in ("c", "micropython", "predicted"))
-                  if r is not None]
-        points = an.device_points(variants, pd.concat(frames, ignore_index=True), quant)
+        points = an.device_points(variants, an.load_device_runs(results_dir), quant)
     except Exception as exc:   # noqa: BLE001 - no tables: reference models only
         return [], [f"no recommendations ({exc})"]
     points = points[points["speed_source"] != "host_timing_not_representative"]

@@ -27,15 +27,17 @@ def selected_rows(df: pd.DataFrame, planned: list[dict]) -> pd.DataFrame:
 def scheme_summary(df: pd.DataFrame, schemes) -> pd.DataFrame:
     """One row per scheme present: how many models, the median, 90th-percentile and worst cost (bpc over
     float32), how many of those costs are measurable (the paired 95 % interval excludes zero; float32 is
-    its own reference and never is), and the median size in bytes."""
-    measurable = (df["bpc_delta_ci_low"] > 0) | (df["bpc_delta_ci_high"] < 0)
-    out = (df.assign(measurable=measurable)
+    its own reference and never is), split into measurably worse and measurably better than float32, and
+    the median size in bytes."""
+    out = (df.assign(worse=df["bpc_delta_ci_low"] > 0, better=df["bpc_delta_ci_high"] < 0)
              .groupby("scheme")
              .agg(models=("run_key", "nunique"), **{"median cost": ("bpc_delta", "median"),
                   "p90 cost": ("bpc_delta", lambda s: s.quantile(0.9)), "worst cost": ("bpc_delta", "max"),
-                  "cost measurable": ("measurable", "sum"), "median bytes": ("bytes", "median")})
+                  "measurably worse": ("worse", "sum"), "measurably better": ("better", "sum"),
+                  "median bytes": ("bytes", "median")})
              .reindex([s for s in schemes if s in set(df["scheme"])]).reset_index())
-    return out.astype({"models": int, "cost measurable": int})
+    out.insert(5, "cost measurable", out["measurably worse"] + out["measurably better"])
+    return out.astype({"models": int, "cost measurable": int, "measurably worse": int, "measurably better": int})
 
 
 def _seed_words(configs_by_seed: dict, cfg) -> str:
@@ -103,7 +105,7 @@ def long_tier_costs(table: pd.DataFrame, scheme: str = "int8_engine") -> pd.Data
                     "heads": int(r.n_heads), "cost at 2 M tokens": float(b["bpc_delta"]),
                     "cost at 20 M tokens": float(r.bpc_delta),
                     "95 % interval (20 M)": f"{r.bpc_delta_ci_low:.3f}–{r.bpc_delta_ci_high:.3f}",
-                    "seeds (2 M / 20 M)": f"{int(b['seed'])} / {int(r.seed)}",
+                    "seed of each run (2 M / 20 M)": f"{int(b['seed'])} / {int(r.seed)}",
                     "ratio": float(r.bpc_delta / b["bpc_delta"]) if b["bpc_delta"] > 0 else float("nan")})
     return pd.DataFrame(out).sort_values("parameters").reset_index(drop=True) if out else pd.DataFrame()
 
@@ -127,3 +129,18 @@ def long_cost_words(lt: pd.DataFrame) -> dict[str, str]:
             "lt_worst": " and ".join(f"{r['configuration']} ({plural(int(r['heads']), 'head')}, {r['tokenizer']}: "
                                      f"+{r['cost at 20 M tokens']:.3f} bpc against +{r['cost at 2 M tokens']:.3f})"
                                      for _, r in worst.iterrows())}
+
+
+def failed_runs_text(table: pd.DataFrame, tier: str, scheme: str = "int8_engine") -> str:
+    """The runs of one tier the scheme could not quantise, with the engine's message, as a sentence
+    ('' when none failed): a failure is a result, not a row to drop in silence."""
+    if "error" not in table or "tier" not in table:
+        return ""
+    bad = table[(table["tier"] == tier) & (table["scheme"] == scheme) & (table["error"].fillna("") != "")]
+    if bad.empty:
+        return ""
+    runs = "; ".join(f"{r.name} (seed {int(r.seed)}: `{r.error}`)" for r in bad.drop_duplicates("run_key").itertuples())
+    why = (" Its constants must fit the format's fixed-point range, and this trained model's do not."
+           if bad["error"].str.contains("requant factor out of").all() else "")
+    then = " Chapter 07 gives such a configuration its base-tier cost and says so." if tier == "long" else ""
+    return f" The engine could not quantise {plural(bad['run_key'].nunique(), f'{tier}-tier run')}: {runs}.{why}{then}"

@@ -287,6 +287,28 @@ def placement_outside_text(results_dir, runs: pd.DataFrame | None = None, runtim
     return f"the measuring session lies outside their range for {out} of the {plural(len(sp), 'file')}"
 
 
+def repeat_text(runs: pd.DataFrame) -> str:
+    """The measuring session's natural repeats: one model file (same hash, same runtime, same weights mode
+    and kernels) run under several names (the sweep's configurations that several axes share). Per weights
+    mode: how many files ran more than once and how far their slowest and fastest run lie apart."""
+    keys = ["model_sha256_16", "runtime_sha256_16", "weights_requested", "kernels"]
+    if runs.empty or not set(keys + ["cycles_per_token", "status"]) <= set(runs.columns):
+        return "no file was run twice in the measuring session"
+    ok = runs[runs["status"] == "ok"]
+    g = ok.groupby(keys)["cycles_per_token"].agg(["size", "min", "max"]).reset_index()
+    g = g[g["size"] >= 2]
+    if g.empty:
+        return "no file was run twice in the measuring session"
+    parts = []
+    for mode, grp in g.groupby("weights_requested", sort=True):
+        apart = grp["max"] / grp["min"] - 1
+        where = {"ram": "RAM"}.get(mode, mode)
+        parts.append(f"with weights in {where}, {plural(len(grp), 'file')} ran two to {int(grp['size'].max())} "
+                     f"times and their runs lie up to {fmt_num(100 * apart.max(), sig=2)} % apart (median "
+                     f"{fmt_num(100 * apart.median(), sig=2)} %; {int((apart > 0.01).sum())} of them more than 1 %)")
+    return "; ".join(parts)
+
+
 def numbers(m: Measured, err: pd.DataFrame, check: pd.DataFrame) -> dict[str, str]:
     """Every number the chapter's prose quotes, formatted (``glue`` each)."""
     df = m.rows
