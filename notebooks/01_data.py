@@ -52,7 +52,10 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from starmind_lib.data import DataConfig, data_source_note, resolve_data_source
-from starmind_lib.chapters.ch01_data import data_tables, stat
+from starmind_lib.chapters.ch01_data import (FULL_TRAIN_STORIES, COVER_SHARE, bpe_passes_clause, chars_covering,
+                                             data_tables, largest_bpe, passes, shards_table, stat, stats_table,
+                                             study_token_budgets)
+from starmind_lib.numbers import fmt_num
 from starmind_lib.book.figures import show, table
 
 source, resolved_dir = resolve_data_source(data_source, data_dir)
@@ -77,14 +80,29 @@ if synthetic:
 # Without it, the study reads a local directory of `.jsonl`, `.txt` or `.parquet` files
 # (`make book DATA_DIR=...`). The published study uses a local **sample** of TinyStories:
 # prefixes of the V1 and V2 training splits and of the V1 validation split, recovered from
-# public copies (provenance in the sample's `SOURCE.md`). It is small next to the full
-# dataset (about 2 million training stories), which matters for the largest models of
-# chapter 04: they can see every story several times.
+# public copies (provenance in the sample's `SOURCE.md`). It is small next to the full dataset:
+# {glue:text}`train_stories_lc:,d` training stories against {glue:text}`data_full_train_stories` in
+# the full training split, {glue:text}`train_chars_lc:,d` characters once lowercased. The study's
+# token budgets, not the size of the sample, decide how often a model sees a story. A model of
+# chapter 04 trains on a budget of {glue:text}`data_study_tokens` tokens:
+# {glue:text}`data_passes_char` passes over the lowercased training characters for a character
+# model, {glue:text}`data_passes_bpe`. Only the long tier of chapter 4b, {glue:text}`data_long_tokens`
+# tokens, goes through every story several times ({glue:text}`data_passes_long` passes for a
+# character model, more for a BPE one).
 #
 # The files, and which of the two views of the corpus (cased, lowercased) uses each:
 
 # %%
-table(frames["shards"], caption="Source files (lowercase_only: no upper-case letter anywhere in the file)")
+base_tokens, long_tokens = study_token_budgets(profile)
+train_chars_lc = int(stat(frames, "lowercased", "train", "characters"))
+glue("data_full_train_stories", f"about {FULL_TRAIN_STORIES / 1e6:.1f} million", display=False)
+glue("data_study_tokens", f"{base_tokens:,}", display=False)
+glue("data_long_tokens", f"{long_tokens:,}", display=False)
+glue("data_passes_char", fmt_num(passes(base_tokens, train_chars_lc), 2), display=False)
+glue("data_passes_bpe", bpe_passes_clause(base_tokens, train_chars_lc, largest_bpe(results_dir)), display=False)
+glue("data_passes_long", fmt_num(passes(long_tokens, train_chars_lc), 2), display=False)
+table(shards_table(frames),
+      caption="Source files (\"lowercase only\": not one capital letter anywhere in the file)")
 
 # %% [markdown]
 # ## The lowercase shard
@@ -109,9 +127,7 @@ glue("val_stories", int(stat(frames, "cased", "val", "stories")), display=False)
 glue("val_chars", int(stat(frames, "cased", "val", "characters")), display=False)
 glue("median_story_chars", int(stat(frames, "cased", "train", "median_story_chars")), display=False)
 glue("mojibake_stories", int(stats["mojibake_repaired_stories"].sum()), display=False)
-cols = ["view", "split", "stories", "characters", "words", "distinct_characters", "median_story_chars",
-        "p90_story_chars", "max_story_chars", "mojibake_repaired_stories"]
-table(stats[cols], caption="Corpus sizes by view and split", precision=0)
+table(stats_table(frames), caption="Corpus sizes by view and split", precision=0)
 
 # %% [markdown]
 # ## Repairing broken characters
@@ -137,7 +153,8 @@ hist = alt.Chart(lengths).mark_bar().encode(
     x=alt.X("bin_start:Q", bin="binned", title="story length (characters)"),
     x2="bin_end:Q",
     y=alt.Y("stories:Q", title="stories"),
-    tooltip=["bin_start", "bin_end", "stories"],
+    tooltip=[alt.Tooltip("bin_start:Q", title="from (characters)"), alt.Tooltip("bin_end:Q", title="to (characters)"),
+             alt.Tooltip("stories:Q", title="stories")],
 ).properties(width=250, height=220).facet(column=alt.Column("split:N", title=None)).resolve_scale(y="independent")
 show(hist, alt_text="Histogram of story lengths in characters, training and validation")
 
@@ -146,13 +163,14 @@ show(hist, alt_text="Histogram of story lengths in characters, training and vali
 #
 # The cased training text uses {glue:text}`distinct_chars_cased:,d` distinct characters; the
 # lowercased one {glue:text}`distinct_chars_lc:,d`. The {glue:text}`chars_999:,d` most
-# frequent characters cover 99.9% of the text, which is why a character-level vocabulary of
-# well under 100 symbols (chapter 02) loses almost nothing. The long tail is rare
+# frequent characters cover {glue:text}`chars_share` of the text, which is why a character-level
+# vocabulary of a few dozen symbols (chapter 02) loses almost nothing. The long tail is rare
 # punctuation and a few non-ASCII letters.
 
 # %%
 chars = frames["chars"]
-glue("chars_999", int((chars["cumulative_share"] < 0.999).sum() + 1), display=False)
+glue("chars_999", chars_covering(chars, COVER_SHARE), display=False)
+glue("chars_share", f"{fmt_num(100 * COVER_SHARE, 3)} %", display=False)
 inventory = alt.Chart(chars).mark_bar().encode(
     # one row per character (a column each would need more width than the page has for its label)
     y=alt.Y("shown:N", sort=alt.EncodingSortField("rank"), title="character (by frequency; ␣ space, ↵ newline)",
@@ -162,6 +180,7 @@ inventory = alt.Chart(chars).mark_bar().encode(
             axis=alt.Axis(orient="top")),
     x2=alt.datum(0.8),
     color=alt.Color("class:N", title="class"),
-    tooltip=["shown", "count", alt.Tooltip("share:Q", format=".4%"), "class"],
+    tooltip=[alt.Tooltip("shown:N", title="character"), alt.Tooltip("count:Q", title="occurrences"),
+             alt.Tooltip("share:Q", format=".4%", title="share of the text"), alt.Tooltip("class:N", title="class")],
 ).properties(width=520, height=alt.Step(13))
 show(inventory, alt_text="Character frequencies of the cased training text, log scale")

@@ -22,7 +22,8 @@
 #
 # - **char**: the most frequent characters of the training text plus `<unk>`, BOS and EOS;
 # - **BPE**: byte-level byte-pair encoding (Hugging Face `tokenizers`), which can encode any
-#   text but needs 256 byte tokens before its first merge, so its smallest vocabulary is 258.
+#   text but needs a token for each of the 256 byte values before its first merge, so its smallest
+#   vocabulary (with BOS and EOS) is {glue:text}`bpe_min_vocab`.
 #
 # Each comes **cased** and **lowercased** (`-lc`); a lowercased tokenizer is trained and
 # measured on the lowercased corpus of chapter 01. Quality (bits per character) is the
@@ -59,7 +60,9 @@ from myst_nb import glue
 
 from starmind_lib.data import DataConfig, data_source_note, resolve_data_source
 from starmind_lib.book.figures import show, table
-from starmind_lib.chapters.ch02_tokenizers import tokenizer_grid, tokenizer_table
+from starmind_lib.chapters.ch02_tokenizers import summary_table, tokenizer_grid, tokenizer_table
+from starmind_lib.devices.emulated import FLASH_BYTES, SRAM_BYTES
+from starmind_lib.tokenizers.bpe import MIN_BPE_VOCAB
 
 source, resolved_dir = resolve_data_source(data_source, data_dir)
 cfg = DataConfig.from_params({"source": source, "data_dir": resolved_dir, "lowercase_shards": lowercase_shards,
@@ -77,6 +80,7 @@ df["case"] = df["lowercase"].map({False: "cased", True: "lowercased"})
 df["family"] = df["kind"] + " " + df["case"]
 # A char request above the number of distinct characters gives the same tokenizer: plot each once.
 points = df.drop_duplicates("tokenizer").sort_values(["kind", "lowercase", "vocab_size"])
+glue("bpe_min_vocab", MIN_BPE_VOCAB, display=False)
 
 # %% [markdown]
 # ## Characters per token
@@ -111,8 +115,11 @@ base = alt.Chart(points).encode(
     x=alt.X("vocab_size:Q", scale=alt.Scale(type="log", base=2), title="vocabulary size (tokens, log scale)"),
     color=alt.Color("series:N", title="tokenizer, case"),
     strokeDash=alt.StrokeDash("case:N", legend=None),
-    tooltip=["tokenizer", "vocab_size", alt.Tooltip("chars_per_token:Q", format=".3f"),
-             alt.Tooltip("unk_rate:Q", format=".2e"), "vocab_bytes", "device_bytes_d64"],
+    tooltip=["tokenizer", alt.Tooltip("vocab_size:Q", title="vocabulary"),
+             alt.Tooltip("chars_per_token:Q", format=".3f", title="characters per token"),
+             alt.Tooltip("unk_rate:Q", format=".2%", title="unknown-token share"),
+             alt.Tooltip("vocab_bytes:Q", format=",", title="binary vocabulary (bytes)"),
+             alt.Tooltip("device_bytes_d64:Q", format=",", title="vocabulary + embedding at dimension 64 (bytes)")],
 )
 cpt = base.mark_line(point=True).encode(y=alt.Y("chars_per_token:Q", title="characters per token (validation)"))
 show(cpt, alt_text="Characters per token against vocabulary size, char and BPE, cased and lowercased")
@@ -125,15 +132,18 @@ show(cpt, alt_text="Characters per token against vocabulary size, char and BPE, 
 # is small. The embedding table is not: at int8 it costs one byte per token per model
 # dimension, so at dimension 64 the BPE of {glue:text}`bpe_large:d` tokens needs
 # {glue:text}`bpe_bytes_large_d64:,d` bytes (vocabulary plus embedding) against
-# {glue:text}`char_bytes_d64:,d` for the full cased character set. The RP2040 has 2 MB of
-# flash and 264 KB of RAM: large vocabularies eat the budget the transformer layers need. BPE's merges table, needed only to encode a prompt on
-# the device, adds {glue:text}`bpe_merges_large:,d` bytes at {glue:text}`bpe_large:d` tokens.
+# {glue:text}`char_bytes_d64:,d` for the full cased character set. The Pico has
+# {glue:text}`pico_flash` of flash and its RP2040 {glue:text}`pico_ram` of RAM: large vocabularies
+# eat the budget the transformer layers need. BPE's merges table, needed only to encode a prompt
+# on the device, adds {glue:text}`bpe_merges_large:,d` bytes at {glue:text}`bpe_large:d` tokens.
 
 # %%
 glue("bpe_bytes_large_d64", int(pick("bpe", bpe_large, False, "device_bytes_d64")), display=False)
 glue("bpe_merges_large", int(pick("bpe", bpe_large, False, "merges_bytes")), display=False)
 full_char = df[(df["kind"] == "char") & (~df["lowercase"])].sort_values("vocab_size").iloc[-1]
 glue("char_bytes_d64", int(full_char["device_bytes_d64"]), display=False)
+glue("pico_flash", f"{FLASH_BYTES // 2**20} MB", display=False)
+glue("pico_ram", f"{SRAM_BYTES // 2**10} KB", display=False)
 cost = points.melt(id_vars=["tokenizer", "kind", "case", "vocab_size"],
                    value_vars=["vocab_bytes", "device_bytes_d64"], var_name="what", value_name="bytes")
 cost["what"] = cost["what"].map({"vocab_bytes": "binary vocabulary",
@@ -144,7 +154,8 @@ cost_chart = alt.Chart(cost).mark_line(point=True).encode(
     y=alt.Y("bytes:Q", scale=alt.Scale(type="log"), title="bytes on the device (log scale)"),
     color=alt.Color("series:N", title="tokenizer: cost"),
     strokeDash=alt.StrokeDash("what:N", legend=None),
-    detail="case:N", tooltip=["tokenizer", "what", "bytes"],
+    detail="case:N", tooltip=["tokenizer", alt.Tooltip("what:N", title="cost"),
+                             alt.Tooltip("bytes:Q", format=",", title="bytes")],
 )
 show(cost_chart, alt_text="Device bytes of the vocabulary and of vocabulary plus embedding against vocabulary size")
 
@@ -173,7 +184,4 @@ glue("char_small", char_small, display=False)
 glue("char_small_chars", char_small - 3, display=False)
 glue("char_small_unk_pct", 100 * pick("char", char_small, False, "unk_rate"), display=False)
 glue("char_small_lc_unk_pct", 100 * pick("char", char_small, True, "unk_rate"), display=False)
-cols = ["tokenizer", "requested_vocab_size", "vocab_size", "chars_per_token", "unk_rate", "coverage",
-        "max_token_bytes", "vocab_bytes", "merges_bytes", "device_bytes_d64", "train_s"]
-table(df.sort_values(["kind", "lowercase", "requested_vocab_size"])[cols],
-      caption="Every tokenizer measured (validation stories); train_s is the training time in seconds", precision=4)
+table(summary_table(df), caption="Every tokenizer, measured on the validation stories", precision=4)

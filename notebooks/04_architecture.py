@@ -59,7 +59,8 @@ from starmind_lib.numbers import fmt_duration, fmt_num, plural
 from starmind_lib.analysis.seeds import compare_values, load_study, verdict_text
 from starmind_lib.chapters.ch04_architecture import (V1_SOURCE, axis_chart, best_per_budget, bpc_vs_params_chart,
                                                      budget_chart, best_samples_markdown, budget_comparisons,
-                                                     chapter_table, fit_trend, seed_values, study_table)
+                                                     chapter_table, fit_trend, golden_vs_trend, seed_values,
+                                                     study_table)
 from starmind_lib.training.grid import grid as grid_of
 from starmind_lib.training.plan import distinct_configs
 
@@ -100,8 +101,8 @@ glue("arch_best_bpc", f"{best.bpc:.2f}", display=False)
 glue("arch_best_params", f"{int(best.n_params):,}", display=False)
 if len(ranked) > 1 and is_v2 and best.config_hash in values and ranked.iloc[1].config_hash in values:
     cmp_best = compare_values(values[ranked.iloc[1].config_hash], values[best.config_hash])
-    best_vs = (f"{fmt_num(-cmp_best['diff'], 2)} bpc better than the runner-up, {ranked.iloc[1].variant_id} "
-               f"({verdict_text(cmp_best)})")
+    best_vs = (f"{fmt_num(-cmp_best['diff'], 2)} bpc better than the runner-up, {ranked.iloc[1].variant_id}: "
+               f"{verdict_text(cmp_best)}")
 else:
     best_vs = "not compared with the runner-up: one seed, so there is no measure of seed noise"
 glue("arch_best_vs_runner_up", best_vs, display=False)
@@ -192,18 +193,18 @@ else:
 # %% [markdown]
 # ## Golden ratio and Fibonacci layouts
 #
-# The write-up proposed Fibonacci widths and golden-ratio FFN sizes. Trained, they are ordinary
-# points on the trend: the table shows each one's distance from the trend line at its size
-# (negative: better than the trend).
+# The write-up proposed Fibonacci widths and golden-ratio FFN sizes. Trained, they
+# {glue:text}`arch_golden_text`. The table shows each one's distance from the trend line at its size
+# (negative: better than the trend) and its seeds' scores: a configuration whose seeds disagree widely
+# has a wide interval, and its mean says little.
 
 # %%
-golden = df[df.axis == "golden"].copy()
-if not golden.empty and not math.isnan(trend["b"]):
-    golden["trend_bpc"] = trend["a"] + trend["b"] * golden.n_params.map(math.log10)
-    golden["vs_trend"] = golden.bpc - golden.trend_bpc
-    glue("arch_golden_mean_vs_trend", f"{golden.vs_trend.mean():+.3f}", display=False)
-    display(table(golden[["variant_id", "dim", "n_layers", "ffn_hidden", "n_params", "bpc", "vs_trend"]],
-                  caption="Golden-ratio / Fibonacci variants against the trend"))
+golden, golden_text = golden_vs_trend(df, trend, values)
+glue("arch_golden_text", golden_text, display=False)
+if len(golden) and "vs_trend" in golden:
+    display(table(golden[["variant_id", "dim", "n_layers", "ffn_hidden", "n_params", "bpc", "seeds", "vs_trend"]],
+                  caption="Golden-ratio / Fibonacci variants against the character trend line (bpc: mean over "
+                          "seeds; seeds: each seed's score)"))
 
 # %% [markdown]
 # ## What the best small models write
@@ -213,7 +214,7 @@ if not golden.empty and not math.isnan(trend["b"]):
 # then temperature 0.8).
 
 # %%
-display(Markdown(best_samples_markdown(df)))
+display(Markdown(best_samples_markdown(df, values=values)))
 
 # %%
 cols = [c for c in ["variant_id", "axis", "dim", "n_layers", "n_heads", "ffn_hidden", "tokenizer_spec", "n_params",

@@ -17,9 +17,12 @@
 # **What "emulated" means in this book.** Every C-runtime speed is a cycle count from
 # [rp2040js](https://github.com/wokwi/rp2040js): a per-instruction timing model of the Cortex-M0+ at
 # 133 MHz, run deterministically. It does **not** model the XIP flash cache, bus contention or the
-# second core; on MicroPython micro-benchmarks it lands 3-8 % optimistic against a real RP2040. With
-# weights in flash, the speeds add the project's own XIP cache model (16 KB, two-way, 8-byte lines, LRU,
-# 60 cycles per miss), which can account for more than half of the cycles; such rows carry their own
+# second core. Against a real RP2040 it is 3 to 8 % optimistic on public MicroPython micro-benchmarks
+# (integer, float, loops), except big-integer arithmetic (32 % faster), as measured by whoever built the
+# shared firmware image (its `SOURCE.md`), not by this project; the C runtime's error against a real
+# board is not measured. With weights in flash, the speeds add the project's own XIP cache model
+# (16 KB, two-way, 8-byte lines, LRU, 60 cycles per miss), which can account for more than half of the
+# cycles; such rows carry their own
 # speed source, *emulated (cycle-counted) + XIP miss model*, and the figure without the model is shown
 # beside them.
 # ```
@@ -61,7 +64,7 @@
 #   that ran the bench; otherwise with an untrained model of the same architecture (seeded), quantised
 #   the same way. The runtime's cycles depend on the shapes, not on the weights' values: a test runs a
 #   trained reference model and an untrained one of its shape and asserts the same cycles per token
-#   within 2 % (`tests/test_emulator.py`). The table's `weights_source` says which; this build:
+#   within 2 % (`tests/test_emulator.py`). Each run records which weights it used; in this build:
 #   {glue:text}`weights_sources`. Quality (bits per character) is always the trained model's, from
 #   chapter 04.
 
@@ -102,7 +105,9 @@ from myst_nb import glue
 
 from starmind_lib.bench.device import DeviceBenchConfig, run_bench
 from starmind_lib.bench.device_results import (CONTEXT_TARGETS, NEAR, context_speeds, in_window, near_target,
+                                                target_verdict,
                                                read_profile, read_runs, summary)
+from starmind_lib.chapters.ch04_architecture import AXIS_LABELS
 from starmind_lib.devices.flashcache import MISS_PENALTY_CYCLES
 from starmind_lib.book.figures import show, table
 
@@ -217,7 +222,7 @@ for name, target, goal in (("10k", 10_000, 1000), ("100k", 100_000, 120)):
     glue(f"best_{name}_model", f"{r['model_id']} ({int(r['n_params']):,} parameters, weights in {r['weights']})"
          if r is not None else "no study model in this range", display=False)
     glue(f"best_{name}_goal", "no model to judge" if r is None
-         else "meets" if r["tokens_per_s_133MHz"] >= goal else "misses", display=False)
+         else target_verdict(float(r["tokens_per_s_133MHz"]), goal), display=False)
     rf = best_near(best_any[best_any["weights"] == "flash"], target)
     glue(f"best_{name}_flash_tps", float(rf["tokens_per_s_133MHz"]) if rf is not None else float("nan"),
          display=False)
@@ -268,16 +273,17 @@ else:
 #
 # ## Targets
 #
-# Targets set before the runs (single core, 133 MHz, trained int8 models; "near N" = the trained
-# model nearest N parameters, within 0.75x to 1.33x of it, and its fastest run):
+# Targets set before the runs (single core, 133 MHz, int8 models of the study's architectures, run with
+# untrained weights of each shape since speed does not depend on the weights; "near N" = the model nearest
+# N parameters, within 0.75x to 1.33x of it, and its fastest run):
 #
 # - near 10K parameters, at least 1,000 tokens/s: the nearest is
 #   {glue:text}`best_10k_model` at {glue:text}`best_10k_tps:,.0f` tokens/s
-#   ({glue:text}`best_10k_goal` the target; with weights in flash:
+#   (target: {glue:text}`best_10k_goal`; with weights in flash, cycle-counted + XIP miss model:
 #   {glue:text}`best_10k_flash_tps:,.0f`);
 # - near 100K parameters, at least 120 tokens/s: {glue:text}`best_100k_model` at
-#   {glue:text}`best_100k_tps:,.1f` tokens/s ({glue:text}`best_100k_goal` the target; with
-#   weights in flash, where every weight byte is a cache miss per token:
+#   {glue:text}`best_100k_tps:,.1f` tokens/s (target: {glue:text}`best_100k_goal`; with
+#   weights in flash, where every weight byte is a cache miss per token, cycle-counted + XIP miss model:
 #   {glue:text}`best_100k_flash_tps:,.1f`);
 # - the largest model that runs with weights in flash (cache model on):
 #   {glue:text}`largest_model`, {glue:text}`largest_params:,d` parameters, at
@@ -302,11 +308,11 @@ else:
 #
 # - near 10K parameters, at least 1,500 tokens/s: {glue:text}`ctx_10k_model` at
 #   {glue:text}`ctx_10k_full133:,.0f` tokens/s ({glue:text}`ctx_10k_full125:,.0f` at the stock
-#   125 MHz; {glue:text}`ctx_10k_goal` the target), {glue:text}`ctx_10k_long133:,.0f` tokens/s over a
+#   125 MHz; target: {glue:text}`ctx_10k_goal`), {glue:text}`ctx_10k_long133:,.0f` tokens/s over a
 #   {glue:text}`long_tokens_g`-token story; {glue:text}`ctx_10k_window`;
 # - near 100K parameters, at least 220 tokens/s: {glue:text}`ctx_100k_model` at
 #   {glue:text}`ctx_100k_full133:,.1f` tokens/s ({glue:text}`ctx_100k_full125:,.1f` at 125 MHz;
-#   {glue:text}`ctx_100k_goal` the target), {glue:text}`ctx_100k_long133:,.1f` tokens/s over a
+#   target: {glue:text}`ctx_100k_goal`), {glue:text}`ctx_100k_long133:,.1f` tokens/s over a
 #   {glue:text}`long_tokens_g`-token story; {glue:text}`ctx_100k_window`.
 #
 # Within a size, the shape sets the pace: the deep, narrow models (8 layers of width 32 near 100K) pay
@@ -329,7 +335,7 @@ for name, target in (("10k", 10_000), ("100k", 100_000)):
         glue(f"ctx_{name}_{key}", float(r[col]) if r is not None and pd.notna(r.get(col)) else float("nan"),
              display=False)
     glue(f"ctx_{name}_goal", "no model to judge" if r is None
-         else "meets" if r["window mean @133"] >= CONTEXT_TARGETS[target] else "misses", display=False)
+         else target_verdict(float(r["window mean @133"]), CONTEXT_TARGETS[target]), display=False)
     w = in_window(ctx, target)["window mean @133"]
     k = int((w >= CONTEXT_TARGETS[target]).sum())
     glue(f"ctx_{name}_window", "no model in the window" if not len(w)
@@ -359,6 +365,7 @@ spread = (fixed.groupby(["axis", "group"])["tokens_per_s_133MHz"]
 hier = (spread.groupby("axis")["spread"].agg(["median", "max", "count"]).sort_values("median", ascending=False)
         .reset_index().rename(columns={"median": "median fastest/slowest", "max": "largest ratio",
                                        "count": "groups"}))
+hier["axis"] = hier["axis"].map(lambda a: AXIS_LABELS.get(a, a).replace("budget: ", ""))   # words, not code names
 glue("top_axis", str(hier["axis"].iloc[0]) if len(hier) else "n/a (no fixed-budget groups in this build)",
      display=False)
 if len(hier):
@@ -369,7 +376,8 @@ if len(hier):
                                                title="Speed effect of each hyperparameter at a fixed budget"),
         alt_text="Bar chart ranking hyperparameters by the ratio of fastest to slowest model in fixed-budget "
                  "groups."))
-table(hier, caption="Hyperparameters ranked by their speed effect at a fixed parameter budget", precision=2)
+table(hier, caption="Hyperparameters ranked by their speed effect at a fixed parameter budget (int8, KV cache, "
+                    "weights in flash: cycle-counted + XIP miss model, 133 MHz)", precision=2)
 
 # %% [markdown]
 # The hyperparameter with the largest speed effect at a fixed budget is
@@ -465,7 +473,7 @@ glue("smallest_nofit", f"{int(nofit['n_params'].min()):,} parameters" if len(nof
 per_model = summary(runs)
 table(per_model, caption="Per model (int8, KV cache): tokens/s at 133 MHz with weights in flash and in SRAM, "
                          "status and peak SRAM with weights in flash. Every run, with raw and cache-model "
-                         "cycles, prefill and load times: results_dir/device/c_runs.jsonl", precision=1)
+                         f"cycles, prefill and load times: {results_dir}/device/c_runs.jsonl", precision=1)
 
 # %% [markdown]
 # With weights in flash the largest model that ran has {glue:text}`largest_fit_params:,d`
@@ -474,6 +482,7 @@ table(per_model, caption="Per model (int8, KV cache): tokens/s at 133 MHz with w
 # layers × width × context and is sized here for the run's context only.
 #
 # **Reproduce:** `make bench-device` (or this chapter with `recompute = true`) rebuilds the
-# firmware, runs every model and appends to `results_dir/device/c_runs.{jsonl,parquet}`; a
+# firmware, runs every model and appends to `device/c_runs.{jsonl,parquet}` under the chapter's
+# `results_dir` (`data/results` for this book); a
 # killed run resumes where it stopped. The C runtime's own tests: `pytest tests/test_c_runtime.py
 # tests/test_emulator.py`.

@@ -29,8 +29,10 @@
 #   emulated cycles at the firmware's own clock, 125 MHz (`machine.freq()`); heap figures are
 #   the firmware's `gc.mem_free()`. rp2040js is a per-instruction timing model of the
 #   Cortex-M0+: it models no XIP flash cache, no QSPI latency, no bus contention and no second
-#   core, and on MicroPython micro-benchmarks it lands 3 to 8 % optimistic against a real
-#   RP2040. These are not hardware measurements;
+#   core. Against a real RP2040 it is 3 to 8 % optimistic on public MicroPython micro-benchmarks
+#   (integer, float, loops), except big-integer arithmetic (32 % faster), as measured by whoever
+#   built the shared firmware image (its `SOURCE.md`), not by this project. These are not hardware
+#   measurements;
 # - **predicted**: the memory planner and speed predictor (`starmind_lib/devices/planner.py`),
 #   calibrated on those rows, only for a model that has no measured row;
 # - **virtual board: behaviour only**: the runtime under MicroPython's WebAssembly port; it
@@ -74,6 +76,9 @@ for name, value in ch.numbers(m, err, check).items():
 models, synthetic = bmp.study_models(results_dir)
 predicted = ch.predicted_frame(models, runs)
 glue("mp_n_predicted", fmt_num(len(predicted), sig=None), display=False)
+glue("mp_predicted_points", f"The {fmt_num(len(predicted), sig=None)} study models with no measured row appear as "
+     "predicted points." if len(predicted) else "Every study model has a measured row, so no point is predicted.",
+     display=False)
 glue("mp_placement_text", ch.placement_text(results_dir, runs, m.runtime), display=False)
 glue("mp_placement_outside", ch.placement_outside_text(results_dir, runs, m.runtime), display=False)
 glue("mp_repeat_text", ch.repeat_text(runs), display=False)
@@ -87,8 +92,8 @@ if runs.empty:
 #
 # The table `device/micropython_runs` holds one row per model, weights mode and kernel kind,
 # keyed with the hash of the runtime's sources. This page uses the
-# {glue:text}`mp_n_rows` rows of runtime {glue:text}`mp_runtime` (the working tree's runtime:
-# {glue:text}`mp_tree_is_runtime`): {glue:text}`mp_n_models` models, the committed reference
+# {glue:text}`mp_n_rows` rows of runtime {glue:text}`mp_runtime` ({glue:text}`mp_tree_is_runtime`):
+# {glue:text}`mp_n_models` models, the committed reference
 # models and the study's architectures. Each study architecture was exported untrained (seeded
 # weights, the same shapes, vocabulary and context): no trained checkpoint of most of them is on
 # the measuring machine. Heap and load time follow the shapes; speed mostly does (see below the
@@ -114,8 +119,8 @@ if runs.empty:
 # the whole context; every speed is emulated cycles at the clock the firmware reports,
 # {glue:text}`mp_clock_mhz`. Near 10K parameters, with weights in RAM: {glue:text}`mp_10k_text`. Near
 # 100K: {glue:text}`mp_100k_text`. The fastest run reaches {glue:text}`mp_max_tok_s` tokens/s. Weights streamed from flash are slower here although the emulator charges flash
-# reads like SRAM reads: the runtime copies each block of rows into a buffer every token. The
-# {glue:text}`mp_n_predicted` study models with no measured row appear as predicted points.
+# reads like SRAM reads: the runtime copies each block of rows into a buffer every token.
+# {glue:text}`mp_predicted_points`
 
 # %%
 if runs.empty and predicted.empty:

@@ -71,9 +71,9 @@ else:
 #
 # Result rows are appended, never edited. Where that rule was broken in the past, or a table
 # lacks provenance columns, the change is disclosed here (from `rewrites.yaml` beside the tables).
-# Rows marked `-dirty` were computed from uncommitted code: since issue 12 each new row also records
-# `git_diff`, a hash of the uncommitted diff, and diffs under 256 KB are kept beside the table in
-# `diffs/<hash>.diff`.
+# Rows marked `-dirty` were computed from uncommitted code: rows written since the `git_diff` column
+# was added also record a hash of the uncommitted diff (older rows lack it), and diffs under 256 KB are
+# kept beside the table in `diffs/<hash>.diff`.
 
 # %%
 past = rewrites(results_dir)

@@ -203,6 +203,15 @@ EXPECTED = {
     ("01_data", "median_story_chars"): lambda: _stats("cased", "train", "median_story_chars"),
     ("01_data", "chars_999"): lambda: int((_read("data/chars").sort_values("count", ascending=False)["count"]
                                            .cumsum() / _read("data/chars")["count"].sum() < 0.999).sum() + 1),
+    # passes over the lowercased training characters: Study v2's tokens trained (a tier's), times the characters
+    # per token of the largest lowercased BPE (chapter 02's table) for the BPE clause
+    ("01_data", "data_passes_char"): lambda: _read("sweep/study_v2").query("tier == 'base'")["tokens_trained"].max()
+                                             / _stats("lowercased", "train", "characters"),
+    ("01_data", "data_passes_long"): lambda: _read("sweep/study_v2").query("tier == 'long'")["tokens_trained"].max()
+                                             / _stats("lowercased", "train", "characters"),
+    ("01_data", "data_passes_bpe"): lambda: _read("sweep/study_v2").query("tier == 'base'")["tokens_trained"].max()
+                                            * _tok("bpe", _bpe_sizes()[1], True, "chars_per_token")
+                                            / _stats("lowercased", "train", "characters"),
     ("02_tokenizers", "bpe_small"): lambda: _bpe_sizes()[0],
     ("02_tokenizers", "bpe_large"): lambda: _bpe_sizes()[1],
     ("02_tokenizers", "bpe_cpt_small"): lambda: _tok("bpe", _bpe_sizes()[0], False, "chars_per_token"),
@@ -213,6 +222,8 @@ EXPECTED = {
     ("02_tokenizers", "char_bytes_d64"): lambda: _read("tokenizers/tokenizers").query("kind == 'char' and not lowercase")
                                                  .sort_values("vocab_size").iloc[-1]["device_bytes_d64"],
     ("02_tokenizers", "char_small"): _char_small,
+    ("02_tokenizers", "bpe_min_vocab"): lambda: _read("tokenizers/tokenizers").query("kind == 'bpe'")["vocab_size"]
+                                                .min(),
     ("02_tokenizers", "char_small_chars"): lambda: _char_small() - 3,
     ("02_tokenizers", "char_small_unk_pct"): lambda: 100 * _tok("char", _char_small(), False, "unk_rate"),
     ("02_tokenizers", "char_small_lc_unk_pct"): lambda: 100 * _tok("char", _char_small(), True, "unk_rate"),
@@ -226,6 +237,18 @@ EXPECTED = {
     ("03_training", "train_ref_10k_ci"): lambda: _ref("ref-10k", "bpc_ci_low"),       # the first number
     ("03_training", "train_ref_100k_ci"): lambda: _ref("ref-100k", "bpc_ci_low"),
     ("03_training", "train_tokens"): lambda: _ref("ref-10k", "tokens_trained"),
+    ("03_training", "train_eval_every"): lambda: _ref("ref-10k", "config")["eval_every"],
+    ("03_training", "train_eval_tokens"): lambda: _ref("ref-10k", "config")["eval_tokens"],
+    ("03_training", "train_vocab"): lambda: _ref("ref-10k", "config")["vocab_size"],
+    ("03_training", "train_seq_len"): lambda: _ref("ref-10k", "config")["seq_len"],
+    ("03_training", "train_lr"): lambda: _ref("ref-10k", "config")["lr"],
+    ("03_training", "train_machine"): lambda: ", ".join(sorted({_ref("ref-10k", "machine"),
+                                                                 _ref("ref-100k", "machine")})),
+    ("03_training", "train_temperature"): lambda: float(next(s["mode"] for s in _ref("ref-10k", "samples")
+                                                             if s["mode"] != "greedy").split("=")[1]),
+    ("03_training", "train_n_seeds"): lambda: _read("sweep/study_v2").query("tier == 'base'")
+                                              .groupby("config_hash")["seed"].nunique().max(),
+    ("03_training", "train_study_tokens"): lambda: _study_scores()["tokens_trained"].median(),
     ("04_architecture", "arch_n_variants"): lambda: len(_study_scores()),
     ("04_architecture", "arch_tokens"): lambda: _study_scores()["tokens_trained"].median(),
     ("04_architecture", "arch_best_bpc"): lambda: _best()["bpc"],
@@ -290,16 +313,22 @@ EXPECTED = {
 # glued values that are not numbers read from a table, and why they are not checked here; a glued name
 # in neither dict fails test_every_glued_value_is_checked_or_exempt (a new number must be added to one)
 EXEMPT = {
-    "01_data": {"mojibake_stories": "a count the data stage logs per shard; tests/test_data.py checks it"},
-    "02_tokenizers": {},
+    "01_data": {"mojibake_stories": "a count the data stage logs per shard; tests/test_data.py checks it",
+                "data_full_train_stories": "the full dataset's size, from its card (ch01_data.FULL_TRAIN_STORIES)",
+                "data_study_tokens": "a parameter of chapter 4b (base_tokens; data_passes_char checks it)",
+                "data_long_tokens": "a parameter of chapter 4b (long_tokens; data_passes_long checks it)",
+                "chars_share": "the share chars_999 is counted at (ch01_data.COVER_SHARE)"},
+    "02_tokenizers": {"pico_flash": "the board's flash (devices.emulated.FLASH_BYTES)",
+                      "pico_ram": "the RP2040's RAM (devices.emulated.SRAM_BYTES)"},
     "03_training": {"train_ref_10k_tokens_per_s": "a training speed of the machine in the table (not a result)",
                     "train_ref_100k_tokens_per_s": "a training speed of the machine in the table (not a result)",
-                    "train_seed_spread": "a sentence; its numbers are the spread of the seed table shown below it"},
+                    "train_seed_spread": "a sentence; its numbers are the spread of the seed table shown below it",
+                    "train_study_source": "a sentence naming chapter 04's table (chapter_table(), as arch_bpc_source)"},
     "04_architecture": {"arch_bpc_source": "a sentence naming the table", "arch_n_configs": "a count of the grid",
                         "arch_bars": "a sentence", "arch_total_wall": "a duration, formatted",
                         "arch_machine": "machine names", "arch_trend_slope": "a least-squares fit of the table",
                         "arch_trend_r2": "a least-squares fit of the table", "arch_axes": "the grid's ranges",
-                        "arch_budgets": "the grid's budgets", "arch_golden_mean_vs_trend": "a fit of the table",
+                        "arch_budgets": "the grid's budgets", "arch_golden_text": "golden_vs_trend(); tests/test_study_v2.py checks it on a known table",
                         "arch_best_vs_runner_up": "a sentence with a Welch test (tests/test_study_v2.py)"},
     "04b_study_v2": {
         "v2_n_moved_real": "moved_beyond_noise(); tests/test_study_v2.py checks it on known seed values",
@@ -358,7 +387,8 @@ EXEMPT = {
                            for n in ("mp_err_n", "mp_err_low", "mp_err_high", "mp_err_outside", "mp_mem_judged",
                                      "mp_mem_failed", "mp_fit_but_fails", "mp_no_but_ran", "mp_heap_uart",
                                      "mp_heap_usb")},
-                        "mp_runtime": "a digest", "mp_tree_is_runtime": "a word", "mp_commits": "commit ids",
+                        "mp_runtime": "a digest", "mp_tree_is_runtime": "a phrase",
+                        "mp_predicted_points": "a sentence with mp_n_predicted's count", "mp_commits": "commit ids",
                         "mp_n_tokens": "a constant", "mp_n_measured": "a count of the measured table",
                         "mp_virtual_runs": "the virtual board's table", "mp_virtual_identical": "the virtual board's table",
                         "mp_repeat_text": "repeat_text(); tests/test_micropython_runs.py checks it on known runs",

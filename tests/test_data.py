@@ -209,3 +209,50 @@ def test_fingerprint_does_not_depend_on_where_the_files_are(tmp_path):
     assert fa == fb
     (b / "b.jsonl").write_text(json.dumps({"text": "A different story."}) + "\n")
     assert load_corpus(DataConfig.from_params({"source": "local", "data_dir": str(b)})).fingerprint != fa
+
+
+def test_passes_over_the_training_split_and_the_chapters_bpe_clause():
+    from starmind_lib.chapters.ch01_data import bpe_passes_clause, passes
+    assert passes(2_000_000, 5_000_000) == pytest.approx(0.4)
+    assert passes(2_000_000, 5_000_000, chars_per_token=4.0) == pytest.approx(1.6)
+    with pytest.raises(ValueError):
+        passes(10, 0)
+    clause = bpe_passes_clause(2_000_000, 5_000_000, (4096, 4.0531))
+    assert clause == "1.6 for a BPE model of 4,096 tokens, the largest vocabulary of chapter 02 (4.05 characters per token)"
+    assert not any(c.isdigit() for c in bpe_passes_clause(2_000_000, 5_000_000, None).replace("02", ""))
+
+
+def test_largest_bpe_reads_the_lowercased_tokenizers_of_chapter_02(tmp_path):
+    from starmind_lib.chapters.ch01_data import largest_bpe
+    assert largest_bpe(tmp_path / "nothing") is None       # before chapter 02 has run
+    vocab, cpt = largest_bpe(REPO_ROOT / "data" / "results")
+    t = pd.read_json(REPO_ROOT / "data" / "results" / "tokenizers" / "tokenizers.jsonl", lines=True)
+    lc = t[(t["kind"] == "bpe") & t["lowercase"]]
+    assert vocab == lc["vocab_size"].max() and vocab > 258
+    assert cpt == pytest.approx(lc[lc["vocab_size"] == vocab]["chars_per_token"].iloc[-1])
+
+
+def test_study_token_budgets_are_chapter_4bs_parameters():
+    import jupytext
+    from starmind_lib.book.params import parameters_cell_defaults
+    from starmind_lib.chapters.ch01_data import study_token_budgets
+    path = REPO_ROOT / "notebooks" / "04b_study_v2.py"
+    defaults = parameters_cell_defaults(jupytext.read(path), path)
+    assert study_token_budgets("report") == (defaults["base_tokens"], defaults["long_tokens"])
+    assert study_token_budgets("smoke")[0] == 2048            # the smoke profile's own budget
+
+
+def test_chapter_01_tables_use_the_readers_words():
+    from starmind_lib.chapters.ch01_data import chars_covering, shards_table, stats_table
+    shards = pd.DataFrame({"name": ["a.jsonl", "b.jsonl"], "split": ["train", "train"], "stories": [3, 2],
+                           "chars": [30, 20], "lowercase_only": [False, True], "used_cased": [True, False],
+                           "used_lowercased": [True, True], "git_commit": ["abc", "abc"], "machine": ["m", "m"]})
+    shown = shards_table({"shards": shards})
+    assert list(shown.columns) == ["file", "split", "stories", "characters", "lowercase only", "in the cased view",
+                                   "in the lowercased view"]          # no snake_case, no provenance columns
+    stats = pd.DataFrame([{"view": "cased", "split": "train", "stories": 1, "characters": 9, "words": 2,
+                           "distinct_characters": 5, "median_story_chars": 9, "p90_story_chars": 9,
+                           "max_story_chars": 9, "mojibake_repaired_stories": 0, "fingerprint": "f"}])
+    assert not any("_" in c for c in stats_table({"stats": stats}).columns)
+    chars = pd.DataFrame({"rank": [1, 2, 3], "cumulative_share": [0.6, 0.9995, 1.0]})
+    assert chars_covering(chars, 0.999) == 2 and chars_covering(chars, 0.5) == 1

@@ -323,3 +323,13 @@ def test_one_file_run_under_several_names_gives_the_sessions_own_repeat_spread()
         "0 of them more than 1 %); with weights in RAM, 2 files ran two to 3 times and their runs lie up to 18 % "
         "apart (median 9.1 %; 1 of them more than 1 %)")
     assert ch.repeat_text(runs[runs["model_sha256_16"] == "c"]) == "no file was run twice in the measuring session"
+
+
+def test_a_reference_model_is_counted_as_chapter_06_counts_it_norms_included():
+    from starmind_lib.training.grid import count_params
+    row = {"dim": 16, "n_layers": 2, "n_heads": 2, "ffn_hidden": 32, "vocab_size": 40, "activation": "silu",
+           "pos": "learned", "tied": True, "max_seq_len": 16, "n_params": None}
+    # 40*16 embedding + 16*16 positions + 2 layers * (2*16 norms + 4*16*16 + 2*32*16) + 16 final norm
+    assert ch._n_weights(row) == count_params(dim=16, n_layers=2, ffn_hidden=32, vocab_size=40, pos="learned",
+                                              seq_len=16) == 640 + 256 + 2 * (32 + 1024 + 1024) + 16
+    assert ch._n_weights({**row, "n_params": 999}) == 999

@@ -624,3 +624,30 @@ def test_the_seed_table_names_a_shared_configuration_by_every_name_the_other_tab
     assert t.loc["width-d6", "also named"] == "budget1k-depth-l2, budget1k-heads-h1"
     assert t.loc["width-d5", "also named"] == "–"
     assert t.loc["width-d6", "seeds"] == 3
+
+
+def test_golden_configurations_are_set_against_the_spread_of_every_configuration_around_the_trend():
+    import numpy as np
+    import pandas as pd
+    from starmind_lib.chapters.ch04_architecture import best_samples_markdown, fit_trend, golden_vs_trend
+    n = np.array([100, 1000, 10000, 100000, 1000, 1000, 10000])
+    bpc = np.array([4.0, 3.0, 2.0, 1.0, 3.1, 3.1, 2.9])
+    df = pd.DataFrame({"variant_id": ["a", "b", "c", "d", "g1", "g1-alias", "g2"], "n_params": n, "bpc": bpc,
+                       "config_hash": ["a", "b", "c", "d", "g1", "g1", "g2"], "tokenizer_spec": "char64",
+                       "axis": ["x", "x", "x", "x", "golden", "depth", "golden"], "samples": [[]] * 7})
+    trend = fit_trend(df)                      # g1 and its alias are one point: 6 configurations
+    assert trend["n"] == 6
+    g, text = golden_vs_trend(df, trend, {"g2": np.array([2.8, 2.9, 3.0])})
+    assert g["variant_id"].tolist() == ["g1 (= g1-alias)", "g2"]
+    assert g.set_index("config_hash").loc["g2", "seeds"] == "2.80, 2.90, 3.00"
+    one = [0, 1, 2, 3, 4, 6]                   # the alias left out
+    sd = float(np.std(bpc[one] - (trend["a"] + trend["b"] * np.log10(n[one])), ddof=1))
+    assert text.startswith(f"lie +{g.vs_trend.mean():.2f} bpc from the trend on average, where the 6 character "
+                           f"configurations scatter around it with a standard deviation of {sd:.2f}: 1 of 2 lie more "
+                           "than that above it (g2 +")
+    md = best_samples_markdown(df.assign(n_seeds=3, bpc_source="Study v2"), targets=(1000,),
+                               values={"b": np.array([3.0, 3.0, 3.01]), "g1": np.array([3.1, 3.0, 3.2])})
+    assert "against the runner-up, g1-alias (3.10): no measurable difference" not in md   # an alias is no rival
+    assert md.startswith("**b** (1,000 parameters, 3.00 bpc, mean of 3 seeds, whole split; the best with 667 to "
+                         "1,500 parameters; against the runner-up, g1 (3.10): no measurable difference (margin "
+                         "0.097 bpc, seed noise ±")

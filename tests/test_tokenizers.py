@@ -182,3 +182,16 @@ def test_tokenizer_study_grid_rows_and_rerun(tmp_path):
     run_tokenizer_study(cfg, grid, tmp_path, dims=(16,))
     assert len((tmp_path / "tokenizers" / "tokenizers.jsonl").read_text().splitlines()) == 6
     assert len(read_tokenizer_table(tmp_path)) == 6
+
+
+def test_the_chapters_tokenizer_table_orders_rows_and_names_columns_for_a_reader():
+    import pandas as pd
+
+    from starmind_lib.chapters.ch02_tokenizers import SUMMARY_LABELS, summary_table
+    rows = [{"tokenizer": f"{k}-{v}{'-lc' if lc else ''}", "kind": k, "lowercase": lc, "requested_vocab_size": v,
+             **{c: 1 for c in SUMMARY_LABELS if c not in ("tokenizer", "requested_vocab_size")}}
+            for k, v, lc in [("bpe", 512, True), ("char", 64, False), ("bpe", 258, False), ("char", 32, True)]]
+    shown = summary_table(pd.DataFrame(rows))
+    assert list(shown["tokenizer"]) == ["char-64", "char-32-lc", "bpe-258", "bpe-512-lc"]
+    assert "training time (s)" in shown.columns
+    assert not any("_" in c or "<" in c for c in shown.columns), list(shown.columns)

@@ -185,3 +185,23 @@ def test_bad_configs_are_rejected_naming_the_parameter():
         cfg = _tiny(vocab_size=4)
         train_model(cfg, np.arange(100) % 8, EvalSet.build(np.arange(100) % 4, 16, 32, _decode), 4,
                     progress=False)
+
+
+def test_chapter_03_states_the_seed_rule_the_book_applies():
+    """The chapter says: a Welch 95 % interval of the difference of the seeds' means; "no measurable difference"
+    when it holds zero. compare_values must decide exactly that (scipy's Welch interval as the reference)."""
+    from scipy import stats
+
+    from starmind_lib.analysis.seeds import NO_DIFF, NOT_TESTED, REAL, compare_values
+    from starmind_lib.provenance import REPO_ROOT
+    text = (REPO_ROOT / "notebooks" / "03_training.py").read_text()
+    assert "Welch" in text and all(f'"{v}"' in text for v in (NO_DIFF, REAL, NOT_TESTED))
+    rng, seen = np.random.default_rng(0), set()
+    for shift in (0.0, 0.01, 0.03, 0.05, 0.1, 0.3):
+        a = 2.0 + 0.03 * rng.standard_normal(3)
+        b = 2.0 + shift + 0.05 * rng.standard_normal(3)
+        ci = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+        holds_zero = ci.low <= 0 <= ci.high
+        assert compare_values(a, b)["verdict"] == (NO_DIFF if holds_zero else REAL), (shift, ci)
+        seen.add(holds_zero)
+    assert seen == {True, False}      # both sides of the rule were tried

@@ -315,7 +315,10 @@ def load_device_runs(results_dir, chapter: str = "07") -> pd.DataFrame | None:
 # What the emulated Pico models, said once wherever its numbers appear (chapters 06-08, README).
 EMULATION_NOTE = ("Emulated speeds are cycle-counted: rp2040js applies a per-instruction timing model of the "
                   "Cortex-M0+ at 133 MHz. It does not model the XIP flash cache, bus contention or the second "
-                  "core; on MicroPython micro-benchmarks it is 3-8% optimistic against a real RP2040.")
+                  "core. Against a real RP2040 it is 3 to 8 % optimistic on public MicroPython micro-benchmarks "
+                  "(integer, float, loops), except big-integer arithmetic (32 % faster), as measured by whoever "
+                  "built the shared firmware image (its `SOURCE.md`), not by this project; the C runtime's error "
+                  "against a real board is not measured.")
 XIP_NOTE = ("With weights in flash, the cycle counts add the project's XIP cache model: 16 KB, two-way, "
             "8-byte lines, LRU, a fixed 60-cycle penalty per miss (quad-I/O continuous read at clk_sys/2); "
             "the raw figure without it is shown beside.")

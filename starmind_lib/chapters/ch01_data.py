@@ -127,3 +127,81 @@ def stat(frames: dict, view: str, split: str, column: str):
     if row.empty:
         raise KeyError(f"no stats row for view={view!r}, split={split!r}")
     return row.iloc[-1][column]
+
+
+# ---------------------------------------------------------------- what the reader sees
+# The full dataset's training split (roneneldan/TinyStories on Hugging Face, its dataset card), for scale.
+FULL_TRAIN_STORIES = 2_119_719
+COVER_SHARE = 0.999   # the inventory's "most frequent characters cover this share of the text"
+
+SHARD_LABELS = {"name": "file", "split": "split", "stories": "stories", "chars": "characters",
+                "lowercase_only": "lowercase only", "used_cased": "in the cased view",
+                "used_lowercased": "in the lowercased view"}
+STATS_LABELS = {"view": "view", "split": "split", "stories": "stories", "characters": "characters",
+                "words": "words", "distinct_characters": "distinct characters",
+                "median_story_chars": "median story (characters)",
+                "p90_story_chars": "90th percentile story (characters)",
+                "max_story_chars": "longest story (characters)",
+                "mojibake_repaired_stories": "stories repaired (mojibake)"}
+
+
+def shards_table(frames: dict) -> pd.DataFrame:
+    """The source files as the chapter shows them: reader's column names, no provenance columns
+    (the appendix lists those)."""
+    return frames["shards"][list(SHARD_LABELS)].rename(columns=SHARD_LABELS)
+
+
+def stats_table(frames: dict) -> pd.DataFrame:
+    """Corpus sizes by view and split, with reader's column names."""
+    return frames["stats"][list(STATS_LABELS)].rename(columns=STATS_LABELS)
+
+
+def chars_covering(chars: pd.DataFrame, share: float = COVER_SHARE) -> int:
+    """How many of the most frequent characters cover ``share`` of the text."""
+    return int((chars.sort_values("rank")["cumulative_share"] < share).sum() + 1)
+
+
+def passes(tokens: int, train_chars: int, chars_per_token: float = 1.0) -> float:
+    """How many times ``tokens`` training tokens go through a training split of ``train_chars`` characters,
+    for a tokenizer whose token covers ``chars_per_token`` characters on average."""
+    if train_chars <= 0:
+        raise ValueError(f"a training split of {train_chars} characters")
+    return tokens * chars_per_token / train_chars
+
+
+def study_token_budgets(profile: str) -> tuple[int, int]:
+    """(base, long) training tokens of Study v2 (chapter 4b, the scores chapter 04 shows) as ``profile`` runs
+    it: the chapter's parameter defaults, overridden by the profile."""
+    import jupytext
+
+    from ..book.params import parameters_cell_defaults
+    from ..profiles import PROFILE_DIR, notebook_params
+    path = PROFILE_DIR.parent / "notebooks" / "04b_study_v2.py"
+    params = {**parameters_cell_defaults(jupytext.read(path), path), **notebook_params(profile, "04b_study_v2")}
+    return int(params["base_tokens"]), int(params["long_tokens"])
+
+
+def largest_bpe(results_dir) -> tuple[int, float] | None:
+    """(vocabulary, characters per token) of the largest lowercased BPE tokenizer of chapter 02's table (the
+    corpus the study trains on is lowercased); None before chapter 02 has measured any."""
+    from .ch02_tokenizers import read_tokenizer_table
+    try:
+        t = read_tokenizer_table(results_dir)
+    except FileNotFoundError:
+        return None
+    t = t[(t["kind"] == "bpe") & t["lowercase"].astype(bool)]
+    if t.empty:
+        return None
+    row = t.sort_values("vocab_size").iloc[-1]
+    return int(row["vocab_size"]), float(row["chars_per_token"])
+
+
+def bpe_passes_clause(tokens: int, train_chars: int, bpe: tuple[int, float] | None) -> str:
+    """The chapter's words for how often a BPE model of ``tokens`` tokens goes through the training split:
+    the number first (the book's report test reads it), then the tokenizer it holds for."""
+    from ..numbers import fmt_num
+    if bpe is None:
+        return "more for a BPE model (chapter 02 measures how many characters its tokens cover)"
+    vocab, cpt = bpe
+    return (f"{fmt_num(passes(tokens, train_chars, cpt), 2)} for a BPE model of {vocab:,} tokens, the largest "
+            f"vocabulary of chapter 02 ({fmt_num(cpt, 3)} characters per token)")

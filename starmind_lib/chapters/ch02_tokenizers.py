@@ -85,3 +85,18 @@ def tokenizer_table(cfg: DataConfig, grid, results_dir, recompute: bool, cache_d
     if recompute:
         return run_tokenizer_study(cfg, grid, results_dir, cache_dir, dims, profile)
     return read_tokenizer_table(results_dir)
+
+
+# The chapter's table of every tokenizer: column -> the reader's label.
+SUMMARY_LABELS = {"tokenizer": "tokenizer", "requested_vocab_size": "vocabulary requested",
+                  "vocab_size": "vocabulary", "chars_per_token": "characters per token",
+                  "unk_rate": "unknown-token share", "coverage": "share of characters covered",
+                  "max_token_bytes": "longest token (bytes)", "vocab_bytes": "binary vocabulary (bytes)",
+                  "merges_bytes": "merges (bytes)",
+                  "device_bytes_d64": "vocabulary + embedding at dimension 64 (bytes)", "train_s": "training time (s)"}
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Every tokenizer measured, char before BPE, cased before lowercased, by size; reader's column names."""
+    rows = df.sort_values(["kind", "lowercase", "requested_vocab_size"], ascending=[False, True, True])
+    return rows[list(SUMMARY_LABELS)].rename(columns=SUMMARY_LABELS).reset_index(drop=True)

@@ -100,7 +100,9 @@ def curve_chart(curves: pd.DataFrame, unigram: float):
         y=alt.Y("val_bpc:Q", title=label("validation prefix (learning curve)", "bits per character"),
                 scale=alt.Scale(zero=False)),
         color=alt.Color("name:N", title="run"),
-        tooltip=["name", "step", "tokens", alt.Tooltip("val_bpc:Q", format=".3f"), alt.Tooltip("lr:Q", format=".2e")])
+        tooltip=[alt.Tooltip("name:N", title="model"), "step", "tokens",
+                 alt.Tooltip("val_bpc:Q", format=".3f", title="bpc (validation prefix)"),
+                 alt.Tooltip("lr:Q", format=".4f", title="learning rate")])
     rule = alt.Chart(pd.DataFrame({"val_bpc": [unigram], "what": ["unigram baseline"]})).mark_rule(
         color="gray", strokeDash=[4, 4]).encode(y="val_bpc:Q", tooltip=["what"])
     return alt.layer(base, rule).properties(width=560, height=300)
@@ -143,7 +145,8 @@ def seed_curve_chart(curves: pd.DataFrame):
         y=alt.Y("val_bpc:Q", title=label("validation prefix (learning curve)", "bits per character"),
                 scale=alt.Scale(zero=False)),
         color=alt.Color("seed:N", title="seed", legend=alt.Legend(orient="bottom")),
-        tooltip=["configuration", "seed", "tokens", alt.Tooltip("val_bpc:Q", format=".3f")],
+        tooltip=["configuration", "seed", "tokens",
+                 alt.Tooltip("val_bpc:Q", format=".3f", title="bpc (validation prefix)")],
     ).properties(width=260, height=220).facet(
         facet=alt.Facet("configuration:N", title=None, header=alt.Header(labelFontSize=12)), columns=2)
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.seeds import MIN_COVERAGE, V1_SOURCE
+from ..numbers import plural
 from ..training.sweep import SweepConfig, prepare_data, results_table, run_sweep, study_data_config
 from ..training.grid import tokenizers_needed
 
@@ -85,8 +86,10 @@ def seed_values(runs: pd.DataFrame | None, tier: str = "base") -> dict[str, np.n
 
 
 def fit_trend(df: pd.DataFrame, tokenizer: str = "char") -> dict:
-    """Least-squares bpc = a + b * log10(params) over the models of one tokenizer kind."""
-    sub = df[df.tokenizer_spec.str.startswith(tokenizer)]
+    """Least-squares bpc = a + b * log10(params) over the configurations of one tokenizer kind (one point
+    each, however many sweep axes share it)."""
+    from ..analysis.pareto import one_per_configuration
+    sub = one_per_configuration(df[df.tokenizer_spec.str.startswith(tokenizer)])
     if len(sub) < 2:
         return {"a": math.nan, "b": math.nan, "r2": math.nan, "n": len(sub)}
     x, y = np.log10(sub.n_params.astype(float)), sub.bpc.astype(float)
@@ -94,6 +97,36 @@ def fit_trend(df: pd.DataFrame, tokenizer: str = "char") -> dict:
     pred = a + b * x
     ss_res, ss_tot = float(((y - pred) ** 2).sum()), float(((y - y.mean()) ** 2).sum())
     return {"a": float(a), "b": float(b), "r2": 1 - ss_res / ss_tot if ss_tot else math.nan, "n": len(sub)}
+
+
+def golden_vs_trend(df: pd.DataFrame, trend: dict, values: dict | None = None) -> tuple[pd.DataFrame, str]:
+    """The golden-axis configurations against the character trend line: each one's distance from it (with
+    its per-seed scores), and a sentence that sets those distances against the spread of every character
+    configuration around the same line (one standard deviation of the residuals)."""
+    from ..analysis.pareto import one_per_configuration
+    key = "config_hash" if "config_hash" in df else "variant_id"
+    golden_keys = set(df.loc[df.axis == "golden", key])
+    one = one_per_configuration(df)                  # a configuration several axes share counts once
+    if "names" in one:
+        one = one.assign(variant_id=one.pop("names"))
+    golden = one[one[key].isin(golden_keys)].copy()
+    if golden.empty or math.isnan(trend.get("b", math.nan)):
+        return golden, "cannot be set against a trend yet"
+
+    def line(n):
+        return trend["a"] + trend["b"] * np.log10(n.astype(float))
+    char = one[one.tokenizer_spec.str.startswith("char")]
+    sd = float((char.bpc - line(char.n_params)).std(ddof=1))
+    golden["vs_trend"] = golden.bpc - line(golden.n_params)
+    golden["seeds"] = [", ".join(f"{v:.2f}" for v in (values or {}).get(k, [])) or "–" for k in golden[key]]
+    above, below = golden[golden.vs_trend > sd], golden[golden.vs_trend < -sd]
+    worst = above.sort_values("vs_trend", ascending=False)
+    text = (f"lie {golden.vs_trend.mean():+.2f} bpc from the trend on average, where the "
+            f"{plural(len(char), 'character configuration')} scatter around it with a standard deviation of "
+            f"{sd:.2f}: {len(above)} of {len(golden)} lie more than that above it"
+            + (" (" + ", ".join(f"{r.variant_id} {r.vs_trend:+.2f}" for r in worst.itertuples()) + ")" if len(above)
+               else "") + f" and {len(below)} more than that below it")
+    return golden.sort_values("n_params"), text
 
 
 def budget_comparisons(df: pd.DataFrame) -> pd.DataFrame:
@@ -147,8 +180,26 @@ def samples_of(row) -> list[dict]:
     return json.loads(s) if isinstance(s, str) else list(s)
 
 
-def best_samples_markdown(df: pd.DataFrame, targets=(10_000, 100_000), prompt: str = "once upon") -> str:
-    """Markdown: the best model within 1.5x of each parameter target (window stated) and what it writes."""
+def vs_window_runner_up(df: pd.DataFrame, row, target: int, values: dict | None, factor: float = 1.5) -> str:
+    """'; against the runner-up, X (1.43): no measurable difference (margin 0.038 bpc, seed noise ±0.062)':
+    the best model of a window against the best other configuration in it, over their seeds."""
+    from ..analysis.seeds import NOT_TESTED, compare_values, verdict_text
+    sub = df[(df.n_params >= target / factor) & (df.n_params <= target * factor)]
+    key = "config_hash" if "config_hash" in df else "variant_id"
+    others = sub[sub[key] != row[key]]
+    if others.empty:
+        return "; no other configuration in that window"
+    rival = others.sort_values("bpc").iloc[0]
+    a, b = ((values or {}).get(r[key]) for r in (row, rival))
+    c = (compare_values(a, b) if a is not None and b is not None else
+         {"diff": float(rival.bpc - row.bpc), "verdict": NOT_TESTED})
+    return f"; against the runner-up, {rival.variant_id} ({rival.bpc:.2f}): {verdict_text(c, c['diff'])}"
+
+
+def best_samples_markdown(df: pd.DataFrame, targets=(10_000, 100_000), prompt: str = "once upon",
+                          values: dict | None = None) -> str:
+    """Markdown: the best model within 1.5x of each parameter target (window stated), whether it beats the
+    window's runner-up beyond seed noise (``values``: per-seed bpc by config_hash), and what it writes."""
     blocks = []
     for target in targets:
         row = best_in_window(df, target)
@@ -159,10 +210,12 @@ def best_samples_markdown(df: pd.DataFrame, targets=(10_000, 100_000), prompt: s
         how = f"{row.bpc:.2f} bpc" + ((f", mean of {seeds} seeds" if seeds > 1 else ", one seed") + ", whole split"
                                        if v2 else ", one seed, on the first study's validation prefix")
         lines = [f"**{row.variant_id}** ({int(row.n_params):,} parameters, {how}; the best with "
-                 f"{target / 1.5:,.0f} to {target * 1.5:,.0f} parameters)", ""]
+                 f"{target / 1.5:,.0f} to {target * 1.5:,.0f} parameters"
+                 f"{vs_window_runner_up(df, row, target, values)})", ""]
         for s in samples_of(row):
             if s["prompt"].lower().startswith(prompt):
-                lines.append(f"- *{s['mode']}*: `{s['text'].replace(chr(10), ' ⏎ ')}`")
+                mode = s["mode"].replace("T=", "sampled at temperature ")
+                lines.append(f"- *{mode}*: `{s['text'].replace(chr(10), ' ⏎ ')}`")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

@@ -55,11 +55,14 @@ def measured_runs(results_dir) -> Measured:
 
 
 def _n_weights(row) -> int:
-    """The study's parameter count; a reference model's from its weight tensors."""
+    """The study's parameter count; a reference model's from its architecture, counted as chapter 06 and the
+    study count (every parameter, norms included: ``grid.count_params``)."""
+    from ..training.grid import count_params
     n = row.get("n_params")
     if n is not None and n == n:
         return int(n)
-    return int(sum(r * c for r, c in planner.weight_tensors(row).values()))
+    arch = planner._arch(row)
+    return int(count_params(**{**arch, "seq_len": arch["max_seq_len"]}))
 
 
 def _derived(df: pd.DataFrame) -> pd.DataFrame:
@@ -314,7 +317,8 @@ def numbers(m: Measured, err: pd.DataFrame, check: pd.DataFrame) -> dict[str, st
     df = m.rows
     ok = df[df["status"] == "ok"] if len(df) else df
     ram_ok = ok[ok["weights_requested"] == "ram"] if len(ok) else ok
-    out = {"mp_runtime": m.runtime, "mp_tree_is_runtime": "yes" if m.runtime == m.tree_runtime else "no",
+    out = {"mp_runtime": m.runtime, "mp_tree_is_runtime": ("the runtime of the working tree" if m.runtime == m.tree_runtime
+                                                 else "not the working tree's: its sources changed since"),
            "mp_n_rows": fmt_num(len(df), sig=None),
            "mp_n_models": fmt_num(df["model"].nunique() if len(df) else 0, sig=None),
            "mp_n_ok": fmt_num(len(ok), sig=None), "mp_n_failed": fmt_num(len(df) - len(ok), sig=None),
