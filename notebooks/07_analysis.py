@@ -54,6 +54,7 @@ from starmind_lib.analysis import pareto, tables as an
 from starmind_lib.analysis.seeds import chars_per_token, load_study, load_study_variants, scored_seed_values
 from starmind_lib.analysis.quant_costs import quant_cost_sources
 from starmind_lib.book.figures import show, table
+from starmind_lib.chapters.ch06b_micropython import ram_floor_text
 
 synthetic = data_source == "synthetic"
 if synthetic:
@@ -78,6 +79,8 @@ if len(points):  # the virtual MicroPython board times the host, not a Pico: its
 c_points = points[points["runtime_kind"] == "c"] if len(points) else points
 
 glue("an_quant_cost_source", quant_cost_sources(points), display=False)
+glue("an_mp_ram_floor", ram_floor_text(runs[runs["runtime_kind"].eq("micropython")] if runs is not None
+                                       else pd.DataFrame()), display=False)
 for name, value in pareto.headline_numbers(variants, points).items():
     glue(name, value, display=False)
 
@@ -174,7 +177,9 @@ if not c_points.empty:
 # would do), and a story it wrote right after training. Most device runs time untrained weights of the
 # model's shape (speed and memory do not depend on the weights), so they wrote no story worth reading; a
 # run of the trained weights shows its story too. The widget below writes with the trained int8 files.
-# "No model fits" is an answer too.
+# "No model fits" is an answer too: {glue:text}`an_mp_ram_floor`. A seed test takes each model's int8 cost as exact, but a cost is one run's; where a
+# configuration was quantised on two runs (chapter 05) and the other run's cost reverses the order, the
+# table says so.
 
 # %%
 if points.empty:
@@ -186,27 +191,36 @@ else:
                                                  rec.get("bpc_ci_high", pd.Series(dtype=float)).reindex(rec.index))])
     rec.loc[rec["variant_id"].isna(), "interval"] = None
     rec["speed_kind"] = [an.speed_kind(s) or None for s in rec["speed_source"]]
-    speeds = {"c": ("C runtime", "the emulated Pico at 133 MHz, cycle-counted; weights in flash add the XIP miss "
-                                 "model"),
-              "micropython": ("MicroPython runtime", "the stock firmware, emulated at its 125 MHz; the planner's "
-                                                     "prediction where no run tried the model")}
+    speeds = {"c": ("C runtime", "the emulated Pico at 133 MHz, cycle-counted, 16 tokens after an 8-token prompt; "
+                                 "weights in flash add the XIP miss model. RAM: the peak of the program's static "
+                                 "data, arena and stack"),
+              "micropython": ("MicroPython runtime", "the stock firmware emulated at its 125 MHz, cycle-counted, the "
+                                                     "mean over 64 tokens after a 1-token prompt; weights in flash are "
+                                                     "read without an XIP model (chapter 06b); the planner's "
+                                                     "prediction where no run tried the model. RAM: all SRAM but the "
+                                                     "heap left free once the model is loaded (firmware, interpreter, "
+                                                     "runtime, model and buffers)")}
+    words = {"c": "C runtime", "micropython": "MicroPython runtime"}
+    rec["weights_in"] = rec["weights_in"].replace({"ram": "SRAM", "sram": "SRAM"})
     for kind, part in rec.groupby("runtime_kind", sort=True):   # one table per runtime: each has its speed kind
         name, how = speeds.get(kind, (kind, "see its speed column"))
         shown = ["budget", "variant_id", "weights_in", "bpc", "interval", "tokens_per_s",
                  *(["speed_kind"] if part["speed_kind"].dropna().nunique() > 1 else []), "ram_kb_used",
                  "vs_runner_up"]
         display(table(part[shown].rename(columns={"interval": "95 % interval (seeds)", "speed_kind": "speed from",
+                                                  "ram_kb_used": "RAM used (KB)",
                                                   "vs_runner_up": "against the runner-up"}),
                       caption=f"{name}: the best model per budget (bpc: its float score plus the int8 cost measured "
                               "for it, chapter 05), its 95 % interval over seeds (the float score's, moved by the "
                               "same int8 cost), and whether it beats the best other configuration that fits beyond "
-                              f"seed noise. Speeds: {how}"))
+                              f"seed noise, taking each int8 cost as exact unless noted. Speeds: {how}"))
     for r in rec[rec["variant_id"].notna()].itertuples():
         stories = [(f"generated on the device ({r.runtime})", r.device_story),
-                   ("sampled after training (PyTorch, T=0.8)", r.training_story)]
+                   ("sampled after training (PyTorch, temperature 0.8)", r.training_story)]
         text = "".join(f"\n\n{where}:\n\n```text\n{story.strip().replace('`', chr(39))}\n```"
                        for where, story in stories if story and story.strip())   # no backticks: fence stays closed
-        display(Markdown(f"**{r.budget}, {r.runtime_kind}**: {r.variant_id}, {r.bpc:.2f} bits/char{text}"))
+        display(Markdown(f"**{r.budget}, {words.get(r.runtime_kind, r.runtime_kind)}**: {r.variant_id}, "
+                         f"{r.bpc:.2f} bits/char{text}"))
 
 # %% [markdown]
 # Chapter 08 uses the same tables to check, one by one, the claims of the earlier write-up.

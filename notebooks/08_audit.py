@@ -243,7 +243,7 @@ show_verdict(8)
 # The write-up concluded that the RP2040 is limited by computation, not memory bandwidth. The emulated
 # Pico runs each model with its weights in SRAM and with them read through the 16 KB XIP flash cache;
 # if memory mattered little, the two would take about the same cycles. The int8 and float32 files of one
-# model differ in size ({glue:text}`audit_int8_file_size`; claim 8), so each pair of runs is placed by its
+# model differ in size (claim 8): {glue:text}`audit_int8_file_size`. So each pair of runs is placed by its
 # own file's size, and each runtime gets its own verdict. The flash figures rest on the project's XIP
 # cache model (a fixed 60-cycle penalty per miss), which rp2040js does not have.
 #

@@ -93,17 +93,20 @@ def test_a_long_tier_score_takes_the_int8_cost_of_its_own_long_run_else_says_it_
     assert got.loc[a, "bpc_of"] == ("int8 model: long-tier float score + the cost measured on its long-tier run "
                                     "(whole split, one seed)")
     assert got.loc[b, "bpc"] == pytest.approx(got.loc[b, "val_bpc"] + 0.05)
+    # a's long-run cost stands; its base run's cost is the other run's, for comparisons that rest on it
+    assert got.loc[a, "cost_other_run"] == pytest.approx(0.1) and pd.isna(got.loc[b, "cost_other_run"])
     assert got.loc[b, "bpc_of"] == ("int8 model: long-tier float score + chapter 5's cost, measured on the "
                                     "base-tier run (its long-tier run is not quantised)")
     from starmind_lib.analysis.quant_costs import quant_cost_sources
     # b's float32 run has its own long-tier row, but its int8 cost is the base run's; the other
     # configurations have no cost at all and say so
-    unmeasured = pts.loc[pts["scheme"].eq("int8") & ~pts["variant_id"].isin([a, b]), "config_hash"].nunique()
-    assert unmeasured > 0
+    unmeasured = sorted(set(pts.loc[pts["scheme"].eq("int8") & ~pts["variant_id"].isin([a, b]), "variant_id"]))
+    assert len(unmeasured) > 1
     assert quant_cost_sources(pts.sort_values("scheme")) == (
         "on their own long-tier run for 1 configuration, on the base-tier run chapter 05 quantised for "
-        "1 configuration (1 of them long-tier scores whose long run is not quantised), and on no run yet for "
-        f"{unmeasured} configurations (their int8 points carry the float score)")
+        f"1 configuration ({b}: its score comes from the long tier, whose run chapter 05 could not quantise or has "
+        f"not quantised), and on no run yet for {len(unmeasured)} configurations ({', '.join(unmeasured)}: their "
+        "int8 points carry the float score)")
     # the median over base-tier configurations of chapter 05's cost (a +0.1, b +0.05), not a's long-tier +0.3
     assert _quant_cost(quant)[0] == pytest.approx(0.075)
 
@@ -388,3 +391,24 @@ def test_a_speed_target_met_by_less_than_the_emulators_optimism_says_a_pico_may_
     assert target_verdict(1639.0, 1500.0) == "met"
     assert target_verdict(219.0, 220.0) == "missed"
     assert target_verdict(float("nan"), 220.0) == "no figure to judge"
+
+
+def test_a_recommendation_says_when_the_other_runs_int8_cost_reverses_the_order():
+    pts = pd.DataFrame({"variant_id": ["a", "b"], "config_hash": ["a", "b"], "bpc": [2.09, 2.21],
+                        "val_bpc": [2.07, 1.97], "cost_other_run": [float("nan"), 0.088],
+                        "tokens_per_s": [10.0, 10.0], "peak_ram_bytes": [1000, 1000], "runtime_kind": "c"})
+    rec = pareto.recommend(pts, [(64, 1.0)]).iloc[0]
+    assert rec["vs_runner_up"] == ("one seed: not tested (margin 0.12 bpc); but the order flips with the int8 cost "
+                                   "measured on the other quantised run: b's (+0.088)")
+    steady = pareto.recommend(pts.assign(cost_other_run=[float("nan"), 0.2]), [(64, 1.0)]).iloc[0]
+    assert "flips" not in steady["vs_runner_up"]
+
+
+def test_micropython_ram_is_all_sram_but_the_heap_left_free_after_loading(tmp_path):
+    from starmind_lib.provenance import ResultTable
+    t = ResultTable(tmp_path / "device" / "micropython_runs", key="key")
+    t.append({"key": "k", "variant_id": "m", "status": "ok", "tokens_per_s": 5.0, "model_heap_bytes": 15_248,
+              "heap_free_after_load": 196_128, "speed_source": "emulated_stock_firmware"})
+    t.snapshot()
+    runs = an.load_runs(tmp_path, "micropython")
+    assert runs["peak_ram_bytes"].tolist() == [270_336 - 196_128]     # not the model's 15,248 bytes alone

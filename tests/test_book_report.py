@@ -396,6 +396,7 @@ EXEMPT = {
                                                 "(tests/test_micropython_runs.py)"},
     "07_analysis": {"front_edges": "front_edge_summary(); tests/test_analysis.py checks it on known points and seeds",
                     "an_quant_cost_source": "quant_cost_sources(); tests/test_analysis.py checks it on known points",
+                    "an_mp_ram_floor": "ram_floor_text(); tests/test_micropython_runs.py checks it on known runs",
                     "an_bpc_source": "a sentence naming the table", "n_device_points": "a count of joined runs",
                     "n_front": "the Pareto front (tests/test_pareto*.py)", "front_fastest_tps": "the front",
                     "front_fastest_bpc": "the front", "front_best_bpc": "the front", "front_best_tps": "the front",

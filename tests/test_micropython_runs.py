@@ -333,3 +333,13 @@ def test_a_reference_model_is_counted_as_chapter_06_counts_it_norms_included():
     assert ch._n_weights(row) == count_params(dim=16, n_layers=2, ffn_hidden=32, vocab_size=40, pos="learned",
                                               seq_len=16) == 640 + 256 + 2 * (32 + 1024 + 1024) + 16
     assert ch._n_weights({**row, "n_params": 999}) == 999
+
+
+def test_the_micropython_ram_floor_counts_all_sram_but_the_free_heap():
+    runs = pd.DataFrame({"status": ["ok", "ok", "out_of_memory"], "heap_free_before": [211_376, 211_344, 100],
+                         "heap_free_after_load": [196_128, 131_248, 50]})
+    # 270,336 B of SRAM: 58,960 B before a model (median of the two runs that ran), 74,208 B with the smallest
+    assert ch.ram_floor_text(runs) == ("the MicroPython firmware, interpreter and our runtime hold 57.6 KB of SRAM "
+                                       "before any model is loaded (median over 2 runs), and the smallest program "
+                                       "that ran held 72.5 KB")
+    assert ch.ram_floor_text(pd.DataFrame()) == "no MicroPython run says how much SRAM the firmware holds"

@@ -239,8 +239,8 @@ def test_a_configuration_whose_seed_zero_checkpoint_is_lost_falls_back_to_a_kept
     planned = stage.select_runs(cfg, tmp_path / "results", runs)
     done = pd.DataFrame([r for r in planned if r["run_key"] != "c4-s0"])
     assert coverage_text(done, planned, cfg) == (
-        "3 of the 4 runs it plans are quantised (Study v2's long tier, seed-0 runs; seed 1 for 1 configuration, "
-        "seed 2 for 1 configuration whose seed-0 checkpoint was not kept); 1 other run is not quantised yet")
+        "3 of the 4 runs it plans are quantised (Study v2's long tier; it plans seed-0 runs; seed 1 for 1 "
+        "configuration, seed 2 for 1 configuration whose seed-0 checkpoint was not kept); 1 other run is not quantised yet")
     assert what_models(done, cfg) == (
         "the long tier's runs at the tuned learning rate of each size bucket (3 configurations, 100 tokens each; "
         "seed-0 runs; seed 1 for 1 configuration, seed 2 for 1 configuration whose seed-0 checkpoint was not kept)")
@@ -282,9 +282,9 @@ def test_chapter_five_names_the_runs_the_engine_could_not_quantise():
                           "run_key": ["k4", "k4", "k8", "k2"], "seed": [1, 1, 0, 0],
                           "error": ["ValueError: requant factor out of [0, 2): max 6.512", "", None, "boom"]})
     assert failed_runs_text(table, "long") == (
-        " The engine could not quantise 1 long-tier run: w4 (seed 1: `ValueError: requant factor out of [0, 2): "
-        "max 6.512`). Its constants must fit the format's fixed-point range, and this trained model's do not. "
+        " The engine could not quantise 1 long-tier run: w4 (seed 1: a requantisation factor of 6.5, outside the "
+        "format's range of 0 to 2). Its constants must fit the format's fixed-point range, and this trained model's do not. "
         "Chapter 07 gives such a configuration its base-tier cost and says so.")
-    assert failed_runs_text(table, "base") == " The engine could not quantise 1 base-tier run: w2 (seed 0: `boom`)."
+    assert failed_runs_text(table, "base") == " The engine could not quantise 1 base-tier run: w2 (seed 0: “boom”)."
     assert failed_runs_text(table[table["name"] != "w4"], "long") == ""
     assert failed_runs_text(table.drop(columns=["error"]), "long") == ""

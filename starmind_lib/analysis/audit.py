@@ -68,8 +68,9 @@ def readable(evidence: pd.DataFrame) -> pd.DataFrame:
         values = out[col].dropna()
         if len(values) and values.map(lambda x: isinstance(x, (bool,) + _NP_BOOL)).all():
             out[col] = out[col].map(lambda x: "–" if x is None or x != x else "yes" if x else "no")
-        elif col == "speed_source":
-            out[col] = out[col].map(an.speed_kind)
+        elif col == "speed_source":   # a pair of runs may list two kinds, "a, b"
+            out[col] = out[col].map(lambda k: ", ".join(an.speed_kind(p) for p in str(k).split(", "))
+                                    if isinstance(k, str) else an.speed_kind(k))
         elif col == "factor":
             out[col] = out[col].map(lambda f: FACTOR_NAMES.get(f, f))
         elif col in STATUS_COLUMNS:

@@ -127,9 +127,12 @@ def _paired(runs: pd.DataFrame, column: str, a, b, value: str = "tokens_per_s", 
     if column not in runs.columns or runs.empty:
         return pd.DataFrame()
     ok = runs[(runs["status"] == "ok") & runs[value].notna()]
-    if "speed_source" in ok.columns:   # counted cycles pair with counted cycles, with or without the XIP model
-        ok = ok.assign(speed_source=ok["speed_source"].replace({"emulation_xip_model": "cycle_counted_emulation"}))
+    source = "speed_source" in ok.columns and column != "speed_source" and "speed_source" not in ignore
+    if source:   # counted cycles pair with counted cycles, with or without the XIP model; each pair keeps its own
+        ok = ok.assign(_counted=ok["speed_source"].replace({"emulation_xip_model": "cycle_counted_emulation"}))
+        ignore = (*ignore, "speed_source")
     context = ["variant_id"] + [c for c in CONTEXT if c in ok.columns and c != column and c not in ignore]
+    context += ["_counted"] if source else []
     ok = ok.assign(_side=ok[column].map(lambda x: "a" if _same(x, a) else "b" if _same(x, b) else None))
     ok = ok[ok["_side"].notna()]
     wide = ok.pivot_table(index=context + ["runtime_kind"], columns="_side", values=value, aggfunc="median",
@@ -138,6 +141,10 @@ def _paired(runs: pd.DataFrame, column: str, a, b, value: str = "tokens_per_s", 
         return pd.DataFrame()
     wide = wide.dropna(subset=["a", "b"]).reset_index().rename(columns={"a": f"{value}_{a}", "b": f"{value}_{b}"})
     wide["ratio"] = wide[f"{value}_{b}"] / wide[f"{value}_{a}"]
+    if source:   # the pair's own speed kinds (both sides'), not the pairing key
+        kinds = ok.groupby(context + ["runtime_kind"], dropna=False)["speed_source"].agg(
+            lambda k: ", ".join(sorted(set(k)))).rename("speed_source").reset_index()
+        wide = wide.merge(kinds, on=context + ["runtime_kind"], how="left").drop(columns="_counted")
     return wide
 
 

@@ -1,6 +1,7 @@
 """Chapter 07's decisions: Pareto fronts, recommendations under budgets, headline numbers."""
 from __future__ import annotations
 
+import itertools
 import math
 
 from dataclasses import dataclass
@@ -68,7 +69,25 @@ def vs_runner_up(ok: pd.DataFrame, values: dict | None) -> dict:
     margin = float(ru["bpc"] - best["bpc"])
     c = seed_compare(values, ru, best)
     verdict = f"{NOT_TESTED} (margin {fmt_num(margin, 2)} bpc)" if c["verdict"] == NOT_TESTED else verdict_text(c, margin)
-    return {"runner_up": ru["variant_id"], "runner_up_bpc": float(ru["bpc"]), "vs_runner_up": verdict}
+    return {"runner_up": ru["variant_id"], "runner_up_bpc": float(ru["bpc"]),
+            "vs_runner_up": verdict + cost_flip_text(best, ru)}
+
+
+def cost_flip_text(best: pd.Series, ru: pd.Series) -> str:
+    """'; the order flips with X's int8 cost measured on its other run (+0.088)': the two models' order taken
+    with the int8 cost of either configuration's other quantised run (``cost_other_run``), where it reverses;
+    '' where no such cost reverses it. A seed test treats each point's int8 cost as exact; this says when one
+    run's cost decides the order."""
+    def options(r):
+        alt = r.get("cost_other_run")
+        return [(float(r["bpc"]), None)] + ([(float(r["val_bpc"] + alt), float(alt))]
+                                            if pd.notna(alt) and pd.notna(r.get("val_bpc")) else [])
+    for (b, b_alt), (r, r_alt) in itertools.product(options(best), options(ru)):
+        if r < b:
+            used = " and ".join(f"{who['variant_id']}'s ({'+' if cost >= 0 else ''}{fmt_num(cost, 2)})"
+                                for who, cost in ((best, b_alt), (ru, r_alt)) if cost is not None)
+            return f"; but the order flips with the int8 cost measured on the other quantised run: {used}"
+    return ""
 
 
 def recommend(points: pd.DataFrame, budgets: Iterable[tuple[float, float]] | Iterable[Budget],

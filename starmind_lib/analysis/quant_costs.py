@@ -35,6 +35,12 @@ def apply_quant_cost(points: pd.DataFrame, quant: pd.DataFrame) -> None:
     q = own.fillna(base)
     has = q.notna()
     points["cost_tier"] = tiers.where(own.notna(), "base").where(has)
+    # the cost measured on the configuration's other quantised run (base <-> long), where there are two: how
+    # far one run's cost can be from another's, for a comparison that rests on it (pareto.vs_runner_up)
+    other = pd.Series([cost.get((v, s, "long" if t == "base" else "base")) if t in ("base", "long") else None
+                       for v, s, t in zip(points["variant_id"], schemes, points["cost_tier"])],
+                      index=points.index, dtype=float)
+    points["cost_other_run"] = other.where(has & other.notna())
     points.loc[has, "bpc"] = points.loc[has, "val_bpc"] + q[has] if shifted else q[has]
     for i in points.index[has]:
         tier = tiers[i]
@@ -50,30 +56,35 @@ def apply_quant_cost(points: pd.DataFrame, quant: pd.DataFrame) -> None:
         points.at[i, "bpc_of"] = f"{points.at[i, 'scheme']} model{what}"
 
 
+def _names(rows: pd.DataFrame, most: int = 12) -> str:
+    names = sorted(rows["variant_id"].astype(str))
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def quant_cost_sources(points: pd.DataFrame) -> str:
     """Where the quantised points' costs come from, in words: 'on their own long-tier run for 9
-    configurations, on the base-tier run chapter 05 quantised for 40 configurations (2 of them long-tier
-    scores whose long run is not quantised)'. Counted over the int8 points (a float32 run costs nothing to
+    configurations, on the base-tier run chapter 05 quantised for 40 configurations (width-d4: its score comes
+    from the long tier, whose run chapter 05 could not quantise or has not quantised)'. Counted over the int8 points (a float32 run costs nothing to
     quantise), with the configurations whose int8 points carry no measured cost yet."""
     if points.empty or "cost_tier" not in points or "config_hash" not in points:
         return "no quantised model"
     int8 = points[points["scheme"].eq("int8")] if "scheme" in points else points
     per = int8[int8["cost_tier"].notna()].drop_duplicates("config_hash")
-    unmeasured = int8.loc[int8["cost_tier"].isna(), "config_hash"].nunique()
+    none = int8[int8["cost_tier"].isna()].drop_duplicates("config_hash")
     scored = (per["study_tier"].fillna("base") if "study_tier" in per.columns
               else pd.Series("base", index=per.index, dtype=object))
     own_long = int(((scored != "base") & (per["cost_tier"] == scored)).sum())
-    base_for_long = int(((scored != "base") & (per["cost_tier"] == "base")).sum())
+    lent = per[(scored != "base") & (per["cost_tier"] == "base")]
     base = int((scored == "base").sum())
     parts = []
     if own_long:
         parts.append(f"on their own long-tier run for {plural(own_long, 'configuration')}")
-    if base or base_for_long:
-        lent = (f" ({base_for_long} of them long-tier scores whose long run is not quantised)"
-                if base_for_long else "")
-        parts.append(f"on the base-tier run chapter 05 quantised for {plural(base + base_for_long, 'configuration')}"
-                     f"{lent}")
-    if unmeasured:
-        parts.append(f"and on no run yet for {plural(unmeasured, 'configuration')} (their int8 points carry "
-                     "the float score)")
+    if base or len(lent):
+        why = (f" ({_names(lent)}: {'its' if len(lent) == 1 else 'their'} score comes from the long tier, whose run "
+               "chapter 05 could not quantise or has not quantised)" if len(lent) else "")
+        parts.append(f"on the base-tier run chapter 05 quantised for {plural(base + len(lent), 'configuration')}"
+                     f"{why}")
+    if len(none):
+        parts.append(f"and on no run yet for {plural(len(none), 'configuration')} ({_names(none)}: their int8 points "
+                     "carry the float score)")
     return ", ".join(parts) if parts else "no quantised model"

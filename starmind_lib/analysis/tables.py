@@ -281,6 +281,11 @@ def load_runs(results_dir, kind: str, chapter: str = "07", required: bool = True
         if current:
             df = pd.DataFrame(current)
     df = canonical(df)
+    if kind == "micropython" and "heap_free_after_load" in df.columns:
+        # RAM as chapter 06 counts C's (the whole program): all SRAM but the heap left free once the model is
+        # loaded (firmware, interpreter, runtime, model and buffers; generation allocates nothing more per token)
+        from ..devices.emulated import SRAM_BYTES
+        df["peak_ram_bytes"] = SRAM_BYTES - pd.to_numeric(df["heap_free_after_load"], errors="coerce")
     if "scheme" not in df.columns and "runtime" in df.columns:
         # The C runtime names its precision in the runtime ("c-int8", "c-float32").
         df["scheme"] = df["runtime"].astype(str).str.extract(r"^c-(\w+)$", expand=False)
@@ -314,11 +319,11 @@ def load_device_runs(results_dir, chapter: str = "07") -> pd.DataFrame | None:
 
 # What the emulated Pico models, said once wherever its numbers appear (chapters 06-08, README).
 EMULATION_NOTE = ("Emulated speeds are cycle-counted: rp2040js applies a per-instruction timing model of the "
-                  "Cortex-M0+ at 133 MHz. It does not model the XIP flash cache, bus contention or the second "
-                  "core. Against a real RP2040 it is 3 to 8 % optimistic on public MicroPython micro-benchmarks "
-                  "(integer, float, loops), except big-integer arithmetic (32 % faster), as measured by whoever "
-                  "built the shared firmware image (its `SOURCE.md`), not by this project; the C runtime's error "
-                  "against a real board is not measured.")
+                  "Cortex-M0+, at 133 MHz for the C runtime and at the stock firmware's 125 MHz for MicroPython. It "
+                  "does not model the XIP flash cache, bus contention or the second core. Against a real RP2040 "
+                  "it is 3 to 8 % optimistic on public MicroPython micro-benchmarks (integer, float, loops), except "
+                  "big-integer arithmetic (32 % faster), as measured by whoever built the shared firmware image (its "
+                  "`SOURCE.md`), not by this project; the C runtime's error against a real board is not measured.")
 XIP_NOTE = ("With weights in flash, the cycle counts add the project's XIP cache model: 16 KB, two-way, "
             "8-byte lines, LRU, a fixed 60-cycle penalty per miss (quad-I/O continuous read at clk_sys/2); "
             "the raw figure without it is shown beside.")

@@ -70,8 +70,8 @@ def coverage_text(df: pd.DataFrame, planned: list[dict], cfg) -> str:
     left = n_planned - done
     tail = f"; {plural(left, 'other run')} {'is' if left == 1 else 'are'} not quantised yet" if left else ""
     by_seed = pd.DataFrame(planned).groupby("seed")["config_hash"].nunique().to_dict() if planned else {}
-    return (f"{done} of the {plural(n_planned, 'run')} it plans are quantised (Study v2's {cfg.tier} tier, "
-            f"{_seed_words(by_seed, cfg)}){tail}")
+    return (f"{done} of the {plural(n_planned, 'run')} it plans are quantised (Study v2's {cfg.tier} tier; it "
+            f"plans {_seed_words(by_seed, cfg)}){tail}")
 
 
 def size_trend_text(df: pd.DataFrame, scheme: str) -> str:
@@ -131,6 +131,16 @@ def long_cost_words(lt: pd.DataFrame) -> dict[str, str]:
                                      for _, r in worst.iterrows())}
 
 
+def _error_words(error: str) -> str:
+    """An engine error as a reader reads it: 'a requantisation factor of 6.5, outside the format's 0 to 2'
+    for the one the format's fixed point cannot hold, else the message itself, quoted."""
+    import re
+    m = re.search(r"requant factor out of \[0, 2\): max ([0-9.eE+-]+)", str(error))
+    if m:
+        return f"a requantisation factor of {float(m.group(1)):.2g}, outside the format's range of 0 to 2"
+    return f"“{str(error).split(': ', 1)[-1]}”"
+
+
 def failed_runs_text(table: pd.DataFrame, tier: str, scheme: str = "int8_engine") -> str:
     """The runs of one tier the scheme could not quantise, with the engine's message, as a sentence
     ('' when none failed): a failure is a result, not a row to drop in silence."""
@@ -139,7 +149,8 @@ def failed_runs_text(table: pd.DataFrame, tier: str, scheme: str = "int8_engine"
     bad = table[(table["tier"] == tier) & (table["scheme"] == scheme) & (table["error"].fillna("") != "")]
     if bad.empty:
         return ""
-    runs = "; ".join(f"{r.name} (seed {int(r.seed)}: `{r.error}`)" for r in bad.drop_duplicates("run_key").itertuples())
+    runs = "; ".join(f"{r.name} (seed {int(r.seed)}: {_error_words(r.error)})"
+                     for r in bad.drop_duplicates("run_key").itertuples())
     why = (" Its constants must fit the format's fixed-point range, and this trained model's do not."
            if bad["error"].str.contains("requant factor out of").all() else "")
     then = " Chapter 07 gives such a configuration its base-tier cost and says so." if tier == "long" else ""

@@ -290,6 +290,22 @@ def placement_outside_text(results_dir, runs: pd.DataFrame | None = None, runtim
     return f"the measuring session lies outside their range for {out} of the {plural(len(sp), 'file')}"
 
 
+def ram_floor_text(runs: pd.DataFrame) -> str:
+    """What the MicroPython side holds in SRAM before and with a model, from the emulated firmware's runs:
+    'the firmware, interpreter and our runtime hold 57.6 KB of SRAM before any model is loaded (median over
+    the runs), and the smallest program that ran held 72.5 KB'."""
+    from ..devices.emulated import SRAM_BYTES
+    need = {"heap_free_before", "heap_free_after_load", "status"}
+    ok = runs[runs["status"] == "ok"] if need <= set(runs.columns) else runs.iloc[:0]
+    if ok.empty:
+        return "no MicroPython run says how much SRAM the firmware holds"
+    before = SRAM_BYTES - pd.to_numeric(ok["heap_free_before"], errors="coerce").median()
+    smallest = SRAM_BYTES - pd.to_numeric(ok["heap_free_after_load"], errors="coerce").max()
+    return (f"the MicroPython firmware, interpreter and our runtime hold {before / 1024:.1f} KB of SRAM before any "
+            f"model is loaded (median over {plural(len(ok), 'run')}), and the smallest program that ran held "
+            f"{smallest / 1024:.1f} KB")
+
+
 def repeat_text(runs: pd.DataFrame) -> str:
     """The measuring session's natural repeats: one model file (same hash, same runtime, same weights mode
     and kernels) run under several names (the sweep's configurations that several axes share). Per weights
