@@ -117,6 +117,17 @@ def plural(n, noun: str, plural_form: str | None = None) -> str:
     return f"{count} {noun if n == 1 else (plural_form or noun + 's')}"
 
 
+def is_bool(x) -> bool:
+    """A Python or NumPy boolean (not an int that happens to be 0 or 1)."""
+    import numpy as np
+    return isinstance(x, (bool, np.bool_))
+
+
+def yes_no(x) -> str:
+    """A boolean as a reader reads it: "yes" / "no"."""
+    return "yes" if x else "no"
+
+
 def with_article(word: str) -> str:
     """'a' or 'an' before ``word`` as it is read aloud ('an 8-token', 'an 11-layer', 'a 16-token')."""
     w = word.lstrip()

@@ -4,17 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from . import tables as an
+from ..numbers import is_bool, yes_no
 from .audit_base import CLAIM_TEXT, FACTOR_NAMES, VERDICTS, AuditData, Verdict, _inconclusive
 from .claims_design import claim_06, claim_07, claim_08, claim_09, file_size_text
 from .claims_runtime import claim_10, claim_11, claim_12, claim_13
 from .claims_size_speed import claim_01, claim_02, claim_03, claim_04, claim_05
 
-
-_NP_BOOL = (np.bool_,)
 CLAIMS: dict[int, Callable[[AuditData], Verdict]] = {
     1: claim_01, 2: claim_02, 3: claim_03, 4: claim_04, 5: claim_05, 6: claim_06, 7: claim_07,
     8: claim_08, 9: claim_09, 10: claim_10, 11: claim_11, 12: claim_12, 13: claim_13}
@@ -66,8 +64,8 @@ def readable(evidence: pd.DataFrame) -> pd.DataFrame:
     out.columns.name = None
     for col in out.columns:
         values = out[col].dropna()
-        if len(values) and values.map(lambda x: isinstance(x, (bool,) + _NP_BOOL)).all():
-            out[col] = out[col].map(lambda x: "–" if x is None or x != x else "yes" if x else "no")
+        if len(values) and values.map(is_bool).all():
+            out[col] = out[col].map(lambda x: "–" if x is None or x != x else yes_no(x))
         elif col == "speed_source":   # a pair of runs may list two kinds, "a, b"
             out[col] = out[col].map(lambda k: ", ".join(an.speed_kind(p) for p in str(k).split(", "))
                                     if isinstance(k, str) else an.speed_kind(k))

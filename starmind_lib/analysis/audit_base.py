@@ -123,10 +123,10 @@ class AuditData:
         if self.base_variants is None:
             return self.variants, self.seed_bpc, ""
         v = self.base_variants
-        seeds = sorted(set(v["n_seeds"].astype(int)))
+        lo, hi = int(v["n_seeds"].min()), int(v["n_seeds"].max())
+        seeds = f"{lo}" if lo == hi else f"{lo} to {hi}"
         tokens = int(v["tokens_trained"].median())
-        return v, self.base_seed_bpc, (f"one training budget, Study v2's base tier ({tokens:,} tokens, "
-                                       f"{' to '.join(map(str, dict.fromkeys([seeds[0], seeds[-1]])))} "
+        return v, self.base_seed_bpc, (f"one training budget, Study v2's base tier ({tokens:,} tokens, {seeds} "
                                        "seeds per configuration)")
 
     def need(self, *names: str) -> str | None:
@@ -146,6 +146,11 @@ class AuditData:
         return pts.reset_index(drop=True)
 
 
+def config_key(df: pd.DataFrame) -> pd.Series:
+    """The model each row is of: its configuration hash, else (a v1 row, a reference model) its own name."""
+    return df["config_hash"].fillna(df["variant_id"]) if "config_hash" in df.columns else df["variant_id"]
+
+
 def distinct_configs(v: pd.DataFrame, flag: pd.Series | None = None) -> tuple[pd.DataFrame, pd.Series | None]:
     """One row per configuration (``config_hash``): names that share one are aliases of one trained model and
     count once, named together ("fib-d8-f21 (= fib-depth-d8-l2)"); ``flag`` is true for a configuration when
@@ -153,7 +158,7 @@ def distinct_configs(v: pd.DataFrame, flag: pd.Series | None = None) -> tuple[pd
     if "config_hash" not in v.columns or v.empty:
         return v, flag
     from .pareto import one_per_configuration
-    key = v["config_hash"].fillna(v["variant_id"])
+    key = config_key(v)
     first = one_per_configuration(v.assign(config_hash=key))
     first = first.assign(variant_id=first.pop("names"), config_hash=v.loc[first.index, "config_hash"])
     if flag is not None:

@@ -8,7 +8,8 @@ import pandas as pd
 from . import pareto, tables as an
 from ..numbers import fmt_quantity, fmt_num, fmt_pct, plural
 from .audit_base import (CLAIM_TEXT, CONTEXT, GOLDEN, AuditData, Verdict, _bar, _cols, _combine, _fmt,
-                         _inconclusive, _runtime_text, _scatter, _times, distinct_configs, distinct_pairs)
+                         _inconclusive, _runtime_text, _scatter, _times, config_key, distinct_configs,
+                         distinct_pairs)
 
 
 def _front_share(v: pd.DataFrame, flag: pd.Series) -> tuple[pd.DataFrame, int, int]:
@@ -163,8 +164,7 @@ def _quant_cost(quant: pd.DataFrame | None) -> tuple[float, float, int]:
         return float("nan"), float("nan"), 0
     from .quant_costs import quant_tier
     quant = quant[quant_tier(quant) == "base"]
-    key = quant["config_hash"].fillna(quant["variant_id"]) if "config_hash" in quant else quant["variant_id"]
-    quant = quant.assign(_cfg=key, bytes=quant["bytes"] if "bytes" in quant else quant.get("flash_bytes"))
+    quant = quant.assign(_cfg=config_key(quant), bytes=quant["bytes"] if "bytes" in quant else quant.get("flash_bytes"))
     wide = quant.pivot_table(index="_cfg", columns="scheme", values=[c for c in ("bytes", "val_bpc", "bpc_delta")
                                                                       if c in quant.columns], aggfunc="first")
     if ("val_bpc", "float32") not in wide or ("val_bpc", "int8_engine") not in wide:
@@ -285,8 +285,7 @@ def claim_09(data: AuditData, compute_bound: float = 1.15, memory_bound: float =
     if "cycles_per_token_raw" in runs.columns:
         # The XIP model adds a fixed penalty per cache miss: raw cycles are the same run without it.
         flash = runs[runs["weights_in"].astype(str).str.lower().eq("flash") & runs["cycles_per_token_raw"].notna()]
-        model = flash["config_hash"].fillna(flash["variant_id"]) if "config_hash" in flash else flash["variant_id"]
-        stall = (1 - flash["cycles_per_token_raw"] / flash["cycles_per_token"]).groupby(model).max()
+        stall = (1 - flash["cycles_per_token_raw"] / flash["cycles_per_token"]).groupby(config_key(flash)).max()
         if len(stall):
             text += (f" The flash figures rest on the project's XIP cache model (60 cycles per miss): "
                      f"cache-miss stalls make up to {fmt_pct(stall.max())} of the cycles per token (median over "

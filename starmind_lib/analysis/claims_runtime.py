@@ -7,8 +7,8 @@ import pandas as pd
 
 from . import tables as an
 from ..numbers import fmt_num, fmt_ratio, plural, with_article
-from .audit_base import (CLAIM_TEXT, AuditData, Verdict, _bar, _inconclusive, _runtime_text, _scatter, distinct_pairs,
-                         range_verdict)
+from .audit_base import (CLAIM_TEXT, AuditData, Verdict, _bar, _inconclusive, _runtime_text, _scatter, config_key,
+                         distinct_pairs, range_verdict)
 from .claims_design import _paired, _same
 
 
@@ -197,8 +197,7 @@ def claim_12(data: AuditData, tolerance: float = 0.25) -> Verdict:
     if "kv_cache" in runs.columns:   # with the KV cache, as the write-up ran (the MicroPython runtime always has it)
         runs = runs[~runs["kv_cache"].map(lambda x: _same(x, False))]
     # one speed per model: alias names of one configuration are one model, repeated runs give their median
-    runs = runs.assign(_model=runs["config_hash"].fillna(runs["variant_id"]) if "config_hash" in runs.columns
-                       else runs["variant_id"])
+    runs = runs.assign(_model=config_key(runs))
     rows = []
     for label, lo, hi, slo, shi in CLAIM_12_BANDS:
         band = runs[runs["params"].between(lo, hi)]

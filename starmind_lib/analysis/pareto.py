@@ -74,7 +74,7 @@ def vs_runner_up(ok: pd.DataFrame, values: dict | None) -> dict:
 
 
 def cost_flip_text(best: pd.Series, ru: pd.Series) -> str:
-    """'; the order flips with X's int8 cost measured on its other run (+0.088)': the two models' order taken
+    """'; but the order flips with the int8 cost measured on the other quantised run: X's (+0.088)': the order taken
     with the int8 cost of either configuration's other quantised run (``cost_other_run``), where it reverses;
     '' where no such cost reverses it. A seed test treats each point's int8 cost as exact; this says when one
     run's cost decides the order."""
@@ -112,7 +112,8 @@ def recommend(points: pd.DataFrame, budgets: Iterable[tuple[float, float]] | Ite
             device_story, training_story = sample_text(best.get("text")), sample_text(best.get("sample"))
             # the float score's interval over seeds, moved by the same quantisation cost as the score itself
             cost = best["bpc"] - best["val_bpc"] if pd.notna(best.get("val_bpc")) else 0.0
-            low, high = (best.get(k) + cost if pd.notna(best.get(k)) else np.nan for k in ("bpc_ci_low", "bpc_ci_high"))
+            low, high = (best.get(k) + cost if pd.notna(best.get(k)) else np.nan
+                         for k in ("bpc_ci_low", "bpc_ci_high"))
             rows.append({**row, "variant_id": best["variant_id"], "bpc": best["bpc"],
                          "tokens_per_s": best["tokens_per_s"], "chars_per_s": best.get("chars_per_s"),
                          "ram_kb_used": best[memory_col] / 1024, "params": best.get("params"),

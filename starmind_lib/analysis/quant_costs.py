@@ -64,8 +64,8 @@ def _names(rows: pd.DataFrame, most: int = 12) -> str:
 def quant_cost_sources(points: pd.DataFrame) -> str:
     """Where the quantised points' costs come from, in words: 'on their own long-tier run for 9
     configurations, on the base-tier run chapter 05 quantised for 40 configurations (width-d4: its score comes
-    from the long tier, whose run chapter 05 could not quantise or has not quantised)'. Counted over the int8 points (a float32 run costs nothing to
-    quantise), with the configurations whose int8 points carry no measured cost yet."""
+    from the long tier, whose run chapter 05 could not quantise or has not quantised)'. Counted over the int8
+    points (a float32 run costs nothing to quantise), naming the configurations with no measured cost yet."""
     if points.empty or "cost_tier" not in points or "config_hash" not in points:
         return "no quantised model"
     int8 = points[points["scheme"].eq("int8")] if "scheme" in points else points

@@ -31,7 +31,6 @@ import uuid
 from pathlib import Path
 
 import altair as alt
-import numpy as np
 
 # Vega-Lite version of the specs altair writes (e.g. "v6.4.1" -> "6.4"); vl_convert needs it.
 VEGALITE_VERSION = ".".join(alt.SCHEMA_VERSION.lstrip("v").split(".")[:2])
@@ -225,14 +224,15 @@ def _cell_formatter(series, sig: int):
 
 def _table_markup(df, precision: int, index: bool) -> str:
     import pandas as pd
+    from ..numbers import is_bool, yes_no
     numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
     names = _labels(list(df.columns))
     shown = df.rename(columns=names)
     labels = {c: names[c] for c in numeric}
 
     def text(v):   # a reader sees yes / no, never Python's True / False
-        if isinstance(v, (bool, np.bool_)):
-            return "yes" if v else "no"
+        if is_bool(v):
+            return yes_no(v)
         return "–" if v is None or (isinstance(v, float) and v != v) else html.escape(str(v))
     formats = {names[c]: (_cell_formatter(df[c], precision) if c in labels else text) for c in df.columns}
     styler = (shown.style.format(formats)

@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from ..numbers import plural
@@ -134,7 +136,6 @@ def long_cost_words(lt: pd.DataFrame) -> dict[str, str]:
 def _error_words(error: str) -> str:
     """An engine error as a reader reads it: 'a requantisation factor of 6.5, outside the format's 0 to 2'
     for the one the format's fixed point cannot hold, else the message itself, quoted."""
-    import re
     m = re.search(r"requant factor out of \[0, 2\): max ([0-9.eE+-]+)", str(error))
     if m:
         return f"a requantisation factor of {float(m.group(1)):.2g}, outside the format's range of 0 to 2"
