@@ -8,7 +8,7 @@ DATA_DIR ?= $(wildcard ../shared/data/tinystories)
 export STARMIND_DATA_DIR := $(abspath $(DATA_DIR))
 NPM_DIRS := device/emulator device/virtualboard
 
-.PHONY: all book wasm study study-v2 test setup sysdeps venv npm bench-train bench-device bench-micropython lab clean
+.PHONY: all book wasm study study-v2 test setup sysdeps venv npm bench-train bench-device bench-micropython bench-planner lab clean
 
 all: book
 
@@ -75,6 +75,10 @@ bench-device: setup
 # PORT=emulated (MicroPython firmware in rp2040js), emulated:FIRMWARE.bin, or a real board's port
 bench-micropython: setup
 	$(PY) -m starmind_lib.bench micropython $(if $(PORT),--port $(PORT))
+
+# The MicroPython planner's speed on models left out of its fit (predicted vs emulated stock firmware)
+bench-planner: setup
+	$(PY) -m starmind_lib.devices.calibration --holdout
 
 clean:
 	rm -rf build book/_build book/_executed

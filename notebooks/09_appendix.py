@@ -86,7 +86,9 @@ else:
 # ## Rerunning a chapter
 #
 # Each chapter can be rerun on its own, from the repository root, with this build's
-# parameters; change any `-p name value` to vary it.
+# parameters; change any `-p name value` to vary it. `STARMIND_DATA_DIR` names a local
+# TinyStories directory (what `make book DATA_DIR=...` sets); left empty, a chapter that
+# needs the stories downloads them from Hugging Face.
 
 # %%
 commands = "\n\n".join(f"# {nb.stem}\n" + papermill_command(nb.stem, profile) for nb in find_notebooks(NOTEBOOKS_DIR))

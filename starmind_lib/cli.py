@@ -275,7 +275,9 @@ def _generate_text(board, args) -> int:
     print()
     status = result.get("status", "error")
     ms = result.get("ms_per_token")
-    speed = f" {1000.0 / ms:.1f} tok/s" if ms else ""
+    source = getattr(board, "speed_source", "")
+    # the virtual board's wall clock is the host's, not a Pico's: no speed is printed for it
+    speed = f" {1000.0 / ms:.1f} tok/s ({source})" if ms and source != "host_timing_not_representative" else ""
     print(f"[{Path(args.model).stem}] {status} {result.get('runtime', '')}{speed} prompt ids "
           f"{result.get('prompt_ids')} {result.get('message', '')}", file=sys.stderr)
     return 0 if status == "ok" else 1
@@ -334,7 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     for add, _ in AREAS.values():
         add(sub)
     args = parser.parse_args(argv)
-    return AREAS[args.area][1](args)
+    from .devices.virtual import BoardStartError
+    try:
+        return AREAS[args.area][1](args)
+    except BoardStartError as e:   # no firmware, no Node.js, no rp2040js: one line that says what to give
+        hint = (" (give the MicroPython firmware image with --port emulated:FIRMWARE.bin or STARMIND_FIRMWARE="
+                "FIRMWARE.bin; README, 'Running chapter 06 with a real Pico')" if "firmware" in str(e) else "")
+        print(f"starmind: the board could not start: {e}{hint}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -51,12 +51,13 @@ def test_main_py_tells_a_story_with_no_host(virtual_board):
 
 def test_cli_generate_sends_text(virtual_board):
     proc = subprocess.run([str(Path(sys.executable).parent / "starmind"), "board", "generate", "--port",
-                           virtual_board.url, "--model", str(MODEL), "--prompt", "The Cat", "--n-tokens", "100",
+                           virtual_board.url, "--kind", "virtual", "--model", str(MODEL), "--prompt", "The Cat", "--n-tokens", "100",
                            "--seed", "3", "--temperature-q8", "200", "--top-k", "0"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     m = read_smd(MODEL)
     assert f"prompt ids {encode(m.text, m.vocab, 'The Cat')}" in proc.stderr
+    assert "tok/s" not in proc.stderr       # the virtual board's wall clock is the host's: no speed printed
     assert proc.stdout.rstrip("\n") == ("The Cat" + _reference_story("The Cat", 100, 200, 0, 3)).rstrip("\n")
 
 
@@ -77,5 +78,5 @@ def test_cli_generate_sends_text_to_the_emulated_stock_firmware():
                            "--model", str(MODEL), "--prompt", "The Cat", "--n-tokens", "60", "--seed", "3",
                            "--temperature-q8", "200", "--top-k", "0"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "micropython-asm" in proc.stderr
+    assert "micropython-asm" in proc.stderr and " tok/s (emulated_stock_firmware)" in proc.stderr
     assert proc.stdout.rstrip("\n") == ("The Cat" + _reference_story("The Cat", 60, 200, 0, 3)).rstrip("\n")

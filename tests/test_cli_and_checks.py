@@ -64,6 +64,16 @@ def test_generation_arguments_are_validated(capsys):
         assert "error: argument" in capsys.readouterr().err
 
 
+def test_a_missing_firmware_image_is_one_line_that_says_what_to_give(tmp_path, capsys):
+    missing = tmp_path / "no-such-firmware.bin"
+    rc = cli.main(["board", "generate", "--port", f"emulated:{missing}", "--model", str(REF)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert err.strip() == (f"starmind: the board could not start: no MicroPython firmware image at {missing} (give the "
+                           "MicroPython firmware image with --port emulated:FIRMWARE.bin or STARMIND_FIRMWARE="
+                           "FIRMWARE.bin; README, 'Running chapter 06 with a real Pico')")
+
+
 def test_bench_defaults_its_prompt_and_skips_a_bad_first_file(bad_files):
     trunc, _ = bad_files
     assert cli.file_defect(trunc) and cli.file_defect(REF) is None

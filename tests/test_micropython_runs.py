@@ -72,6 +72,18 @@ def test_current_rows_take_one_runtime_and_prefer_a_clean_commit_then_the_latest
     assert not measure.is_clean({"git_commit": "abc123-dirty", "git_diff": ""})
 
 
+def test_a_board_bench_row_without_a_runtime_hash_is_no_runtime_of_the_history(tmp_path):
+    """`starmind board bench` rows (a real board, or --port emulated) record no runtime hash; a table holding one
+    still builds chapter 06b (it used to fail sorting None with the hashes)."""
+    bench = {k: v for k, v in row(model="board-run", ts="2026-01-08").items() if k != "runtime_sha256_16"}
+    rows = [row(runtime=OLD), row(ts="2026-01-05"), bench]
+    assert measure.runtime_history(rows) == {"runtime": RT, "rows_this_runtime": 1, "rows_other_runtimes": 1,
+                                             "other_runtimes": [OLD], "rows_clean": 1, "rows_dirty": 0}
+    m = measured(tmp_path, rows)
+    assert m.runtime == RT and list(m.rows["model"]) == ["m1"]
+    assert ch.numbers(m, ch.planner_errors(m.rows), ch.memory_check(m.rows))["mp_n_history"] == "1"
+
+
 def test_the_run_key_names_the_runtime():
     job = {"meta": {"variant_id": "m"}, "prompt": [1], "n_tokens": 64, "weights": "ram", "kernels": "auto"}
     assert measure.job_key("b", job, "d", RT) != measure.job_key("b", job, "d", OLD)

@@ -288,3 +288,47 @@ def test_chapter_five_names_the_runs_the_engine_could_not_quantise():
     assert failed_runs_text(table, "base") == " The engine could not quantise 1 base-tier run: w2 (seed 0: “boom”)."
     assert failed_runs_text(table[table["name"] != "w4"], "long") == ""
     assert failed_runs_text(table.drop(columns=["error"]), "long") == ""
+
+
+def test_residual_scale_reproduces_chapter_five_at_the_shipped_headroom_and_resumes(tmp_path, trained, capsys):
+    """The trace re-quantises chapter 05's worst runs at other residual ranges: at the shipped headroom it is
+    chapter 05's cost exactly (the same calibration, constants and evaluation); a rerun adds no row."""
+    from starmind_lib.quant import residual_scale as rs
+    model = trained[0]
+    data_dir = _fake_study(tmp_path, model)
+    cfg = stage.QuantConfig.from_params({"schemes": ["int8_engine"], "calib_windows": 4,
+                                         "study_data_dir": str(data_dir), "tier": "long"})
+    q = stage.run_quant(cfg, tmp_path / "results", tmp_path / "runs", progress=False)
+    capsys.readouterr()
+    rcfg = rs.ResidualScaleConfig.from_params({"headrooms": [2.0, 0.5], "worst": 1, "controls": 0,
+                                               "calib_windows": 4, "study_data_dir": str(data_dir)})
+    df = rs.run_residual_scale(rcfg, tmp_path / "results", tmp_path / "runs", profile="test")
+    assert sorted(df["key"]) == ["r1/0.5", "r1/2"] and set(df["role"]) == {"worst"}
+    eng = q[q["scheme"] == "int8_engine"].iloc[0]
+    at2 = df[df["headroom"] == 2.0].iloc[0]
+    assert at2["bpc_delta"] == eng["bpc_delta"] and at2["greedy_agreement"] == eng["greedy_agreement"]
+    assert at2["shipped_bpc_delta"] == eng["bpc_delta"] and at2["shipped_headroom"] == quant.RES_HEADROOM
+    assert df[df["headroom"] == 0.5].iloc[0]["bpc"] != at2["bpc"]      # another residual scale, another model
+    journal = tmp_path / "results" / "quant" / "residual_scale.jsonl"
+    before = journal.read_bytes()
+    rs.run_residual_scale(rcfg, tmp_path / "results", tmp_path / "runs")
+    assert journal.read_bytes() == before and len(before.splitlines()) == 2
+
+
+def test_residual_scale_rejects_bad_headrooms_and_picks_worst_then_median():
+    import pandas as pd
+
+    from starmind_lib.quant import residual_scale as rs
+    with pytest.raises(ConfigError, match=r"parameter 'headrooms': want values in \(0, 16\], got \[0.0\]"):
+        rs.ResidualScaleConfig.from_params({"headrooms": [0]})
+    with pytest.raises(ValueError, match=r"res_headroom 0: want 0 < res_headroom <= 16"):
+        quant.to_int8_engine(None, quant.Trace(), res_headroom=0)
+    q = pd.DataFrame({"run_key": list("abcdef"), "scheme": "int8_engine", "error": ["", "", "", "", "", "x"],
+                      "bpc_delta": [0.9, 0.01, 0.02, 0.03, 0.5, 5.0], "variant_id": list("ABCDEF")})
+    picks = rs.pick_runs(q, rs.ResidualScaleConfig(worst=2, controls=2))
+    # the median of the five without an error is d's 0.03: d, then c (0.01 from it)
+    assert [(p["run_key"], p["role"]) for p in picks] == [("a", "worst"), ("e", "worst"), ("d", "control"),
+                                                          ("c", "control")]
+    # the controls come from runs whose checkpoint is kept; the worst are the worst whatever is kept
+    kept = rs.pick_runs(q, rs.ResidualScaleConfig(worst=2, controls=1), usable={"b"})
+    assert [p["run_key"] for p in kept] == ["a", "e", "b"]

@@ -80,7 +80,18 @@ def test_a_run_without_its_checkpoint_is_named_and_the_others_go_on(world, capsy
     assert score.main(_args(tmp, stories)) == 0
     out, err = capsys.readouterr()
     assert "error: r1: checkpoint" in err and "r1/model.safetensors is missing" in err
+    assert "train the run (`make study-v2`) or score the committed int8 files with --smd data/models/*.smd" in err
     assert "1 scored, 1 failed" in out
+
+
+def test_a_run_without_its_tokenizer_gives_the_whole_prepare_command(world, tmp_path):
+    tmp, _, _, _ = world
+    run = {"run_key": "r0", "tokenizer_spec": "bpe384", "checkpoint": "study_v2/r0/model.safetensors"}
+    with pytest.raises(FileNotFoundError) as e:
+        score.score_run(run, ["a story."], tmp / "runs", tmp_path / "empty")
+    assert str(e.value) == (f"no tokenizer {tmp_path / 'empty' / 'bpe384' / 'tokenizer.json'} (prepare the study "
+                            "data: `python -m starmind_lib.training.study prepare --source local --data-dir "
+                            f"/path/to/tinystories --out {tmp_path / 'empty'}`, or --source tinystories to download it)")
 
 
 def test_bad_inputs_are_named(world, capsys):

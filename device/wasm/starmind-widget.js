@@ -135,7 +135,7 @@
       const prompt = m.encoder === 'none' ? `--prompt-ids ${m.prompt_ids.join(',')}` : `--prompt ${shellQuote(this.prompt.value)}`;
       this.cmd.textContent = '';
       this.cmd.append('the same story on a board: ', el('code', {text:
-        `starmind board generate --port PORT --model ${m.file_name} ${prompt} --n-tokens ${parseInt(this.n.value, 10) || 64}` +
+        `.venv/bin/starmind board generate --port PORT --model ${m.file_path} ${prompt} --n-tokens ${parseInt(this.n.value, 10) || 64}` +
         ` --seed ${(parseInt(this.seed.value, 10) || 0) >>> 0} --temperature-q8 ${this.temperatureQ8} --top-k ${parseInt(this.topk.value, 10) || 0}`}));
     }
     async run() {

@@ -81,8 +81,14 @@ def papermill_command(stem: str, profile: str = "report", output: str | None = N
     """The shell commands that rerun one chapter with the profile's parameters (edit ``-p`` to vary them)."""
     import shlex
     params = notebook_params(profile, stem)
-    args = " ".join(f"-p {k} {shlex.quote(str(v))}" if not isinstance(v, (bool, list, dict))
-                    else f"-y {shlex.quote(k + ': ' + json.dumps(v))}" for k, v in params.items())
+
+    def arg(k, v):
+        if k == "data_dir" and v == "":   # what `make` passes: a local TinyStories directory, else Hugging Face
+            return '-p data_dir "${STARMIND_DATA_DIR:-}"'
+        if isinstance(v, (bool, list, dict)):
+            return f"-y {shlex.quote(k + ': ' + json.dumps(v))}"
+        return f"-p {k} {shlex.quote(str(v))}"
+    args = " ".join(arg(k, v) for k, v in params.items())
     ipynb = f"build/{stem}.ipynb"
-    return (f".venv/bin/jupytext --to ipynb -o {ipynb} notebooks/{stem}.py\n"
+    return (f"mkdir -p build && .venv/bin/jupytext --to ipynb -o {ipynb} notebooks/{stem}.py\n"
             f".venv/bin/papermill -k python3 {ipynb} {output or f'build/{stem}-{profile}.ipynb'} {args}")

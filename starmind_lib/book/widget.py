@@ -311,7 +311,8 @@ def asset_text(models: list[dict], wasm: bytes | None, skipped: list[str] = ()) 
                                                 "missing when the book was built)",
             "skipped": list(skipped),
             "models": [{**{k: v for k, v in m.items() if k != "file"},
-                        "file_name": Path(m["file"]).name, "file_bytes": Path(m["file"]).stat().st_size,
+                        "file_name": Path(m["file"]).name, "file_path": _rel(Path(m["file"])),
+                        "file_bytes": Path(m["file"]).stat().st_size,
                         "smd": base64.b64encode(Path(m["file"]).read_bytes()).decode()} for m in models]}
     glue = (WASM_DIR / "starmind-wasm.js").read_text()
     ui = (WASM_DIR / "starmind-widget.js").read_text()

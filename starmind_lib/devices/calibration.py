@@ -197,13 +197,81 @@ def memory_rows(rows: list[dict], runtime: str | None = None) -> list[dict]:
     return [r for r in rows if r.get("runtime_sha256_16") == runtime]
 
 
+HOLDOUT_TABLE = ("device", "planner_holdout")
+
+
+def committed_block(path: Path = PLANNER) -> str:
+    """The calibration block planner.py holds now (what :func:`calibration_block` wrote)."""
+    text = Path(path).read_text()
+    i = text.index(MARK_BEGIN)
+    return text[i:text.index(MARK_END, i) + len(MARK_END)]
+
+
+def calibration_id(block: str) -> str:
+    import hashlib
+    return hashlib.sha256(block.encode()).hexdigest()[:12]
+
+
+def measure_holdout(rows: list[dict], results_dir, profile: str = "") -> list[dict]:
+    """Leave one model out, into ``<results_dir>/device/planner_holdout`` (resumable): one row per model and
+    kernels/weights group, keyed by the committed calibration's id, so a refit starts a new set of rows."""
+    from ..provenance import ResultTable, provenance
+    table = ResultTable(Path(results_dir).joinpath(*HOLDOUT_TABLE), key="key")
+    cal, done = calibration_id(committed_block()), table.keys()
+    group = lambda r: f"{r.get('kernels')}/{r.get('weights')}"  # noqa: E731
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("cycles_per_token")]
+    for model in sorted({r["model"] for r in ok}):
+        mine = [r for r in ok if r["model"] == model]
+        # the groups another model also ran in (a group of one model has no fit without it)
+        want = {group(r) for r in mine} & {group(r) for r in ok if r["model"] != model}
+        if all(f"{cal}/{model}/{g}" in done for g in want):
+            continue
+        for e, name in speed_errors(mine, fit_speed([r for r in rows if r["model"] != model])):
+            g = name.split("/", 1)[1]
+            kernels, weights = g.split("/")
+            table.append({"key": f"{cal}/{model}/{g}", "calibration": cal, "model": model, "kernels": kernels,
+                          "weights": weights, "error": e, "n_rows": len(rows),
+                          "stated_range": planner.SPEED_TOLERANCE_BY_KERNELS.get(kernels, planner.SPEED_TOLERANCE),
+                          "speed_source": "predicted vs emulated_stock_firmware", **provenance(profile)})
+    table.snapshot()
+    return [r for r in table.rows() if r.get("calibration") == cal]
+
+
+def holdout_summary(errs: list[tuple[float, str]]) -> list[str]:
+    """One line per kernels/weights group: how many held-out predictions, the median and worst error, and how many
+    lie outside the planner's stated range."""
+    groups: dict[str, list[tuple[float, str]]] = {}
+    for e, name in errs:
+        groups.setdefault(name.split("/", 1)[1], []).append((e, name))
+    lines = []
+    for g, es in sorted(groups.items()):
+        tol = planner.SPEED_TOLERANCE_BY_KERNELS.get(g.split("/")[0], planner.SPEED_TOLERANCE)
+        a = sorted(abs(e) for e, _ in es)
+        lines.append(f"{g}: {len(es)} models held out, median error {np.median(a):.1%}, worst {es[0][0]:+.1%} "
+                     f"({es[0][1].split('/')[0]}), {sum(x > tol for x in a)} outside the stated +-{tol:.0%}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     p = argparse.ArgumentParser(prog="python -m starmind_lib.devices.calibration", description=__doc__.split("\n")[0])
     p.add_argument("--table", default=None, help="micropython_runs.jsonl (default: the committed one)")
     p.add_argument("--write", action="store_true", help="write the constants into planner.py")
+    p.add_argument("--results-dir", default="data/results", help="where --holdout writes device/planner_holdout")
+    p.add_argument("--holdout", action="store_true",
+                   help="only print how the fit predicts each model left out of it (make bench-planner)")
     args = p.parse_args(argv)
     rows = calibration_rows(load_rows(Path(args.table) if args.table else None))
+    if args.holdout:
+        print(f"planner speed, leave one model out ({len(rows)} rows of the emulated stock firmware; a prediction, "
+              "checked against measurements it was not fitted to):")
+        held = measure_holdout(rows, args.results_dir, profile="full")
+        errs = sorted(((r["error"], f"{r['model']}/{r['kernels']}/{r['weights']}") for r in held),
+                      key=lambda e: -abs(e[0]))
+        for line in holdout_summary(errs):
+            print("  " + line)
+        print(f"  ({len(held)} rows in {Path(args.results_dir).joinpath(*HOLDOUT_TABLE)}.jsonl)")
+        return 0
     block = calibration_block(rows)
     print(block)
     speed = fit_speed(rows)

@@ -107,8 +107,10 @@ def runtime_history(rows: list[dict], runtime: str | None = None) -> dict:
     runtime = runtime or tree_runtime()
     cur = [r for r in rows if r.get("runtime_sha256_16") == runtime]
     return {"runtime": runtime, "rows_this_runtime": len(cur),
-            "rows_other_runtimes": len(rows) - len(cur),
-            "other_runtimes": sorted({r.get("runtime_sha256_16") for r in rows} - {runtime}),
+            "rows_other_runtimes": sum(isinstance(r.get("runtime_sha256_16"), str) for r in rows) - len(cur),
+            # a `board bench` row of a real board or of --port emulated records no runtime hash: not a runtime
+            "other_runtimes": sorted({r.get("runtime_sha256_16") for r in rows
+                                      if isinstance(r.get("runtime_sha256_16"), str)} - {runtime}),
             "rows_clean": sum(is_clean(r) for r in cur), "rows_dirty": sum(not is_clean(r) for r in cur)}
 
 

@@ -147,4 +147,8 @@ def write_coverage(out_dir: Path = REFERENCE_DIR) -> list[Path]:
 
 
 if __name__ == "__main__":  # pragma: no cover
+    import argparse
+    argparse.ArgumentParser(prog="python -m starmind_lib.quant.crafted",
+                            description="Rebuild the crafted golden models and the branch coverage in "
+                                        "data/reference/crafted").parse_args()
     make_crafted()

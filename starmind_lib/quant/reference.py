@@ -219,7 +219,7 @@ def make_reference(out_dir: Path = REFERENCE_DIR, names=None, verbose: bool = Tr
 
 def main(argv=None) -> None:
     import argparse
-    ap = argparse.ArgumentParser(prog="python -m starmind_lib.quant.smd")
+    ap = argparse.ArgumentParser(prog="python -m starmind_lib.quant.reference")
     sub = ap.add_subparsers(dest="cmd", required=True)
     mk = sub.add_parser("make-reference", help="regenerate data/reference/ (models + golden vectors)")
     mk.add_argument("--out", type=Path, default=REFERENCE_DIR)

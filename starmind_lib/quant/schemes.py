@@ -209,8 +209,14 @@ def _check_int8_limits(cfg) -> None:
                          f"ffn_hidden <= {ie.MAX_INNER}, max_seq_len <= {ie.MAX_SEQ}): {cfg}")
 
 
-def to_int8_engine(model: Transformer, trace: Trace) -> tuple[SmdHeader, dict[str, np.ndarray]]:
-    """Every tensor and constant of the int8 integer-only scheme (see FORMAT.md)."""
+def to_int8_engine(model: Transformer, trace: Trace,
+                   res_headroom: float = RES_HEADROOM) -> tuple[SmdHeader, dict[str, np.ndarray]]:
+    """Every tensor and constant of the int8 integer-only scheme (see FORMAT.md). The residual stream's
+    int16 range spans ``res_headroom`` times the largest residual value seen in calibration (the shipped
+    files use RES_HEADROOM; a smaller one clips the largest values to keep the rest finer, see
+    :mod:`starmind_lib.quant.residual_scale`)."""
+    if not 0 < res_headroom <= 16:
+        raise ValueError(f"res_headroom {res_headroom}: want 0 < res_headroom <= 16")
     cfg = model.cfg
     _check_int8_limits(cfg)
     sd = numpy_weights(model)
@@ -235,7 +241,7 @@ def to_int8_engine(model: Transformer, trace: Trace) -> tuple[SmdHeader, dict[st
             sc["p"] = max(sc["p"], sc["g"] * sc["u"] / F_MAX)
         sc["w2_in"] = sc["p"] if cfg.activation == "swiglu" else sc["g"]
         layers.append(sc)
-    s_x = max(trace.maxabs.get("res", 0.0), 1e-6) * RES_HEADROOM / ie.RES_MAX
+    s_x = max(trace.maxabs.get("res", 0.0), 1e-6) * res_headroom / ie.RES_MAX
     for i, sc in enumerate(layers):
         p = f"layers.{i}."
         s_x = max(s_x, qw[p + "wo"][1].max() * sc["v"] / F_MAX, qw[p + "w2"][1].max() * sc["w2_in"] / F_MAX)

@@ -145,14 +145,16 @@ def run_quant(cfg: QuantConfig, results_dir, runs_dir, profile: str = "", data_s
     return table.frame()
 
 
-def _quantise_run(run: dict, cfg: QuantConfig, todo: list[str], runs_dir, data_source: str, raw_data_dir: str):
-    """(scheme rows, what was evaluated) of one Study v2 run."""
+def load_run(run: dict, runs_dir, study_data_dir: str = "", data_source: str = "tinystories",
+             raw_data_dir: str = ""):
+    """(float model, prepared data, whole-story evaluation, data directory) of one Study v2 run; an error
+    naming the checkpoint or the data when either is missing or of another corpus."""
     from ..model import load_checkpoint
     from ..training.evaluation import StoryEval
-    from ..training.sweep import PieceDecoder, load_prepared
+    from ..training.sweep import load_prepared
 
     spec, fp = run["tokenizer_spec"], str(run.get("data_fingerprint") or "")
-    data_dir = Path(cfg.study_data_dir or Path(runs_dir) / "sweep_data" / fp[:12])
+    data_dir = Path(study_data_dir or Path(runs_dir) / "sweep_data" / fp[:12])
     ensure_prepared(data_dir, [spec], data_source, raw_data_dir)
     data = load_prepared(data_dir, spec)
     meta = data["meta"]
@@ -164,8 +166,16 @@ def _quantise_run(run: dict, cfg: QuantConfig, todo: list[str], runs_dir, data_s
         raise FileNotFoundError(f"checkpoint {ckpt} is missing (trained on {run.get('machine', '?')}; copy that "
                                 "machine's runs directory or retrain)")
     model = load_checkpoint(ckpt).eval()
-    T = model.cfg.max_seq_len
-    ev = StoryEval.from_stream(data["val"], int(meta["eos_id"]), meta["val_story_chars"], T)
+    ev = StoryEval.from_stream(data["val"], int(meta["eos_id"]), meta["val_story_chars"], model.cfg.max_seq_len)
+    return model, data, ev, data_dir
+
+
+def _quantise_run(run: dict, cfg: QuantConfig, todo: list[str], runs_dir, data_source: str, raw_data_dir: str):
+    """(scheme rows, what was evaluated) of one Study v2 run."""
+    from ..training.sweep import PieceDecoder
+
+    model, data, ev, data_dir = load_run(run, runs_dir, cfg.study_data_dir, data_source, raw_data_dir)
+    meta, spec, T = data["meta"], run["tokenizer_spec"], model.cfg.max_seq_len
     names = variant_id_list(run.get("variant_ids"), run["name"])
     smd_dir = Path(runs_dir) / "smd"
     smd = smd_dir / f"{names[0]}.smd" if cfg.export_models else None

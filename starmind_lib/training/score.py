@@ -56,13 +56,16 @@ def score_run(run: dict, stories: list[str], runs_dir, data_dir) -> dict:
     from ..model import load_checkpoint
     from ..tokenizers import load_tokenizer
     from .evaluation import evaluate_stories
+    ckpt = Path(runs_dir) / str(run.get("checkpoint") or "")
+    if not run.get("checkpoint") or not ckpt.is_file():   # first: without it, preparing the data would not help
+        raise FileNotFoundError(f"checkpoint {ckpt} is missing (trained on {run.get('machine', '?')}; checkpoints "
+                                "are not committed: train the run (`make study-v2`) or score the committed int8 "
+                                "files with --smd data/models/*.smd)")
     tok_file = Path(data_dir) / run["tokenizer_spec"] / "tokenizer.json"
     if not tok_file.is_file():
-        raise FileNotFoundError(f"no tokenizer {tok_file} (prepare the study data: "
-                                "`python -m starmind_lib.training.study prepare`)")
-    ckpt = Path(runs_dir) / str(run.get("checkpoint") or "")
-    if not run.get("checkpoint") or not ckpt.is_file():
-        raise FileNotFoundError(f"checkpoint {ckpt} is missing (trained on {run.get('machine', '?')})")
+        raise FileNotFoundError(f"no tokenizer {tok_file} (prepare the study data: `python -m "
+                                f"starmind_lib.training.study prepare --source local --data-dir /path/to/tinystories "
+                                f"--out {Path(data_dir)}`, or --source tinystories to download it)")
     model = load_checkpoint(ckpt).eval()
     return evaluate_stories(model, story_eval(load_tokenizer(tok_file), stories, model.cfg.max_seq_len))
 
