@@ -197,7 +197,7 @@ def prepared(tmp_path_factory):
     return prepare_data(corpus, ["char64", "bpe384"], tmp_path_factory.mktemp("prepared_v2"))
 
 
-def test_a_tiny_study_runs_its_tiers_resumes_and_records_whole_split_rows(prepared, tmp_path):
+def test_a_tiny_study_runs_its_tiers_resumes_and_records_whole_split_rows(prepared, tmp_path, capsys):
     reps = representatives(distinct_configs(grid("smoke")))
     assert reps == {"1k": ("width-d2",), "10k": ("depth-d16-l1", "vocab-d16-bpe384")}
     params = {"grid": "smoke", "tiers": ["lr", "base"], "seeds": [0, 1], "lr_grid": [1e-3, 1e-2],
@@ -218,10 +218,21 @@ def test_a_tiny_study_runs_its_tiers_resumes_and_records_whole_split_rows(prepar
     # seeds differ, and the same seed reproduces exactly
     one = base[base.name == "width-d8"].sort_values("seed").bpc.tolist()
     assert one[0] != one[1]
-    again = run_study(study, prepared, tmp_path / "results", tmp_path / "runs", progress=False)
-    assert len(again) == len(df)                      # nothing retrained, nothing duplicated
+    # the rerun trains nothing and appends nothing: the raw journal (not rows(), which drops repeated keys)
+    # keeps one line per run, and no checkpoint is written again
     table = results_table(tmp_path / "results")
-    assert len(table.rows()) == len(df) and Path(table.stem.with_suffix(".parquet")).exists()
+    checkpoints = [tmp_path / "runs" / c for c in df.checkpoint]
+    mtimes = [c.stat().st_mtime_ns for c in checkpoints]
+    journal = table.journal.read_bytes()
+    capsys.readouterr()
+    again = run_study(study, prepared, tmp_path / "results", tmp_path / "runs", progress=True)
+    out = capsys.readouterr().out
+    assert "study: tier 'lr': 6 runs, 0 to train" in out and "study: tier 'base': 10 runs, 0 to train" in out
+    assert "study: 0 runs trained in " in out and out.rstrip().endswith("; table has 16 runs"), out
+    assert table.journal.read_bytes() == journal
+    assert len([line for line in journal.decode().splitlines() if line.strip()]) == len(df) == 16
+    assert [c.stat().st_mtime_ns for c in checkpoints] == mtimes
+    assert len(again) == len(df) and Path(table.stem.with_suffix(".parquet")).exists()
 
 
 def test_a_run_another_study_process_finished_meanwhile_is_neither_trained_nor_appended(prepared, tmp_path,

@@ -115,6 +115,8 @@ def test_kill_9_mid_sweep_loses_and_duplicates_nothing(prepared, tmp_path):
            "--params", params, "--profile", "smoke"]
     journal = tmp_path / "results/sweep/variants.jsonl"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    n_variants = len(grid("smoke"))
+    rows_at_kill = []
     for kills in range(2):  # kill twice, at different points, then let it finish
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -127,6 +129,10 @@ def test_kill_9_mid_sweep_loses_and_duplicates_nothing(prepared, tmp_path):
         time.sleep(0.3 * kills)  # the second kill lands mid-training
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        # the kill landed: the sweep died of SIGKILL (it had not finished) with rows still missing
+        assert proc.returncode == -signal.SIGKILL, (kills, proc.returncode)
+        rows_at_kill.append(journal.read_text().count("\n"))       # whole lines (a torn last one is not a row)
+        assert target <= rows_at_kill[-1] < n_variants, (kills, rows_at_kill)
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     counts = Counter(json.loads(line)["variant_id"] for line in journal.read_text().splitlines() if line.strip())
