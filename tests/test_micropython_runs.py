@@ -122,6 +122,58 @@ def test_a_board_that_cannot_start_stops_the_batch_before_any_row(monkeypatch, t
     assert table.rows() == []
 
 
+def test_a_measurement_stopped_after_its_first_row_resumes_without_measuring_a_job_twice(monkeypatch, tmp_path):
+    """A batch that stops after its first row (here its row callback raises) keeps that row; the rerun measures
+    only the jobs still missing, so each job is on exactly one line of the raw journal, and a third run
+    measures nothing. The board is a stand-in that answers at once and counts what it is asked to run."""
+    from collections import Counter
+    from pathlib import Path
+
+    from starmind_lib.devices import firmware
+    from starmind_lib.devices.base import RunRecord
+    monkeypatch.setattr(firmware, "check_environment", lambda fw=None: None)
+    monkeypatch.setattr(firmware, "runtime_digest", lambda src_dir=None: RT)
+    (tmp_path / "X.bin").write_bytes(b"\0")
+
+    class Board:
+        name, firmware, runtime_dir = "emulated:X.bin", tmp_path / "X.bin", None
+
+        def __init__(self):
+            self.files, self.measured = {}, []
+
+        def preload(self, paths):
+            return list(paths)
+
+        def run(self, prompt, n_tokens, model_path):
+            self.measured.append((Path(model_path).stem, self.weights))
+            return RunRecord(model=Path(model_path).stem, board=self.name, runtime="micropython-asm", status="ok",
+                             speed_source="emulated_stock_firmware", tokens_per_s=100.0, cycles_per_token=1.25e6,
+                             output_ids=measure.reference_ids(model_path, prompt, n_tokens),
+                             extra={"weights": self.weights, "kernels": "asm"})
+
+    def four_jobs():                        # a fresh list each time, as a new process builds it
+        return measure.jobs(study=False, probes=False)[:4]
+    table = write(tmp_path / "runs", [])
+
+    def stop(row):
+        raise RuntimeError(f"stopped after {row['model']} {row['weights_requested']}")
+    board = Board()
+    with pytest.raises(RuntimeError, match="^stopped after ref_bpe_lc ram$"):
+        measure.measure(board, four_jobs(), table, on_row=stop)
+    assert board.measured == [("ref_bpe_lc", "ram")]
+    assert len(table.journal.read_text().splitlines()) == 1
+    board = Board()
+    assert measure.measure(board, four_jobs(), table) == 3
+    assert board.measured == [("ref_bpe_lc", "flash"), ("ref_dim1_gelu", "ram"), ("ref_dim1_gelu", "flash")]
+    lines = [json.loads(line) for line in table.journal.read_text().splitlines() if line.strip()]
+    counts = Counter(r["job_id"] for r in lines)       # the raw journal: rows() would hide a repeat
+    assert sorted(counts) == sorted(measure._arch_key(j, RT) for j in four_jobs()) and set(counts.values()) == {1}
+    assert all(r["tokens_match_reference"] and r["runtime_sha256_16"] == RT for r in lines)
+    board = Board()
+    assert measure.measure(board, four_jobs(), table) == 0 and board.measured == []
+    assert len(table.journal.read_text().splitlines()) == 4
+
+
 def test_calibration_rows_add_a_group_only_an_older_runtime_ran():
     rows = [row(), row(weights="flash"), row(runtime=OLD, kernels="viper", ts="2026-01-02"),
             row(runtime=OLD, kernels="asm", ts="2026-01-03", model="m3")]

@@ -264,6 +264,80 @@ def test_a_run_another_study_process_finished_meanwhile_is_neither_trained_nor_a
     assert f"study: {todo[0].run_key} ({todo[0].config['name']}) is already in the table" in capsys.readouterr().out
 
 
+def test_a_run_that_raises_is_an_error_row_naming_it_the_others_are_trained_and_a_rerun_retries_it(
+        prepared, tmp_path, monkeypatch, capsys):
+    import json
+
+    import starmind_lib.training.study as st
+    params = {"grid": "smoke", "tiers": ["untuned"], "seeds": [0], "base_tokens": 1024, "seq_len": 16,
+              "batch_size": 8, "eval_every": 8, "workers": 1, "device": "cpu"}
+    study = StudyConfig.from_params(params)
+    jobs, _ = st.plan_jobs("untuned", study, st.distinct_configs(grid("smoke"), 16), [])
+    todo = st.job_order(jobs)
+    broken = todo[1]
+    real, trained = st.train_job_group, []
+
+    def one_run_breaks(unit, *args):
+        trained.extend(j.run_key for j in unit)
+        if any(j.run_key == broken.run_key for j in unit):
+            raise RuntimeError("CUDA out of memory (stand-in)")
+        return real(unit, *args)
+    monkeypatch.setattr(st, "train_job_group", one_run_breaks)
+    df = run_study(study, prepared, tmp_path / "results", tmp_path / "runs", progress=True)
+    out = capsys.readouterr().out
+    assert trained == [j.run_key for j in todo]
+    assert sorted(df.run_key) == sorted(j.run_key for j in todo if j is not broken)     # the others went on
+    name = broken.config["name"]
+    assert f"study: {broken.run_key} ({name}) failed: RuntimeError: CUDA out of memory (stand-in)\n" in out
+    assert f"study: {len(todo) - 1} runs trained in " in out
+    errors = tmp_path / "results" / "sweep" / "study_v2_errors.jsonl"
+    [error] = [json.loads(line) for line in errors.read_text().splitlines()]
+    assert (error["run_key"], error["name"], error["tier"], error["error"]) == (
+        broken.run_key, name, "untuned", "RuntimeError: CUDA out of memory (stand-in)")
+    # the rerun (the failure gone) trains that run and nothing else; the raw journal holds each run once
+    trained.clear()
+    monkeypatch.setattr(st, "train_job_group", lambda unit, *args: trained.extend(j.run_key for j in unit)
+                        or real(unit, *args))
+    again = run_study(study, prepared, tmp_path / "results", tmp_path / "runs", progress=True)
+    assert trained == [broken.run_key] and "study: 1 runs trained in " in capsys.readouterr().out
+    lines = results_table(tmp_path / "results").journal.read_text().splitlines()
+    assert sorted(json.loads(line)["run_key"] for line in lines) == sorted(j.run_key for j in todo)
+    assert json.loads(lines[-1])["run_key"] == broken.run_key
+    assert sorted(again.run_key) == sorted(j.run_key for j in todo)
+
+
+def test_merging_another_machines_journal_twice_adds_its_missing_runs_once(tmp_path, capsys):
+    """``merge``: the runs of another journal whose run_key is not here are appended as recorded there; a run
+    already here keeps this machine's row; a second merge adds nothing; a journal that is not there is named."""
+    import json
+    import re
+
+    from starmind_lib.provenance import ResultTable
+    from starmind_lib.training.study import main, merge_runs
+    here = results_table(tmp_path / "here")
+    mine = [{"run_key": f"r{i}", "name": f"m{i}", "bpc": 2.0 + i / 10, "machine": "cpu box"} for i in range(2)]
+    for row in mine:
+        assert here.append(row)
+    gpu = ResultTable(tmp_path / "gpu" / "study_v2", key="run_key")
+    theirs = [{**mine[1], "bpc": 9.9, "machine": "gpu box"},
+              {"run_key": "r2", "name": "m2", "bpc": 2.2, "machine": "gpu box"},
+              {"run_key": "r3", "name": "m3", "bpc": 2.3, "machine": "gpu box"}]
+    for row in theirs:
+        assert gpu.append(row)
+    assert merge_runs(gpu.journal, tmp_path / "here") == 2
+    journal = here.journal.read_text()
+    assert merge_runs(gpu.journal, tmp_path / "here") == 0
+    assert here.journal.read_text() == journal                    # the raw journal: no line added
+    assert [json.loads(line) for line in journal.splitlines()] == mine + theirs[1:]
+    assert len(pd.read_parquet(here.stem.with_suffix(".parquet"))) == 4
+    assert main(["merge", str(gpu.journal), "--results-dir", str(tmp_path / "here")]) == 0
+    assert capsys.readouterr().out == f"merged 0 new runs from {gpu.journal} into {here.journal}\n"
+    missing = tmp_path / "nowhere" / "study_v2.jsonl"
+    with pytest.raises(FileNotFoundError, match=f"^{re.escape(str(missing))}: no such study journal$"):
+        merge_runs(missing, tmp_path / "here")
+    assert here.journal.read_text() == journal
+
+
 def test_seed_noise_verdicts_and_summaries():
     import pandas as pd
     from starmind_lib.analysis.seeds import (NO_DIFF, NOT_TESTED, REAL, compare_values, nearest,
