@@ -5,7 +5,7 @@ Builds device/wasm (clang + lld + wasi-libc) and a standalone page with the widg
 starmind_lib.book.browsercheck), and checks: every golden vector of data/reference (encoder ids,
 greedy, sampled, window restart) comes out of the page bit-exactly; the UI writes what the
 reference engine writes for the same prompt, seed and settings (what `starmind board generate`
-writes); typing a prompt changes the story; the pace matches the table's tokens/s within 10 %;
+writes); typing a prompt changes the story; the pace is the table's tokens/s (on a fake clock);
 no network request; the asset fits its 3 MB budget.
 """
 from __future__ import annotations
@@ -89,7 +89,17 @@ def test_goldens_bit_exact_in_page(page, golden_path):
 def _run_ui(b, i, model, prompt=None, n=48, seed=0, temperature_q8=0, top_k=0, full=True, runtime="c",
             timeout_ms=60_000):
     """Fill widget i's controls as a reader would, press the button, wait for the story; lastRun."""
-    w = b.page.locator("div.starmind-widget").nth(i)
+    w = _start_ui(b.page, i, model, prompt, n, seed, temperature_q8, top_k, full, runtime)
+    b.page.wait_for_function("(i) => { const r = StarmindWidget.widgets[i].lastRun; return r && r.done; }",
+                             arg=i, timeout=timeout_ms)
+    run = _js(b, "([i]) => StarmindWidget.widgets[i].lastRun", i)
+    assert run["error"] is None, run["error"]
+    return run, w
+
+
+def _start_ui(page, i, model, prompt=None, n=48, seed=0, temperature_q8=0, top_k=0, full=True, runtime="c"):
+    """Fill widget i's controls of a Playwright page as a reader would and press the button; the widget."""
+    w = page.locator("div.starmind-widget").nth(i)
     w.locator(".smw-model").select_option(model)
     w.locator(".smw-runtime").select_option(runtime)
     if prompt is not None:
@@ -100,13 +110,9 @@ def _run_ui(b, i, model, prompt=None, n=48, seed=0, temperature_q8=0, top_k=0, f
         w.locator(".smw-topk").fill(str(top_k))
         w.locator(".smw-seed").fill(str(seed))
     w.locator(".smw-full").set_checked(full)
-    _js(b, "([i]) => { StarmindWidget.widgets[i].lastRun = null; }", i)
+    page.evaluate("([i]) => { StarmindWidget.widgets[i].lastRun = null; }", [i])
     w.locator(".smw-go").click()
-    b.page.wait_for_function("(i) => { const r = StarmindWidget.widgets[i].lastRun; return r && r.done; }",
-                             arg=i, timeout=timeout_ms)
-    run = _js(b, "([i]) => StarmindWidget.widgets[i].lastRun", i)
-    assert run["error"] is None, run["error"]
-    return run, w
+    return w
 
 
 def _reference(model_id, text, n, seed, tq8, k):
@@ -183,20 +189,60 @@ def test_typing_a_prompt_changes_the_story(page):
     assert story.startswith(texts[1]) and len(story) > len(texts[1])
 
 
+@pytest.fixture(scope="module")
+def clocked(page):
+    """The same page in a second tab whose clock is Playwright's fake one (``page.clock``): performance.now and
+    setTimeout run only when the test advances them, so the pace is checked without timing anything."""
+    tab = page.page.context.new_page()
+    problems = []
+    tab.on("pageerror", lambda e: problems.append(str(e)))
+    tab.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    tab.on("request", lambda r: problems.append(r.url) if r.url.startswith(("http:", "https:")) else None)
+    tab.clock.install(time=0)
+    tab.clock.pause_at(1000)
+    tab.goto(page.page.url, wait_until="load")
+    tab.wait_for_function("window.StarmindWidget && StarmindWidget.widgets.length === 2", timeout=30_000,
+                          polling=50)
+    yield tab
+    tab.close()
+    assert not problems, problems
+
+
+def _clocked_run(tab, model, runtime, n, full):
+    """Start a story in the fake-clock tab, let its first token out, then advance the clock past its end."""
+    _start_ui(tab, 0, model, None, n=n, seed=1, temperature_q8=256, full=full, runtime=runtime)
+    tab.wait_for_function("() => { const r = StarmindWidget.widgets[0].lastRun; return r && r.times.length > 0; }",
+                          timeout=30_000, polling=50)
+    tps = tab.evaluate("StarmindWidget.widgets[0].lastRun.tokens_per_s")
+    tab.clock.run_for(int(n * 1000 / tps) + 1000)
+    run = tab.evaluate("StarmindWidget.widgets[0].lastRun")
+    assert run["done"] and run["error"] is None, run
+    return run
+
+
 @pytest.mark.parametrize("model,runtime,n", [("ref_rope_silu", "c", 400), ("ref_swiglu_untied", "micropython", 60)])
-def test_pace_matches_the_table(page, model, runtime, n):
-    run, w = _run_ui(page, 0, model, None, n=n, seed=1, temperature_q8=256, full=False, runtime=runtime)
+def test_pace_is_the_table_s_tokens_per_s(page, clocked, model, runtime, n):
+    """Each token is written when it is due at the table's tokens/s (token i at the first token's time +
+    i / tokens_per_s), on the page's own (here fake) clock; no wall-clock timing is asserted. The speeds
+    themselves are printed by `make bench-device` and `make bench-micropython`."""
     table = next(r for m in page.evaluate("StarmindWidget.data.models") if m["id"] == model
                  for r in m["runtimes"] if r["kind"] == runtime)["tokens_per_s"]
-    k = len(run["times"])
-    assert k >= 20, "the story ended too early to time"
-    pace = (k - 1) * 1000 / (run["times"][-1] - run["times"][0])
-    print(f"pace {model} {runtime}: {pace:.1f} tokens/s in the page, table {table:.1f}")
-    assert abs(pace / table - 1) <= 0.10, (pace, table)
-    # full speed is faster than the Pico's pace
-    fast, _ = _run_ui(page, 0, model, None, n=n, seed=1, temperature_q8=256, full=True, runtime=runtime)
-    assert fast["output_ids"] == run["output_ids"]
-    assert fast["times"][-1] - fast["times"][0] < run["times"][-1] - run["times"][0]
+    run = _clocked_run(clocked, model, runtime, n, full=False)
+    assert run["tokens_per_s"] == table and not any(run["full_speed"])
+    times = run["times"]
+    assert len(times) >= 20, "the story ended too early to pace"
+    assert times == pytest.approx([times[0] + i * 1000 / table for i in range(len(times))], abs=1e-6)
+    pace = (len(times) - 1) * 1000 / (times[-1] - times[0])
+    print(f"pace {model} {runtime}: {pace:.1f} tokens/s in the page (fake clock), table {table:.1f}")
+    stats = clocked.evaluate("() => [...document.querySelectorAll('div.starmind-widget')[0]"
+                             ".querySelectorAll('.smw-stats dt')].map(dt => [dt.textContent, "
+                             "dt.nextElementSibling.textContent])")
+    stats = dict(stats)
+    assert stats["pace here"] == stats["on the Pico"], stats
+    # full speed does not wait for the clock: the same tokens, all written before any time passes
+    fast = _clocked_run(clocked, model, runtime, n, full=True)
+    assert fast["output_ids"] == run["output_ids"] and all(fast["full_speed"])
+    assert fast["times"][-1] == fast["times"][0]
 
 
 def test_compact_widget(page):
