@@ -332,3 +332,24 @@ def test_residual_scale_rejects_bad_headrooms_and_picks_worst_then_median():
     # the controls come from runs whose checkpoint is kept; the worst are the worst whatever is kept
     kept = rs.pick_runs(q, rs.ResidualScaleConfig(worst=2, controls=1), usable={"b"})
     assert [p["run_key"] for p in kept] == ["a", "e", "b"]
+
+
+def test_chapter_five_words_of_the_residual_scale_trace_follow_a_known_table():
+    import pandas as pd
+
+    from starmind_lib.chapters.ch05_quantisation import residual_scale_table, residual_scale_words
+    rows = []
+    for rk, role, shipped, res in (("a", "worst", 0.8, 300.0), ("b", "worst", 0.4, 200.0), ("c", "control", 0.007, 20.0)):
+        for h, d in ((1.0, shipped / 2), (0.5, shipped / 20 if role == "worst" else 0.008)):
+            rows.append(dict(run_key=rk, role=role, variant_id=rk.upper(), n_params=1000, dim=8, n_layers=1,
+                             n_heads=2, res_maxabs=res, shipped_headroom=2.0, shipped_bpc_delta=shipped,
+                             shipped_agreement=0.6, headroom=h, bpc_delta=d, greedy_agreement=0.9))
+    rs = pd.DataFrame(rows)
+    t = residual_scale_table(rs)
+    assert list(t["configuration"]) == ["A", "B", "C"] and list(t["role"]) == ["worst", "worst", "median (control)"]
+    assert list(t.columns[-4:]) == ["cost at 2 (shipped)", "cost at 1", "cost at 0.5", "agreement at 2 → 0.5"]
+    assert t.loc[0, "shape"] == "d8, 1 layer, 2 heads" and t.loc[2, "cost at 0.5"] == 0.008
+    assert residual_scale_words(rs) == {
+        "rs_n_worst": "2 models", "rs_n_controls": "1 model", "rs_headrooms": "1 and 0.5", "rs_best_headroom": "0.5",
+        "rs_median_shipped": "+0.6", "rs_median_best": "+0.03", "rs_worst_model": "A", "rs_worst_resmax": "300",
+        "rs_worst_shipped": "+0.8", "rs_worst_best": "+0.04", "rs_control_resmax": "20", "rs_control_move": "0.0035"}

@@ -156,3 +156,58 @@ def failed_runs_text(table: pd.DataFrame, tier: str, scheme: str = "int8_engine"
            if bad["error"].str.contains("requant factor out of").all() else "")
     then = " Chapter 07 gives such a configuration its base-tier cost and says so." if tier == "long" else ""
     return f" The engine could not quantise {plural(bad['run_key'].nunique(), f'{tier}-tier run')}: {runs}.{why}{then}"
+
+
+def residual_scale_table(rs: pd.DataFrame) -> pd.DataFrame:
+    """One row per traced run (:mod:`starmind_lib.quant.residual_scale`), the worst first, then the controls:
+    its shape, the largest residual value seen in calibration, the engine's cost (bpc over float32) at the
+    shipped headroom (chapter 05's row) and at each traced one, and the argmax agreement at the shipped and the
+    smallest headroom."""
+    if rs.empty:
+        return pd.DataFrame()
+    out = []
+    for _, g in rs.sort_values("headroom", ascending=False).groupby("run_key", sort=False):
+        r = g.iloc[0]
+        low = g.iloc[-1]
+        row = {"configuration": r["variant_id"], "role": "worst" if r["role"] == "worst" else "median (control)",
+               "parameters": int(r["n_params"]),
+               "shape": f"d{int(r['dim'])}, {plural(int(r['n_layers']), 'layer')}, {plural(int(r['n_heads']), 'head')}",
+               "largest residual value": float(r["res_maxabs"]),
+               f"cost at {r['shipped_headroom']:g} (shipped)": float(r["shipped_bpc_delta"])}
+        row.update({f"cost at {h:g}": float(d) for h, d in zip(g["headroom"], g["bpc_delta"])})
+        row[f"agreement at {r['shipped_headroom']:g} → {low['headroom']:g}"] = (
+            f"{r['shipped_agreement']:.1%} → {low['greedy_agreement']:.1%}")
+        out.append(row)
+    t = pd.DataFrame(out)
+    shipped = next(c for c in t.columns if c.endswith("(shipped)"))
+    return (t.assign(_w=t["role"] != "worst").sort_values(["_w", shipped], ascending=[True, False])
+             .drop(columns="_w").reset_index(drop=True))
+
+
+def residual_scale_words(rs: pd.DataFrame) -> dict[str, str]:
+    """The prose numbers of the residual-scale trace (glue name -> text): the headroom with the lowest median cost
+    over the worst runs, that median before and after, the worst run's, and how far the controls move."""
+    from ..numbers import fmt_num
+    if rs.empty:
+        return {}
+    worst, ctrl = rs[rs["role"] == "worst"], rs[rs["role"] != "worst"]
+    by_h = worst.groupby("headroom")["bpc_delta"].median()
+    best = float(by_h.idxmin())
+    first = worst.drop_duplicates("run_key")
+    top = first.sort_values("shipped_bpc_delta").iloc[-1]
+    top_best = worst[(worst["run_key"] == top["run_key"]) & (worst["headroom"] == best)]["bpc_delta"]
+    move = (ctrl["bpc_delta"] - ctrl["shipped_bpc_delta"]).abs().max() if len(ctrl) else float("nan")
+    cost = lambda v: f"{'+' if v >= 0 else '−'}{fmt_num(abs(v), sig=2)}"  # noqa: E731
+    return {"rs_n_worst": plural(first["run_key"].nunique(), "model"),
+            "rs_n_controls": plural(ctrl["run_key"].nunique(), "model"),
+            "rs_headrooms": " and ".join(f"{h:g}" for h in sorted(set(rs["headroom"]), reverse=True)),
+            "rs_best_headroom": f"{best:g}",
+            "rs_median_shipped": cost(float(first["shipped_bpc_delta"].median())),
+            "rs_median_best": cost(float(by_h[best])),
+            "rs_worst_model": str(top["variant_id"]),
+            "rs_worst_resmax": fmt_num(float(top["res_maxabs"]), sig=3),
+            "rs_worst_shipped": cost(float(top["shipped_bpc_delta"])),
+            "rs_worst_best": cost(float(top_best.iloc[0])) if len(top_best) else "n/a",
+            "rs_control_resmax": fmt_num(float(ctrl.drop_duplicates("run_key")["res_maxabs"].median()), sig=3)
+            if len(ctrl) else "n/a",
+            "rs_control_move": fmt_num(float(move), sig=2) if len(ctrl) else "n/a"}

@@ -79,7 +79,8 @@ def _run_of(pick: dict, runs) -> dict:
 def trace_run(run: dict, cfg: ResidualScaleConfig, headrooms, runs_dir, data_source: str = "tinystories",
               raw_data_dir: str = "") -> tuple[list[dict], dict]:
     """(one row per headroom, what was evaluated) for one run: the engine's bpc, its paired cost against
-    float32 and its argmax agreement, the residual scale's calibrated maximum."""
+    float32 and its argmax agreement, how many residual steps the largest element of the median embedding row
+    takes, and the residual scale's calibrated maximum."""
     import torch
 
     from ..training.evaluation import bootstrap_bpc, bootstrap_delta, story_nats
@@ -96,12 +97,15 @@ def trace_run(run: dict, cfg: ResidualScaleConfig, headrooms, runs_dir, data_sou
     rows = []
     for hr in headrooms:
         header, tensors = to_int8_engine(model, trace, res_headroom=hr)
+        rq = tensors["tok_emb.rq"].astype(np.float64)       # an embedding row enters the stream as q * m / 2**s
+        embed_steps = np.abs(tensors["tok_emb"]).max(1) * rq[:, 0] / 2.0 ** rq[:, 1]
         nats, agreement = engine_story_nats(ie.IntEngine(parse_smd(pack_smd(header, tensors, vocab))), ev, model)
         bpc, lo, hi = bootstrap_bpc(nats, ev.story_chars)
         dlo, dhi = bootstrap_delta(nats, base, ev.story_chars)
         rows.append({"headroom": float(hr), "bpc": bpc, "bpc_ci_low": lo, "bpc_ci_high": hi,
                      "bpc_float32": bpc_f32, "bpc_delta": bpc - bpc_f32, "bpc_delta_ci_low": dlo,
-                     "bpc_delta_ci_high": dhi, "greedy_agreement": agreement})
+                     "bpc_delta_ci_high": dhi, "greedy_agreement": agreement,
+                     "embed_steps_median": float(np.median(embed_steps))})
     evaluated = {"res_maxabs": float(trace.maxabs.get("res", 0.0)), "eval_chars": ev.n_chars,
                  "eval_stories": ev.n_stories, "eval_tokens": ev.n_targets,
                  "is_synthetic": bool(data["meta"].get("is_synthetic", False))}
