@@ -309,6 +309,10 @@ def test_residual_scale_reproduces_chapter_five_at_the_shipped_headroom_and_resu
     assert at2["bpc_delta"] == eng["bpc_delta"] and at2["greedy_agreement"] == eng["greedy_agreement"]
     assert at2["shipped_bpc_delta"] == eng["bpc_delta"] and at2["shipped_headroom"] == quant.RES_HEADROOM
     assert df[df["headroom"] == 0.5].iloc[0]["bpc"] != at2["bpc"]      # another residual scale, another model
+    # a smaller headroom: a finer residual step, so an embedding row takes more steps (here 4x, no bound binds)
+    assert at2["embed_steps_median"] == at2["shipped_embed_steps_median"]
+    assert df[df["headroom"] == 0.5].iloc[0]["embed_steps_median"] == pytest.approx(4 * at2["embed_steps_median"],
+                                                                                     rel=1e-3)
     journal = tmp_path / "results" / "quant" / "residual_scale.jsonl"
     before = journal.read_bytes()
     rs.run_residual_scale(rcfg, tmp_path / "results", tmp_path / "runs")

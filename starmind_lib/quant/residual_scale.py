@@ -76,6 +76,13 @@ def _run_of(pick: dict, runs) -> dict:
     return match.iloc[0].to_dict()
 
 
+def _embed_steps(tensors: dict) -> float:
+    """How many residual steps the largest element of the median embedding row takes (a row enters the stream
+    as q * m / 2**s, FORMAT.md)."""
+    rq = tensors["tok_emb.rq"].astype(np.float64)
+    return float(np.median(np.abs(tensors["tok_emb"]).max(1) * rq[:, 0] / 2.0 ** rq[:, 1]))
+
+
 def trace_run(run: dict, cfg: ResidualScaleConfig, headrooms, runs_dir, data_source: str = "tinystories",
               raw_data_dir: str = "") -> tuple[list[dict], dict]:
     """(one row per headroom, what was evaluated) for one run: the engine's bpc, its paired cost against
@@ -97,16 +104,15 @@ def trace_run(run: dict, cfg: ResidualScaleConfig, headrooms, runs_dir, data_sou
     rows = []
     for hr in headrooms:
         header, tensors = to_int8_engine(model, trace, res_headroom=hr)
-        rq = tensors["tok_emb.rq"].astype(np.float64)       # an embedding row enters the stream as q * m / 2**s
-        embed_steps = np.abs(tensors["tok_emb"]).max(1) * rq[:, 0] / 2.0 ** rq[:, 1]
         nats, agreement = engine_story_nats(ie.IntEngine(parse_smd(pack_smd(header, tensors, vocab))), ev, model)
         bpc, lo, hi = bootstrap_bpc(nats, ev.story_chars)
         dlo, dhi = bootstrap_delta(nats, base, ev.story_chars)
         rows.append({"headroom": float(hr), "bpc": bpc, "bpc_ci_low": lo, "bpc_ci_high": hi,
                      "bpc_float32": bpc_f32, "bpc_delta": bpc - bpc_f32, "bpc_delta_ci_low": dlo,
                      "bpc_delta_ci_high": dhi, "greedy_agreement": agreement,
-                     "embed_steps_median": float(np.median(embed_steps))})
-    evaluated = {"res_maxabs": float(trace.maxabs.get("res", 0.0)), "eval_chars": ev.n_chars,
+                     "embed_steps_median": _embed_steps(tensors)})
+    evaluated = {"res_maxabs": float(trace.maxabs.get("res", 0.0)),
+                 "shipped_embed_steps_median": _embed_steps(to_int8_engine(model, trace)[1]), "eval_chars": ev.n_chars,
                  "eval_stories": ev.n_stories, "eval_tokens": ev.n_targets,
                  "is_synthetic": bool(data["meta"].get("is_synthetic", False))}
     return rows, evaluated
