@@ -60,7 +60,8 @@ from myst_nb import glue
 
 from starmind_lib.data import DataConfig, data_source_note, resolve_data_source
 from starmind_lib.book.figures import show, table
-from starmind_lib.chapters.ch02_tokenizers import summary_table, tokenizer_grid, tokenizer_table
+from starmind_lib.chapters.ch02_tokenizers import (measured, summary_table, tokenizer_grid, tokenizer_numbers,
+                                                     tokenizer_table)
 from starmind_lib.devices.emulated import FLASH_BYTES, SRAM_BYTES
 from starmind_lib.tokenizers.bpe import MIN_BPE_VOCAB
 
@@ -94,23 +95,12 @@ glue("bpe_min_vocab", MIN_BPE_VOCAB, display=False)
 
 
 # %%
-def pick(kind, vocab, lowercase, column):
-    row = df[(df["kind"] == kind) & (df["requested_vocab_size"] == vocab) & (df["lowercase"] == lowercase)]
-    if row.empty:
-        raise KeyError(f"no row for {kind}-{vocab} (lowercase={lowercase}); measured: {sorted(set(df.tokenizer))}")
-    return float(row.iloc[-1][column])
-
-
 # One legend, one colour per line: a separate dash legend draws the same dot for every entry.
 points = points.assign(series=points["kind"] + ", " + points["case"])
-bpe_sizes = sorted(set(df.loc[df["kind"] == "bpe", "requested_vocab_size"]))
-bpe_small = next((v for v in bpe_sizes if v > 258), bpe_sizes[0])  # the smallest BPE that merges anything
-bpe_large = bpe_sizes[-1]
-glue("bpe_small", int(bpe_small), display=False)
-glue("bpe_large", int(bpe_large), display=False)
-glue("bpe_cpt_small", pick("bpe", bpe_small, False, "chars_per_token"), display=False)
-glue("bpe_cpt_large", pick("bpe", bpe_large, False, "chars_per_token"), display=False)
-glue("bpe_lc_cpt_large", pick("bpe", bpe_large, True, "chars_per_token"), display=False)
+numbers = tokenizer_numbers(df)
+bpe_small, bpe_large = numbers["bpe_small"], numbers["bpe_large"]
+for name, value in numbers.items():
+    glue(name, value, display=False)
 base = alt.Chart(points).encode(
     x=alt.X("vocab_size:Q", scale=alt.Scale(type="log", base=2), title="vocabulary size (tokens, log scale)"),
     color=alt.Color("series:N", title="tokenizer, case"),
@@ -138,8 +128,6 @@ show(cpt, alt_text="Characters per token against vocabulary size, char and BPE, 
 # on the device, adds {glue:text}`bpe_merges_large:,d` bytes at {glue:text}`bpe_large:d` tokens.
 
 # %%
-glue("bpe_bytes_large_d64", int(pick("bpe", bpe_large, False, "device_bytes_d64")), display=False)
-glue("bpe_merges_large", int(pick("bpe", bpe_large, False, "merges_bytes")), display=False)
 full_char = df[(df["kind"] == "char") & (~df["lowercase"])].sort_values("vocab_size").iloc[-1]
 glue("char_bytes_d64", int(full_char["device_bytes_d64"]), display=False)
 glue("pico_flash", f"{FLASH_BYTES // 2**20} MB", display=False)
@@ -182,6 +170,6 @@ table(shown.drop_duplicates("tokenizer")[["tokenizer", "example"]], caption="One
 # %%
 glue("char_small", char_small, display=False)
 glue("char_small_chars", char_small - 3, display=False)
-glue("char_small_unk_pct", 100 * pick("char", char_small, False, "unk_rate"), display=False)
-glue("char_small_lc_unk_pct", 100 * pick("char", char_small, True, "unk_rate"), display=False)
+glue("char_small_unk_pct", 100 * measured(df, "char", char_small, False, "unk_rate"), display=False)
+glue("char_small_lc_unk_pct", 100 * measured(df, "char", char_small, True, "unk_rate"), display=False)
 table(summary_table(df), caption="Every tokenizer, measured on the validation stories", precision=4)

@@ -69,7 +69,7 @@ from myst_nb import glue
 from starmind_lib.analysis.seeds import load_study
 from starmind_lib.book.figures import no_figure, show, table
 from starmind_lib.chapters.ch03_training import (curve_chart, reference_runs, seed_configs, seed_curve_chart,
-                                                 seed_curves, seed_final_table)
+                                                 seed_curves, seed_final_table, seed_words)
 from starmind_lib.chapters.ch04_architecture import (best_samples_markdown, chapter_table, read_study_table,
                                                      seed_values)
 from starmind_lib.numbers import fmt_num
@@ -151,17 +151,11 @@ table(runs[list(labels)].rename(columns=labels),
 
 # %%
 study_runs = load_study(results_dir)
-base_seeds = study_runs[study_runs["tier"] == "base"].groupby("config_hash")["seed"].nunique()
-n_seeds = sorted(set(base_seeds))
-glue("train_n_seeds", "several (none trained yet)" if not n_seeds else str(n_seeds[0]) if len(n_seeds) == 1
-     else f"{n_seeds[0]} to {n_seeds[-1]}", display=False)
 picked = seed_configs(study_runs)
+finals = seed_final_table(study_runs, picked) if picked else None
+for name, value in seed_words(study_runs, finals).items():
+    glue(name, value, display=False)
 if picked:
-    finals = seed_final_table(study_runs, picked)
-    spread = finals.groupby("name")["bpc"].agg(lambda b: b.max() - b.min())
-    lo, hi = fmt_num(spread.min(), 2), fmt_num(spread.max(), 2)
-    glue("train_seed_spread", f"{lo if lo == hi else f'{lo} to {hi}'} bits per character "
-         f"(largest minus smallest of {finals.groupby('name').size().min()} seeds)", display=False)
     display(show(seed_curve_chart(seed_curves(study_runs, picked)),
                  alt_text="validation-prefix bits per character against training tokens, one line per seed"))
     display(table(finals.rename(columns={"name": "configuration", "n_params": "parameters", "lr": "learning rate",

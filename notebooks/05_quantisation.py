@@ -220,7 +220,8 @@ show(chart, alt_text="Scatter plot of the fraction of positions where the intege
 # *headroom* is 2). In the models it hurts most, a few residual values are far larger than the
 # rest: {glue:text}`rs_worst_resmax` in {glue:text}`rs_worst_model`, against a median of
 # {glue:text}`rs_control_resmax` in the control models below. That largest value sets the step
-# of every channel, and the embeddings, of order one, enter the stream in a handful of steps.
+# of every channel: in {glue:text}`rs_worst_model` the largest element of the median embedding
+# row enters the stream as {glue:text}`rs_embed_shipped` steps, its smaller elements as a few.
 # To test this, the {glue:text}`rs_n_worst` with the largest costs, and
 # {glue:text}`rs_n_controls` at the median cost as controls, were quantised again with the
 # residual range at {glue:text}`rs_headrooms` times that largest value (below 1 the largest
@@ -230,7 +231,8 @@ show(chart, alt_text="Scatter plot of the fraction of positions where the intege
 # {glue:text}`rs_best_headroom` the median cost of the worst models falls from
 # {glue:text}`rs_median_shipped` to {glue:text}`rs_median_best` bpc, and the worst model's from
 # {glue:text}`rs_worst_shipped` to {glue:text}`rs_worst_best`; the controls' costs move by at most
-# {glue:text}`rs_control_move` bpc. So the largest costs come from the residual scale, not from
+# {glue:text}`rs_control_move` bpc (the worst model's embedding row then takes
+# {glue:text}`rs_embed_best` steps). So the largest costs come from the residual scale, not from
 # the weights' or the other activations' int8. These are single runs of a few models, each scored
 # once: the device files, chapter 06 and every other number in this book still use the shipped
 # headroom of 2, and a smaller one has not been tried on every model or on the device runtimes.

@@ -104,9 +104,8 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from starmind_lib.bench.device import DeviceBenchConfig, run_bench
-from starmind_lib.bench.device_results import (CONTEXT_TARGETS, NEAR, context_speeds, in_window, near_target,
-                                                target_verdict,
-                                               read_profile, read_runs, summary)
+from starmind_lib.bench.device_results import (CONTEXT_TARGETS, NEAR, best_near, context_speeds, in_window,
+                                                near_target, read_profile, read_runs, summary, target_verdict)
 from starmind_lib.chapters.ch04_architecture import AXIS_LABELS
 from starmind_lib.devices.flashcache import MISS_PENALTY_CYCLES
 from starmind_lib.book.figures import show, table
@@ -205,16 +204,6 @@ show(chart, alt_text="Log-log scatter plot of tokens per second at 133 MHz again
 
 
 # %%
-def best_near(df, target, lo=0.75, hi=1.33, col="tokens_per_s_133MHz"):
-    """The study or reference model nearest ``target`` parameters (within lo-hi x), and its fastest run."""
-    near = df[(df["n_params"] >= lo * target) & (df["n_params"] <= hi * target)
-              & df["source"].isin(["study", "reference"])]
-    if not len(near):
-        return None
-    near = near.assign(_dist=(near["n_params"] - target).abs()).sort_values(["_dist", col], ascending=[True, False])
-    return near.iloc[0]
-
-
 best_any = ok[(ok["scheme"] == "int8") & ok["kv_cache"]]
 for name, target, goal in (("10k", 10_000, 1000), ("100k", 100_000, 120)):
     r = best_near(best_any, target)

@@ -412,3 +412,15 @@ def test_micropython_ram_is_all_sram_but_the_heap_left_free_after_loading(tmp_pa
     t.snapshot()
     runs = an.load_runs(tmp_path, "micropython")
     assert runs["peak_ram_bytes"].tolist() == [270_336 - 196_128]     # not the model's 15,248 bytes alone
+
+
+def test_chapter_six_s_best_near_is_the_nearest_study_model_and_its_fastest_run():
+    from starmind_lib.bench.device_results import best_near
+    runs = pd.DataFrame({"model_id": ["far", "near-slow", "near-fast", "crafted", "close-ish"],
+                         "n_params": [20_000, 10_100, 10_100, 10_000, 9_000],
+                         "source": ["study", "study", "study", "crafted", "reference"],
+                         "tokens_per_s_133MHz": [900.0, 100.0, 200.0, 5000.0, 300.0]})
+    r = best_near(runs, 10_000)
+    assert (r["model_id"], r["tokens_per_s_133MHz"]) == ("near-fast", 200.0)   # nearest count, then the faster
+    assert best_near(runs, 1_000) is None                                      # nothing within 0.75x-1.33x
+    assert best_near(runs[runs["model_id"].isin(["far", "crafted"])], 10_000) is None   # crafted: no study model

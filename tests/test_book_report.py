@@ -298,6 +298,10 @@ EXPECTED = {
     ("06b_micropython", "mp_largest_ram"): lambda: _mp_ok().query("weights_requested == 'ram'")["n_params"].max(),
     ("06_device", "word_cpm"): lambda: (lambda k: k[k["kernel"].str.contains("word loads")]["cycles_per_mac_raw"]
                                         .iloc[0])(pd.read_parquet(RESULTS / "device" / "kernels.parquet")),
+    **{("06_device", name): (lambda kernel=kernel: (lambda k: k[(k["kernel"] == kernel) & (k["weights"] == "sram")]
+                                                   ["cycles_per_mac_raw"].iloc[0])(
+                                                       pd.read_parquet(RESULTS / "device" / "kernels.parquet")))
+       for name, kernel in (("asm_cpm", "Thumb asm 4 rows"), ("plain_cpm", "plain C"))},
     ("06b_micropython", "mp_placement_text"): lambda: round(next(iter(_placement_spread().values()))["low"]),
     ("06b_micropython", "mp_probes_text"): lambda: _mp_current().query("source == 'size_probe'")["n_params"].min(),
     ("06b_micropython", "mp_clock_mhz"): lambda: sorted(set(_mp_current()["clock_hz"].dropna()))[0] / 1e6,
@@ -341,6 +345,10 @@ EXEMPT = {
         "v2_n_moved": "a count of comparisons (tests/test_study_v2.py)",
         "v2_long_rank": "a rank correlation (tests/test_study_v2.py)"},
     "05_quantisation": {
+        **{n: "residual_scale_words(); tests/test_quant.py checks it on a known table"
+           for n in ("rs_n_worst", "rs_n_controls", "rs_headrooms", "rs_best_headroom", "rs_median_shipped",
+                     "rs_median_best", "rs_worst_model", "rs_worst_resmax", "rs_worst_shipped", "rs_worst_best",
+                     "rs_control_resmax", "rs_control_move", "rs_embed_shipped", "rs_embed_best")},
         "lt_exceptions": "long_cost_words(); tests/test_quant.py checks it on a known table",
         "lt_n": "long_cost_words(); tests/test_quant.py checks it on a known table",
         "lt_ratio_max": "long_cost_words(); tests/test_quant.py checks it on a known table",
@@ -360,8 +368,7 @@ EXEMPT = {
         "q_what": "a sentence: the tier, seeds, tokens and configuration count of the table's runs",
         "int4_size_trend": "a sentence with a rank correlation (tests/test_quant.py)",
         "f16_ci_width": "a median width of the table's intervals"},
-    "06_device": {"miss_penalty": "the XIP model's constant", "asm_cpm": "a kernel benchmark (tests/test_kernels*)",
-                  "plain_cpm": "a kernel benchmark", "best_10k_model": "a name", "best_100k_model": "a name",
+    "06_device": {"miss_penalty": "the XIP model's constant", "best_10k_model": "a name", "best_100k_model": "a name",
                   "best_10k_goal": "a word", "best_100k_goal": "a word",
                   "best_10k_flash_tps": "the same rule as best_10k_tps, weights in flash",
                   "best_100k_flash_tps": "the same rule as best_100k_tps, weights in flash",
@@ -392,13 +399,15 @@ EXEMPT = {
                         "mp_n_tokens": "a constant", "mp_n_measured": "a count of the measured table",
                         "mp_virtual_runs": "the virtual board's table", "mp_virtual_identical": "the virtual board's table",
                         "mp_repeat_text": "repeat_text(); tests/test_micropython_runs.py checks it on known runs",
+                        "mp_holdout_text": "holdout_words(); tests/test_planner_calibration.py checks it on a known "
+                                           "table",
                         "mp_placement_outside": "a count over the same spreads as mp_placement_text "
                                                 "(tests/test_micropython_runs.py)"},
     "07_analysis": {"front_edges": "front_edge_summary(); tests/test_analysis.py checks it on known points and seeds",
                     "an_quant_cost_source": "quant_cost_sources(); tests/test_analysis.py checks it on known points",
                     "an_mp_ram_floor": "ram_floor_text(); tests/test_micropython_runs.py checks it on known runs",
                     "an_bpc_source": "a sentence naming the table", "n_device_points": "a count of joined runs",
-                    "n_front": "the Pareto front (tests/test_pareto*.py)", "front_fastest_tps": "the front",
+                    "n_front": "the Pareto front (tests/test_analysis.py checks the front on known points)", "front_fastest_tps": "the front",
                     "front_fastest_bpc": "the front", "front_best_bpc": "the front", "front_best_tps": "the front",
                     "front_best_ram_kb": "the front", "front_best_params": "the front", "front_best_weights": "the front"},
     "08_audit": {"*": "verdicts computed by the audit from every table; tests/test_audit*.py check each claim"},

@@ -305,7 +305,7 @@ def _speed_rows(coef: dict, bump: dict | None = None) -> list[dict]:
     return out
 
 
-def test_the_speed_fit_recovers_exact_costs_and_minimises_the_worst_error():
+def test_the_speed_fit_predicts_exact_costs_exactly_and_minimises_the_worst_error():
     coef = {"const": 50_000.0, "layers": 9_000.0, "macs": 8.0, "attn": 15.0, "rope": 5_000.0}
     exact = calibration.fit_speed(_speed_rows(coef))
     assert max(abs(e) for e, _ in calibration.speed_errors(_speed_rows(coef), exact)) < 1e-6
@@ -314,9 +314,10 @@ def test_the_speed_fit_recovers_exact_costs_and_minimises_the_worst_error():
     fit = calibration.fit_speed(rows)
     errs = calibration.speed_errors(rows, fit)
     worst = max(abs(e) for e, _ in errs)
-    assert 0 < worst < 0.3 / 2 + 1e-6                    # the error is shared, not left on one model
-    assert all(c >= 0 for c in fit["asm/ram"].values())
-    assert calibration.speed_tolerance(rows, fit) == {"asm": np.ceil(worst * 100) / 100}
+    # the error is shared between models (the least worst error, 7.6 %), not left on the slow one (30 %)
+    assert worst == pytest.approx(0.0757131, abs=1e-5)
+    assert sum(abs(abs(e) - worst) < 1e-4 for e, _ in errs) >= 3
+    assert calibration.speed_tolerance(rows, fit) == {"asm": 0.08}
 
 
 def test_size_probes_are_jobs_and_the_largest_in_ram_names_its_kind(tmp_path):

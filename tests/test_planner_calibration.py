@@ -75,3 +75,41 @@ def test_every_measured_ok_row_matches_the_reference_engine():
     ok = [r for r in ROWS if r["status"] == "ok"]
     bad = [r["model"] for r in ok if not r["tokens_match_reference"]]
     assert not bad, bad
+
+
+def test_leave_one_model_out_is_resumable_and_keyed_by_the_calibration(tmp_path):
+    import pandas as pd
+
+    from starmind_lib.devices import calibration
+    rows = calibration.calibration_rows(calibration.load_rows())
+    models = sorted({r["model"] for r in rows if r["status"] == "ok" and r["kernels"] == "viper"
+                     and r["weights"] == "ram"})[:5]
+    few = [r for r in rows if r["model"] in models and r["kernels"] == "viper" and r["weights"] == "ram"]
+    held = calibration.measure_holdout(few, tmp_path)
+    assert sorted(r["model"] for r in held) == sorted(models)     # each model once, predicted by the other four
+    for r in held:
+        others = [x for x in few if x["model"] != r["model"]]
+        (err, _), = calibration.speed_errors([x for x in few if x["model"] == r["model"]],
+                                             calibration.fit_speed(others))
+        assert r["error"] == err and r["stated_range"] == planner.SPEED_TOLERANCE_BY_KERNELS["viper"]
+    journal = tmp_path / "device" / "planner_holdout.jsonl"
+    before = journal.read_bytes()
+    calibration.measure_holdout(few, tmp_path)
+    assert journal.read_bytes() == before                          # a rerun of the same calibration adds nothing
+    assert len(calibration.read_holdout(tmp_path)) == 5
+    assert calibration.read_holdout(tmp_path, block="another calibration").empty
+
+
+def test_holdout_words_follow_a_known_table():
+    import pandas as pd
+
+    from starmind_lib.devices import calibration
+    held = pd.DataFrame({"model": ["a", "b", "c", "d"], "kernels": ["asm", "asm", "viper", "viper"],
+                         "weights": ["ram", "ram", "flash", "flash"], "error": [0.02, -0.2, 0.01, 0.03],
+                         "stated_range": [0.1, 0.1, 0.03, 0.03]})
+    t = calibration.holdout_table(held)
+    assert list(t["outside the range"]) == [1, 0] and list(t["worst model"]) == ["b", "d"]
+    assert calibration.holdout_words(held) == (
+        "the median error is 2.0 % to 11.0 % by kernels and weights mode, the worst -20 % (b, asm, weights in RAM), "
+        "and 1 of 4 predictions lie outside the range the planner states")
+    assert calibration.holdout_words(pd.DataFrame()).startswith("not measured for the planner's current constants")

@@ -347,7 +347,8 @@ def test_chapter_five_words_of_the_residual_scale_trace_follow_a_known_table():
         for h, d in ((1.0, shipped / 2), (0.5, shipped / 20 if role == "worst" else 0.008)):
             rows.append(dict(run_key=rk, role=role, variant_id=rk.upper(), n_params=1000, dim=8, n_layers=1,
                              n_heads=2, res_maxabs=res, shipped_headroom=2.0, shipped_bpc_delta=shipped,
-                             shipped_agreement=0.6, headroom=h, bpc_delta=d, greedy_agreement=0.9))
+                             shipped_agreement=0.6, headroom=h, bpc_delta=d, greedy_agreement=0.9,
+                             shipped_embed_steps_median=30.0, embed_steps_median=60.0 / h))
     rs = pd.DataFrame(rows)
     t = residual_scale_table(rs)
     assert list(t["configuration"]) == ["A", "B", "C"] and list(t["role"]) == ["worst", "worst", "median (control)"]
@@ -356,4 +357,5 @@ def test_chapter_five_words_of_the_residual_scale_trace_follow_a_known_table():
     assert residual_scale_words(rs) == {
         "rs_n_worst": "2 models", "rs_n_controls": "1 model", "rs_headrooms": "1 and 0.5", "rs_best_headroom": "0.5",
         "rs_median_shipped": "+0.6", "rs_median_best": "+0.03", "rs_worst_model": "A", "rs_worst_resmax": "300",
-        "rs_worst_shipped": "+0.8", "rs_worst_best": "+0.04", "rs_control_resmax": "20", "rs_control_move": "0.0035"}
+        "rs_worst_shipped": "+0.8", "rs_worst_best": "+0.04", "rs_control_resmax": "20", "rs_control_move": "0.0035",
+        "rs_embed_shipped": "30", "rs_embed_best": "120"}

@@ -195,3 +195,19 @@ def test_the_chapters_tokenizer_table_orders_rows_and_names_columns_for_a_reader
     assert list(shown["tokenizer"]) == ["char-64", "char-32-lc", "bpe-258", "bpe-512-lc"]
     assert "training time (s)" in shown.columns
     assert not any("_" in c or "<" in c for c in shown.columns), list(shown.columns)
+
+
+def test_chapter_two_numbers_take_the_first_bpe_that_merges_and_the_largest():
+    import pandas as pd
+
+    from starmind_lib.chapters.ch02_tokenizers import measured, tokenizer_numbers
+    rows = [{"kind": k, "requested_vocab_size": v, "lowercase": lc, "tokenizer": f"{k}{v}{'-lc' if lc else ''}",
+             "chars_per_token": cpt + (0.5 if lc else 0), "device_bytes_d64": 64 * v + 7, "merges_bytes": 3 * v,
+             "unk_rate": 0.01}
+            for k, v, cpt in (("bpe", 256, 1.0), ("bpe", 512, 2.0), ("bpe", 2048, 3.0), ("char", 40, 1.0))
+            for lc in (False, True)]
+    df = pd.DataFrame(rows)
+    assert tokenizer_numbers(df) == {"bpe_small": 512, "bpe_large": 2048, "bpe_cpt_small": 2.0, "bpe_cpt_large": 3.0,
+                                     "bpe_lc_cpt_large": 3.5, "bpe_bytes_large_d64": 131079, "bpe_merges_large": 6144}
+    with pytest.raises(KeyError, match=r"no row for char-96 \(lowercase=False\); measured: \['bpe2048'"):
+        measured(df, "char", 96, False, "unk_rate")

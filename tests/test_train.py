@@ -205,3 +205,16 @@ def test_chapter_03_states_the_seed_rule_the_book_applies():
         assert compare_values(a, b)["verdict"] == (NO_DIFF if holds_zero else REAL), (shift, ci)
         seen.add(holds_zero)
     assert seen == {True, False}      # both sides of the rule were tried
+
+
+def test_chapter_three_seed_words_follow_a_known_table():
+    import pandas as pd
+
+    from starmind_lib.chapters.ch03_training import seed_words
+    runs = pd.DataFrame({"tier": ["base"] * 5 + ["long"], "config_hash": ["a", "a", "a", "b", "b", "c"],
+                         "seed": [0, 1, 2, 0, 1, 0]})
+    finals = pd.DataFrame({"name": ["x", "x", "x", "y", "y"], "bpc": [2.0, 2.012, 2.004, 1.5, 1.534]})
+    assert seed_words(runs, finals) == {
+        "train_n_seeds": "2 to 3",
+        "train_seed_spread": "0.012 to 0.034 bits per character (largest minus smallest of 2 seeds)"}
+    assert seed_words(runs.iloc[:0], None) == {"train_n_seeds": "several (none trained yet)"}

@@ -126,3 +126,15 @@ def near_target(speeds, target: int):
         return None
     cand = cand.assign(_d=(cand["parameters"] - target).abs())
     return cand.sort_values(["_d", "window mean @133"], ascending=[True, False]).iloc[0]
+
+
+def best_near(runs, target: int, col: str = "tokens_per_s_133MHz"):
+    """The study or reference model nearest ``target`` parameters within NEAR, and its fastest run, from the
+    C runs table (``n_params``, ``source``, ``col``); None when none is in the window."""
+    lo, hi = NEAR
+    near = runs[(runs["n_params"] >= lo * target) & (runs["n_params"] <= hi * target)
+                & runs["source"].isin(["study", "reference"])]
+    if not len(near):
+        return None
+    near = near.assign(_dist=(near["n_params"] - target).abs()).sort_values(["_dist", col], ascending=[True, False])
+    return near.iloc[0]

@@ -100,3 +100,27 @@ def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """Every tokenizer measured, char before BPE, cased before lowercased, by size; reader's column names."""
     rows = df.sort_values(["kind", "lowercase", "requested_vocab_size"], ascending=[False, True, True])
     return rows[list(SUMMARY_LABELS)].rename(columns=SUMMARY_LABELS).reset_index(drop=True)
+
+
+def measured(df: pd.DataFrame, kind: str, vocab: int, lowercase: bool, column: str) -> float:
+    """One column of the tokenizer table's row for (kind, requested size, case); an error naming what was
+    measured when there is none."""
+    row = df[(df["kind"] == kind) & (df["requested_vocab_size"] == vocab) & (df["lowercase"] == lowercase)]
+    if row.empty:
+        raise KeyError(f"no row for {kind}-{vocab} (lowercase={lowercase}); measured: {sorted(set(df.tokenizer))}")
+    return float(row.iloc[-1][column])
+
+
+def tokenizer_numbers(df: pd.DataFrame) -> dict:
+    """The prose numbers of chapter 02 on BPE (glue name -> value): the smallest BPE that merges anything and the
+    largest one measured, their characters per token (cased; the largest also lowercased), and the largest one's
+    device bytes at dimension 64 and merge-table bytes."""
+    sizes = sorted(set(df.loc[df["kind"] == "bpe", "requested_vocab_size"]))
+    small = next((v for v in sizes if v > 258), sizes[0])   # 256 bytes + BOS + EOS: the first that merges
+    large = sizes[-1]
+    return {"bpe_small": int(small), "bpe_large": int(large),
+            "bpe_cpt_small": measured(df, "bpe", small, False, "chars_per_token"),
+            "bpe_cpt_large": measured(df, "bpe", large, False, "chars_per_token"),
+            "bpe_lc_cpt_large": measured(df, "bpe", large, True, "chars_per_token"),
+            "bpe_bytes_large_d64": int(measured(df, "bpe", large, False, "device_bytes_d64")),
+            "bpe_merges_large": int(measured(df, "bpe", large, False, "merges_bytes"))}

@@ -156,3 +156,20 @@ def seed_final_table(study_runs: pd.DataFrame, hashes: list[str], tier: str = "b
     sel = study_runs[(study_runs["tier"] == tier) & study_runs["config_hash"].isin(hashes)]
     out = sel[["name", "n_params", "seed", "lr", "bpc", "bpc_ci_low", "bpc_ci_high", "prefix_bpc"]]
     return out.sort_values(["n_params", "seed"]).reset_index(drop=True)
+
+
+def seed_words(study_runs: pd.DataFrame, finals: pd.DataFrame | None) -> dict[str, str]:
+    """How many seeds the base tier's configurations have ('3', '2 to 3', or none yet) and, given the final
+    scores of the chapter's seed configurations (:func:`seed_final_table`), their spread: '0.012 to 0.034 bits
+    per character (largest minus smallest of 3 seeds)'."""
+    from ..numbers import fmt_num
+    base = study_runs[study_runs["tier"] == "base"] if len(study_runs) else study_runs
+    n = sorted(set(base.groupby("config_hash")["seed"].nunique())) if len(base) else []
+    out = {"train_n_seeds": "several (none trained yet)" if not n else str(n[0]) if len(n) == 1
+           else f"{n[0]} to {n[-1]}"}
+    if finals is not None and len(finals):
+        spread = finals.groupby("name")["bpc"].agg(lambda b: b.max() - b.min())
+        lo, hi = fmt_num(spread.min(), 2), fmt_num(spread.max(), 2)
+        out["train_seed_spread"] = (f"{lo if lo == hi else f'{lo} to {hi}'} bits per character (largest minus "
+                                    f"smallest of {finals.groupby('name').size().min()} seeds)")
+    return out

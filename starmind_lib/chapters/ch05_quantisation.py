@@ -195,7 +195,8 @@ def residual_scale_words(rs: pd.DataFrame) -> dict[str, str]:
     best = float(by_h.idxmin())
     first = worst.drop_duplicates("run_key")
     top = first.sort_values("shipped_bpc_delta").iloc[-1]
-    top_best = worst[(worst["run_key"] == top["run_key"]) & (worst["headroom"] == best)]["bpc_delta"]
+    top_at_best = worst[(worst["run_key"] == top["run_key"]) & (worst["headroom"] == best)]
+    top_best = top_at_best["bpc_delta"]
     move = (ctrl["bpc_delta"] - ctrl["shipped_bpc_delta"]).abs().max() if len(ctrl) else float("nan")
     cost = lambda v: f"{'+' if v >= 0 else '−'}{fmt_num(abs(v), sig=2)}"  # noqa: E731
     return {"rs_n_worst": plural(first["run_key"].nunique(), "model"),
@@ -208,6 +209,9 @@ def residual_scale_words(rs: pd.DataFrame) -> dict[str, str]:
             "rs_worst_resmax": fmt_num(float(top["res_maxabs"]), sig=3),
             "rs_worst_shipped": cost(float(top["shipped_bpc_delta"])),
             "rs_worst_best": cost(float(top_best.iloc[0])) if len(top_best) else "n/a",
+            "rs_embed_shipped": fmt_num(float(top["shipped_embed_steps_median"]), sig=2),
+            "rs_embed_best": fmt_num(float(top_at_best["embed_steps_median"].iloc[0]), sig=2) if len(top_at_best)
+            else "n/a",
             "rs_control_resmax": fmt_num(float(ctrl.drop_duplicates("run_key")["res_maxabs"].median()), sig=3)
             if len(ctrl) else "n/a",
             "rs_control_move": fmt_num(float(move), sig=2) if len(ctrl) else "n/a"}

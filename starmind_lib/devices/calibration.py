@@ -237,19 +237,46 @@ def measure_holdout(rows: list[dict], results_dir, profile: str = "") -> list[di
     return [r for r in table.rows() if r.get("calibration") == cal]
 
 
-def holdout_summary(errs: list[tuple[float, str]]) -> list[str]:
-    """One line per kernels/weights group: how many held-out predictions, the median and worst error, and how many
-    lie outside the planner's stated range."""
-    groups: dict[str, list[tuple[float, str]]] = {}
-    for e, name in errs:
-        groups.setdefault(name.split("/", 1)[1], []).append((e, name))
-    lines = []
-    for g, es in sorted(groups.items()):
-        tol = planner.SPEED_TOLERANCE_BY_KERNELS.get(g.split("/")[0], planner.SPEED_TOLERANCE)
-        a = sorted(abs(e) for e, _ in es)
-        lines.append(f"{g}: {len(es)} models held out, median error {np.median(a):.1%}, worst {es[0][0]:+.1%} "
-                     f"({es[0][1].split('/')[0]}), {sum(x > tol for x in a)} outside the stated +-{tol:.0%}")
-    return lines
+def read_holdout(results_dir, block: str | None = None):
+    """The held-out rows of the committed calibration (``block``: planner.py's) from
+    ``<results_dir>/device/planner_holdout``; empty when that calibration has none (refit since)."""
+    import pandas as pd
+
+    from ..provenance import ResultTable
+    cal = calibration_id(block if block is not None else committed_block())
+    rows = [r for r in ResultTable(Path(results_dir).joinpath(*HOLDOUT_TABLE), key="key").rows()
+            if r.get("calibration") == cal]
+    return pd.DataFrame(rows)
+
+
+def holdout_table(held) -> "pd.DataFrame":
+    """Per kernels and weights: models held out, the median and worst error of their predicted speed, and how
+    many lie outside the planner's stated range."""
+    import pandas as pd
+    if held.empty:
+        return pd.DataFrame()
+    out = []
+    for (k, w), g in held.groupby(["kernels", "weights"]):
+        worst = g.loc[g["error"].abs().idxmax()]
+        out.append({"kernels": k, "weights": w, "models held out": len(g),
+                    "median |error| (%)": 100 * float(g["error"].abs().median()),
+                    "worst error (%)": 100 * float(worst["error"]), "worst model": worst["model"],
+                    "stated range (± %)": 100 * float(g["stated_range"].iloc[0]),
+                    "outside the range": int((g["error"].abs() > g["stated_range"]).sum())})
+    return pd.DataFrame(out)
+
+
+def holdout_words(held) -> str:
+    """The held-out errors in one clause (or why there are none)."""
+    t = holdout_table(held)
+    if t.empty:
+        return ("not measured for the planner's current constants (run `make bench-planner`, which writes "
+                "`device/planner_holdout`)")
+    w = t.loc[t["worst error (%)"].abs().idxmax()]
+    return (f"the median error is {t['median |error| (%)'].min():.1f} % to {t['median |error| (%)'].max():.1f} % "
+            f"by kernels and weights mode, the worst {w['worst error (%)']:+.0f} % ({w['worst model']}, "
+            f"{w['kernels']}, weights in {w['weights'].replace('ram', 'RAM')}), and {int(t['outside the range'].sum())} "
+            f"of {int(t['models held out'].sum())} predictions lie outside the range the planner states")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,11 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"planner speed, leave one model out ({len(rows)} rows of the emulated stock firmware; a prediction, "
               "checked against measurements it was not fitted to):")
         held = measure_holdout(rows, args.results_dir, profile="full")
-        errs = sorted(((r["error"], f"{r['model']}/{r['kernels']}/{r['weights']}") for r in held),
-                      key=lambda e: -abs(e[0]))
-        for line in holdout_summary(errs):
-            print("  " + line)
-        print(f"  ({len(held)} rows in {Path(args.results_dir).joinpath(*HOLDOUT_TABLE)}.jsonl)")
+        import pandas as pd
+        with pd.option_context("display.width", 200, "display.precision", 1):
+            print(holdout_table(pd.DataFrame(held)).to_string(index=False))
+        print(f"  {holdout_words(pd.DataFrame(held))} ({len(held)} rows in "
+              f"{Path(args.results_dir).joinpath(*HOLDOUT_TABLE)}.jsonl)")
         return 0
     block = calibration_block(rows)
     print(block)
