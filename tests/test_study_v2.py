@@ -294,6 +294,14 @@ def test_a_run_that_raises_is_an_error_row_naming_it_the_others_are_trained_and_
     [error] = [json.loads(line) for line in errors.read_text().splitlines()]
     assert (error["run_key"], error["name"], error["tier"], error["error"]) == (
         broken.run_key, name, "untuned", "RuntimeError: CUDA out of memory (stand-in)")
+    assert error["attempt"] == f"{broken.run_key}@{error['timestamp']}"
+    # failing again is a second attempt in the log (not dropped as a repeated key)
+    trained.clear()
+    run_study(study, prepared, tmp_path / "results", tmp_path / "runs", progress=True)
+    assert trained == [broken.run_key]
+    attempts = [json.loads(line) for line in errors.read_text().splitlines()]
+    assert [a["run_key"] for a in attempts] == [broken.run_key] * 2 and attempts[0]["attempt"] != attempts[1]["attempt"]
+    capsys.readouterr()
     # the rerun (the failure gone) trains that run and nothing else; the raw journal holds each run once
     trained.clear()
     monkeypatch.setattr(st, "train_job_group", lambda unit, *args: trained.extend(j.run_key for j in unit)

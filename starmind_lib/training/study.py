@@ -178,7 +178,9 @@ def run_study(study: StudyConfig, data_dir: str | Path, results_dir: str | Path,
     from ..provenance import ResultTable, provenance
 
     table = results_table(results_dir)
-    errors = ResultTable(Path(results_dir) / TABLE_STEM[0] / "study_v2_errors", key="run_key")
+    # every failed attempt (keyed by run and time): a run that fails twice is logged twice; its row in the
+    # study table, once a retry trains it, is what says it succeeded
+    errors = ResultTable(Path(results_dir) / TABLE_STEM[0] / "study_v2_errors", key="attempt")
     configs = distinct_configs(grid(study.grid), study.seq_len)
     if stacked is None:
         from .train import resolve_device
@@ -204,8 +206,9 @@ def run_study(study: StudyConfig, data_dir: str | Path, results_dir: str | Path,
         for job, row, err in _run_pool(units, (study, str(data_dir), str(runs_dir)), study.workers, remaining,
                                        pending):
             if err is not None:
-                errors.append({"run_key": job.run_key, "name": job.config["name"], "tier": tier,
-                               "error": err, **provenance(profile=profile)})
+                prov = provenance(profile=profile)
+                errors.append({"attempt": f"{job.run_key}@{prov['timestamp']}", "run_key": job.run_key,
+                               "name": job.config["name"], "tier": tier, "error": err, **prov})
                 print(f"study: {job.run_key} ({job.config['name']}) failed: {err}")
                 continue
             if not table.append({**row, **provenance(profile=profile)}):

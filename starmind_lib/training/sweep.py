@@ -253,7 +253,7 @@ def run_sweep(sweep: SweepConfig, data_dir: str | Path, results_dir: str | Path,
     from ..provenance import ResultTable, provenance
 
     table = results_table(results_dir)
-    errors = ResultTable(Path(results_dir) / TABLE_STEM[0] / "errors", key="variant_id")
+    errors = ResultTable(Path(results_dir) / TABLE_STEM[0] / "errors", key="attempt")   # every failed attempt
     todo = pending_variants(sweep, table)
     bar = tqdm(total=len(todo), desc=f"sweep[{sweep.backend}x{sweep.workers}]", disable=not progress,
                unit="model", mininterval=5)
@@ -264,7 +264,9 @@ def run_sweep(sweep: SweepConfig, data_dir: str | Path, results_dir: str | Path,
         bar.update(1)
         if error is not None:
             failed.append(variant["variant_id"])
-            errors.append({"variant_id": variant["variant_id"], "error": error, **provenance(profile=profile)})
+            prov = provenance(profile=profile)
+            errors.append({"attempt": f"{variant['variant_id']}@{prov['timestamp']}", "variant_id": variant["variant_id"],
+                           "error": error, **prov})
             return
         table.append({**row, **{k: v for k, v in base.items() if k != "timestamp"},
                       "timestamp": provenance()["timestamp"]})
