@@ -162,22 +162,12 @@ def read_residual_scale(results_dir):
 
 
 def main(argv=None) -> int:
-    import argparse
-    import json
-    p = argparse.ArgumentParser(prog="python -m starmind_lib.quant.residual_scale",
-                                description="Re-quantise chapter 05's worst and median models at other residual "
-                                            "scales and score them on the whole validation split (resumes)")
-    p.add_argument("--results-dir", default="data/results")
-    p.add_argument("--runs-dir", default="data/runs")
-    p.add_argument("--params", default="{}", help="ResidualScaleConfig parameters as JSON")
-    p.add_argument("--profile", default="full")
-    p.add_argument("--data-source", default="tinystories")
-    p.add_argument("--data-dir", default="", help="raw corpus directory (only to prepare missing data)")
-    p.add_argument("--shard", default="0/1", help="K/N: this process takes every N-th run from the K-th")
-    a = p.parse_args(argv)
-    k, n = (int(x) for x in a.shard.split("/"))
-    df = run_residual_scale(ResidualScaleConfig.from_params(json.loads(a.params)), a.results_dir, a.runs_dir,
-                            profile=a.profile, data_source=a.data_source, raw_data_dir=a.data_dir, shard=(k, n))
+    from .stage import stage_args
+    a, cfg, shard = stage_args("starmind_lib.quant.residual_scale", "Re-quantise chapter 05's worst and median "
+                               "models at other residual ranges and score them on the whole validation split "
+                               "(resumes)", ResidualScaleConfig, argv)
+    df = run_residual_scale(cfg, a.results_dir, a.runs_dir, profile=a.profile, data_source=a.data_source,
+                            raw_data_dir=a.data_dir, shard=shard)
     print(f"residual scale: {df['run_key'].nunique() if len(df) else 0} runs, {len(df)} rows in "
           f"{results_table(a.results_dir).journal}")
     return 0

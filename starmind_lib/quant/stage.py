@@ -209,23 +209,28 @@ def _text_spec(data_dir, spec: str):
     return text_spec_from_tokenizer(load_tokenizer(path)) if path.exists() else None
 
 
-def main(argv=None) -> int:
+def stage_args(module: str, description: str, config_cls, argv=None):
+    """The command line of a chapter-05 stage over Study v2's runs: (arguments, its config, (k, n) shard)."""
     import argparse
     import json
-    p = argparse.ArgumentParser(prog="python -m starmind_lib.quant.stage",
-                                description="Quantise Study v2's runs and score every scheme on the whole "
-                                            "validation split (resumes)")
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=description)
     p.add_argument("--results-dir", default="data/results")
     p.add_argument("--runs-dir", default="data/runs")
-    p.add_argument("--params", default="{}", help="QuantConfig parameters as JSON")
+    p.add_argument("--params", default="{}", help=f"{config_cls.__name__} parameters as JSON")
     p.add_argument("--profile", default="full")
     p.add_argument("--data-source", default="tinystories")
     p.add_argument("--data-dir", default="", help="raw corpus directory (only to prepare missing data)")
     p.add_argument("--shard", default="0/1", help="K/N: this process takes every N-th run from the K-th")
     a = p.parse_args(argv)
     k, n = (int(x) for x in a.shard.split("/"))
-    df = run_quant(QuantConfig.from_params(json.loads(a.params)), a.results_dir, a.runs_dir, profile=a.profile,
-                   data_source=a.data_source, raw_data_dir=a.data_dir, shard=(k, n))
+    return a, config_cls.from_params(json.loads(a.params)), (k, n)
+
+
+def main(argv=None) -> int:
+    a, cfg, shard = stage_args("starmind_lib.quant.stage", "Quantise Study v2's runs and score every scheme on "
+                               "the whole validation split (resumes)", QuantConfig, argv)
+    df = run_quant(cfg, a.results_dir, a.runs_dir, profile=a.profile, data_source=a.data_source,
+                   raw_data_dir=a.data_dir, shard=shard)
     bad = df[df["error"].fillna("") != ""] if "error" in df else df.iloc[:0]
     print(f"quant: {df['run_key'].nunique() if 'run_key' in df else 0} runs, {len(df)} rows "
           f"({len(bad)} with an error) in {results_table(a.results_dir).journal}")
