@@ -98,14 +98,15 @@ check_notebook_params("06_device", globals())
 
 # %%
 import altair as alt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 from myst_nb import glue
 
 from starmind_lib.bench.device import DeviceBenchConfig, run_bench
-from starmind_lib.bench.device_results import (CONTEXT_TARGETS, NEAR, best_near, context_speeds, in_window,
-                                                near_target, read_profile, read_runs, summary, target_verdict)
+from starmind_lib.bench.device_results import (CONTEXT_TARGETS, ISOLATED, NEAR, best_near, context_speeds,
+                                                in_window, isolated_glue_name, isolated_speedups, near_target,
+                                                read_profile, read_runs, reference_runs, speed_hierarchy, summary,
+                                                target_verdict)
 from starmind_lib.chapters.ch04_architecture import AXIS_LABELS
 from starmind_lib.devices.flashcache import MISS_PENALTY_CYCLES
 from starmind_lib.book.figures import show, table
@@ -187,7 +188,7 @@ table(k[["kernel", "weights", "cycles_per_mac_raw", "cycles_per_mac"]].rename(co
 
 # %%
 ok = runs[runs["status"] == "ok"].copy()
-base = ok[(ok["scheme"] == "int8") & (ok["weights"] == "flash") & ok["kv_cache"]].copy()
+base = reference_runs(ok).copy()
 base["kind"] = base["source"].map({"study": "trained (study)", "reference": "trained (reference)",
                                    "size_probe": "untrained size probe"})
 chart = alt.Chart(base).mark_point(filled=True, size=60, opacity=0.8).encode(
@@ -348,13 +349,7 @@ table(named.drop(columns="source"),
 # the slowest model, and rank the hyperparameters by the median ratio over their groups.
 
 # %%
-fixed = base[base["source"].eq("study") & base["budget"].notna()]
-spread = (fixed.groupby(["axis", "group"])["tokens_per_s_133MHz"]
-          .agg(lambda s: s.max() / s.min() if len(s) > 1 else np.nan).dropna().rename("spread").reset_index())
-hier = (spread.groupby("axis")["spread"].agg(["median", "max", "count"]).sort_values("median", ascending=False)
-        .reset_index().rename(columns={"median": "median fastest/slowest", "max": "largest ratio",
-                                       "count": "groups"}))
-hier["axis"] = hier["axis"].map(lambda a: AXIS_LABELS.get(a, a).replace("budget: ", ""))   # words, not code names
+hier = speed_hierarchy(base, AXIS_LABELS)   # the axes in words, not code names
 glue("top_axis", str(hier["axis"].iloc[0]) if len(hier) else "n/a (no fixed-budget groups in this build)",
      display=False)
 if len(hier):
@@ -390,25 +385,10 @@ table(hier, caption="Hyperparameters ranked by their speed effect at a fixed par
 glue("sram_max_params", int(sram_max_params), display=False)
 glue("nokv_max_params", int(nokv_max_params), display=False)
 glue("float_max_params", int(float_max_params), display=False)
-key_cols = ["model_id", "n_params"]
-ref_runs = base.set_index("model_id")["tokens_per_s_133MHz"]
-variants = {"KV cache off": (ok["scheme"] == "int8") & (ok["weights"] == "flash") & ~ok["kv_cache"],
-            "float32, flash": (ok["scheme"] == "float32") & (ok["weights"] == "flash") & ok["kv_cache"],
-            "float32, SRAM": (ok["scheme"] == "float32") & (ok["weights"] == "sram") & ok["kv_cache"],
-            "int8, SRAM": (ok["scheme"] == "int8") & (ok["weights"] == "sram") & ok["kv_cache"]}
-rows = []
-for label, mask in variants.items():
-    sub = ok[mask]
-    for _, r in sub.iterrows():
-        if r["model_id"] in ref_runs.index:
-            rows.append({"model_id": r["model_id"], "n_params": r["n_params"], "setting": label,
-                         "speedup": r["tokens_per_s_133MHz"] / ref_runs[r["model_id"]]})
-iso = pd.DataFrame(rows, columns=["model_id", "n_params", "setting", "speedup"])
-for label, g in iso.groupby("setting"):
-    glue("iso_" + label.replace(", ", "_").replace(" ", "_").lower(), float(g["speedup"].median()), display=False)
-for label in variants:
-    if label not in set(iso["setting"]):
-        glue("iso_" + label.replace(", ", "_").replace(" ", "_").lower(), float("nan"), display=False)
+iso = isolated_speedups(ok)
+for label in ISOLATED:
+    g = iso[iso["setting"] == label]
+    glue(isolated_glue_name(label), float(g["speedup"].median()) if len(g) else float("nan"), display=False)
 if len(iso):
     display(show(alt.Chart(iso).mark_point(filled=True, size=50).encode(
         x=alt.X("n_params:Q", scale=alt.Scale(type="log"), title="parameters (log scale)"),

@@ -424,3 +424,23 @@ def test_chapter_six_s_best_near_is_the_nearest_study_model_and_its_fastest_run(
     assert (r["model_id"], r["tokens_per_s_133MHz"]) == ("near-fast", 200.0)   # nearest count, then the faster
     assert best_near(runs, 1_000) is None                                      # nothing within 0.75x-1.33x
     assert best_near(runs[runs["model_id"].isin(["far", "crafted"])], 10_000) is None   # crafted: no study model
+
+
+def test_chapter_six_isolated_speedups_and_speed_hierarchy_follow_a_known_table():
+    from starmind_lib.bench.device_results import isolated_glue_name, isolated_speedups, speed_hierarchy
+    runs = pd.DataFrame({
+        "model_id": ["a", "a", "a", "b", "b", "c", "d"], "n_params": [10, 10, 10, 20, 20, 30, 40],
+        "scheme": ["int8", "int8", "float32", "int8", "int8", "int8", "int8"],
+        "weights": ["flash", "flash", "sram", "flash", "sram", "flash", "flash"],
+        "kv_cache": [True, False, True, True, True, True, True],
+        "tokens_per_s_133MHz": [100.0, 25.0, 50.0, 40.0, 60.0, 80.0, 20.0],
+        "source": ["study"] * 7, "budget": [1.0] * 7, "axis": ["x", "x", "x", "y", "y", "x", "y"],
+        "group": ["g1", "g1", "g1", "g2", "g2", "g1", "g2"]})
+    iso = isolated_speedups(runs)
+    assert sorted(zip(iso["model_id"], iso["setting"], iso["speedup"])) == [
+        ("a", "KV cache off", 0.25), ("a", "float32, SRAM", 0.5), ("b", "int8, SRAM", 1.5)]
+    assert isolated_glue_name("float32, SRAM") == "iso_float32_sram"
+    hier = speed_hierarchy(runs[runs["kv_cache"] & (runs["scheme"] == "int8") & (runs["weights"] == "flash")],
+                           {"x": "budget: width"})
+    # g1 (axis x): a 100 and c 80 -> 1.25; g2 (axis y): b 40 and d 20 -> 2.0
+    assert list(zip(hier["axis"], hier["median fastest/slowest"], hier["groups"])) == [("y", 2.0, 1), ("width", 1.25, 1)]

@@ -135,6 +135,17 @@ def _c_largest():
     return c.loc[c["n_params"].idxmax()]
 
 
+def _iso(scheme, weights, kv):
+    """The median speed-up of one setting over the same model's int8 / flash / KV-cache run."""
+    c = _read("device/c_runs")
+    c = c[c["status"] == "ok"]
+    ref = c[(c["scheme"] == "int8") & (c["weights"] == "flash") & c["kv_cache"].astype(bool)]
+    ref = ref.set_index("model_id")["tokens_per_s_133MHz"]
+    one = c[(c["scheme"] == scheme) & (c["weights"] == weights) & (c["kv_cache"].astype(bool) == kv)]
+    one = one[one["model_id"].isin(ref.index)]
+    return float(pd.Series(one["tokens_per_s_133MHz"].to_numpy() / ref[one["model_id"]].to_numpy()).median())
+
+
 def _c_best_near(target):
     """The study or reference model nearest ``target`` parameters (0.75x to 1.33x), its fastest int8
     KV-cache run."""
@@ -290,6 +301,9 @@ EXPECTED = {
        for n, t in (("10k", 10_000), ("100k", 100_000))
        for k, col in (("full133", "tokens_per_s_full_133MHz"), ("full125", "tokens_per_s_full_125MHz"),
                       ("long133", "tokens_per_s_long_133MHz"))},
+    **{("06_device", f"iso_{name}"): (lambda a=args: _iso(*a))
+       for name, args in (("kv_cache_off", ("int8", "flash", False)), ("float32_flash", ("float32", "flash", True)),
+                          ("float32_sram", ("float32", "sram", True)), ("int8_sram", ("int8", "sram", True)))},
     ("06b_micropython", "mp_n_rows"): lambda: len(_mp_current()),
     ("06b_micropython", "mp_n_models"): lambda: _mp_current()["model"].nunique(),
     ("06b_micropython", "mp_n_ok"): lambda: len(_mp_ok()),
@@ -376,8 +390,6 @@ EXEMPT = {
                   "largest_trained": "a sentence", "dot_share": "the cycle profile's range",
                   "top_axis": "a name", "sram_max_params": "a parameter of the isolation runs",
                   "nokv_max_params": "a parameter", "float_max_params": "a parameter",
-                  "iso_kv_cache_off": "a median of paired runs", "iso_float32_sram": "a median of paired runs",
-                  "iso_float32_flash": "a median of paired runs", "iso_int8_sram": "a median of paired runs",
                   "n_tokens_g": "a parameter", "n_prompt_g": "a parameter", "smallest_nofit": "a sentence",
                   "weights_sources": "a sentence of counts by weights_source", "long_tokens_g": "a parameter",
                   "near_window": "a constant (bench.device.NEAR)", "ctx_10k_model": "a name",

@@ -138,3 +138,44 @@ def best_near(runs, target: int, col: str = "tokens_per_s_133MHz"):
         return None
     near = near.assign(_dist=(near["n_params"] - target).abs()).sort_values(["_dist", col], ascending=[True, False])
     return near.iloc[0]
+
+
+# Chapter 06's isolated settings: each changed alone against the int8 / flash / KV-cache run of the same model.
+ISOLATED = {"KV cache off": ("int8", "flash", False), "float32, flash": ("float32", "flash", True),
+            "float32, SRAM": ("float32", "sram", True), "int8, SRAM": ("int8", "sram", True)}
+
+
+def reference_runs(ok):
+    """The int8 / flash / KV-cache runs (chapter 06's reference setting) of the successful C runs."""
+    return ok[(ok["scheme"] == "int8") & (ok["weights"] == "flash") & ok["kv_cache"]]
+
+
+def isolated_speedups(ok):
+    """Per model and isolated setting: its tokens/s over the same model's reference run."""
+    import pandas as pd
+    ref = reference_runs(ok).set_index("model_id")["tokens_per_s_133MHz"]
+    rows = []
+    for label, (scheme, weights, kv) in ISOLATED.items():
+        sub = ok[(ok["scheme"] == scheme) & (ok["weights"] == weights) & (ok["kv_cache"] == kv)]
+        rows += [{"model_id": r.model_id, "n_params": r.n_params, "setting": label,
+                  "speedup": r.tokens_per_s_133MHz / ref[r.model_id]}
+                 for r in sub.itertuples() if r.model_id in ref.index]
+    return pd.DataFrame(rows, columns=["model_id", "n_params", "setting", "speedup"])
+
+
+def isolated_glue_name(label: str) -> str:
+    return "iso_" + label.replace(", ", "_").replace(" ", "_").lower()
+
+
+def speed_hierarchy(base, labels: dict | None = None):
+    """Hyperparameters ranked by speed effect at a fixed budget: within each fixed-budget group of the study's
+    reference runs, the fastest over the slowest model; per axis the median and largest ratio and the groups."""
+    import numpy as np
+    fixed = base[base["source"].eq("study") & base["budget"].notna()]
+    spread = (fixed.groupby(["axis", "group"])["tokens_per_s_133MHz"]
+              .agg(lambda s: s.max() / s.min() if len(s) > 1 else np.nan).dropna().rename("spread").reset_index())
+    hier = (spread.groupby("axis")["spread"].agg(["median", "max", "count"]).sort_values("median", ascending=False)
+            .reset_index().rename(columns={"median": "median fastest/slowest", "max": "largest ratio",
+                                           "count": "groups"}))
+    hier["axis"] = hier["axis"].map(lambda a: (labels or {}).get(a, a).replace("budget: ", ""))
+    return hier
