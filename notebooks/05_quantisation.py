@@ -217,35 +217,30 @@ show(chart, alt_text="Scatter plot of the fraction of positions where the intege
 #
 # The engine keeps the residual stream in 16-bit integers on one scale per model, set so that
 # twice the largest residual value seen on the calibration windows fills the range (the
-# *headroom* is 2). In the models it hurts most, a few residual values are far larger than the
-# rest: {glue:text}`rs_worst_resmax` in {glue:text}`rs_worst_model`, against a median of
-# {glue:text}`rs_control_resmax` in the control models below. That largest value sets the step
-# of every channel: in {glue:text}`rs_worst_model` the largest element of the median embedding
-# row enters the stream as {glue:text}`rs_embed_shipped` steps, its smaller elements as a few.
-# To test this, the {glue:text}`rs_n_worst` with the largest costs, and
-# {glue:text}`rs_n_controls` at the median cost as controls, were quantised again with the
-# residual range at {glue:text}`rs_headrooms` times that largest value (below 1 the largest
-# values are clipped), every other constant, the calibration windows and the whole-split
-# evaluation unchanged (`python -m starmind_lib.quant.residual_scale`; at the shipped headroom
-# it reproduces this chapter's cost exactly, which a test checks). At a headroom of
-# {glue:text}`rs_best_headroom` the median cost of the worst models falls from
-# {glue:text}`rs_median_shipped` to {glue:text}`rs_median_best` bpc, and the worst model's from
-# {glue:text}`rs_worst_shipped` to {glue:text}`rs_worst_best`; the controls' costs move by at most
-# {glue:text}`rs_control_move` bpc (the worst model's embedding row then takes
-# {glue:text}`rs_embed_best` steps). So the largest costs come from the residual scale, not from
-# the weights' or the other activations' int8. These are single runs of a few models, each scored
-# once: the device files, chapter 06 and every other number in this book still use the shipped
-# headroom of 2, and a smaller one has not been tried on every model or on the device runtimes.
+# *headroom* is 2). In the model the engine hurts most, {glue:text}`rs_worst_model`, the largest
+# residual value is {glue:text}`rs_worst_resmax`, against a median of
+# {glue:text}`rs_control_resmax` in the control models below; that value sets the step of every
+# channel, and the largest element of its median embedding row enters the stream as
+# {glue:text}`rs_embed_shipped` steps. To test whether this is where the cost comes from, the
+# {glue:text}`rs_n_worst` with the largest costs, and {glue:text}`rs_n_controls` at the median
+# cost as controls, were quantised again with the residual range at {glue:text}`rs_headrooms`
+# times that largest value (below 1 the largest values are clipped), every other constant, the
+# calibration windows and the whole-split evaluation unchanged
+# (`python -m starmind_lib.quant.residual_scale`; at the shipped headroom it reproduces this
+# chapter's cost exactly, which a test checks). {glue:text}`rs_finding` These are single runs
+# of a few models, each scored once: the device files, chapter 06 and every other number in
+# this book still use the shipped headroom of 2, and a smaller one has not been tried on every
+# model or on the device runtimes.
 
 # %%
+rs_cfg = rscale.ResidualScaleConfig.from_params({"headrooms": residual_headrooms, "worst": residual_worst,
+                                                 "controls": residual_controls, "calib_windows": calib_windows,
+                                                 "tier": tier, "study_data_dir": study_data_dir})
 if recompute:
-    rs_cfg = rscale.ResidualScaleConfig.from_params({"headrooms": residual_headrooms, "worst": residual_worst,
-                                                     "controls": residual_controls, "calib_windows": calib_windows,
-                                                     "study_data_dir": study_data_dir})
     rs = rscale.run_residual_scale(rs_cfg, results_dir, runs_dir, profile=profile, data_source=data_source,
                                    raw_data_dir=data_dir)
 else:
-    rs = rscale.read_residual_scale(results_dir)
+    rs = rscale.read_residual_scale(results_dir, rs_cfg)     # the rows of this trace (its settings, not its paths)
 for name, value in residual_scale_words(rs).items():
     glue(name, value, display=False)
 if len(rs):

@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         return AREAS[args.area][1](args)
     except BoardStartError as e:   # no firmware, no Node.js, no rp2040js: one line that says what to give
         hint = (" (give the MicroPython firmware image with --port emulated:FIRMWARE.bin or STARMIND_FIRMWARE="
-                "FIRMWARE.bin; README, 'Running chapter 06 with a real Pico')" if "firmware" in str(e) else "")
+                "FIRMWARE.bin; README, 'Running chapter 06 with a real Pico')" if "firmware image" in str(e) else "")
         print(f"starmind: the board could not start: {e}{hint}", file=sys.stderr)
         return 2
 

@@ -301,7 +301,7 @@ def test_residual_scale_reproduces_chapter_five_at_the_shipped_headroom_and_resu
     q = stage.run_quant(cfg, tmp_path / "results", tmp_path / "runs", progress=False)
     capsys.readouterr()
     rcfg = rs.ResidualScaleConfig.from_params({"headrooms": [2.0, 0.5], "worst": 1, "controls": 0,
-                                               "calib_windows": 4, "study_data_dir": str(data_dir)})
+                                               "calib_windows": 4, "study_data_dir": str(data_dir), "tier": "long"})
     df = rs.run_residual_scale(rcfg, tmp_path / "results", tmp_path / "runs", profile="test")
     assert sorted(df["key"]) == ["r1/0.5", "r1/2"] and set(df["role"]) == {"worst"}
     eng = q[q["scheme"] == "int8_engine"].iloc[0]
@@ -313,6 +313,10 @@ def test_residual_scale_reproduces_chapter_five_at_the_shipped_headroom_and_resu
     assert at2["embed_steps_median"] == at2["shipped_embed_steps_median"]
     assert df[df["headroom"] == 0.5].iloc[0]["embed_steps_median"] == pytest.approx(4 * at2["embed_steps_median"],
                                                                                      rel=1e-3)
+    assert list(df["effective_headroom"]) == pytest.approx(list(df["headroom"]), rel=1e-3)   # no bound binds here
+    # the chapter reads the rows of its trace, wherever the data was read from
+    assert len(rs.read_residual_scale(tmp_path / "results", rcfg.replace(study_data_dir=""))) == 2
+    assert rs.read_residual_scale(tmp_path / "results", rcfg.replace(worst=2)).empty
     journal = tmp_path / "results" / "quant" / "residual_scale.jsonl"
     before = journal.read_bytes()
     rs.run_residual_scale(rcfg, tmp_path / "results", tmp_path / "runs")
@@ -327,8 +331,9 @@ def test_residual_scale_rejects_bad_headrooms_and_picks_worst_then_median():
         rs.ResidualScaleConfig.from_params({"headrooms": [0]})
     with pytest.raises(ValueError, match=r"res_headroom 0: want 0 < res_headroom <= 16"):
         quant.to_int8_engine(None, quant.Trace(), res_headroom=0)
-    q = pd.DataFrame({"run_key": list("abcdef"), "scheme": "int8_engine", "error": ["", "", "", "", "", "x"],
-                      "bpc_delta": [0.9, 0.01, 0.02, 0.03, 0.5, 5.0], "variant_id": list("ABCDEF")})
+    q = pd.DataFrame({"run_key": list("abcdefg"), "scheme": "int8_engine", "error": ["", "", "", "", "", "x", ""],
+                      "bpc_delta": [0.9, 0.01, 0.02, 0.03, 0.5, 5.0, 7.0], "variant_id": list("ABCDEFG"),
+                      "tier": ["base"] * 6 + ["long"]})       # g: another tier's run, not chapter 05's
     picks = rs.pick_runs(q, rs.ResidualScaleConfig(worst=2, controls=2))
     # the median of the five without an error is d's 0.03: d, then c (0.01 from it)
     assert [(p["run_key"], p["role"]) for p in picks] == [("a", "worst"), ("e", "worst"), ("d", "control"),
@@ -349,13 +354,28 @@ def test_chapter_five_words_of_the_residual_scale_trace_follow_a_known_table():
                              n_heads=2, res_maxabs=res, shipped_headroom=2.0, shipped_bpc_delta=shipped,
                              shipped_agreement=0.6, headroom=h, bpc_delta=d, greedy_agreement=0.9,
                              shipped_embed_steps_median=30.0, embed_steps_median=60.0 / h))
-    rs = pd.DataFrame(rows)
+    rs = pd.DataFrame(rows).assign(effective_headroom=lambda d: d["headroom"])
     t = residual_scale_table(rs)
     assert list(t["configuration"]) == ["A", "B", "C"] and list(t["role"]) == ["worst", "worst", "median (control)"]
     assert list(t.columns[-4:]) == ["cost at 2 (shipped)", "cost at 1", "cost at 0.5", "agreement at 2 → 0.5"]
     assert t.loc[0, "shape"] == "d8, 1 layer, 2 heads" and t.loc[2, "cost at 0.5"] == 0.008
-    assert residual_scale_words(rs) == {
-        "rs_n_worst": "2 models", "rs_n_controls": "1 model", "rs_headrooms": "1 and 0.5", "rs_best_headroom": "0.5",
-        "rs_median_shipped": "+0.6", "rs_median_best": "+0.03", "rs_worst_model": "A", "rs_worst_resmax": "300",
-        "rs_worst_shipped": "+0.8", "rs_worst_best": "+0.04", "rs_control_resmax": "20", "rs_control_move": "0.0035",
-        "rs_embed_shipped": "30", "rs_embed_best": "120"}
+    words = residual_scale_words(rs)
+    assert {k: v for k, v in words.items() if k != "rs_finding"} == {
+        "rs_worst_model": "A", "rs_worst_resmax": "300", "rs_control_resmax": "20", "rs_embed_shipped": "30",
+        "rs_n_worst": "2 models", "rs_n_controls": "1 model", "rs_headrooms": "1 and 0.5"}
+    assert words["rs_finding"] == (
+        "At a headroom of 0.5 the median cost of the worst models falls from +0.6 to +0.03 bpc, and the worst "
+        "model's from +0.8 to +0.04 (its argmax agreement from 60.0% to 90.0%; its embedding row now takes 120 "
+        "steps); the controls' costs move by at most 0.0035 bpc. So most of the worst costs come from the residual "
+        "scale, not from the int8 of the weights or of the other activations.")
+    # a weight bound that kept the step coarser is said; a small fall is not called "most"
+    bound = rs.assign(effective_headroom=lambda d: d["headroom"].where(d["run_key"] != "b", 1.5),
+                      bpc_delta=lambda d: d["bpc_delta"].where(d["role"] != "worst", d["shipped_bpc_delta"] * 0.9))
+    assert words != residual_scale_words(bound)
+    assert residual_scale_words(bound)["rs_finding"].endswith(
+        "In 1 run a weight's requantisation bound kept the step coarser than asked (effective headroom up to 1.5). "
+        "So the residual scale explains only part of the worst costs; the rest is not traced here.")
+    # nothing traced (or only controls): every name has a value, and the finding says why there is none
+    for empty in (rs.iloc[:0], rs[rs["role"] != "worst"]):
+        w = residual_scale_words(empty)
+        assert set(w) == set(words) and w["rs_finding"].startswith("No run the engine hurts most has been traced")

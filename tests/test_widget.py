@@ -282,9 +282,10 @@ def test_recommended_study_models_are_offered_when_exported(tmp_path):
     assert c["kind"] == "c" and c["tokens_per_s"] > 0 and c["ram_bytes"] > 0 and "cycle-counted" in c["label"]
     text = widget.asset_text(study, b"\0asm", skipped)
     assert len(text.encode()) < widget.MAX_ASSET_BYTES and first in text
-    # the board command the widget prints names a path that exists from the repository root
+    # the board command the widget prints names the file as the page shows it: from the repository root
     data = json.loads(text.split("window.STARMIND_WIDGET_DATA = ", 1)[1].split(";\n", 1)[0])
     assert data["models"][0]["file_path"] == widget._rel(tmp_path / "smd" / f"{first}.smd")
+    assert widget._rel(widget.REPO_ROOT / "data" / "models" / "x.smd") == "data/models/x.smd"
     assert "--model ${m.file_path}" in text and "`.venv/bin/starmind board generate" in text
 
 

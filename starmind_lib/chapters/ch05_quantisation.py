@@ -184,34 +184,51 @@ def residual_scale_table(rs: pd.DataFrame) -> pd.DataFrame:
              .drop(columns="_w").reset_index(drop=True))
 
 
+RS_NAMES = ("rs_worst_model", "rs_worst_resmax", "rs_control_resmax", "rs_embed_shipped", "rs_n_worst",
+            "rs_n_controls", "rs_headrooms", "rs_finding")
+
+
 def residual_scale_words(rs: pd.DataFrame) -> dict[str, str]:
-    """The prose numbers of the residual-scale trace (glue name -> text): the headroom with the lowest median cost
-    over the worst runs, that median before and after, the worst run's, and how far the controls move."""
+    """The prose of the residual-scale trace (glue name -> text): the worst run's largest residual value and its
+    embedding's steps, the controls' largest value, what was traced, and the finding, in words generated from the
+    numbers: the headroom with the lowest median cost over the worst runs, that median before and after, the worst
+    run's, how far the controls move, and whether the residual scale explains most of the worst costs."""
     from ..numbers import fmt_num
-    if rs.empty:
-        return {}
-    worst, ctrl = rs[rs["role"] == "worst"], rs[rs["role"] != "worst"]
+    worst = rs[rs["role"] == "worst"] if len(rs) else rs
+    if worst.empty:
+        none = "n/a (no run traced)"
+        return {n: none for n in RS_NAMES} | {
+            "rs_finding": "No run the engine hurts most has been traced here (its checkpoint is not kept, or the "
+                          "trace has not run), so this chapter cannot say which step its cost comes from."}
+    ctrl = rs[rs["role"] != "worst"]
     by_h = worst.groupby("headroom")["bpc_delta"].median()
     best = float(by_h.idxmin())
     first = worst.drop_duplicates("run_key")
     top = first.sort_values("shipped_bpc_delta").iloc[-1]
-    top_at_best = worst[(worst["run_key"] == top["run_key"]) & (worst["headroom"] == best)]
-    top_best = top_at_best["bpc_delta"]
-    move = (ctrl["bpc_delta"] - ctrl["shipped_bpc_delta"]).abs().max() if len(ctrl) else float("nan")
-    cost = lambda v: f"{'+' if v >= 0 else '−'}{fmt_num(abs(v), sig=2)}"  # noqa: E731
-    return {"rs_n_worst": plural(first["run_key"].nunique(), "model"),
+    top_at_best = worst[(worst["run_key"] == top["run_key"]) & (worst["headroom"] == best)].iloc[0]
+    cost = lambda v: f"{'+' if v >= 0 else '−'}{fmt_num(abs(float(v)), sig=2)}"  # noqa: E731
+    before, after = float(first["shipped_bpc_delta"].median()), float(by_h[best])
+    finding = (f"At a headroom of {best:g} the median cost of the worst models falls from {cost(before)} to "
+               f"{cost(after)} bpc, and the worst model's from {cost(top['shipped_bpc_delta'])} to "
+               f"{cost(top_at_best['bpc_delta'])} (its argmax agreement from {top['shipped_agreement']:.1%} to "
+               f"{top_at_best['greedy_agreement']:.1%}; its embedding row now takes "
+               f"{fmt_num(float(top_at_best['embed_steps_median']), sig=2)} steps)")
+    if len(ctrl):
+        move = float((ctrl["bpc_delta"] - ctrl["shipped_bpc_delta"]).abs().max())
+        finding += f"; the controls' costs move by at most {fmt_num(move, sig=2)} bpc"
+    bound = worst[worst["effective_headroom"] > worst["headroom"] * 1.01] if "effective_headroom" in worst else worst.iloc[:0]
+    if len(bound):
+        finding += (f". In {plural(bound['run_key'].nunique(), 'run')} a weight's requantisation bound kept the "
+                    f"step coarser than asked (effective headroom up to "
+                    f"{fmt_num(float(bound['effective_headroom'].max()), sig=2)})")
+    finding += (". So most of the worst costs come from the residual scale, not from the int8 of the weights or "
+                "of the other activations." if after <= 0.25 * before else
+                ". So the residual scale explains only part of the worst costs; the rest is not traced here.")
+    return {"rs_worst_model": str(top["variant_id"]), "rs_worst_resmax": fmt_num(float(top["res_maxabs"]), sig=3),
+            "rs_control_resmax": fmt_num(float(ctrl.drop_duplicates("run_key")["res_maxabs"].median()), sig=3)
+            if len(ctrl) else "n/a (no control traced)",
+            "rs_embed_shipped": fmt_num(float(top["shipped_embed_steps_median"]), sig=2),
+            "rs_n_worst": plural(first["run_key"].nunique(), "model"),
             "rs_n_controls": plural(ctrl["run_key"].nunique(), "model"),
             "rs_headrooms": " and ".join(f"{h:g}" for h in sorted(set(rs["headroom"]), reverse=True)),
-            "rs_best_headroom": f"{best:g}",
-            "rs_median_shipped": cost(float(first["shipped_bpc_delta"].median())),
-            "rs_median_best": cost(float(by_h[best])),
-            "rs_worst_model": str(top["variant_id"]),
-            "rs_worst_resmax": fmt_num(float(top["res_maxabs"]), sig=3),
-            "rs_worst_shipped": cost(float(top["shipped_bpc_delta"])),
-            "rs_worst_best": cost(float(top_best.iloc[0])) if len(top_best) else "n/a",
-            "rs_embed_shipped": fmt_num(float(top["shipped_embed_steps_median"]), sig=2),
-            "rs_embed_best": fmt_num(float(top_at_best["embed_steps_median"].iloc[0]), sig=2) if len(top_at_best)
-            else "n/a",
-            "rs_control_resmax": fmt_num(float(ctrl.drop_duplicates("run_key")["res_maxabs"].median()), sig=3)
-            if len(ctrl) else "n/a",
-            "rs_control_move": fmt_num(float(move), sig=2) if len(ctrl) else "n/a"}
+            "rs_finding": finding}

@@ -14,7 +14,7 @@ at each headroom is comparable with the table's. One row per (run, headroom) goe
 ``<results_dir>/quant/residual_scale.{jsonl,parquet}``. The exported model files are not changed: the
 device runtimes and every other number of the book use the shipped headroom.
 
-    python -m starmind_lib.quant.residual_scale --params '{"worst": 5, "controls": 3}'
+    python -m starmind_lib.quant.residual_scale --params '{"worst": 5, "controls": 2}'
 """
 from __future__ import annotations
 
@@ -36,14 +36,19 @@ RUN_FIELDS = ("run_key", "variant_id", "tier", "seed", "n_params", "dim", "n_lay
 class ResidualScaleConfig(StageConfig):
     headrooms: tuple[float, ...] = (1.0, 0.5)          # multiples of the calibrated residual maximum (shipped: 2)
     worst: int = field(default=5, metadata=between(0, 1000))      # the largest int8 costs of chapter 05's table
-    controls: int = field(default=3, metadata=between(0, 1000))   # models nearest the median cost
+    controls: int = field(default=2, metadata=between(0, 1000))   # models nearest the median cost
     calib_windows: int = field(default=16, metadata=between(1, 10_000))   # chapter 05's calibration
-    study_data_dir: str = ""
+    tier: str = "base"                                             # chapter 05's tier (its median, its worst)
+    study_data_dir: str = ""                                       # where the data is, not what is traced
 
     def validate(self) -> None:
         bad = [h for h in self.headrooms if not 0 < h <= 16]
         if bad or not self.headrooms:
             raise ConfigError(f"parameter 'headrooms': want values in (0, 16], got {list(self.headrooms)}")
+
+    def trace_key(self) -> str:
+        """What the rows are of (not where the data was read from): the chapter shows the rows of its own key."""
+        return self.replace(study_data_dir="").key()
 
 
 def results_table(results_dir):
@@ -55,10 +60,12 @@ def pick_runs(quant, cfg: ResidualScaleConfig, usable=None) -> list[dict]:
     """The engine rows (one per run) to trace: the ``worst`` largest costs, then the ``controls`` runs nearest
     the median cost, each run once, in that order. ``usable`` (run keys whose checkpoint is kept) limits the
     controls only: the worst runs are the worst, and one without its checkpoint is an error naming it."""
-    eng = quant[(quant["scheme"] == "int8_engine") & (quant["error"].fillna("") == "")]
+    eng = quant[(quant["scheme"] == "int8_engine") & (quant["error"].fillna("") == "")
+                & (quant["tier"] == cfg.tier)]
     eng = eng.drop_duplicates("run_key")
     if eng.empty:
-        raise ValueError("the quantisation table has no int8_engine row without an error: run chapter 05 first")
+        raise ValueError(f"the quantisation table has no {cfg.tier}-tier int8_engine row without an error: run "
+                         "chapter 05 first")
     worst = eng.sort_values(["bpc_delta", "run_key"], ascending=[False, True]).head(cfg.worst)
     rest = eng[~eng["run_key"].isin(worst["run_key"])]
     rest = rest if usable is None else rest[rest["run_key"].isin(set(usable))]
@@ -74,6 +81,18 @@ def _run_of(pick: dict, runs) -> dict:
     if match.empty:
         raise FileNotFoundError(f"run {pick['run_key']} ({pick['variant_id']}) is not in the Study v2 table")
     return match.iloc[0].to_dict()
+
+
+def _effective_headroom(model, tensors: dict, res_max: float) -> float:
+    """The headroom the file has: its residual step (recovered from the embedding's fixed-point factors, exact to
+    about 1e-5) times the int16 range over the calibrated maximum. Larger than the one asked for where a weight's
+    requantisation bound sets the step (schemes.to_int8_engine)."""
+    from . import intengine as ie
+    from .schemes import numpy_weights, quantize_rows
+    e_s = quantize_rows(numpy_weights(model)["tok_emb"])[1]
+    rq = tensors["tok_emb.rq"].astype(np.float64)
+    step = float(np.median(e_s / (rq[:, 0] / 2.0 ** rq[:, 1])))
+    return step * ie.RES_MAX / max(res_max, 1e-6)
 
 
 def _embed_steps(tensors: dict) -> float:
@@ -110,7 +129,8 @@ def trace_run(run: dict, cfg: ResidualScaleConfig, headrooms, runs_dir, data_sou
         rows.append({"headroom": float(hr), "bpc": bpc, "bpc_ci_low": lo, "bpc_ci_high": hi,
                      "bpc_float32": bpc_f32, "bpc_delta": bpc - bpc_f32, "bpc_delta_ci_low": dlo,
                      "bpc_delta_ci_high": dhi, "greedy_agreement": agreement,
-                     "embed_steps_median": _embed_steps(tensors)})
+                     "embed_steps_median": _embed_steps(tensors),
+                     "effective_headroom": _effective_headroom(model, tensors, trace.maxabs.get("res", 0.0))})
     evaluated = {"res_maxabs": float(trace.maxabs.get("res", 0.0)),
                  "shipped_embed_steps_median": _embed_steps(to_int8_engine(model, trace)[1]), "eval_chars": ev.n_chars,
                  "eval_stories": ev.n_stories, "eval_tokens": ev.n_targets,
@@ -146,19 +166,22 @@ def run_residual_scale(cfg: ResidualScaleConfig, results_dir, runs_dir, profile:
                 **{f: pick[f] for f in RUN_FIELDS if f in pick}}
         for r in rows:
             table.append({"key": f"{pick['run_key']}/{r['headroom']:g}", **base, **r, **evaluated,
-                          "config_key": cfg.key(), **provenance(profile)})
+                          "config_key": cfg.key(), "trace_key": cfg.trace_key(), **provenance(profile)})
     table.snapshot()
-    return table.frame()
+    df = table.frame()
+    return df[df["trace_key"] == cfg.trace_key()].reset_index(drop=True) if len(df) else df
 
 
-def read_residual_scale(results_dir):
-    """The committed table (for recompute = false); an error naming it and the command when it is missing."""
+def read_residual_scale(results_dir, cfg: ResidualScaleConfig):
+    """The committed table's rows of ``cfg``'s trace (for recompute = false); an error naming the table and the
+    command when it is missing."""
     import pandas as pd
     path = Path(results_dir).joinpath(*TABLE_STEM).with_suffix(".parquet")
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `python -m starmind_lib.quant.residual_scale` "
                                 "(or chapter 05 with recompute=true)")
-    return pd.read_parquet(path)
+    df = pd.read_parquet(path)
+    return df[df["trace_key"] == cfg.trace_key()].reset_index(drop=True)
 
 
 def main(argv=None) -> int:
