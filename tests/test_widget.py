@@ -138,7 +138,10 @@ def test_ui_writes_what_the_reference_engine_writes(page, golden_path):
         assert run["output_ids"] == out, (seed, tq8, k)
         assert (run["seed"], run["temperature_q8"], run["top_k"]) == (seed, tq8, k)
     cmd = w.locator(".smw-cmd").inner_text()
-    assert "--seed 0 --temperature-q8 0 --top-k 0" in cmd and f"--model {mid}.smd" in cmd
+    # a command that runs from the repository root: the venv's starmind and the file's repository path
+    assert cmd.startswith("the same story on a board: .venv/bin/starmind board generate --port PORT ")
+    assert "--seed 0 --temperature-q8 0 --top-k 0" in cmd and f"--model data/reference/{mid}.smd " in cmd
+    assert (widget.REPO_ROOT / "data" / "reference" / f"{mid}.smd").is_file()
 
 
 def test_study_models_in_the_page_write_what_the_reference_engine_writes(page):
