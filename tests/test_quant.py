@@ -356,22 +356,26 @@ def test_chapter_five_words_of_the_residual_scale_trace_follow_a_known_table():
                              shipped_embed_steps_median=30.0, embed_steps_median=60.0 / h))
     rs = pd.DataFrame(rows).assign(effective_headroom=lambda d: d["headroom"])
     t = residual_scale_table(rs)
-    assert list(t["configuration"]) == ["A", "B", "C"] and list(t["role"]) == ["worst", "worst", "median (control)"]
-    assert list(t.columns[-4:]) == ["cost at 2 (shipped)", "cost at 1", "cost at 0.5", "agreement at 2 → 0.5"]
-    assert t.loc[0, "shape"] == "d8, 1 layer, 2 heads" and t.loc[2, "cost at 0.5"] == 0.008
+    assert list(t["configuration"]) == ["A", "B", "C"] and list(t["role"]) == ["worst", "worst", "control"]
+    assert list(t.columns[-4:]) == ["cost at 2 (shipped)", "cost at 1", "cost at 0.5", "agreement, 2 → 0.5"]
+    assert t.loc[0, "dim × layers × heads"] == "8 × 1 × 2" and t.loc[2, "cost at 0.5"] == 0.008
     words = residual_scale_words(rs)
     assert {k: v for k, v in words.items() if k != "rs_finding"} == {
         "rs_worst_model": "A", "rs_worst_resmax": "300", "rs_control_resmax": "20", "rs_embed_shipped": "30",
         "rs_n_worst": "2 models", "rs_n_controls": "1 model", "rs_headrooms": "1 and 0.5"}
     assert words["rs_finding"] == (
         "At a headroom of 0.5 the median cost of the worst models falls from +0.6 to +0.03 bpc, and the worst "
-        "model's from +0.8 to +0.04 (its argmax agreement from 60.0% to 90.0%; its embedding row now takes 120 "
+        "model's falls from +0.8 to +0.04 (its argmax agreement from 60.0% to 90.0%; its embedding row now takes 120 "
         "steps); the controls' costs move by at most 0.0035 bpc. So most of the worst costs come from the residual "
         "scale, not from the int8 of the weights or of the other activations.")
     # a weight bound that kept the step coarser is said; a small fall is not called "most"
     bound = rs.assign(effective_headroom=lambda d: d["headroom"].where(d["run_key"] != "b", 1.5),
                       bpc_delta=lambda d: d["bpc_delta"].where(d["role"] != "worst", d["shipped_bpc_delta"] * 0.9))
     assert words != residual_scale_words(bound)
+    # a cost that does not move as printed "stays"
+    flat = rs.assign(bpc_delta=lambda d: d["shipped_bpc_delta"])
+    assert residual_scale_words(flat)["rs_finding"].startswith(
+        "At a headroom of 1 the median cost of the worst models stays at +0.6 bpc, and the worst model's stays at +0.8")
     assert residual_scale_words(bound)["rs_finding"].endswith(
         "In 1 run a weight's requantisation bound kept the step coarser than asked (effective headroom up to 1.5). "
         "So the residual scale explains only part of the worst costs; the rest is not traced here.")

@@ -169,13 +169,13 @@ def residual_scale_table(rs: pd.DataFrame) -> pd.DataFrame:
     for _, g in rs.sort_values("headroom", ascending=False).groupby("run_key", sort=False):
         r = g.iloc[0]
         low = g.iloc[-1]
-        row = {"configuration": r["variant_id"], "role": "worst" if r["role"] == "worst" else "median (control)",
+        row = {"configuration": r["variant_id"], "role": "worst" if r["role"] == "worst" else "control",
                "parameters": int(r["n_params"]),
-               "shape": f"d{int(r['dim'])}, {plural(int(r['n_layers']), 'layer')}, {plural(int(r['n_heads']), 'head')}",
-               "largest residual value": float(r["res_maxabs"]),
+               "dim × layers × heads": f"{int(r['dim'])} × {int(r['n_layers'])} × {int(r['n_heads'])}",
+               "residual max": float(r["res_maxabs"]),
                f"cost at {r['shipped_headroom']:g} (shipped)": float(r["shipped_bpc_delta"])}
         row.update({f"cost at {h:g}": float(d) for h, d in zip(g["headroom"], g["bpc_delta"])})
-        row[f"agreement at {r['shipped_headroom']:g} → {low['headroom']:g}"] = (
+        row[f"agreement, {r['shipped_headroom']:g} → {low['headroom']:g}"] = (
             f"{r['shipped_agreement']:.1%} → {low['greedy_agreement']:.1%}")
         out.append(row)
     t = pd.DataFrame(out)
@@ -208,10 +208,14 @@ def residual_scale_words(rs: pd.DataFrame) -> dict[str, str]:
     top_at_best = worst[(worst["run_key"] == top["run_key"]) & (worst["headroom"] == best)].iloc[0]
     cost = lambda v: f"{'+' if v >= 0 else '−'}{fmt_num(abs(float(v)), sig=2)}"  # noqa: E731
     before, after = float(first["shipped_bpc_delta"].median()), float(by_h[best])
-    finding = (f"At a headroom of {best:g} the median cost of the worst models falls from {cost(before)} to "
-               f"{cost(after)} bpc, and the worst model's from {cost(top['shipped_bpc_delta'])} to "
-               f"{cost(top_at_best['bpc_delta'])} (its argmax agreement from {top['shipped_agreement']:.1%} to "
-               f"{top_at_best['greedy_agreement']:.1%}; its embedding row now takes "
+    def move(a, b):   # "falls from +0.5 to +0.01", "rises from ...", "stays at +0.0003" (as printed)
+        a, b = float(a), float(b)
+        return (f"stays at {cost(a)}" if cost(a) == cost(b) else
+                f"{'falls' if b < a else 'rises'} from {cost(a)} to {cost(b)}")
+    finding = (f"At a headroom of {best:g} the median cost of the worst models {move(before, after)} bpc, and the "
+               f"worst model's {move(top['shipped_bpc_delta'], top_at_best['bpc_delta'])} (its argmax agreement "
+               f"from {top['shipped_agreement']:.1%} to {top_at_best['greedy_agreement']:.1%}; its embedding row "
+               f"now takes "
                f"{fmt_num(float(top_at_best['embed_steps_median']), sig=2)} steps)")
     if len(ctrl):
         move = float((ctrl["bpc_delta"] - ctrl["shipped_bpc_delta"]).abs().max())
