@@ -375,7 +375,7 @@ def test_chapter_five_words_of_the_residual_scale_trace_follow_a_known_table():
     # a cost that does not move as printed "stays"
     flat = rs.assign(bpc_delta=lambda d: d["shipped_bpc_delta"])
     assert residual_scale_words(flat)["rs_finding"].startswith(
-        "At a headroom of 1 the median cost of the worst models stays at +0.6 bpc, and the worst model's stays at +0.8")
+        "At a headroom of 0.5 the median cost of the worst models stays at +0.6 bpc, and the worst model's stays at +0.8")
     assert residual_scale_words(bound)["rs_finding"].endswith(
         "In 1 run a weight's requantisation bound kept the step coarser than asked (effective headroom up to 1.5). "
         "So the residual scale explains only part of the worst costs; the rest is not traced here.")
