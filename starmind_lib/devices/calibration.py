@@ -270,8 +270,8 @@ def holdout_words(held) -> str:
     """The held-out errors in one clause (or why there are none)."""
     t = holdout_table(held)
     if t.empty:
-        return ("not measured for the planner's current constants (run `make bench-planner`, which writes "
-                "`device/planner_holdout`)")
+        return ("not measured for the planner's current constants (make bench-planner measures it into the "
+                "table device/planner_holdout)")   # glued text: no markdown
     w = t.loc[t["worst error (%)"].abs().idxmax()]
     return (f"the median error is {t['median |error| (%)'].min():.1f} % to {t['median |error| (%)'].max():.1f} % "
             f"by kernels and weights mode, the worst {w['worst error (%)']:+.0f} % ({w['worst model']}, "
