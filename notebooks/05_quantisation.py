@@ -218,10 +218,10 @@ show(chart, alt_text="Scatter plot of the fraction of positions where the intege
 # The engine keeps the residual stream in 16-bit integers on one scale per model, set so that
 # twice the largest residual value seen on the calibration windows fills the range (the
 # *headroom* is 2). In the model the engine hurts most, {glue:text}`rs_worst_model`, the largest
-# residual value is {glue:text}`rs_worst_resmax`, against a median of
-# {glue:text}`rs_control_resmax` in the control models below; that value sets the step of every
-# channel, and the largest element of its median embedding row enters the stream as
-# {glue:text}`rs_embed_shipped` steps. To test whether this is where the cost comes from, the
+# residual value is {glue:text}`rs_worst_resmax`; that value sets the step of every channel, and
+# the largest element of its median embedding row enters the stream as
+# {glue:text}`rs_embed_shipped` steps (a median of {glue:text}`rs_control_embed` in the control
+# models below). To test whether this is where the cost comes from, the
 # {glue:text}`rs_n_worst` with the largest costs, and {glue:text}`rs_n_controls` at the median
 # cost as controls, were quantised again with the residual range at {glue:text}`rs_headrooms`
 # times that largest value (below 1 the largest values are clipped), every other constant, the

@@ -361,7 +361,7 @@ def test_chapter_five_words_of_the_residual_scale_trace_follow_a_known_table():
     assert t.loc[0, "dim × layers × heads"] == "8 × 1 × 2" and t.loc[2, "cost at 0.5"] == 0.008
     words = residual_scale_words(rs)
     assert {k: v for k, v in words.items() if k != "rs_finding"} == {
-        "rs_worst_model": "A", "rs_worst_resmax": "300", "rs_control_resmax": "20", "rs_embed_shipped": "30",
+        "rs_worst_model": "A", "rs_worst_resmax": "300", "rs_control_embed": "30", "rs_embed_shipped": "30",
         "rs_n_worst": "2 models", "rs_n_controls": "1 model", "rs_headrooms": "1 and 0.5"}
     assert words["rs_finding"] == (
         "At a headroom of 0.5 the median cost of the worst models falls from +0.6 to +0.03 bpc, and the worst "

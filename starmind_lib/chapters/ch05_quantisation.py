@@ -184,13 +184,13 @@ def residual_scale_table(rs: pd.DataFrame) -> pd.DataFrame:
              .drop(columns="_w").reset_index(drop=True))
 
 
-RS_NAMES = ("rs_worst_model", "rs_worst_resmax", "rs_control_resmax", "rs_embed_shipped", "rs_n_worst",
+RS_NAMES = ("rs_worst_model", "rs_worst_resmax", "rs_control_embed", "rs_embed_shipped", "rs_n_worst",
             "rs_n_controls", "rs_headrooms", "rs_finding")
 
 
 def residual_scale_words(rs: pd.DataFrame) -> dict[str, str]:
     """The prose of the residual-scale trace (glue name -> text): the worst run's largest residual value and its
-    embedding's steps, the controls' largest value, what was traced, and the finding, in words generated from the
+    embedding's steps, the controls' median embedding steps, what was traced, and the finding, in words generated from the
     numbers: the headroom with the lowest median cost over the worst runs, that median before and after, the worst
     run's, how far the controls move, and whether the residual scale explains most of the worst costs."""
     from ..numbers import fmt_num
@@ -229,8 +229,8 @@ def residual_scale_words(rs: pd.DataFrame) -> dict[str, str]:
                 "of the other activations." if after <= 0.25 * before else
                 ". So the residual scale explains only part of the worst costs; the rest is not traced here.")
     return {"rs_worst_model": str(top["variant_id"]), "rs_worst_resmax": fmt_num(float(top["res_maxabs"]), sig=3),
-            "rs_control_resmax": fmt_num(float(ctrl.drop_duplicates("run_key")["res_maxabs"].median()), sig=3)
-            if len(ctrl) else "n/a (no control traced)",
+            "rs_control_embed": fmt_num(float(ctrl.drop_duplicates("run_key")["shipped_embed_steps_median"].median()),
+                                        sig=2) if len(ctrl) else "n/a (no control traced)",
             "rs_embed_shipped": fmt_num(float(top["shipped_embed_steps_median"]), sig=2),
             "rs_n_worst": plural(first["run_key"].nunique(), "model"),
             "rs_n_controls": plural(ctrl["run_key"].nunique(), "model"),
