@@ -144,15 +144,14 @@ def run_residual_scale(cfg: ResidualScaleConfig, results_dir, runs_dir, profile:
     checkpoint or data is missing is an error line naming it, and the batch goes on."""
     from ..analysis.seeds import load_study
     from ..provenance import provenance
-    from .stage import read_quant
+    from .stage import checkpoint_kept, read_quant
     k, n = shard
     if not 0 <= k < n:
         raise ValueError(f"shard {k}/{n}: want 0 <= k < n")
     table, runs = results_table(results_dir), load_study(results_dir)
     done = table.keys()
-    kept = runs.loc[runs["checkpoint"].map(lambda c: isinstance(c, str) and bool(c) and (Path(runs_dir) / c).is_file()),
-                    "run_key"] if "checkpoint" in runs else []
-    for pick in pick_runs(read_quant(results_dir), cfg, set(kept) | {k_.split("/")[0] for k_ in done})[k::n]:
+    kept = set(runs.loc[checkpoint_kept(runs, runs_dir), "run_key"])
+    for pick in pick_runs(read_quant(results_dir), cfg, kept | {k_.split("/")[0] for k_ in done})[k::n]:
         todo = [h for h in cfg.headrooms if f"{pick['run_key']}/{h:g}" not in done]
         if not todo:
             continue

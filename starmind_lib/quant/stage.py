@@ -103,13 +103,18 @@ def select_runs(cfg: QuantConfig, results_dir, runs_dir=None) -> list[dict]:
     return (chosen.head(cfg.max_runs) if cfg.max_runs else chosen).to_dict("records")
 
 
+def checkpoint_kept(runs, runs_dir):
+    """Per run (a boolean Series): is its checkpoint kept under runs_dir (False everywhere without a runs_dir)?"""
+    if "checkpoint" not in runs:
+        return runs["run_key"].map(lambda _: False).astype(bool)
+    return runs["checkpoint"].map(lambda c: bool(runs_dir) and isinstance(c, str) and bool(c)
+                                  and (Path(runs_dir) / c).is_file()).astype(bool)
+
+
 def _usable(runs, results_dir, runs_dir):
     """Per run: is it quantised already (a row in the table) or is its checkpoint kept under runs_dir?"""
-    table = results_table(results_dir)
-    quantised = {str(k).split("/")[0] for k in table.keys()}
-    kept = runs["checkpoint"].map(lambda c: bool(runs_dir) and isinstance(c, str) and bool(c)
-                                  and (Path(runs_dir) / c).is_file()) if "checkpoint" in runs else False
-    return runs["run_key"].isin(quantised) | kept
+    quantised = {str(k).split("/")[0] for k in results_table(results_dir).keys()}
+    return runs["run_key"].isin(quantised) | checkpoint_kept(runs, runs_dir)
 
 
 def run_quant(cfg: QuantConfig, results_dir, runs_dir, profile: str = "", data_source: str = "tinystories",
